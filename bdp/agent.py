@@ -1,0 +1,248 @@
+"""Runs one Claude Agent SDK session for one issue: hooks, hard timeout, retry.
+
+The only module that imports ``claude_agent_sdk``: the CLI's fast paths (`bdp --help`,
+`bdp status`, `bdp enqueue`) never load it. API errors arrive as ``AssistantMessage.error``
+rather than exceptions, so transient and permanent failures are classified from that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import time
+from typing import Any, cast
+
+from claude_agent_sdk import (
+    AssistantMessage,
+    ClaudeAgentOptions,
+    ClaudeSDKClient,
+    ClaudeSDKError,
+    CLINotFoundError,
+    HookCallback,
+    HookMatcher,
+    ResultMessage,
+)
+from claude_agent_sdk.types import HookEvent
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from bdp.config import Settings
+from bdp.guards import EDIT_TOOLS, check_bash, check_edit, edit_target, resolve_in_repo
+from bdp.models import Outcome
+from bdp.procs import RUN_ENV, end_run_processes
+from bdp.prompt import build_prompt, parse_verdict, system_rules
+from bdp.session import (
+    PermanentSessionError,
+    SessionRequest,
+    SessionResult,
+    TransientSessionError,
+)
+from bdp.transcript import Transcript, describe
+
+#: AssistantMessage.error values that a later attempt may not hit.
+TRANSIENT_ERRORS = {"server_error", "rate_limit", "unknown"}
+_FIXES = {
+    "authentication_failed": "check ANTHROPIC_API_KEY (or the credentials the CLI uses)",
+    "billing_error": "check the account's billing and credit",
+    "invalid_request": "check BDP_MODEL and the other agent settings",
+}
+_MAX_RETRY_WAIT = 120.0
+
+
+@dataclasses.dataclass
+class _Tally:
+    """Accumulates what a run's sessions did, across retries."""
+
+    changed: set[str] = dataclasses.field(default_factory=set)
+    turns: int = 0
+    cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    session_id: str = ""
+    attempts: int = 0
+    final_text: str | None = None
+    subtype: str = ""
+
+    def add_result(self, message: ResultMessage) -> None:
+        usage = message.usage or {}
+        self.turns += message.num_turns
+        self.cost_usd += message.total_cost_usd or 0.0
+        self.input_tokens += int(usage.get("input_tokens", 0))
+        self.output_tokens += int(usage.get("output_tokens", 0))
+        self.session_id = message.session_id
+        self.final_text = message.result
+        self.subtype = message.subtype
+
+    def result(self, outcome: Outcome, summary: str) -> SessionResult:
+        return SessionResult(
+            outcome=outcome,
+            summary=summary,
+            changed_files=sorted(self.changed),
+            turns=self.turns,
+            cost_usd=round(self.cost_usd, 6),
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            session_id=self.session_id,
+            attempts=self.attempts,
+        )
+
+
+class ClaudeAgentRunner:
+    """The real agent: one `ClaudeSDKClient` session per attempt."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def run(self, request: SessionRequest) -> SessionResult:
+        return asyncio.run(self._run(request))
+
+    async def _run(self, request: SessionRequest) -> SessionResult:
+        tally = _Tally()
+        try:
+            async with asyncio.timeout(request.deadline - time.time()):
+                await self._attempts(request, tally)
+            return self._verdict(tally)
+        except TimeoutError:
+            minutes = self.settings.timeout / 60
+            return tally.result(Outcome.TIMED_OUT, f"stopped after the {minutes:g} min timeout")
+        except PermanentSessionError as error:
+            return tally.result(Outcome.FAILED, str(error))
+        except TransientSessionError as error:
+            return tally.result(Outcome.FAILED, f"gave up after {tally.attempts} attempts: {error}")
+        finally:
+            leftovers = end_run_processes(request.run_id)
+            if leftovers:
+                request.transcript.line(f"bdp: killed leftover processes {leftovers}")
+
+    async def _attempts(self, request: SessionRequest, tally: _Tally) -> None:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(TransientSessionError),
+            stop=stop_after_attempt(self.settings.retries),
+            wait=wait_exponential_jitter(initial=self.settings.retry_wait, max=_MAX_RETRY_WAIT),
+            before_sleep=lambda state: _note_retry(request.transcript, state),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                tally.attempts += 1
+                await self._session(request, tally)
+
+    async def _session(self, request: SessionRequest, tally: _Tally) -> None:
+        api_error: str | None = None
+        try:
+            async with ClaudeSDKClient(self._options(request, tally)) as client:
+                await client.query(build_prompt(request.issue, request.repo))
+                async for message in client.receive_response():
+                    _log(request.transcript, message)
+                    if isinstance(message, AssistantMessage) and message.error:
+                        api_error = message.error
+                    elif isinstance(message, ResultMessage):
+                        tally.add_result(message)
+        except CLINotFoundError as error:
+            raise PermanentSessionError(f"the Claude CLI was not found: {error}") from None
+        except ClaudeSDKError as error:
+            if api_error is None:
+                raise TransientSessionError(f"the Claude CLI failed: {error}") from None
+        _raise_for(api_error)
+
+    def _options(self, request: SessionRequest, tally: _Tally) -> ClaudeAgentOptions:
+        mode = self.settings.permission_mode
+        if mode == "bypassPermissions" and os.geteuid() == 0 and not os.environ.get("IS_SANDBOX"):
+            raise PermanentSessionError(
+                "permission mode bypassPermissions is refused by the Claude CLI as root: "
+                "use BDP_PERMISSION_MODE=acceptEdits, or set IS_SANDBOX=1 inside a sandbox"
+            )
+        return ClaudeAgentOptions(
+            cwd=str(request.repo),
+            env={RUN_ENV: request.run_id},
+            model=self.settings.model,
+            max_turns=self.settings.max_turns,
+            permission_mode=mode,  # type: ignore[arg-type]
+            allowed_tools=list(self.settings.allowed_tools),
+            system_prompt={
+                "type": "preset",
+                "preset": "claude_code",
+                "append": system_rules(request.issue),
+            },
+            hooks=_hooks(request, tally),
+        )
+
+    def _verdict(self, tally: _Tally) -> SessionResult:
+        if tally.subtype == "error_max_turns":
+            return tally.result(
+                Outcome.FAILED, f"reached the limit of {self.settings.max_turns} turns"
+            )
+        verdict = parse_verdict(tally.final_text)
+        if verdict is None:
+            return tally.result(Outcome.FAILED, "the session ended without a DONE or BLOCKED line")
+        return tally.result(verdict.outcome, verdict.summary)
+
+
+def _raise_for(api_error: str | None) -> None:
+    if api_error is None:
+        return
+    if api_error in TRANSIENT_ERRORS:
+        raise TransientSessionError(f"API error: {api_error}")
+    fix = _FIXES.get(api_error, "see the run's log")
+    raise PermanentSessionError(f"API error: {api_error}; {fix}")
+
+
+def _note_retry(transcript: Transcript, state: RetryCallState) -> None:
+    wait = state.next_action.sleep if state.next_action else 0.0
+    error = state.outcome.exception() if state.outcome else None
+    transcript.line(
+        f"bdp: attempt {state.attempt_number} failed ({error}); retrying in {wait:.1f}s"
+    )
+
+
+def _log(transcript: Transcript, message: Any) -> None:
+    for line in describe(message):
+        transcript.line(line)
+    is_instance = dataclasses.is_dataclass(message) and not isinstance(message, type)
+    payload = dataclasses.asdict(message) if is_instance else {}
+    transcript.message(type(message).__name__, payload)
+
+
+def _hooks(request: SessionRequest, tally: _Tally) -> dict[HookEvent, list[HookMatcher]]:
+    repo = request.repo
+
+    async def guard_edit(data: Any, _tool_use_id: str | None, _ctx: Any) -> dict[str, Any]:
+        target = edit_target(data.get("tool_name", ""), data.get("tool_input") or {})
+        if target is None:
+            return {}
+        reason = check_edit(repo, target)
+        if reason:
+            request.transcript.line(f"bdp: denied edit: {reason}")
+            return _deny(reason)
+        tally.changed.add(str(resolve_in_repo(repo, target)))
+        return {}
+
+    async def guard_bash(data: Any, _tool_use_id: str | None, _ctx: Any) -> dict[str, Any]:
+        reason = check_bash(str((data.get("tool_input") or {}).get("command", "")))
+        if reason:
+            request.transcript.line(f"bdp: denied command: {reason}")
+            return _deny(reason)
+        return {}
+
+    return {
+        "PreToolUse": [
+            HookMatcher(matcher="|".join(EDIT_TOOLS), hooks=[cast(HookCallback, guard_edit)]),
+            HookMatcher(matcher="Bash", hooks=[cast(HookCallback, guard_bash)]),
+        ]
+    }
+
+
+def _deny(reason: str) -> dict[str, Any]:
+    return {
+        "hookSpecificOutput": {
+            "hookEventName": "PreToolUse",
+            "permissionDecision": "deny",
+            "permissionDecisionReason": reason,
+        }
+    }

@@ -1,0 +1,46 @@
+"""The composition root: settings, the Huey instance, its tasks and bdp's state, together.
+
+Tasks are registered on first use, so read-only commands (`bdp status`) never import
+`bdp.tasks` or anything behind it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from huey import Huey
+
+from bdp.config import Settings
+from bdp.queue import build_huey
+from bdp.session import AgentRunner
+from bdp.state import State
+
+if TYPE_CHECKING:
+    from bdp.tasks import Tasks
+
+AgentFactory = Callable[[Settings], AgentRunner]
+
+
+@dataclass
+class App:
+    """Everything a command or a worker process needs, wired once."""
+
+    settings: Settings
+    huey: Huey
+    state: State
+    agent: AgentFactory | None = None
+
+    @classmethod
+    def create(cls, settings: Settings, agent: AgentFactory | None = None) -> App:
+        huey = build_huey(settings)
+        return cls(settings, huey, State(huey), agent)
+
+    @cached_property
+    def tasks(self) -> Tasks:
+        """bdp's tasks, registered on this app's Huey."""
+        from bdp.tasks import claude_agent, register_tasks
+
+        return register_tasks(self.huey, self.settings, self.agent or claude_agent)

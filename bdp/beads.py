@@ -1,0 +1,181 @@
+"""The `bd` command line, driven as a subprocess and parsed into typed values.
+
+Tolerant of the shapes different bd versions print (raw arrays, ``{"data": ...}`` envelopes,
+``{"items": ...}`` lists, JSON errors on stdout or stderr), strict about exit codes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from bdp.errors import BeadsError, RepoError, UnknownIssue
+from bdp.models import Issue
+
+#: Seconds one bd call may take; embedded Dolt serialises concurrent writers, so allow queueing.
+BD_CALL_TIMEOUT = 120.0
+_NO_WORKSPACE = "no beads database found"
+_NOT_FOUND = "no issue found"
+
+
+@dataclass(frozen=True)
+class ReadyFilters:
+    """Filters passed through to `bd ready`."""
+
+    limit: int = 0
+    priority: int | None = None
+    labels: tuple[str, ...] = ()
+    issue_type: str | None = None
+
+    def args(self) -> list[str]:
+        args = ["--limit", str(self.limit)]
+        if self.priority is not None:
+            args += ["--priority", str(self.priority)]
+        for label in self.labels:
+            args += ["--label", label]
+        if self.issue_type:
+            args += ["--type", self.issue_type]
+        return args
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The answer to a claim: won, or lost with bd's reason."""
+
+    won: bool
+    reason: str = ""
+
+
+class Beads(Protocol):
+    """What bdp needs from an issue tracker; `BdCli` is the real one."""
+
+    def ready(self, filters: ReadyFilters) -> list[Issue]: ...
+    def show(self, issue_id: str) -> Issue: ...
+    def claim(self, issue_id: str, actor: str) -> Claim: ...
+    def close(self, issue_id: str, reason: str, actor: str) -> None: ...
+    def reset(self, issue_id: str, actor: str) -> None: ...
+    def comment(self, issue_id: str, text: str, actor: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Reply:
+    code: int
+    stdout: str
+    stderr: str
+
+    def error_text(self) -> str:
+        payload = _parse(self.stdout) if self.stdout.strip() else None
+        if isinstance(payload, dict) and payload.get("error"):
+            return str(payload["error"])
+        lines = [ln.strip() for ln in self.stderr.splitlines() if ln.strip()]
+        return lines[0].removeprefix("Error: ") if lines else f"bd exited with status {self.code}"
+
+
+class BdCli:
+    """Runs `bd` in a repository's work tree, so bd finds that repo's workspace."""
+
+    def __init__(self, repo: Path, bd: str = "bd") -> None:
+        self.repo = repo
+        self.bd = bd
+
+    def ready(self, filters: ReadyFilters) -> list[Issue]:
+        reply = self._run("ready", *filters.args())
+        self._check(reply, "list ready issues")
+        return [Issue.from_json(item) for item in _as_list(_parse(reply.stdout))]
+
+    def show(self, issue_id: str) -> Issue:
+        reply = self._run("show", issue_id)
+        self._check(reply, f"show {issue_id}", issue_id)
+        items = _as_list(_parse(reply.stdout))
+        if not items:
+            raise UnknownIssue(f"bd knows no issue {issue_id!r}", "check the id with `bd list`")
+        return Issue.from_json(items[0])
+
+    def claim(self, issue_id: str, actor: str) -> Claim:
+        """Compare-and-set claim: only an open issue, unassigned or already ours, is won."""
+        reply = self._run("update", issue_id, "--claim", "--actor", actor)
+        if reply.code == 0 and _as_list(_parse(reply.stdout) if reply.stdout.strip() else []):
+            return Claim(True)
+        reason = reply.error_text()
+        if _NOT_FOUND in reason or _NO_WORKSPACE in reason:
+            self._check(reply, f"claim {issue_id}", issue_id)
+        return Claim(False, reason.removeprefix(f"Error claiming {issue_id}: "))
+
+    def close(self, issue_id: str, reason: str, actor: str) -> None:
+        reply = self._run("close", issue_id, "--reason", reason, "--actor", actor)
+        self._check(reply, f"close {issue_id}", issue_id)
+
+    def reset(self, issue_id: str, actor: str) -> None:
+        """Back to open and unassigned, so `bd ready` offers it again."""
+        reply = self._run(
+            "update", issue_id, "--status", "open", "--assignee", "", "--actor", actor
+        )
+        self._check(reply, f"reset {issue_id}", issue_id)
+
+    def comment(self, issue_id: str, text: str, actor: str) -> None:
+        reply = self._run("comment", issue_id, "--actor", actor, "--", text)
+        self._check(reply, f"comment on {issue_id}", issue_id)
+
+    def _run(self, *args: str) -> _Reply:
+        argv = [self.bd, *args, "--json"]
+        try:
+            done = subprocess.run(
+                argv,
+                cwd=self.repo,
+                capture_output=True,
+                text=True,
+                timeout=BD_CALL_TIMEOUT,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+        except FileNotFoundError:
+            raise BeadsError(
+                f"`{self.bd}` was not found",
+                "install beads (bd) and put it on PATH, or set BDP_BD to its full path",
+            ) from None
+        except subprocess.TimeoutExpired:
+            raise BeadsError(f"`bd {args[0]}` took longer than {BD_CALL_TIMEOUT:.0f}s") from None
+        return _Reply(done.returncode, done.stdout, done.stderr)
+
+    def _check(self, reply: _Reply, action: str, issue_id: str = "") -> None:
+        error = reply.error_text()
+        if reply.code == 0 and not (_looks_like_error(reply.stdout)):
+            return
+        if _NO_WORKSPACE in reply.stderr or _NO_WORKSPACE in error:
+            raise RepoError(
+                f"no beads workspace found in {self.repo}",
+                "run `bd init` there, or set BEADS_DIR to the .beads directory",
+            )
+        if issue_id and (_NOT_FOUND in error or _NOT_FOUND in reply.stderr):
+            raise UnknownIssue(f"bd knows no issue {issue_id!r}", "check the id with `bd list`")
+        raise BeadsError(f"bd could not {action}: {error}")
+
+
+def _parse(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise BeadsError(
+            "bd printed something that is not JSON", f"got: {text.strip()[:120]!r}"
+        ) from None
+
+
+def _looks_like_error(stdout: str) -> bool:
+    if not stdout.strip().startswith("{"):
+        return False
+    payload = _parse(stdout)
+    return isinstance(payload, dict) and "error" in payload
+
+
+def _as_list(payload: Any) -> list[dict[str, Any]]:
+    """Unwrap the list shapes bd versions print: raw array, envelope, items object."""
+    if isinstance(payload, dict):
+        payload = payload.get("data", payload.get("items", payload))
+        if isinstance(payload, dict) and "id" in payload:
+            payload = [payload]
+    if not isinstance(payload, list):
+        raise BeadsError("bd printed JSON of an unexpected shape", "is this bd 0.5x or newer?")
+    return [item for item in payload if isinstance(item, dict)]

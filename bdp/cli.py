@@ -1,0 +1,274 @@
+"""The `bdp` command line: parse options, call one function elsewhere, render the result.
+
+User mistakes surface as one ``Error: ...`` line and a non-zero exit, converted in exactly
+one place (`BdpGroup.invoke`); anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bdp.config import Settings, parse_duration
+from bdp.errors import BdpError, BrokerUnavailable
+
+_REPO = click.Path(path_type=Path)
+
+
+class BdpGroup(click.Group):
+    """Turns BdpError (and an unreachable broker) into click's one-line error."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BdpError as error:
+            raise _click_error(error) from None
+        except (OSError, sqlite3.Error) as error:
+            broker = _broker_error(error)
+            if broker is None:
+                raise
+            raise _click_error(broker) from None
+
+
+class _UsageFailure(click.ClickException):
+    """A setting or option has a value bdp cannot use."""
+
+    exit_code = 2
+
+
+def _click_error(error: BdpError) -> click.ClickException:
+    kind = _UsageFailure if error.exit_code == _UsageFailure.exit_code else click.ClickException
+    return kind(str(error))
+
+
+def _broker_error(error: Exception) -> BrokerUnavailable | None:
+    """A BrokerUnavailable for connection failures of Redis or SQLite, else None."""
+    label = _settings_label()
+    if type(error).__module__.startswith("redis"):
+        return BrokerUnavailable(
+            f"cannot reach Redis at {label}: {error}",
+            "start redis-server, or fix BDP_REDIS_URL (unset it to use local SQLite)",
+        )
+    if isinstance(error, sqlite3.OperationalError):
+        return BrokerUnavailable(
+            f"cannot use the queue database {label}: {error}", "check BDP_HOME is writable"
+        )
+    return None
+
+
+def _settings_label() -> str:
+    try:
+        return Settings.from_env().broker_label
+    except BdpError:
+        return "the configured broker"
+
+
+def _app(**overrides: object) -> Any:
+    from bdp.app import App
+
+    return App.create(Settings.from_env(None, **overrides))
+
+
+def _filters(priority: int | None, label: tuple[str, ...], type_: str | None, limit: int) -> Any:
+    from bdp.beads import ReadyFilters
+
+    return ReadyFilters(limit=limit, priority=priority, labels=label, issue_type=type_)
+
+
+def _filter_options(func: Any) -> Any:
+    options = [
+        click.option("--priority", "-p", type=click.IntRange(0, 4), help="Only this priority."),
+        click.option("--label", "-l", multiple=True, help="Only issues with this label (repeat)."),
+        click.option("--type", "-t", "type_", help="Only this issue type (task, bug, ...)."),
+        click.option(
+            "--limit", type=click.IntRange(0), default=0, help="At most N issues (0 = all)."
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@click.group(cls=BdpGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="bdp")
+def main() -> None:
+    """Work through a beads backlog with many Claude agents at once.
+
+    \b
+    Example:
+        bdp run ~/src/myrepo -n 4        # one shot: enqueue, work, summarise
+        bdp enqueue ~/src/myrepo         # or queue work for huey_consumer workers
+        huey_consumer workers.consumer.huey -w 4 -k thread
+    """
+
+
+@main.command()
+@click.argument("repo", type=_REPO)
+@_filter_options
+@click.option("--dry-run", is_flag=True, help="Show what would be queued; queue nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def enqueue(repo: Path, priority: int | None, label: tuple[str, ...], type_: str | None,
+            limit: int, dry_run: bool, as_json: bool) -> None:  # fmt: skip
+    """Queue one task per ready issue of REPO.
+
+    Running it again never queues an issue twice: issues already queued or
+    running are reported as such.
+
+    \b
+    Example:
+        bdp enqueue ~/src/myrepo --priority 1 --label backend
+        bdp enqueue . --dry-run --json
+    """
+    from bdp.enqueue import enqueue_ready
+
+    results = enqueue_ready(_app(), repo, _filters(priority, label, type_, limit), dry_run)
+    if as_json:
+        rows = [{"id": r.issue.id, "title": r.issue.title, "priority": r.issue.priority,
+                 "state": r.state} for r in results]  # fmt: skip
+        click.echo(json.dumps(rows, indent=2))
+        return
+    _print_enqueued(results)
+
+
+def _print_enqueued(results: list[Any]) -> None:
+    from rich.console import Console
+
+    from bdp.render import enqueue_table
+
+    console = Console()
+    if not results:
+        console.print("No ready issues.")
+        return
+    console.print(enqueue_table(results))
+    counts: dict[str, int] = {}
+    for item in results:
+        counts[item.state] = counts.get(item.state, 0) + 1
+    console.print(", ".join(f"{n} {state}" for state, n in counts.items()))
+
+
+@main.command()
+@click.argument("repo", type=_REPO)
+@click.option("--max-agents", "-n", type=click.IntRange(1, 64), default=3, show_default=True,
+              help="Agents working at once.")  # fmt: skip
+@click.option("--timeout", "-t", default="30", show_default=True, envvar="BDP_TIMEOUT",
+              help="Per-issue timeout: minutes, or 90s / 2m / 1h.")  # fmt: skip
+@click.option("--verbose", "-v", is_flag=True, help="Show each run's log file as it starts.")
+@click.option("--limit", type=click.IntRange(0), default=0, help="At most N issues (0 = all).")
+def run(repo: Path, max_agents: int, timeout: str, verbose: bool, limit: int) -> None:
+    """Work through REPO's ready issues now, then summarise.
+
+    Enqueues the ready issues, runs MAX_AGENTS workers in this process and exits
+    when the repo's queued work is done: status 0 if nothing failed, 1 otherwise.
+
+    \b
+    Example:
+        bdp run ~/src/myrepo -n 4 -t 45
+    """
+    from bdp.runner import run_repo
+
+    app = _app(timeout=parse_duration(timeout, "--timeout"))
+    progress = _progress(verbose)
+    records = run_repo(app, repo, _filters(None, (), None, limit), max_agents, progress)
+    failed = _print_summary(records)
+    sys.exit(1 if failed else 0)
+
+
+def _progress(verbose: bool) -> Any:
+    from rich.console import Console
+
+    from bdp.render import clock
+    from bdp.runner import Progress
+
+    console = Console()
+
+    def started(run: Any) -> None:
+        extra = f"  log: {run.log_path}" if verbose else ""
+        console.print(f"{clock(run.started)} [magenta]started[/] {run.issue_id} {run.title}{extra}")
+
+    def finished(record: Any) -> None:
+        console.print(f"{clock(record.finished)} [bold]{record.outcome.value}[/] "
+                      f"{record.issue_id}: {record.summary}")  # fmt: skip
+
+    return Progress(enqueued=_print_enqueued, started=started, finished=finished)
+
+
+def _print_summary(records: list[Any]) -> bool:
+    from rich.console import Console
+
+    from bdp.models import Outcome
+    from bdp.render import outcome_table, summary_line
+
+    console = Console()
+    if records:
+        console.print(outcome_table(records, "bdp run"))
+    console.print(summary_line(records))
+    return any(r.outcome in (Outcome.FAILED, Outcome.TIMED_OUT) for r in records)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def status(as_json: bool) -> None:
+    """Show the queue, running agents and recent results.
+
+    \b
+    Example:
+        bdp status
+        BDP_REDIS_URL=redis://queuehost:6379/0 bdp status --json
+    """
+    from bdp.status import collect_status
+
+    report = collect_status(_app())
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+        return
+    from rich.console import Console
+
+    from bdp.render import print_status
+
+    print_status(Console(), report)
+
+
+@main.command()
+@click.option("--agent", "issue_id", help="Only runs of this issue id.")
+@click.option("--tail", "-n", type=click.IntRange(1), help="Only the last N lines.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing while the run goes on.")
+def logs(issue_id: str | None, tail: int | None, follow: bool) -> None:
+    """Show what an agent did (default: the latest run).
+
+    \b
+    Example:
+        bdp logs                      # the latest run
+        bdp logs --agent acme-k3x -n 50
+        bdp logs -f                   # follow the latest run live
+    """
+    from bdp.transcript import find_logs
+
+    settings = Settings.from_env()
+    found = find_logs(settings, issue_id)
+    if not found:
+        which = f"issue {issue_id}" if issue_id else "any run"
+        raise BdpError(f"no logs found for {which} in {settings.home / 'logs'}",
+                       "runs write logs there once a worker has started them")  # fmt: skip
+    _print_log(found[-1], tail, follow)
+
+
+def _print_log(path: Path, tail: int | None, follow: bool) -> None:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for line in lines[-tail:] if tail else lines:
+        click.echo(line)
+    if not follow:
+        return
+    with path.open(encoding="utf-8") as handle:
+        handle.seek(0, 2)
+        while True:
+            line = handle.readline()
+            if line:
+                click.echo(line.rstrip("\n"))
+            else:
+                time.sleep(0.2)

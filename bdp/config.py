@@ -1,0 +1,166 @@
+"""Settings: every knob bdp has, read once from ``BDP_*`` environment variables.
+
+The CLI passes its options through the same names (click ``envvar=``), so a value set in a
+terminal reaches the workers started from it. Secrets stay out of ``repr``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from bdp.errors import ConfigError
+
+#: Minutes an agent session may run before it is stopped and the issue reset.
+DEFAULT_TIMEOUT_MINUTES = 30.0
+#: Attempts per run for transient API or CLI failures (first try included).
+DEFAULT_RETRIES = 3
+#: First retry wait in seconds; doubles each time, with jitter, capped at 2 minutes.
+DEFAULT_RETRY_WAIT = 5.0
+#: Seconds between heartbeats of a running run.
+DEFAULT_HEARTBEAT = 10.0
+#: Turns an agent session may take.
+DEFAULT_MAX_TURNS = 200
+#: Permission mode handed to the Claude CLI; works as root, unlike bypassPermissions.
+DEFAULT_PERMISSION_MODE = "acceptEdits"
+#: Tools the agent may use without asking.
+DEFAULT_ALLOWED_TOOLS = (
+    "Read",
+    "Write",
+    "Edit",
+    "MultiEdit",
+    "NotebookEdit",
+    "Glob",
+    "Grep",
+    "Bash",
+    "TodoWrite",
+)
+#: Huey queue name; every Redis key bdp uses starts from it.
+DEFAULT_QUEUE = "bdp"
+#: Outcome records kept for `bdp status`.
+OUTCOMES_KEPT = 1000
+
+PERMISSION_MODES = ("default", "acceptEdits", "plan", "bypassPermissions")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
+_UNIT_SECONDS = {"s": 1.0, "m": 60.0, "": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str, name: str) -> float:
+    """Seconds from ``"30"`` (minutes), ``"90s"``, ``"2m"`` or ``"1h"``."""
+    match = _DURATION.match(text)
+    if not match or float(match.group(1)) <= 0:
+        raise ConfigError(
+            f"{name}={text!r} is not a duration",
+            "use minutes (30), or a number with s, m or h (90s, 2m, 1h)",
+        )
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by ``***``, safe to print."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+
+
+def default_home() -> Path:
+    """Per-user state directory: ``$BDP_HOME``, else ``$XDG_STATE_HOME/bdp``."""
+    if os.environ.get("BDP_HOME"):
+        return Path(os.environ["BDP_HOME"]).expanduser()
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(xdg).expanduser() / "bdp"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, validated once."""
+
+    home: Path = field(default_factory=default_home)
+    redis_url: str | None = field(default=None, repr=False)
+    queue: str = DEFAULT_QUEUE
+    bd: str = "bd"
+    timeout: float = DEFAULT_TIMEOUT_MINUTES * 60
+    retries: int = DEFAULT_RETRIES
+    retry_wait: float = DEFAULT_RETRY_WAIT
+    heartbeat: float = DEFAULT_HEARTBEAT
+    model: str | None = None
+    max_turns: int = DEFAULT_MAX_TURNS
+    permission_mode: str = DEFAULT_PERMISSION_MODE
+    allowed_tools: tuple[str, ...] = DEFAULT_ALLOWED_TOOLS
+
+    def __post_init__(self) -> None:
+        if self.permission_mode not in PERMISSION_MODES:
+            raise ConfigError(
+                f"BDP_PERMISSION_MODE={self.permission_mode!r} is not a permission mode",
+                f"use one of: {', '.join(PERMISSION_MODES)}",
+            )
+        if self.retries < 1 or self.max_turns < 1:
+            raise ConfigError("BDP_RETRIES and BDP_MAX_TURNS must be at least 1")
+        if self.redis_url and urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError(
+                f"BDP_REDIS_URL={mask_url(self.redis_url)!r} is not a Redis URL",
+                "use redis://[:password@]host:port/db",
+            )
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
+        return f"Settings({shown}, broker={self.broker_label!r})"
+
+    @property
+    def broker_label(self) -> str:
+        """Where the queue lives, password masked."""
+        if self.redis_url:
+            return mask_url(self.redis_url)
+        return f"sqlite:{self.home / 'queue.db'}"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
+        """Settings from ``BDP_*`` variables; keyword overrides win (CLI options)."""
+        values = _read_env(os.environ if env is None else env)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _read_env(env: os._Environ[str] | dict[str, str]) -> dict[str, object]:
+    values: dict[str, object] = {}
+    if env.get("BDP_HOME"):
+        values["home"] = Path(env["BDP_HOME"]).expanduser()
+    if env.get("BDP_REDIS_URL"):
+        values["redis_url"] = env["BDP_REDIS_URL"]
+    for key, name in (("queue", "BDP_QUEUE"), ("bd", "BDP_BD"), ("model", "BDP_MODEL")):
+        if env.get(name):
+            values[key] = env[name]
+    if env.get("BDP_PERMISSION_MODE"):
+        values["permission_mode"] = env["BDP_PERMISSION_MODE"]
+    if env.get("BDP_TIMEOUT"):
+        values["timeout"] = parse_duration(env["BDP_TIMEOUT"], "BDP_TIMEOUT")
+    if env.get("BDP_ALLOWED_TOOLS"):
+        values["allowed_tools"] = tuple(t.strip() for t in env["BDP_ALLOWED_TOOLS"].split(","))
+    values.update(_read_numbers(env))
+    return values
+
+
+def _read_numbers(env: os._Environ[str] | dict[str, str]) -> dict[str, object]:
+    numbers: dict[str, object] = {}
+    spec: tuple[tuple[str, str, type[int] | type[float]], ...] = (
+        ("retries", "BDP_RETRIES", int),
+        ("max_turns", "BDP_MAX_TURNS", int),
+        ("retry_wait", "BDP_RETRY_WAIT", float),
+        ("heartbeat", "BDP_HEARTBEAT", float),
+    )
+    for key, name, kind in spec:
+        if env.get(name):
+            try:
+                numbers[key] = kind(env[name])
+            except ValueError:
+                raise ConfigError(
+                    f"{name}={env[name]!r} is not a number", f"set {name} to a {kind.__name__}"
+                ) from None
+    return numbers

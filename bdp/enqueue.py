@@ -1,0 +1,66 @@
+"""`bdp enqueue`: ready bd issues become queued tasks, each issue at most once.
+
+The per-(repo, issue) marker is taken atomically before the task is queued, so repeated or
+concurrent enqueues of the same backlog never queue an issue twice.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from bdp.app import App
+from bdp.beads import BdCli, ReadyFilters
+from bdp.errors import BeadsError
+from bdp.gitops import work_tree_root
+from bdp.models import Issue
+
+EnqueueState = Literal["queued", "already queued", "running", "would queue"]
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """One ready issue and what enqueue did with it."""
+
+    issue: Issue
+    state: EnqueueState
+
+
+def resolve_repo(path: Path, bd: str) -> Path:
+    """The work tree root of ``path``, after checking it and that `bd` can be run."""
+    root = work_tree_root(path.expanduser().resolve())
+    if shutil.which(bd) is None and not os.access(bd, os.X_OK):
+        raise BeadsError(
+            f"`{bd}` was not found on PATH",
+            "install beads (bd), or set BDP_BD to the full path of the bd binary",
+        )
+    return root
+
+
+def enqueue_ready(
+    app: App, path: Path, filters: ReadyFilters, dry_run: bool = False
+) -> list[Enqueued]:
+    """Queue one task per ready issue of the repo at ``path``; report each issue's state."""
+    repo = resolve_repo(path, app.settings.bd)
+    issues = BdCli(repo, app.settings.bd).ready(filters)
+    return [_enqueue_one(app, str(repo), issue, dry_run) for issue in issues]
+
+
+def _enqueue_one(app: App, repo: str, issue: Issue, dry_run: bool) -> Enqueued:
+    marker = app.state.marker(repo, issue.id)
+    if marker is not None:
+        return Enqueued(issue, "running" if marker.state == "running" else "already queued")
+    if dry_run:
+        return Enqueued(issue, "would queue")
+    task = app.tasks.run_issue.s(repo, issue.id, 1)
+    if not app.state.mark_queued(repo, issue.id, task.id):
+        return Enqueued(issue, "already queued")
+    try:
+        app.huey.enqueue(task)
+    except BaseException:
+        app.state.unmark(repo, issue.id)
+        raise
+    return Enqueued(issue, "queued")

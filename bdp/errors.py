@@ -1,0 +1,47 @@
+"""Errors bdp raises for conditions a user can fix.
+
+Each carries a one-line message (what is wrong) and a hint (what to do). The CLI turns them
+into one ``Error: ...`` line and a non-zero exit; library code never prints or exits.
+"""
+
+from __future__ import annotations
+
+
+class BdpError(Exception):
+    """Base class: a problem the user can act on, never a bug."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class ConfigError(BdpError):
+    """A setting (environment variable or option) has a value bdp cannot use."""
+
+    exit_code = 2
+
+
+class RepoError(BdpError):
+    """The repository path is missing, not a git work tree, or has no beads workspace."""
+
+
+class BeadsError(BdpError):
+    """`bd` is missing or answered with an error."""
+
+
+class UnknownIssue(BeadsError):
+    """`bd` does not know the issue id."""
+
+
+class BrokerUnavailable(BdpError):
+    """The queue's storage (Redis or the SQLite file) cannot be reached."""
+
+
+class TaskError(BdpError):
+    """A queued task carries data bdp cannot run (malformed or from another version)."""

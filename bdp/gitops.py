@@ -1,0 +1,113 @@
+"""Git for bdp: validate a work tree and commit exactly a run's files.
+
+Commits are serialised per repository with an OS file lock, so parallel workers on one
+machine never collide on git's index lock; a lock held by an agent's own git command is
+waited out with a short retry.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import subprocess
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from tenacity import retry, retry_if_exception_message, stop_after_attempt, wait_random
+
+from bdp.errors import BdpError, RepoError
+
+
+class GitError(BdpError):
+    """A git command failed."""
+
+
+def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run git in ``repo`` and return stdout; GitError with git's message on failure."""
+    done = subprocess.run(
+        ["git", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
+    if done.returncode != 0:
+        raise GitError(f"git {args[0]} failed: {done.stderr.strip() or done.stdout.strip()}")
+    return done.stdout
+
+
+def work_tree_root(path: Path) -> Path:
+    """The top of the git work tree containing ``path``; RepoError when there is none."""
+    if not path.exists():
+        raise RepoError(f"{path} does not exist", "pass the path of a git repository")
+    if not path.is_dir():
+        raise RepoError(f"{path} is not a directory", "pass the path of a git repository")
+    try:
+        return Path(git(path, "rev-parse", "--show-toplevel").strip())
+    except GitError:
+        raise RepoError(
+            f"{path} is not inside a git work tree", "run `git init` there, or pass another path"
+        ) from None
+
+
+def changed_paths(repo: Path, paths: Sequence[str]) -> list[str]:
+    """Those of ``paths`` that differ from HEAD (modified or new), repo-relative."""
+    if not paths:
+        return []
+    out = git(repo, "status", "--porcelain", "-z", "--untracked-files=all", "--", *paths)
+    entries = [e for e in out.split("\0") if e]
+    return sorted({entry[3:] for entry in entries if len(entry) > 3})
+
+
+@contextmanager
+def repo_lock(repo: Path, lock_dir: Path) -> Iterator[None]:
+    """Exclusive per-repository lock shared by every bdp process on this machine."""
+    lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    digest = hashlib.sha1(str(repo).encode(), usedforsecurity=False).hexdigest()[:16]
+    fd = os.open(lock_dir / f"git-{digest}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def commit_paths(repo: Path, paths: Sequence[str], message: str, lock_dir: Path) -> str | None:
+    """Commit exactly the changed ones among ``paths``; the new commit id, or None if none."""
+    with repo_lock(repo, lock_dir):
+        changed = changed_paths(repo, paths)
+        if not changed:
+            return None
+        _commit(repo, changed, message)
+        return git(repo, "rev-parse", "HEAD").strip()
+
+
+@retry(
+    retry=retry_if_exception_message(match=r".*index\.lock.*"),
+    stop=stop_after_attempt(20),
+    wait=wait_random(0.05, 0.3),
+    reraise=True,
+)
+def _commit(repo: Path, paths: list[str], message: str) -> None:
+    env = {**os.environ, **_fallback_identity(repo)}
+    git(repo, "add", "--", *paths, env=env)
+    git(repo, "commit", "--no-verify", "-m", message, "--", *paths, env=env)
+
+
+def _fallback_identity(repo: Path) -> dict[str, str]:
+    """An author identity when the repository has none, so a commit never fails for it."""
+    try:
+        git(repo, "config", "user.email")
+        return {}
+    except GitError:
+        return {
+            "GIT_AUTHOR_NAME": "bdp",
+            "GIT_AUTHOR_EMAIL": "bdp@localhost",
+            "GIT_COMMITTER_NAME": "bdp",
+            "GIT_COMMITTER_EMAIL": "bdp@localhost",
+        }

@@ -1,0 +1,120 @@
+"""The domain nouns: Issue, Run, Outcome and the record of how a run ended."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class Outcome(enum.StrEnum):
+    """How one run of one issue ended."""
+
+    DONE = "DONE"  # closed with a commit
+    BLOCKED = "BLOCKED"  # the agent said it cannot proceed; issue reset
+    FAILED = "FAILED"  # permanent error or no verdict; issue reset
+    TIMED_OUT = "TIMED_OUT"  # hit the hard timeout; issue reset
+    SKIPPED = "SKIPPED"  # the claim failed: someone else has it, or it is not open
+
+
+@dataclass(frozen=True)
+class Issue:
+    """The parts of a bd issue an agent needs."""
+
+    id: str
+    title: str
+    description: str = ""
+    acceptance_criteria: str = ""
+    notes: str = ""
+    design: str = ""
+    status: str = "open"
+    priority: int = 2
+    issue_type: str = "task"
+    assignee: str = ""
+    labels: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Issue:
+        """Build from one element of `bd ... --json`; unknown keys are ignored."""
+        return cls(
+            id=str(data["id"]),
+            title=str(data.get("title", "")),
+            description=str(data.get("description") or ""),
+            acceptance_criteria=str(data.get("acceptance_criteria") or ""),
+            notes=str(data.get("notes") or ""),
+            design=str(data.get("design") or ""),
+            status=str(data.get("status") or "open"),
+            priority=int(data.get("priority", 2)),
+            issue_type=str(data.get("issue_type") or "task"),
+            assignee=str(data.get("assignee") or ""),
+            labels=tuple(data.get("labels") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class TaskArgs:
+    """What a queued task carries: simple, JSON-safe data only."""
+
+    repo: str
+    issue_id: str
+    attempt: int = 1
+
+
+@dataclass
+class Run:
+    """One agent session working on one issue, as the registry records it."""
+
+    run_id: str
+    issue_id: str
+    repo: str
+    title: str
+    host: str
+    pid: int
+    worker: str
+    attempt: int
+    started: float
+    deadline: float
+    heartbeat: float
+    log_path: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Run:
+        return cls(**data)
+
+
+@dataclass
+class RunRecord:
+    """How a run ended: kept for `bdp status` and the summary of `bdp run`."""
+
+    run_id: str
+    issue_id: str
+    repo: str
+    title: str
+    outcome: Outcome
+    summary: str
+    attempt: int = 1
+    started: float = 0.0
+    finished: float = 0.0
+    turns: int = 0
+    cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    commit: str = ""
+    log_path: str = ""
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.finished - self.started)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["outcome"] = self.outcome.value
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunRecord:
+        return cls(**{**data, "outcome": Outcome(data["outcome"])})

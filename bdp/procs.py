@@ -1,0 +1,64 @@
+"""Find and end the processes of one run, even ones the SDK lost track of.
+
+Every Claude CLI bdp starts carries ``BDP_RUN_ID=<run id>`` in its environment, and so do
+the commands it spawns; scanning ``/proc`` for that marker finds the whole tree without
+relying on parent links (a crashed worker leaves orphans re-parented to init).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+RUN_ENV = "BDP_RUN_ID"
+_PROC = Path("/proc")
+
+
+def pids_of_run(run_id: str) -> list[int]:
+    """Live processes whose environment carries this run's marker (Linux; [] elsewhere)."""
+    needle = f"{RUN_ENV}={run_id}".encode()
+    found = []
+    for entry in _PROC.glob("[0-9]*"):
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0") and int(entry.name) != os.getpid():
+            found.append(int(entry.name))
+    return found
+
+
+def end_run_processes(run_id: str, grace: float = 2.0) -> list[int]:
+    """SIGTERM every process of the run, SIGKILL what is left after ``grace`` seconds."""
+    pids = pids_of_run(run_id)
+    _signal_all(pids, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while pids and time.monotonic() < deadline:
+        time.sleep(0.05)
+        pids = [pid for pid in pids if _alive(pid)]
+    _signal_all(pids, signal.SIGKILL)
+    return pids
+
+
+def _signal_all(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            continue
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = (_PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"

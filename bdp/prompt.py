@@ -1,0 +1,79 @@
+"""What the agent is told, and how its final answer is read.
+
+The last non-empty line of the session's final text is the machine-readable verdict:
+``DONE: <one-line summary>`` or ``BLOCKED: <reason>``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from bdp.models import Issue, Outcome
+
+_VERDICT = re.compile(r"^[\s*`>#_-]*(DONE|BLOCKED)\b[\s*`_]*[:\-\u2014]?\s*(.*?)[\s*`_]*$")
+
+RULES = """\
+You are one of several coding agents working in the same git work tree at the same time.
+Rules that keep everyone's work safe:
+- Write only inside the repository. Edit files with the Write/Edit tools; bdp records them.
+- Do not run git commands that touch other agents' uncommitted work: no git stash, git reset
+  --hard, git checkout -- ., git clean, git add -A or git add ., git commit -a, git push.
+  Do not commit at all: when you finish with DONE, bdp commits exactly the files you edited.
+- If the work needs a follow-up that is out of scope, file it with
+  `bd create "<title>" --deps discovered-from:{issue_id}` and mention it in your summary.
+"""
+
+WORKFLOW = """\
+Work in this order:
+1. Understand: read the code involved and how this repository is tested and checked.
+2. Implement the change, in small steps.
+3. Run the repository's own quality checks (tests, linters, type checks) and fix what fails.
+4. Review your own diff as a careful reviewer would, and fix what you find.
+5. End your final message with exactly one last line, either
+   DONE: <one-line summary of what you changed>
+   or, if you cannot finish (missing information, a decision for a human, a blocker),
+   BLOCKED: <one-line reason>
+"""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The agent's own account of how it ended."""
+
+    outcome: Outcome
+    summary: str
+
+
+def build_prompt(issue: Issue, repo: Path) -> str:
+    """The first user message of a session: the issue, then the workflow."""
+    parts = [f"Implement beads issue {issue.id} in the repository at {repo}.", ""]
+    parts.append(f"# {issue.id}: {issue.title}")
+    for heading, text in (
+        ("Description", issue.description),
+        ("Design", issue.design),
+        ("Acceptance criteria", issue.acceptance_criteria),
+        ("Notes", issue.notes),
+    ):
+        if text.strip():
+            parts += ["", f"## {heading}", text.strip()]
+    parts += ["", WORKFLOW]
+    return "\n".join(parts)
+
+
+def system_rules(issue: Issue) -> str:
+    return RULES.format(issue_id=issue.id)
+
+
+def parse_verdict(text: str | None) -> Verdict | None:
+    """The verdict on the last non-empty line, or None when the agent gave none."""
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    if not lines:
+        return None
+    match = _VERDICT.match(lines[-1])
+    if not match:
+        return None
+    outcome = Outcome.DONE if match.group(1) == "DONE" else Outcome.BLOCKED
+    summary = match.group(2).strip() or ("done" if outcome is Outcome.DONE else "no reason given")
+    return Verdict(outcome, summary)

@@ -1,0 +1,41 @@
+"""The Huey instance and the key-value namespaces bdp keeps beside it.
+
+Redis when ``BDP_REDIS_URL`` is set (what several terminals or machines share), otherwise
+Huey's SQLite storage in the state directory. Every Redis key bdp touches is derived here
+from the queue name, so two bdp installations can share one Redis with different names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from huey import Huey, RedisHuey, SqliteHuey
+from huey.storage import RedisStorage, SqliteStorage
+
+from bdp.config import Settings
+
+#: Namespaces (Redis hashes ``huey.results.<queue>_<ns>`` or SQLite kv rows) bdp keeps state in.
+NAMESPACES = ("markers", "runs", "outcomes", "meta")
+
+
+def build_huey(settings: Settings) -> Huey:
+    """A Huey for the configured broker; task results are not stored (bdp keeps its own)."""
+    if settings.redis_url:
+        return RedisHuey(
+            settings.queue,
+            url=settings.redis_url,
+            results=False,
+        )
+    settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return SqliteHuey(settings.queue, filename=str(settings.home / "queue.db"), results=False)
+
+
+def namespace_storage(huey: Huey, namespace: str) -> Any:
+    """A storage object of the same kind as the queue's, with its own key space."""
+    name = f"{huey.name}_{namespace}"
+    storage = huey.storage
+    if isinstance(storage, RedisStorage):
+        return RedisStorage(name, connection_pool=storage.pool)
+    if isinstance(storage, SqliteStorage):
+        return SqliteStorage(name, filename=storage.filename)
+    return type(storage)(name)

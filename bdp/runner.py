@@ -1,0 +1,111 @@
+"""`bdp run`: the one-shot mode. Enqueue a repo's ready work, run workers in this process,
+report progress, and stop once that repo's work is done.
+
+The in-process consumer serves the shared queue, so with a shared Redis it may also pick up
+other repositories' tasks while it runs; it waits for those before exiting.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from huey.consumer import Consumer
+from huey.exceptions import ConsumerStopped
+
+from bdp.app import App
+from bdp.beads import ReadyFilters
+from bdp.enqueue import Enqueued, enqueue_ready, resolve_repo
+from bdp.models import Run, RunRecord
+
+#: Seconds between progress polls.
+POLL_INTERVAL = 0.5
+#: Polls with markers left but nothing queued or running before they count as stale.
+STALE_POLLS = 10
+
+
+@dataclass
+class Progress:
+    """Callbacks `bdp run` reports through (the CLI prints them)."""
+
+    enqueued: Callable[[list[Enqueued]], None] = lambda items: None
+    started: Callable[[Run], None] = lambda run: None
+    finished: Callable[[RunRecord], None] = lambda record: None
+
+
+@dataclass
+class _Watch:
+    repo: str
+    issue_ids: set[str]
+    since: float
+    seen_runs: set[str] = field(default_factory=set)
+    seen_records: set[str] = field(default_factory=set)
+    records: list[RunRecord] = field(default_factory=list)
+    idle_polls: int = 0
+
+
+def run_repo(
+    app: App, path: Path, filters: ReadyFilters, max_agents: int, progress: Progress
+) -> list[RunRecord]:
+    """Work through the repo's ready issues with ``max_agents`` in-process workers."""
+    since = time.time()
+    repo = str(resolve_repo(path, app.settings.bd))
+    enqueued = enqueue_ready(app, Path(repo), filters)
+    progress.enqueued(enqueued)
+    waiting = {e.issue.id for e in enqueued if e.state != "would queue"}
+    if not waiting:
+        return []
+    watch = _Watch(repo, waiting, since)
+    consumer = _consumer(app, max_agents)
+    consumer.start()
+    try:
+        _loop(app, consumer, watch, progress)
+    finally:
+        consumer.stop(graceful=True)
+    return watch.records
+
+
+def _consumer(app: App, max_agents: int) -> Consumer:
+    logging.getLogger("huey").setLevel(logging.WARNING)
+    return app.huey.create_consumer(workers=max_agents, worker_type="thread", periodic=False)
+
+
+def _loop(app: App, consumer: Consumer, watch: _Watch, progress: Progress) -> None:
+    health = time.monotonic()
+    try:
+        while not _done(app, watch):
+            _report(app, watch, progress)
+            deadline = time.monotonic() + POLL_INTERVAL
+            while time.monotonic() < deadline:
+                health = consumer.loop(health)
+    except ConsumerStopped:
+        pass
+    _report(app, watch, progress)
+
+
+def _report(app: App, watch: _Watch, progress: Progress) -> None:
+    for run in app.state.runs():
+        if run.repo == watch.repo and run.run_id not in watch.seen_runs:
+            watch.seen_runs.add(run.run_id)
+            progress.started(run)
+    for record in app.state.outcomes(limit=200):
+        fresh = record.finished >= watch.since and record.run_id not in watch.seen_records
+        if fresh and record.repo == watch.repo and record.issue_id in watch.issue_ids:
+            watch.seen_records.add(record.run_id)
+            watch.records.append(record)
+            progress.finished(record)
+
+
+def _done(app: App, watch: _Watch) -> bool:
+    """All of the repo's markers are gone, or only stale ones remain (nothing can run them)."""
+    pending = [
+        m for m in app.state.markers() if m.repo == watch.repo and m.issue_id in watch.issue_ids
+    ]
+    if not pending:
+        return True
+    busy = app.huey.pending_count() > 0 or any(r.repo == watch.repo for r in app.state.runs())
+    watch.idle_polls = 0 if busy else watch.idle_polls + 1
+    return watch.idle_polls > STALE_POLLS

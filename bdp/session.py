@@ -1,0 +1,75 @@
+"""The seam between a worker and an agent: request, result, and the runner protocol.
+
+`agent.ClaudeAgentRunner` is the real runner (the only code that imports the SDK);
+`StubAgentRunner` is the in-memory double for fast unit tests of the worker pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from bdp.models import Issue, Outcome
+from bdp.transcript import Transcript
+
+
+class TransientSessionError(Exception):
+    """A failure worth retrying: API overloaded or rate-limited, the CLI crashed."""
+
+
+class PermanentSessionError(Exception):
+    """A failure retrying cannot fix: bad credentials, billing, broken configuration."""
+
+
+@dataclass(frozen=True)
+class SessionRequest:
+    """One session to run: which issue, where, until when."""
+
+    run_id: str
+    issue: Issue
+    repo: Path
+    deadline: float
+    transcript: Transcript
+
+
+@dataclass
+class SessionResult:
+    """What a session did, whatever its outcome."""
+
+    outcome: Outcome
+    summary: str
+    changed_files: list[str] = field(default_factory=list)
+    turns: int = 0
+    cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    session_id: str = ""
+    attempts: int = 0
+
+
+class AgentRunner(Protocol):
+    """Runs one agent session to completion, within ``request.deadline``."""
+
+    def run(self, request: SessionRequest) -> SessionResult: ...
+
+
+@dataclass
+class StubAgentRunner:
+    """In-memory double: writes the given files, then returns the given result."""
+
+    outcome: Outcome = Outcome.DONE
+    summary: str = "stub change"
+    files: dict[str, str] = field(default_factory=dict)
+    on_run: Callable[[SessionRequest], None] | None = None
+    requests: list[SessionRequest] = field(default_factory=list)
+
+    def run(self, request: SessionRequest) -> SessionResult:
+        self.requests.append(request)
+        if self.on_run:
+            self.on_run(request)
+        for name, text in self.files.items():
+            (request.repo / name).parent.mkdir(parents=True, exist_ok=True)
+            (request.repo / name).write_text(text)
+        return SessionResult(self.outcome, self.summary, sorted(self.files), turns=1, attempts=1)

@@ -1,0 +1,66 @@
+"""The Huey tasks: thin wrappers that check their arguments and call `bdp.worker`.
+
+The agent runner is created inside the worker process on first use, so enqueueing a task
+never imports the Claude SDK.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from huey import Huey
+from huey.api import Task, TaskWrapper
+
+from bdp.app import AgentFactory
+from bdp.config import Settings
+from bdp.errors import TaskError
+from bdp.models import TaskArgs
+from bdp.session import AgentRunner
+from bdp.state import State
+from bdp.worker import WorkerDeps, work_on
+
+
+def claude_agent(settings: Settings) -> AgentRunner:
+    """The real runner; imported here, lazily, to keep the SDK off the fast paths."""
+    from bdp.agent import ClaudeAgentRunner
+
+    return ClaudeAgentRunner(settings)
+
+
+@dataclass
+class Tasks:
+    """The tasks registered on one Huey instance."""
+
+    run_issue: TaskWrapper
+
+
+def task_args(repo: Any, issue_id: Any, attempt: Any) -> TaskArgs:
+    """Validated task arguments; TaskError names what is malformed."""
+    if not isinstance(repo, str) or not os.path.isabs(repo):
+        raise TaskError(f"malformed task: repo must be an absolute path, got {repo!r}")
+    if not isinstance(issue_id, str) or not issue_id.strip():
+        raise TaskError(f"malformed task: issue id must be a non-empty string, got {issue_id!r}")
+    if not isinstance(attempt, int) or attempt < 1:
+        raise TaskError(f"malformed task: attempt must be a positive integer, got {attempt!r}")
+    return TaskArgs(repo, issue_id, attempt)
+
+
+def register_tasks(huey: Huey, settings: Settings, agent: AgentFactory = claude_agent) -> Tasks:
+    """Define bdp's tasks on ``huey``; worker dependencies are built once per process."""
+    deps_by_pid: dict[int, WorkerDeps] = {}
+
+    def deps() -> WorkerDeps:
+        pid = os.getpid()
+        if pid not in deps_by_pid:
+            deps_by_pid[pid] = WorkerDeps(settings, State(huey), agent(settings))
+        return deps_by_pid[pid]
+
+    def run_issue(repo: str, issue_id: str, attempt: int = 1, task: Task | None = None) -> str:
+        args = task_args(repo, issue_id, attempt)
+        record = work_on(args, task.id if task else "", deps())
+        return record.outcome.value
+
+    wrapper: TaskWrapper = huey.task(context=True)(run_issue)
+    return Tasks(run_issue=wrapper)

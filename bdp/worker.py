@@ -1,0 +1,214 @@
+"""One task inside a worker: claim the issue, register the run, run the agent, finish.
+
+Safe to run twice: the bd claim is a compare-and-set, so a duplicate task finds the issue
+taken (or closed) and ends as SKIPPED without touching anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bdp.beads import BdCli, Beads
+from bdp.config import Settings
+from bdp.errors import BdpError
+from bdp.gitops import commit_paths
+from bdp.models import Issue, Outcome, Run, RunRecord, TaskArgs
+from bdp.session import AgentRunner, SessionRequest, SessionResult
+from bdp.state import State
+from bdp.transcript import Redactor, Transcript, log_path
+
+log = logging.getLogger("bdp.worker")
+
+
+@dataclass
+class WorkerDeps:
+    """What a worker process needs, built once per process."""
+
+    settings: Settings
+    state: State
+    agent: AgentRunner
+    beads: Callable[[Path], Beads] = field(default=BdCli)
+
+    def beads_for(self, repo: Path) -> Beads:
+        if self.beads is BdCli:
+            return BdCli(repo, self.settings.bd)
+        return self.beads(repo)
+
+
+def worker_name() -> str:
+    """This worker's name: pid plus thread, unique on the host."""
+    return f"{os.getpid()}-{threading.current_thread().name}"
+
+
+def actor_name(worker: str) -> str:
+    """The bd actor a worker claims as: names bdp, the host and the worker."""
+    return f"bdp/{socket.gethostname()}/{worker}"
+
+
+@dataclass
+class _Job:
+    args: TaskArgs
+    task_id: str
+    deps: WorkerDeps
+    beads: Beads
+    actor: str
+    run: Run
+    issue: Issue
+    transcript: Transcript
+
+
+def work_on(args: TaskArgs, task_id: str, deps: WorkerDeps) -> RunRecord:
+    """Run one issue end to end and return how it ended (also recorded in the state)."""
+    repo = Path(args.repo)
+    beads = deps.beads_for(repo)
+    worker = worker_name()
+    actor = actor_name(worker)
+    claim = beads.claim(args.issue_id, actor)
+    if not claim.won:
+        log.info("skipping %s: %s", args.issue_id, claim.reason)
+        _unmark_if_ours(deps.state, args, task_id)
+        record = _skipped(args, claim.reason)
+    else:
+        record = _run_claimed(args, task_id, deps, beads, actor)
+    deps.state.record(record)
+    return record
+
+
+def _run_claimed(
+    args: TaskArgs, task_id: str, deps: WorkerDeps, beads: Beads, actor: str
+) -> RunRecord:
+    issue = beads.show(args.issue_id)
+    job = _start(args, task_id, deps, beads, actor, issue)
+    try:
+        with _heartbeat(deps.state, job.run, deps.settings.heartbeat):
+            result = _run_agent(job)
+            return _finish(job, result)
+    finally:
+        deps.state.unregister(job.run.run_id)
+        _unmark_if_ours(deps.state, args, task_id)
+        job.transcript.close()
+
+
+def _start(
+    args: TaskArgs, task_id: str, deps: WorkerDeps, beads: Beads, actor: str, issue: Issue
+) -> _Job:
+    run_id = uuid.uuid4().hex[:12]
+    now = time.time()
+    path = log_path(deps.settings, issue.id, run_id)
+    transcript = Transcript(path, Redactor.from_env(os.environ, deps.settings))
+    transcript.line(
+        f"bdp: run {run_id} of {issue.id} ({issue.title}) by {actor}, attempt {args.attempt}"
+    )
+    run = Run(
+        run_id=run_id, issue_id=issue.id, repo=args.repo, title=issue.title,
+        host=socket.gethostname(), pid=os.getpid(), worker=worker_name(), attempt=args.attempt,
+        started=now, deadline=now + deps.settings.timeout, heartbeat=now, log_path=str(path),
+    )  # fmt: skip
+    deps.state.register(run)
+    deps.state.mark_running(args.repo, issue.id, task_id)
+    return _Job(args, task_id, deps, beads, actor, run, issue, transcript)
+
+
+def _run_agent(job: _Job) -> SessionResult:
+    request = SessionRequest(
+        run_id=job.run.run_id,
+        issue=job.issue,
+        repo=Path(job.args.repo),
+        deadline=job.run.deadline,
+        transcript=job.transcript,
+    )
+    try:
+        return job.deps.agent.run(request)
+    except Exception as error:  # a bug or an environment failure must still release the issue
+        log.exception("agent run of %s crashed", job.issue.id)
+        return SessionResult(Outcome.FAILED, f"bdp error: {error}")
+
+
+def _finish(job: _Job, result: SessionResult) -> RunRecord:
+    commit = ""
+    if result.outcome is Outcome.DONE:
+        try:
+            commit = _commit_and_close(job, result)
+        except BdpError as error:
+            result.outcome, result.summary = Outcome.FAILED, f"could not finish: {error}"
+    if result.outcome is not Outcome.DONE:
+        _reset(job, result)
+    job.transcript.line(f"bdp: {result.outcome.value}: {result.summary}")
+    return _record(job, result, commit)
+
+
+def _commit_and_close(job: _Job, result: SessionResult) -> str:
+    repo = Path(job.args.repo)
+    message = f"{job.issue.id}: {job.issue.title}"
+    lock_dir = job.deps.settings.home / "locks"
+    commit = commit_paths(repo, result.changed_files, message, lock_dir) or ""
+    job.beads.close(job.issue.id, result.summary, job.actor)
+    return commit
+
+
+def _reset(job: _Job, result: SessionResult) -> None:
+    note = (
+        f"bdp: {result.outcome.value} on attempt {job.args.attempt}: {result.summary}. "
+        f"Log: {job.run.log_path}"
+    )
+    try:
+        job.beads.reset(job.issue.id, job.actor)
+        job.beads.comment(job.issue.id, note, job.actor)
+    except BdpError as error:
+        log.error("could not reset %s: %s", job.issue.id, error)
+
+
+def _record(job: _Job, result: SessionResult, commit: str) -> RunRecord:
+    return RunRecord(
+        run_id=job.run.run_id, issue_id=job.issue.id, repo=job.args.repo, title=job.issue.title,
+        outcome=result.outcome, summary=result.summary, attempt=job.args.attempt,
+        started=job.run.started, finished=time.time(), turns=result.turns,
+        cost_usd=result.cost_usd, input_tokens=result.input_tokens,
+        output_tokens=result.output_tokens, commit=commit, log_path=job.run.log_path,
+        files=result.changed_files,
+    )  # fmt: skip
+
+
+def _skipped(args: TaskArgs, reason: str) -> RunRecord:
+    now = time.time()
+    return RunRecord(
+        run_id=uuid.uuid4().hex[:12], issue_id=args.issue_id, repo=args.repo, title="",
+        outcome=Outcome.SKIPPED, summary=reason, attempt=args.attempt, started=now, finished=now,
+    )  # fmt: skip
+
+
+def _unmark_if_ours(state: State, args: TaskArgs, task_id: str) -> None:
+    marker = state.marker(args.repo, args.issue_id)
+    if marker is not None and marker.task_id == task_id:
+        state.unmark(args.repo, args.issue_id)
+
+
+@contextmanager
+def _heartbeat(state: State, run: Run, interval: float) -> Iterator[None]:
+    """Refresh the run's heartbeat from a thread, so a busy event loop cannot starve it."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            run.heartbeat = time.time()
+            try:
+                state.register(run)
+            except Exception:  # a broker blip must not kill the run; the next beat retries
+                log.warning("heartbeat of %s failed", run.run_id, exc_info=True)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{run.run_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
