@@ -6,6 +6,7 @@ never imports the Claude SDK.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,8 @@ from bdp.models import TaskArgs
 from bdp.session import AgentRunner
 from bdp.state import State
 from bdp.worker import WorkerDeps, work_on
+
+log = logging.getLogger("bdp.tasks")
 
 
 def claude_agent(settings: Settings) -> AgentRunner:
@@ -58,9 +61,18 @@ def register_tasks(huey: Huey, settings: Settings, agent: AgentFactory = claude_
         return deps_by_pid[pid]
 
     def run_issue(repo: str, issue_id: str, attempt: int = 1, task: Task | None = None) -> str:
-        args = task_args(repo, issue_id, attempt)
+        try:
+            args = task_args(repo, issue_id, attempt)
+        except TaskError as error:  # nothing to retry: say what is wrong and drop it
+            log.error("dropping task %s: %s", task.id if task else "?", error)
+            return "FAILED"
         record = work_on(args, task.id if task else "", deps())
         return record.outcome.value
 
+    def warm_up() -> None:
+        """Build the worker's dependencies (and import the SDK) before the first task."""
+        deps()
+
+    huey.on_startup()(warm_up)
     wrapper: TaskWrapper = huey.task(context=True)(run_issue)
     return Tasks(run_issue=wrapper)

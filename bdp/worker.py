@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bdp.beads import BdCli, Beads
+from bdp.beads import BdCli, Beads, Claim
 from bdp.config import Settings
 from bdp.errors import BdpError
 from bdp.gitops import commit_paths
@@ -72,13 +72,19 @@ def work_on(args: TaskArgs, task_id: str, deps: WorkerDeps) -> RunRecord:
     beads = deps.beads_for(repo)
     worker = worker_name()
     actor = actor_name(worker)
-    claim = beads.claim(args.issue_id, actor)
-    if not claim.won:
-        log.info("skipping %s: %s", args.issue_id, claim.reason)
-        _unmark_if_ours(deps.state, args, task_id)
-        record = _skipped(args, claim.reason)
+    try:
+        claim = beads.claim(args.issue_id, actor)
+    except BdpError as error:  # unknown issue, bd missing, no workspace: nothing was claimed
+        log.error("cannot claim %s in %s: %s", args.issue_id, args.repo, error)
+        claim, outcome = Claim(False, str(error)), Outcome.FAILED
     else:
+        outcome = Outcome.SKIPPED
+    if claim.won:
         record = _run_claimed(args, task_id, deps, beads, actor)
+    else:
+        log.info("not running %s: %s", args.issue_id, claim.reason)
+        _unmark_if_ours(deps.state, args, task_id)
+        record = _unclaimed(args, outcome, claim.reason)
     deps.state.record(record)
     return record
 
@@ -178,11 +184,11 @@ def _record(job: _Job, result: SessionResult, commit: str) -> RunRecord:
     )  # fmt: skip
 
 
-def _skipped(args: TaskArgs, reason: str) -> RunRecord:
+def _unclaimed(args: TaskArgs, outcome: Outcome, reason: str) -> RunRecord:
     now = time.time()
     return RunRecord(
         run_id=uuid.uuid4().hex[:12], issue_id=args.issue_id, repo=args.repo, title="",
-        outcome=Outcome.SKIPPED, summary=reason, attempt=args.attempt, started=now, finished=now,
+        outcome=outcome, summary=reason, attempt=args.attempt, started=now, finished=now,
     )  # fmt: skip
 
 

@@ -1,0 +1,82 @@
+"""Real processes for integration tests: huey_consumer workers and leftover-claude checks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+CONSUMER = str(Path(sys.executable).parent / "huey_consumer")
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.05) -> None:
+    """Poll until ``predicate()`` is truthy; AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+class HueyConsumer:
+    """`huey_consumer workers.consumer.huey` as a subprocess, output in a log file."""
+
+    def __init__(self, env: dict[str, str], log: Path, workers: int = 2, kind: str = "thread"):
+        self.env = env
+        self.log = log
+        self.argv = [CONSUMER, "workers.consumer.huey", "-w", str(workers), "-k", kind]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> HueyConsumer:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        wait_for(lambda: b"consumer started" in self.log.read_bytes(), timeout=20)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 30.0) -> int | None:
+        """Signal the consumer and wait; SIGKILL it if it does not exit in time."""
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        os.kill(self.process.pid, sig)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(self.process.pid, signal.SIGKILL)
+            return self.process.wait(timeout=10)
+
+
+def processes_with_env(name: str, value: str) -> list[int]:
+    """PIDs whose environment has ``name=value`` (how tests find leftover claude CLIs)."""
+    needle = f"{name}={value}".encode()
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return [pid for pid in found if pid != os.getpid() and _not_zombie(pid)]
+
+
+def _not_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
