@@ -20,7 +20,7 @@ from bdp.config import (
 )
 from bdp.errors import ConfigError
 
-PASSWORD = "hunter2-not-for-logs"
+PASSWORD = "hunter2-not-for-logs"  # noqa: S105 - made-up value the tests expect to see hidden
 SECRET_URL = f"redis://:{PASSWORD}@redis.example:6380/3"
 
 

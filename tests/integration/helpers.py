@@ -27,6 +27,12 @@ def bdp_json(env: dict[str, str], *args: str) -> Any:
     return json.loads(done.stdout)
 
 
+def marker(issue_id: str) -> str:
+    """Text only the prompt of ``issue_id``'s own session contains (the CLI adds git history
+    to the first message, so a bare id could match another issue's session)."""
+    return f"Implement beads issue {issue_id} in"
+
+
 def script_write_then_done(api: FakeApi, issue_id: str, filename: str) -> None:
     """The session for ``issue_id`` writes ``filename`` then reports DONE."""
     api.script(
@@ -34,7 +40,7 @@ def script_write_then_done(api: FakeApi, issue_id: str, filename: str) -> None:
             ToolUse("Write", {"file_path": filename, "content": f"work for {issue_id}\n"}),
             Text(f"Wrote {filename}.\nDONE: added {filename}"),
         ],
-        match=issue_id,
+        match=marker(issue_id),
     )
 
 
@@ -42,4 +48,4 @@ def first_turns(api: FakeApi, issue_id: str) -> int:
     """How many sessions started for ``issue_id`` (requests carrying no tool result yet)."""
     from tests.support.fake_api import tool_results
 
-    return sum(1 for r in api.messages_requests(match=issue_id) if not tool_results(r.body))
+    return sum(1 for r in api.messages_requests(match=marker(issue_id)) if not tool_results(r.body))

@@ -16,24 +16,21 @@ Test hooks (environment variables):
   and ordering.
 """
 
+# subprocess, tempfile, hashlib and uuid are imported where used: every test spawns this
+# script many times, and those imports (plus dataclasses) were a third of its start-up time.
 import contextlib
 import fcntl
-import hashlib
 import json
 import math
 import os
 import re
-import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Issue = dict[str, Any]
 Store = dict[str, Any]
@@ -105,8 +102,7 @@ def usage_error(message: str) -> BdError:
 # Argument parsing (cobra-like: flags anywhere, `--` ends flags, unknown flags are errors)
 
 
-@dataclass(frozen=True)
-class Flag:
+class Flag(NamedTuple):
     dest: str
     display: str
     takes_value: bool
@@ -125,11 +121,10 @@ def flag_table(specs: str) -> dict[str, Flag]:
 GLOBAL_FLAGS = flag_table("--json! --actor -C -q/--quiet!")
 
 
-@dataclass
-class Args:
+class Args(NamedTuple):
     command: str
-    positionals: list[str] = field(default_factory=list)
-    values: dict[str, list[str]] = field(default_factory=dict)
+    positionals: list[str]
+    values: dict[str, list[str]]
 
     def get(self, dest: str) -> str | None:
         found = self.values.get(dest)
@@ -166,7 +161,7 @@ def split_command(argv: list[str]) -> tuple[str, list[str]]:
 
 def parse_args(argv: list[str]) -> Args:
     command, rest = split_command(argv)
-    args = Args(command)
+    args = Args(command, [], {})
     if not command:
         return args
     if command not in COMMANDS:
@@ -223,14 +218,16 @@ def require_ids(args: Args) -> list[str]:
 # Context, time, actor, output
 
 
-@dataclass
 class Ctx:
-    args: Args
-    env: Mapping[str, str]
-    cwd: Path
-    now_ns: int
-    as_json: bool
-    store: Store = field(default_factory=dict)
+    """One invocation: parsed arguments, environment, clock and (once locked) the store."""
+
+    def __init__(self, args: Args, env: Mapping[str, str], now_ns: int, as_json: bool) -> None:
+        self.args = args
+        self.env = env
+        self.cwd = working_dir(args)
+        self.now_ns = now_ns
+        self.as_json = as_json
+        self.store: Store = {}
 
     @cached_property
     def actor(self) -> str:
@@ -261,6 +258,8 @@ class Ctx:
 
 
 def git_user_name(cwd: Path) -> str:
+    import subprocess
+
     try:
         done = subprocess.run(
             ["git", "config", "user.name"],
@@ -362,6 +361,8 @@ def load_store(beads: Path) -> Store:
 
 
 def save_store(beads: Path, store: Store) -> None:
+    import tempfile
+
     fd, temp = tempfile.mkstemp(dir=beads, prefix=".issues.", suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(store, handle, indent=1, ensure_ascii=False)
@@ -391,6 +392,8 @@ def adaptive_length(count: int) -> int:
 
 
 def new_id(ctx: Ctx, title: str, description: str) -> str:
+    import hashlib
+
     prefix = ctx.store["prefix"]
     for length in range(adaptive_length(len(ctx.issues)), 9):
         for nonce in range(10):
@@ -616,7 +619,7 @@ def cmd_init(ctx: Ctx) -> int:
         "backend": "dolt",
         "dolt_mode": "embedded",
         "dolt_database": prefix.replace("-", "_"),
-        "project_id": str(uuid.uuid4()),
+        "project_id": os.urandom(16).hex(),
     }
     with locked(beads):
         save_store(beads, {"prefix": prefix, "issues": {}, "deps": [], "comments": []})
@@ -978,6 +981,8 @@ def reopen(ctx: Ctx, issue: Issue) -> None:
 
 
 def uuid7(ns: int) -> str:
+    import uuid
+
     millis = (ns // 1_000_000) & ((1 << 48) - 1)
     rand = int.from_bytes(os.urandom(10), "big")
     value = (millis << 80) | (0x7 << 76) | (((rand >> 64) & 0xFFF) << 64)
@@ -1034,8 +1039,7 @@ def cmd_comments(ctx: Ctx) -> int:
 # Dispatch
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):
     handler: Callable[[Ctx], int]
     flags: dict[str, Flag]
     needs_store: bool = True
@@ -1098,7 +1102,7 @@ def run(argv: list[str], env: Mapping[str, str]) -> int:
         return 0
     if env.get("FAKE_BD_FAIL") == args.command:
         raise usage_error("simulated failure")
-    ctx = Ctx(args, env, working_dir(args), clock_ns(env), json_requested(argv, env))
+    ctx = Ctx(args, env, clock_ns(env), json_requested(argv, env))
     command = COMMANDS[args.command]
     if not command.needs_store:
         return command.handler(ctx)

@@ -61,16 +61,21 @@ class HueyConsumer:
             return self.process.wait(timeout=10)
 
 
-def processes_with_env(name: str, value: str) -> list[int]:
-    """PIDs whose environment has ``name=value`` (how tests find leftover claude CLIs)."""
-    needle = f"{name}={value}".encode()
+def agent_processes(api_url: str) -> list[int]:
+    """PIDs of agent sessions (a Claude CLI and its children) talking to ``api_url``.
+
+    Recognised by their environment: the fake API's URL plus the run marker bdp gives every
+    CLI it starts; the consumer itself has the URL but no run marker.
+    """
+    url = f"ANTHROPIC_BASE_URL={api_url}".encode()
     found = []
     for entry in Path("/proc").glob("[0-9]*"):
         try:
-            if needle in (entry / "environ").read_bytes().split(b"\0"):
-                found.append(int(entry.name))
+            environ = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
+        if url in environ and any(v.startswith(b"BDP_RUN_ID=") for v in environ):
+            found.append(int(entry.name))
     return [pid for pid in found if pid != os.getpid() and _not_zombie(pid)]
 
 
