@@ -120,7 +120,7 @@ class BdCli:
         self._check(reply, f"comment on {issue_id}", issue_id)
 
     def _run(self, *args: str) -> _Reply:
-        argv = [self.bd, *args, "--json"]
+        argv = [self.bd, args[0], "--json", *args[1:]]  # before any `--`, after which all is text
         try:
             done = subprocess.run(
                 argv,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -64,17 +65,17 @@ def mask_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
 
 
-def default_home() -> Path:
+def default_home(env: Mapping[str, str] | None = None) -> Path:
     """Per-user state directory: ``$BDP_HOME``, else ``$XDG_STATE_HOME/bdp``."""
-    if os.environ.get("BDP_HOME"):
-        return Path(os.environ["BDP_HOME"]).expanduser()
-    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    env = os.environ if env is None else env
+    if env.get("BDP_HOME"):
+        return Path(env["BDP_HOME"]).expanduser()
+    xdg = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(xdg).expanduser() / "bdp"
 
 
@@ -128,10 +129,8 @@ class Settings:
         return cls(**values)  # type: ignore[arg-type]
 
 
-def _read_env(env: os._Environ[str] | dict[str, str]) -> dict[str, object]:
-    values: dict[str, object] = {}
-    if env.get("BDP_HOME"):
-        values["home"] = Path(env["BDP_HOME"]).expanduser()
+def _read_env(env: Mapping[str, str]) -> dict[str, object]:
+    values: dict[str, object] = {"home": default_home(env)}
     if env.get("BDP_REDIS_URL"):
         values["redis_url"] = env["BDP_REDIS_URL"]
     for key, name in (("queue", "BDP_QUEUE"), ("bd", "BDP_BD"), ("model", "BDP_MODEL")):
@@ -142,12 +141,13 @@ def _read_env(env: os._Environ[str] | dict[str, str]) -> dict[str, object]:
     if env.get("BDP_TIMEOUT"):
         values["timeout"] = parse_duration(env["BDP_TIMEOUT"], "BDP_TIMEOUT")
     if env.get("BDP_ALLOWED_TOOLS"):
-        values["allowed_tools"] = tuple(t.strip() for t in env["BDP_ALLOWED_TOOLS"].split(","))
+        tools = (t.strip() for t in env["BDP_ALLOWED_TOOLS"].split(","))
+        values["allowed_tools"] = tuple(t for t in tools if t)
     values.update(_read_numbers(env))
     return values
 
 
-def _read_numbers(env: os._Environ[str] | dict[str, str]) -> dict[str, object]:
+def _read_numbers(env: Mapping[str, str]) -> dict[str, object]:
     numbers: dict[str, object] = {}
     spec: tuple[tuple[str, str, type[int] | type[float]], ...] = (
         ("retries", "BDP_RETRIES", int),

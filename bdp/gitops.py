@@ -59,8 +59,16 @@ def changed_paths(repo: Path, paths: Sequence[str]) -> list[str]:
     if not paths:
         return []
     out = git(repo, "status", "--porcelain", "-z", "--untracked-files=all", "--", *paths)
-    entries = [e for e in out.split("\0") if e]
-    return sorted({entry[3:] for entry in entries if len(entry) > 3})
+    entries = iter(out.split("\0"))
+    changed = set()
+    for entry in entries:
+        if len(entry) < 4:
+            continue
+        changed.add(entry[3:])
+        if "R" in entry[:2] or "C" in entry[:2]:
+            changed.add(next(entries, ""))  # a rename or copy is followed by its old path
+    changed.discard("")
+    return sorted(changed)
 
 
 @contextmanager
@@ -95,7 +103,9 @@ def commit_paths(repo: Path, paths: Sequence[str], message: str, lock_dir: Path)
 )
 def _commit(repo: Path, paths: list[str], message: str) -> None:
     env = {**os.environ, **_fallback_identity(repo)}
-    git(repo, "add", "--", *paths, env=env)
+    present = [path for path in paths if (repo / path).exists()]  # deletions need no add
+    if present:
+        git(repo, "add", "--", *present, env=env)
     git(repo, "commit", "--no-verify", "-m", message, "--", *paths, env=env)
 
 

@@ -21,6 +21,7 @@ EDIT_TOOLS = {
 }
 _SEPARATORS = re.compile(r"&&|\|\||[;|&\n()`]|\$\(")
 _GIT_OPTS_WITH_VALUE = {"-C", "-c", "--git-dir", "--work-tree", "--namespace"}
+_SHELLS = {"sh", "bash", "zsh", "dash", "ksh"}
 _SHARED_TREE = "other agents have uncommitted work in this tree"
 
 
@@ -71,6 +72,9 @@ def _tokens(segment: str) -> list[str]:
 
 
 def _check_git(tokens: list[str]) -> str | None:
+    nested = _nested_script(tokens)
+    if nested is not None:
+        return check_bash(nested)
     starts = [i for i, tok in enumerate(tokens) if os.path.basename(tok) == "git"]
     if not starts:
         return None
@@ -78,6 +82,14 @@ def _check_git(tokens: list[str]) -> str | None:
     if not args:
         return None
     return _verdict(args[0], args[1:])
+
+
+def _nested_script(tokens: list[str]) -> str | None:
+    """The script of ``sh -c '...'`` (or bash, zsh, dash), which hides commands in one token."""
+    for i, token in enumerate(tokens[:-2]):
+        if os.path.basename(token) in _SHELLS and "-c" in tokens[i + 1 : i + 3]:
+            return tokens[tokens.index("-c", i) + 1] if "-c" in tokens[i:-1] else None
+    return None
 
 
 def _skip_git_options(args: list[str]) -> list[str]:
@@ -95,7 +107,7 @@ def _verdict(sub: str, rest: list[str]) -> str | None:
         "restore": "." in rest or ":/" in rest,
         "clean": "-n" not in rest and "--dry-run" not in rest,
         "commit": "--all" in rest or any(_short_flag(a, "a") for a in rest),
-        "add": bool({"-A", "--all", ".", ":/", "*"} & set(rest)),
+        "add": bool({"-A", "--all", "-u", "--update", ".", ":/", "*"} & set(rest)),
         "push": True,
     }
     if not rules.get(sub, False):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bdp.models import Issue, Outcome
 
-_VERDICT = re.compile(r"^[\s*`>#_-]*(DONE|BLOCKED)\b[\s*`_]*[:\-\u2014]?\s*(.*?)[\s*`_]*$")
+_VERDICT = re.compile(r"^([\s*`>#_-]*)(DONE|BLOCKED)\b`?[*_]*\s*[:\-\u2014]?[*_]*\s*(.*?)\s*$")
 
 RULES = """\
 You are one of several coding agents working in the same git work tree at the same time.
@@ -74,6 +74,17 @@ def parse_verdict(text: str | None) -> Verdict | None:
     match = _VERDICT.match(lines[-1])
     if not match:
         return None
-    outcome = Outcome.DONE if match.group(1) == "DONE" else Outcome.BLOCKED
-    summary = match.group(2).strip() or ("done" if outcome is Outcome.DONE else "no reason given")
+    outcome = Outcome.DONE if match.group(2) == "DONE" else Outcome.BLOCKED
+    summary = _unwrap(match.group(3), match.group(1).strip(" >#-")) or (
+        "done" if outcome is Outcome.DONE else "no reason given"
+    )
     return Verdict(outcome, summary)
+
+
+def _unwrap(summary: str, opening: str) -> str:
+    """Drop the closing half of markdown wrapped around the whole line (``**``, a backtick)."""
+    closing = opening[::-1]
+    summary = summary.strip()
+    if closing and summary.endswith(closing):
+        summary = summary[: -len(closing)].rstrip()
+    return summary

@@ -31,8 +31,17 @@ def build_huey(settings: Settings) -> Huey:
 
 
 def namespace_storage(huey: Huey, namespace: str) -> Any:
-    """A storage object of the same kind as the queue's, with its own key space."""
-    name = f"{huey.name}_{namespace}"
+    """A storage object of the same kind as the queue's, with its own key space.
+
+    Cached on the Huey instance: in-memory storages are only shared if they are the same object.
+    """
+    cache: dict[str, Any] = huey.__dict__.setdefault("_bdp_namespaces", {})
+    if namespace not in cache:
+        cache[namespace] = _new_storage(huey, f"{huey.name}_{namespace}")
+    return cache[namespace]
+
+
+def _new_storage(huey: Huey, name: str) -> Any:
     storage = huey.storage
     if isinstance(storage, RedisStorage):
         return RedisStorage(name, connection_pool=storage.pool)

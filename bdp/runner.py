@@ -13,8 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from huey.consumer import Consumer
-from huey.exceptions import ConsumerStopped
+from huey.consumer import Consumer, ConsumerStopped
 
 from bdp.app import App
 from bdp.beads import ReadyFilters

@@ -39,10 +39,21 @@ class Redactor:
         text = _URL_PASSWORD.sub(r"\1:***@", text)
         return self._pattern.sub("***", text) if self._pattern else text
 
+    def tree(self, value: Any) -> Any:
+        """``value`` with every string inside it redacted (before JSON escapes them)."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, Mapping):
+            return {self(str(k)): self.tree(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.tree(v) for v in value]
+        return value
+
 
 def logs_dir(settings: Settings) -> Path:
     path = settings.home / "logs"
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.chmod(0o700)
     return path
 
 
@@ -74,8 +85,8 @@ class Transcript:
             self._log.write(f"{stamp} {part}\n")
 
     def message(self, kind: str, payload: Mapping[str, Any]) -> None:
-        record = {"ts": time.time(), "type": kind, "message": payload}
-        self._jsonl.write(self._redact(json.dumps(record, default=str)) + "\n")
+        record = {"ts": time.time(), "type": kind, "message": self._redact.tree(payload)}
+        self._jsonl.write(json.dumps(record, default=str) + "\n")
 
     def close(self) -> None:
         self._log.close()

@@ -20,7 +20,7 @@ from bdp.config import (
 )
 from bdp.errors import ConfigError
 
-PASSWORD = "hunter2-not-for-logs"  # noqa: S105 - made-up value the tests expect to see hidden
+PASSWORD = "hunter2-not-for-logs"
 SECRET_URL = f"redis://:{PASSWORD}@redis.example:6380/3"
 
 
@@ -113,10 +113,6 @@ def test_mask_url_leaves_a_url_without_password_unchanged(url: str) -> None:
     assert mask_url(url) == url
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: mask_url rebuilds the netloc from parts.hostname, which drops IPv6 brackets",
-)
 def test_mask_url_keeps_the_brackets_of_an_ipv6_host() -> None:
     assert mask_url("redis://:pw-secret@[::1]:6379/0") == "redis://:***@[::1]:6379/0"
 
@@ -125,7 +121,7 @@ def test_mask_url_keeps_the_brackets_of_an_ipv6_host() -> None:
 
 
 def test_settings_from_an_empty_environment_uses_the_defaults(tmp_path: Path) -> None:
-    settings = Settings.from_env({})
+    settings = Settings.from_env({"XDG_STATE_HOME": str(tmp_path / "xdg-state")})
 
     assert settings.home == tmp_path / "xdg-state" / "bdp"
     assert settings.redis_url is None

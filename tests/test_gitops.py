@@ -283,11 +283,6 @@ def test_commit_paths_keeps_the_repos_own_identity(repo: Path, lock_dir: Path) -
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: changed_paths reads `git status -z` entries as 'XY path', but a rename's "
-    "second entry is the bare old path, so 'a.py' becomes 'y' and git add fails",
-)
 def test_commit_paths_commits_a_staged_rename(repo: Path, lock_dir: Path) -> None:
     run_git(repo, "mv", "a.py", "renamed.py")
 

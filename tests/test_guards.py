@@ -239,19 +239,11 @@ def test_check_bash_still_checks_a_command_with_unbalanced_quotes() -> None:
     assert check_bash("echo 'oops && git push") is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `git add -u` stages every tracked change, other agents' included, yet passes",
-)
 @pytest.mark.parametrize("command", ["git add -u", "git add --update"])
 def test_check_bash_denies_git_add_update(command: str) -> None:
     assert check_bash(command) is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a git command inside `sh -c '...'` is one shlex token, so it is never checked",
-)
 @pytest.mark.parametrize("command", ["bash -c 'git stash'", 'sh -c "git push"'])
 def test_check_bash_denies_git_run_through_a_nested_shell(command: str) -> None:
     assert check_bash(command) is not None

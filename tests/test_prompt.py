@@ -126,20 +126,12 @@ def test_parse_verdict_returns_none_without_a_verdict_on_the_last_line(text: str
     assert parse_verdict(text) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the trailing [\\s*`_]* strip eats the closing backtick of inline code",
-)
 def test_a_summary_ending_in_inline_code_keeps_its_closing_backtick() -> None:
     verdict = parse_verdict("DONE: updated `foo.py`")
 
     assert verdict == Verdict(Outcome.DONE, "updated `foo.py`")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: in `**BLOCKED:** reason` the bold closing after the colon stays in the summary",
-)
 def test_a_bold_label_with_the_colon_inside_gives_a_clean_summary() -> None:
     verdict = parse_verdict("**BLOCKED:** no access to the API")
 

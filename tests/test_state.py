@@ -47,7 +47,7 @@ def make_huey(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HueyFa
 
 @pytest.fixture(params=["sqlite", "fakeredis"])
 def make_shared_huey(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HueyFactory]:
-    """Only brokers that several processes share; see the MemoryHuey xfail test."""
+    """Brokers that several processes share (a MemoryHuey lives in one process)."""
     factory, cleanup = _huey_factory(request.param, tmp_path)
     yield factory
     cleanup()
@@ -221,11 +221,6 @@ def test_marker_key_joins_repo_and_issue() -> None:
     assert marker_key("/r", "p-1") == "/r::p-1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: namespace_storage builds a fresh MemoryStorage per State, so two States on "
-    "one MemoryHuey (App.state and the tasks' State under immediate=True) never share markers",
-)
 def test_two_states_on_one_memory_huey_share_their_markers() -> None:
     huey = MemoryHuey("t", immediate=True)
 

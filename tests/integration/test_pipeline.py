@@ -81,7 +81,8 @@ def test_ready_issues_are_closed_with_commits_of_exactly_their_files(
     report = bdp_json(broker_env, "status")
     assert {r["outcome"] for r in report["recent"]} == {"DONE"}
     assert all(r["cost_usd"] > 0 and r["turns"] >= 2 for r in report["recent"])
-    assert report["queued"] == 0 and report["running"] == []
+    assert report["queued"] == 0
+    assert report["running"] == []
     assert no_claude_left(fake_api)
 
 
@@ -131,7 +132,8 @@ def test_overloaded_api_is_retried_and_the_issue_still_closes(
     assert first_turns(fake_api, issue_id) == 2  # the 529 attempt, then the retry
     assert (repo / "flaky.txt").exists()
     log = bdp(env, "logs", "--agent", issue_id).stdout
-    assert "retrying" in log and "server_error" in log
+    assert "retrying" in log
+    assert "server_error" in log
 
 
 def test_bad_credentials_fail_at_once_and_reset_the_issue_with_a_comment(
@@ -147,9 +149,11 @@ def test_bad_credentials_fail_at_once_and_reset_the_issue_with_a_comment(
 
     assert first_turns(fake_api, issue_id) == 1  # not retried
     issue = show_issue(repo, issue_id)
-    assert issue["status"] == "open" and not issue.get("assignee")
+    assert issue["status"] == "open"
+    assert not issue.get("assignee")
     comments = comments_of(repo, issue_id, env)
-    assert "FAILED on attempt 1" in comments and "authentication_failed" in comments
+    assert "FAILED on attempt 1" in comments
+    assert "authentication_failed" in comments
     assert "ANTHROPIC_API_KEY" in comments  # says what to fix
     assert bdp_json(env, "status")["recent"][0]["outcome"] == "FAILED"
 
@@ -198,6 +202,10 @@ def test_guard_rails_deny_writes_outside_the_repo_and_destructive_git(
 
     assert not outside.exists()
     assert (repo / "README.md").read_text() == "uncommitted work of another agent\n"
-    denied = [r for r in fake_api.messages_requests(match=marker(issue_id)) if "not allowed" in str(r.body)]
+    denied = [
+        r
+        for r in fake_api.messages_requests(match=marker(issue_id))
+        if "not allowed" in str(r.body)
+    ]
     assert denied, "the agent was told that git stash is not allowed"
     assert files_of_commit(repo, "HEAD") == {"inside.txt"}

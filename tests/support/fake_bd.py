@@ -5,7 +5,8 @@ Covers init, create, ready (incl. --claim), list, show, update (incl. the --clai
 close, reopen, comment/comments, dep add and version, with bd's JSON shapes, error channels and
 exit codes. State lives in `.beads/issues.json`; every invocation holds an exclusive `fcntl.flock`
 on `.beads/lock` for its whole read-modify-write and replaces the store atomically, so concurrent
-processes serialize the way real bd's embedded Dolt does.
+processes serialize the way real bd's embedded Dolt does. Tests use it as `bd` by putting
+tests/support/bin first on PATH (see `bd_env` in tests/support/beads.py).
 
 Test hooks (environment variables):
 - `FAKE_BD_LOG=<file>`: every invocation appends one JSON line `{"argv": [...], "cwd": "..."}`
@@ -892,6 +893,16 @@ def set_status(issue: Issue, status: str, now: str) -> None:
         issue.pop("close_reason", None)
 
 
+def apply_changes(issue: Issue, changes: dict[str, Any], now: str) -> None:
+    for key, value in changes.items():
+        if key == "status":
+            set_status(issue, value, now)
+        else:
+            set_field(issue, key, value)
+    if changes:
+        issue["updated_at"] = now
+
+
 def cmd_update(ctx: Ctx) -> int:
     ids = require_ids(ctx.args)
     changes = update_changes(ctx.args)
@@ -906,10 +917,7 @@ def cmd_update(ctx: Ctx) -> int:
         if ctx.args.flag("claim") and (problem := try_claim(issue, ctx.actor, ctx.now)):
             warn(f"Error claiming {token}: {problem}")
             continue
-        for key, value in changes.items():
-            set_status(issue, value, ctx.now) if key == "status" else set_field(issue, key, value)
-        if changes:
-            issue["updated_at"] = ctx.now
+        apply_changes(issue, changes, ctx.now)
         updated.append(issue)
     return finish_batch(ctx, updated, "Updated issue")
 
@@ -1030,7 +1038,8 @@ def cmd_comments(ctx: Ctx) -> int:
     found = comments_of(ctx.store, resolve(ctx.store, rest[0]))
     if ctx.as_json:
         emit(found)
-    for comment in [] if ctx.as_json else found:
+        return 0
+    for comment in found:
         print(f"[{comment['author']}] {comment['text']} ({comment['created_at']})")
     return 0
 

@@ -13,7 +13,9 @@ from pathlib import Path
 CONSUMER = str(Path(sys.executable).parent / "huey_consumer")
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.05) -> None:
+def wait_for(
+    predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.05
+) -> None:
     """Poll until ``predicate()`` is truthy; AssertionError after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

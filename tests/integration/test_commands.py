@@ -1,0 +1,120 @@
+"""The bdp commands as users run them: enqueue idempotency, `bdp run`, logs, status."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.helpers import BDP, bdp, bdp_json, script_write_then_done
+from tests.support.beads import create_issue, show_issue
+from tests.support.fake_api import FakeApi, Status
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def broker_env(request: pytest.FixtureRequest, env: dict[str, str]) -> dict[str, str]:
+    if request.param == "redis":
+        return {**env, "BDP_REDIS_URL": request.getfixturevalue("redis_url")}
+    return env
+
+
+def test_repeated_and_concurrent_enqueue_never_queues_an_issue_twice(
+    broker_env: dict[str, str], repo: Path
+) -> None:
+    # Given five ready issues
+    ids = {create_issue(repo, f"Issue {n}") for n in range(5)}
+
+    # When six enqueues race, then one more runs after them
+    racers = [
+        subprocess.Popen([BDP, "enqueue", str(repo), "--json"], env=broker_env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]  # fmt: skip
+    outputs = [p.communicate(timeout=60) for p in racers]
+    assert all(p.returncode == 0 for p in racers), [err for _, err in outputs]
+    again = bdp_json(broker_env, "enqueue", str(repo))
+
+    # Then each issue was queued by exactly one of them, and the queue holds five tasks
+    import json
+
+    queued = [
+        row["id"] for out, _ in outputs for row in json.loads(out) if row["state"] == "queued"
+    ]
+    assert sorted(queued) == sorted(ids)
+    assert {row["state"] for row in again} == {"already queued"}
+    assert bdp_json(broker_env, "status")["queued"] == len(ids)
+
+
+def test_enqueue_passes_filters_to_bd_and_dry_run_queues_nothing(
+    env: dict[str, str], repo: Path
+) -> None:
+    urgent = create_issue(repo, "Urgent bug", priority=0, type="bug", labels=["backend"])
+    create_issue(repo, "Later chore", priority=3, type="chore")
+
+    dry = bdp_json(env, "enqueue", str(repo), "--dry-run")
+    filtered = bdp_json(env, "enqueue", str(repo), "-p", "0", "--label", "backend", "-t", "bug")
+
+    assert {row["state"] for row in dry} == {"would queue"}
+    assert len(dry) == 2
+    assert [(row["id"], row["state"]) for row in filtered] == [(urgent, "queued")]
+    assert bdp_json(env, "status")["queued"] == 1
+
+
+def test_bdp_run_works_through_the_backlog_and_summarises(
+    broker_env: dict[str, str], repo: Path, fake_api: FakeApi
+) -> None:
+    ids = [create_issue(repo, f"Item {n}") for n in range(3)]
+    for issue_id in ids:
+        script_write_then_done(fake_api, issue_id, f"{issue_id}.md")
+
+    done = bdp(broker_env, "run", str(repo), "-n", "2", "-t", "60s", timeout=150)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 closed, 0 blocked, 0 failed" in done.stdout
+    assert all(show_issue(repo, i)["status"] == "closed" for i in ids)
+    assert "bdp run" in done.stdout
+    assert "DONE" in done.stdout
+
+
+def test_bdp_run_exits_non_zero_when_an_issue_fails(
+    env: dict[str, str], repo: Path, fake_api: FakeApi
+) -> None:
+    from tests.integration.helpers import marker
+
+    good = create_issue(repo, "Fine")
+    bad = create_issue(repo, "Broken credentials")
+    script_write_then_done(fake_api, good, "fine.txt")
+    fake_api.script([Status(401)], match=marker(bad))
+
+    done = bdp(env, "run", str(repo), "-n", "2", timeout=150)
+
+    assert done.returncode == 1
+    assert "1 closed, 0 blocked, 1 failed" in done.stdout
+    assert show_issue(repo, bad)["status"] == "open"
+
+
+def test_logs_show_the_latest_run_and_filter_by_issue(
+    env: dict[str, str], repo: Path, fake_api: FakeApi
+) -> None:
+    first = create_issue(repo, "First")
+    second = create_issue(repo, "Second")
+    script_write_then_done(fake_api, first, "one.txt")
+    script_write_then_done(fake_api, second, "two.txt")
+    assert bdp(env, "run", str(repo), "-n", "1", timeout=150).returncode == 0
+
+    latest = bdp(env, "logs").stdout
+    only_first = bdp(env, "logs", "--agent", first).stdout
+    tail = bdp(env, "logs", "--agent", first, "--tail", "2").stdout
+
+    assert "tool Write" in only_first
+    assert "one.txt" in only_first
+    assert "two.txt" not in only_first
+    assert latest.strip()
+    assert ("one.txt" in latest) != ("two.txt" in latest)
+    assert len(tail.splitlines()) == 2
+    jsonl = sorted((Path(env["BDP_HOME"]) / "logs").glob(f"*-{first}-*.jsonl"))
+    assert jsonl
+    assert '"type": "ResultMessage"' in jsonl[0].read_text()
