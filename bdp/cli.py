@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from bdp.config import Settings, parse_duration
 from bdp.errors import BdpError, BrokerUnavailable
@@ -29,7 +30,7 @@ class BdpGroup(click.Group):
             return super().invoke(ctx)
         except BdpError as error:
             raise _click_error(error) from None
-        except (OSError, sqlite3.Error) as error:
+        except Exception as error:  # redis-py's errors are not OSErrors; anything else re-raises
             broker = _broker_error(error)
             if broker is None:
                 raise
@@ -49,15 +50,15 @@ def _click_error(error: BdpError) -> click.ClickException:
 
 def _broker_error(error: Exception) -> BrokerUnavailable | None:
     """A BrokerUnavailable for connection failures of Redis or SQLite, else None."""
-    label = _settings_label()
     if type(error).__module__.startswith("redis"):
         return BrokerUnavailable(
-            f"cannot reach Redis at {label}: {error}",
+            f"cannot reach Redis at {_settings_label()}: {error}",
             "start redis-server, or fix BDP_REDIS_URL (unset it to use local SQLite)",
         )
     if isinstance(error, sqlite3.OperationalError):
         return BrokerUnavailable(
-            f"cannot use the queue database {label}: {error}", "check BDP_HOME is writable"
+            f"cannot use the queue database {_settings_label()}: {error}",
+            "check BDP_HOME is writable",
         )
     return None
 
@@ -172,7 +173,9 @@ def run(repo: Path, max_agents: int, timeout: str, verbose: bool, limit: int) ->
     """
     from bdp.runner import run_repo
 
-    app = _app(timeout=parse_duration(timeout, "--timeout"))
+    source = click.get_current_context().get_parameter_source("timeout")
+    name = "BDP_TIMEOUT" if source is ParameterSource.ENVIRONMENT else "--timeout"
+    app = _app(timeout=parse_duration(timeout, name))
     progress = _progress(verbose)
     records = run_repo(app, repo, _filters(None, (), None, limit), max_agents, progress)
     failed = _print_summary(records)
