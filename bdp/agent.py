@@ -124,7 +124,11 @@ class ClaudeAgentRunner:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(TransientSessionError),
             stop=stop_after_attempt(self.settings.retries),
-            wait=wait_exponential_jitter(initial=self.settings.retry_wait, max=_MAX_RETRY_WAIT),
+            wait=wait_exponential_jitter(
+                multiplier=self.settings.retry_wait,
+                jitter=self.settings.retry_wait,
+                max=_MAX_RETRY_WAIT,
+            ),
             before_sleep=lambda state: _note_retry(request.transcript, state),
             reraise=True,
         )
@@ -171,6 +175,7 @@ class ClaudeAgentRunner:
                 "append": system_rules(request.issue),
             },
             hooks=_hooks(request, tally),
+            cli_path=self.settings.claude_cli,
         )
 
     def _verdict(self, tally: _Tally) -> SessionResult:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -179,3 +179,41 @@ def _as_list(payload: Any) -> list[dict[str, Any]]:
     if not isinstance(payload, list):
         raise BeadsError("bd printed JSON of an unexpected shape", "is this bd 0.5x or newer?")
     return [item for item in payload if isinstance(item, dict)]
+
+
+class MemoryBeads:
+    """In-memory double of `Beads` with bd's claim rules, for unit tests and benchmarks."""
+
+    def __init__(self, issues: list[Issue] | None = None) -> None:
+        self.issues = {issue.id: issue for issue in issues or []}
+        self.comments: dict[str, list[str]] = {}
+        self.close_reasons: dict[str, str] = {}
+
+    def ready(self, filters: ReadyFilters) -> list[Issue]:
+        ready = [i for i in self.issues.values() if i.status == "open" and not i.assignee]
+        return ready[: filters.limit] if filters.limit else ready
+
+    def show(self, issue_id: str) -> Issue:
+        if issue_id not in self.issues:
+            raise UnknownIssue(f"bd knows no issue {issue_id!r}", "check the id with `bd list`")
+        return self.issues[issue_id]
+
+    def claim(self, issue_id: str, actor: str) -> Claim:
+        issue = self.show(issue_id)
+        if issue.assignee and issue.assignee != actor:
+            return Claim(False, f"issue already claimed by {issue.assignee}")
+        if issue.status != "open" and issue.assignee != actor:
+            return Claim(False, f"issue not claimable: status {issue.status}")
+        self.issues[issue_id] = replace(issue, status="in_progress", assignee=actor)
+        return Claim(True)
+
+    def close(self, issue_id: str, reason: str, actor: str) -> None:
+        self.issues[issue_id] = replace(self.show(issue_id), status="closed")
+        self.close_reasons[issue_id] = reason
+
+    def reset(self, issue_id: str, actor: str) -> None:
+        self.issues[issue_id] = replace(self.show(issue_id), status="open", assignee="")
+
+    def comment(self, issue_id: str, text: str, actor: str) -> None:
+        self.show(issue_id)
+        self.comments.setdefault(issue_id, []).append(text)

@@ -95,6 +95,7 @@ class Settings:
     max_turns: int = DEFAULT_MAX_TURNS
     permission_mode: str = DEFAULT_PERMISSION_MODE
     allowed_tools: tuple[str, ...] = DEFAULT_ALLOWED_TOOLS
+    claude_cli: str | None = None
 
     def __post_init__(self) -> None:
         if self.permission_mode not in PERMISSION_MODES:
@@ -133,7 +134,13 @@ def _read_env(env: Mapping[str, str]) -> dict[str, object]:
     values: dict[str, object] = {"home": default_home(env)}
     if env.get("BDP_REDIS_URL"):
         values["redis_url"] = env["BDP_REDIS_URL"]
-    for key, name in (("queue", "BDP_QUEUE"), ("bd", "BDP_BD"), ("model", "BDP_MODEL")):
+    names = (
+        ("queue", "BDP_QUEUE"),
+        ("bd", "BDP_BD"),
+        ("model", "BDP_MODEL"),
+        ("claude_cli", "BDP_CLAUDE_CLI"),
+    )
+    for key, name in names:
         if env.get(name):
             values[key] = env[name]
     if env.get("BDP_PERMISSION_MODE"):

@@ -209,3 +209,37 @@ def test_guard_rails_deny_writes_outside_the_repo_and_destructive_git(
     ]
     assert denied, "the agent was told that git stash is not allowed"
     assert files_of_commit(repo, "HEAD") == {"inside.txt"}
+
+
+def test_secrets_never_reach_logs_or_status(
+    env: dict[str, str], redis_url: str, repo: Path, fake_api: FakeApi, tmp_path: Path
+) -> None:
+    # Given a password-protected Redis and an agent that prints its whole environment
+    secret_env = {**env, "BDP_REDIS_URL": redis_url}
+    password = redis_url.split(":")[2].split("@")[0]
+    api_key = secret_env["ANTHROPIC_API_KEY"]
+    issue_id = create_issue(repo, "Print the environment")
+    fake_api.script(
+        [ToolUse("Bash", {"command": "env; echo url=$BDP_REDIS_URL"}), Text("DONE: printed env")],
+        match=marker(issue_id),
+    )
+
+    # When the issue runs to the end
+    assert bdp(secret_env, "enqueue", str(repo)).returncode == 0
+    consumer = start_consumer(secret_env, tmp_path)
+    wait_for(lambda: status_of(repo, issue_id) == "closed", timeout=60)
+    consumer.stop()
+
+    # Then the tool output reached the model, but no log, status or consumer output holds a secret
+    assert any(api_key in str(r.body) for r in fake_api.messages_requests(match=marker(issue_id)))
+    logs = "".join(p.read_text() for p in (Path(env["BDP_HOME"]) / "logs").iterdir())
+    surfaces = {
+        "logs": logs,
+        "status": bdp(secret_env, "status").stdout,
+        "status --json": bdp(secret_env, "status", "--json").stdout,
+        "consumer": consumer.output(),
+    }
+    for name, text in surfaces.items():
+        assert password not in text, name
+        assert api_key not in text, name
+    assert "ANTHROPIC_API_KEY=***" in logs
