@@ -1,0 +1,100 @@
+"""Fast paths stay light: which modules a command loads, checked in a fresh interpreter.
+
+Each probe runs in its own ``python -c`` so modules imported by other tests cannot hide an
+import; it writes the loaded bdp/SDK/worker module names to a file as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.beads import create_issue
+
+SDK = "claude_agent_sdk"
+HEAVY = {SDK, "bdp.tasks", "bdp.agent"}
+
+#: Runs ``bdp`` once per argument list in argv[2] (JSON), then writes the loaded modules.
+CLI_PROBE = """
+import json, sys
+from pathlib import Path
+from bdp.cli import main
+for args in json.loads(sys.argv[2]):
+    code = main(args, standalone_mode=False)
+    assert code in (None, 0), (args, code)
+Path(sys.argv[1]).write_text(json.dumps(sorted(sys.modules)))
+"""
+
+#: Imports the consumer module, records the modules, then runs the startup hooks the way
+#: huey's consumer does (huey/consumer.py: ``for name, hook in huey._startup.items()``).
+CONSUMER_PROBE = """
+import json, sys
+from pathlib import Path
+import workers.consumer
+imported = sorted(sys.modules)
+for hook in workers.consumer.huey._startup.values():
+    hook()
+started = sorted(sys.modules)
+Path(sys.argv[1]).write_text(json.dumps({"imported": imported, "started": started}))
+"""
+
+
+def probe(tmp_path: Path, env: dict[str, str], script: str, *args: str) -> object:
+    """Run ``script`` in a fresh interpreter and return the JSON it wrote."""
+    out = tmp_path / "modules.json"
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(out), *args],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        stdin=subprocess.DEVNULL, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    result: object = json.loads(out.read_text())
+    return result
+
+
+def loaded_by(tmp_path: Path, env: dict[str, str], *commands: list[str]) -> set[str]:
+    modules = probe(tmp_path, env, CLI_PROBE, json.dumps(list(commands)))
+    assert isinstance(modules, list)
+    return {str(name) for name in modules}
+
+
+def test_help_and_status_never_load_the_sdk_tasks_or_agent(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    modules = loaded_by(tmp_path, env, ["--help"], ["status"])
+    assert "bdp.status" in modules  # the probe really ran `bdp status`
+    assert not modules & HEAVY
+
+
+def test_enqueue_dry_run_never_loads_the_sdk_or_agent(
+    tmp_path: Path, env: dict[str, str], repo: Path
+) -> None:
+    create_issue(repo, "Something to enqueue")
+    modules = loaded_by(tmp_path, env, ["enqueue", "--dry-run", str(repo)])
+    assert "bdp.enqueue" in modules  # the probe really ran `bdp enqueue`
+    assert not modules & {SDK, "bdp.agent"}
+
+
+def test_enqueue_queues_a_task_without_loading_the_sdk_or_agent(
+    tmp_path: Path, env: dict[str, str], repo: Path
+) -> None:
+    create_issue(repo, "Something to enqueue")
+    modules = loaded_by(tmp_path, env, ["enqueue", str(repo)])
+    assert "bdp.tasks" in modules  # queuing needs the task, so this path is not vacuous
+    assert not modules & {SDK, "bdp.agent"}
+
+
+def test_the_consumer_module_loads_the_sdk_only_when_a_worker_starts(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    # Given a fresh interpreter importing the module operators point huey_consumer at
+    result = probe(tmp_path, env, CONSUMER_PROBE)
+    assert isinstance(result, dict)
+    # Then importing it registers the tasks but leaves the SDK alone
+    assert "bdp.tasks" in result["imported"]
+    assert SDK not in result["imported"]
+    assert "bdp.agent" not in result["imported"]
+    # And starting a worker is what loads it
+    assert SDK in result["started"]
