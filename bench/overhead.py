@@ -121,7 +121,9 @@ def wall(argv: list[str], env: dict[str, str], rounds: int, before: Callable[[],
     return statistics.median(samples)
 
 
-def enqueue_and_status(settings: Settings, env: dict[str, str], work: Path, rounds: int) -> dict[str, float]:
+def enqueue_and_status(
+    settings: Settings, env: dict[str, str], work: Path, rounds: int
+) -> dict[str, float]:
     repo = make_repo(work / "big")
     init_workspace(repo)
     seed_ready_issues(repo, 2000)
@@ -138,7 +140,11 @@ def enqueue_and_status(settings: Settings, env: dict[str, str], work: Path, roun
     assert app.huey.pending_count() == 10_000
     status_ms = wall([BDP, "status", "--json"], env, rounds, lambda: None)
     python_ms = wall([sys.executable, "-c", "import huey"], env, rounds, lambda: None)
-    return {"enqueue_2000_ms": enqueue_ms, "status_10000_ms": status_ms, "python_import_huey_ms": python_ms}
+    return {
+        "enqueue_2000_ms": enqueue_ms,
+        "status_10000_ms": status_ms,
+        "python_import_huey_ms": python_ms,
+    }
 
 
 @contextmanager
@@ -150,6 +156,18 @@ def brokers(work: Path) -> Iterator[list[tuple[str, dict[str, str]]]]:
         redis.stop()
 
 
+def report(name: str, settings: Settings, env: dict[str, str], work: Path, rounds: int) -> None:
+    tasks = int(env.get("BENCH_TASKS", "200"))
+    raw, ours = overhead(settings, tasks, work)
+    print(f"[{name}] orchestration per task: bdp {ours:.2f} ms vs raw Huey no-op {raw:.2f} ms "
+          f"(medians; ratio {ours / raw:.1f}x, overhead {ours - raw:.2f} ms)")  # fmt: skip
+    numbers = enqueue_and_status(settings, env, work, rounds)
+    enqueue_ms, status_ms = numbers["enqueue_2000_ms"], numbers["status_10000_ms"]
+    print(f"[{name}] bdp enqueue, 2,000 ready issues: {enqueue_ms:.0f} ms median")
+    print(f"[{name}] bdp status, 10,000 queued: {status_ms:.0f} ms median "
+          f"(python -c 'import huey': {numbers['python_import_huey_ms']:.0f} ms)")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=200)
@@ -159,15 +177,9 @@ def main() -> None:
         for name, extra in kinds:
             work = Path(tmp) / name
             env = {**bd_env(), **extra, "BDP_HOME": str(work / "home")}
+            env["BENCH_TASKS"] = str(options.tasks)
             os.environ.update(extra)
-            settings = Settings.from_env(env)
-            raw, ours = overhead(settings, options.tasks, work)
-            print(f"[{name}] orchestration per task: bdp {ours:.2f} ms median vs raw Huey no-op "
-                  f"{raw:.2f} ms  (ratio {ours / raw:.1f}x, overhead {ours - raw:.2f} ms)")  # fmt: skip
-            numbers = enqueue_and_status(settings, env, work, options.rounds)
-            print(f"[{name}] bdp enqueue, 2,000 ready issues: {numbers['enqueue_2000_ms']:.0f} ms median")
-            print(f"[{name}] bdp status, 10,000 queued: {numbers['status_10000_ms']:.0f} ms median "
-                  f"(python -c 'import huey': {numbers['python_import_huey_ms']:.0f} ms)")  # fmt: skip
+            report(name, Settings.from_env(env), env, work, options.rounds)
             for key in extra:
                 os.environ.pop(key, None)
 

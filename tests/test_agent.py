@@ -57,8 +57,11 @@ def test_a_done_session_reports_its_files_cost_and_summary(
 
     assert (result.outcome, result.summary) == (Outcome.DONE, "wrote hello.txt")
     assert result.changed_files == ["hello.txt"]
-    assert result.cost_usd > 0 and result.turns == 2 and result.attempts == 1
-    assert result.input_tokens > 0 and result.output_tokens > 0
+    assert result.cost_usd > 0
+    assert result.turns == 2
+    assert result.attempts == 1
+    assert result.input_tokens > 0
+    assert result.output_tokens > 0
     assert "tool Write" in (tmp_path / "run.log").read_text()
 
 
@@ -70,7 +73,8 @@ def test_the_prompt_carries_the_issue_and_the_workflow(
     run(workdir, tmp_path)
 
     first = str(api.messages_requests()[0].body)
-    assert "t-abc: Add a greeting" in first and "Write hello.txt" in first
+    assert "t-abc: Add a greeting" in first
+    assert "Write hello.txt" in first
     assert "BLOCKED: <one-line reason>" in first
     assert "Do not commit" in first  # the rules ride in the system prompt
 
@@ -85,7 +89,9 @@ def test_a_blocked_session_is_blocked_with_its_reason(
     assert (result.outcome, result.summary) == (Outcome.BLOCKED, "no API spec in the repo")
 
 
-def test_a_session_without_a_verdict_line_fails(api: FakeApi, workdir: Path, tmp_path: Path) -> None:
+def test_a_session_without_a_verdict_line_fails(
+    api: FakeApi, workdir: Path, tmp_path: Path
+) -> None:
     api.script([Text("I changed some things, probably fine.")])
 
     result = run(workdir, tmp_path)
@@ -97,8 +103,13 @@ def test_a_session_without_a_verdict_line_fails(api: FakeApi, workdir: Path, tmp
 def test_running_out_of_turns_fails_with_the_limit_named(
     api: FakeApi, workdir: Path, tmp_path: Path
 ) -> None:
-    api.script([ToolUse("Write", {"file_path": "a.txt", "content": "a"}),
-                ToolUse("Write", {"file_path": "b.txt", "content": "b"}), Text("DONE: x")])  # fmt: skip
+    api.script(
+        [
+            ToolUse("Write", {"file_path": "a.txt", "content": "a"}),
+            ToolUse("Write", {"file_path": "b.txt", "content": "b"}),
+            Text("DONE: x"),
+        ]
+    )
 
     result = run(workdir, tmp_path, max_turns=1)
 
@@ -128,9 +139,7 @@ def test_retries_are_bounded(api: FakeApi, workdir: Path, tmp_path: Path) -> Non
     assert len(api.messages_requests()) == 2
 
 
-def test_a_crashing_cli_is_retried_then_fails(
-    api: FakeApi, workdir: Path, tmp_path: Path
-) -> None:
+def test_a_crashing_cli_is_retried_then_fails(api: FakeApi, workdir: Path, tmp_path: Path) -> None:
     calls = tmp_path / "calls"
     crashing = tmp_path / "claude"
     crashing.write_text(f"#!/bin/sh\necho crash >> {calls}\nexit 3\n")
@@ -138,7 +147,8 @@ def test_a_crashing_cli_is_retried_then_fails(
 
     result = run(workdir, tmp_path, retries=3, claude_cli=str(crashing))
 
-    assert result.outcome is Outcome.FAILED and result.attempts == 3
+    assert result.outcome is Outcome.FAILED
+    assert result.attempts == 3
     assert "the Claude CLI failed" in result.summary
     assert calls.read_text().count("crash") >= 3
 
@@ -166,5 +176,6 @@ def test_bypass_permissions_as_root_fails_with_what_to_do(
     result = run(workdir, tmp_path, permission_mode="bypassPermissions")
 
     assert result.outcome is Outcome.FAILED
-    assert "IS_SANDBOX=1" in result.summary and "acceptEdits" in result.summary
+    assert "IS_SANDBOX=1" in result.summary
+    assert "acceptEdits" in result.summary
     assert api.messages_requests() == []
