@@ -45,3 +45,11 @@ class BrokerUnavailable(BdpError):
 
 class TaskError(BdpError):
     """A queued task carries data bdp cannot run (malformed or from another version)."""
+
+
+class LockError(BdpError):
+    """A file lock could not be taken: held by another run, or a path outside the repo."""
+
+
+class DeadlockError(LockError):
+    """Waiting for a lock would close a cycle of runs waiting on each other."""

@@ -45,7 +45,7 @@ def task_args(repo: Any, issue_id: Any, attempt: Any) -> TaskArgs:
         raise TaskError(f"malformed task: repo must be an absolute path, got {repo!r}")
     if not isinstance(issue_id, str) or not issue_id.strip():
         raise TaskError(f"malformed task: issue id must be a non-empty string, got {issue_id!r}")
-    if not isinstance(attempt, int) or attempt < 1:
+    if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
         raise TaskError(f"malformed task: attempt must be a positive integer, got {attempt!r}")
     return TaskArgs(repo, issue_id, attempt)
 

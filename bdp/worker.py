@@ -83,7 +83,7 @@ def work_on(args: TaskArgs, task_id: str, deps: WorkerDeps) -> RunRecord:
         record = _run_claimed(args, task_id, deps, beads, actor)
     else:
         log.info("not running %s: %s", args.issue_id, claim.reason)
-        _unmark_if_ours(deps.state, args, task_id)
+        _unmark_if_ours(deps.state, args.repo, args.issue_id, task_id)
         record = _unclaimed(args, outcome, claim.reason)
     deps.state.record(record)
     return record
@@ -100,7 +100,7 @@ def _run_claimed(
             return _finish(job, result)
     finally:
         deps.state.unregister(job.run.run_id)
-        _unmark_if_ours(deps.state, args, task_id)
+        _unmark_if_ours(deps.state, args.repo, args.issue_id, task_id)
         job.transcript.close()
 
 
@@ -120,7 +120,9 @@ def _start(
         started=now, deadline=now + deps.settings.timeout, heartbeat=now, log_path=str(path),
     )  # fmt: skip
     deps.state.register(run)
-    deps.state.mark_running(args.repo, issue.id, task_id)
+    marker = deps.state.marker(args.repo, args.issue_id)  # keyed as the task names the issue
+    if marker is None or marker.task_id == task_id:  # never take over another task's marker
+        deps.state.mark_running(args.repo, args.issue_id, task_id)
     return _Job(args, task_id, deps, beads, actor, run, issue, transcript)
 
 
@@ -192,10 +194,10 @@ def _unclaimed(args: TaskArgs, outcome: Outcome, reason: str) -> RunRecord:
     )  # fmt: skip
 
 
-def _unmark_if_ours(state: State, args: TaskArgs, task_id: str) -> None:
-    marker = state.marker(args.repo, args.issue_id)
+def _unmark_if_ours(state: State, repo: str, issue_id: str, task_id: str) -> None:
+    marker = state.marker(repo, issue_id)
     if marker is not None and marker.task_id == task_id:
-        state.unmark(args.repo, args.issue_id)
+        state.unmark(repo, issue_id)
 
 
 @contextmanager

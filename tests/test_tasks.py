@@ -1,0 +1,255 @@
+"""Unit tests for bdp/tasks.py and bdp/enqueue.py on an in-process MemoryHuey.
+
+`immediate=True` runs a task inside the call that enqueues it, so the whole pipeline (bd
+stand-in, stub agent, real git) runs in the test process; a non-immediate MemoryHuey keeps
+tasks queued so enqueue's bookkeeping can be inspected, then a worker is stepped by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from huey import MemoryHuey
+
+from bdp.app import App
+from bdp.beads import ReadyFilters
+from bdp.config import Settings
+from bdp.enqueue import enqueue_ready
+from bdp.errors import TaskError
+from bdp.models import Outcome, TaskArgs
+from bdp.session import StubAgentRunner
+from bdp.state import State
+from bdp.tasks import task_args
+from tests.support.beads import AMBIENT_VARS, bd_env, create_issue, run_bd_ok, show_issue
+
+ABSOLUTE = "/srv/repo"
+
+
+@pytest.fixture(autouse=True)
+def stand_in_bd(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`bd` is the stand-in, with no ambient beads settings; git stays inside tmp_path."""
+    for name in AMBIENT_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PATH", bd_env()["PATH"])
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", heartbeat=0.05, timeout=60)
+
+
+def make_app(settings: Settings, immediate: bool) -> App:
+    huey = MemoryHuey("test-tasks", immediate=immediate)
+    stub = StubAgentRunner(summary="did it", files={"done.txt": "done\n"})
+    return App(settings, huey, State(huey), agent=lambda _settings: stub)
+
+
+@pytest.fixture
+def immediate_app(settings: Settings) -> App:
+    return make_app(settings, immediate=True)
+
+
+@pytest.fixture
+def queued_app(settings: Settings) -> App:
+    return make_app(settings, immediate=False)
+
+
+def head(repo: Path) -> str:
+    done = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+# --- task_args --------------------------------------------------------------------------------
+
+
+def test_task_args_accepts_an_absolute_repo_an_issue_id_and_a_positive_attempt() -> None:
+    assert task_args(ABSOLUTE, "t-abc", 2) == TaskArgs(ABSOLUTE, "t-abc", 2)
+
+
+@pytest.mark.parametrize(
+    ("repo", "issue_id", "attempt", "named"),
+    [
+        pytest.param("relative/path", "t-abc", 1, "repo", id="relative repo"),
+        pytest.param("", "t-abc", 1, "repo", id="empty repo"),
+        pytest.param(None, "t-abc", 1, "repo", id="repo not a string"),
+        pytest.param(ABSOLUTE, "", 1, "issue id", id="empty issue id"),
+        pytest.param(ABSOLUTE, "   ", 1, "issue id", id="blank issue id"),
+        pytest.param(ABSOLUTE, 7, 1, "issue id", id="issue id not a string"),
+        pytest.param(ABSOLUTE, "t-abc", 0, "attempt", id="attempt zero"),
+        pytest.param(ABSOLUTE, "t-abc", -1, "attempt", id="negative attempt"),
+        pytest.param(ABSOLUTE, "t-abc", "1", "attempt", id="attempt a string"),
+        pytest.param(ABSOLUTE, "t-abc", 1.0, "attempt", id="attempt a float"),
+    ],
+)
+def test_task_args_rejects_malformed_arguments_naming_the_bad_one(
+    repo: Any, issue_id: Any, attempt: Any, named: str
+) -> None:
+    with pytest.raises(TaskError) as raised:
+        task_args(repo, issue_id, attempt)
+
+    assert str(raised.value).startswith(f"malformed task: {named} ")
+
+
+# --- run_issue --------------------------------------------------------------------------------
+
+
+def test_run_issue_runs_the_whole_pipeline_in_process(immediate_app: App, repo: Path) -> None:
+    # Given a ready issue
+    issue_id = create_issue(repo, "Ship it")
+    before = head(repo)
+
+    # When the task is called (immediate mode runs it right away)
+    result = immediate_app.tasks.run_issue(str(repo), issue_id, 1)
+
+    # Then the issue is closed with the agent's summary and its file is committed
+    assert result.get() == "DONE"
+    shown = show_issue(repo, issue_id)
+    assert (shown["status"], shown["close_reason"]) == ("closed", "did it")
+    assert head(repo) != before
+    [record] = immediate_app.state.outcomes()
+    assert (record.issue_id, record.outcome) == (issue_id, Outcome.DONE)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(("relative/path", "t-abc", 1), id="relative repo"),
+        pytest.param((ABSOLUTE, "", 1), id="empty issue id"),
+        pytest.param((ABSOLUTE, "t-abc", 0), id="attempt zero"),
+    ],
+)
+def test_run_issue_with_a_malformed_argument_logs_and_drops_the_task(
+    immediate_app: App, caplog: pytest.LogCaptureFixture, args: tuple[Any, ...]
+) -> None:
+    with caplog.at_level(logging.INFO):
+        result = immediate_app.tasks.run_issue(*args)
+
+    assert result.get() == "FAILED"
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [(r.name, "malformed task" in r.getMessage()) for r in errors] == [("bdp.tasks", True)]
+    assert immediate_app.state.outcomes() == []
+
+
+# --- enqueue_ready ----------------------------------------------------------------------------
+
+
+def test_enqueue_in_immediate_mode_runs_each_ready_issue_and_releases_its_marker(
+    immediate_app: App, repo: Path
+) -> None:
+    first = create_issue(repo, "first", priority=1)
+    second = create_issue(repo, "second", priority=2)
+
+    results = enqueue_ready(immediate_app, repo, ReadyFilters())
+
+    assert [(e.issue.id, e.state) for e in results] == [(first, "queued"), (second, "queued")]
+    assert [show_issue(repo, i)["status"] for i in (first, second)] == ["closed", "closed"]
+    assert immediate_app.state.markers() == []
+    assert enqueue_ready(immediate_app, repo, ReadyFilters()) == []
+
+
+def test_enqueue_queues_one_task_per_ready_issue_and_marks_each(
+    queued_app: App, repo: Path
+) -> None:
+    ids = [create_issue(repo, f"issue {n}") for n in range(3)]
+
+    results = enqueue_ready(queued_app, repo, ReadyFilters())
+
+    assert sorted(e.issue.id for e in results) == sorted(ids)
+    assert {e.state for e in results} == {"queued"}
+    assert queued_app.huey.pending_count() == 3
+    markers = queued_app.state.markers()
+    assert sorted(m.issue_id for m in markers) == sorted(ids)
+    assert {(m.repo, m.state) for m in markers} == {(str(repo), "queued")}
+    task_ids = {task.id for task in queued_app.huey.pending()}
+    assert {m.task_id for m in markers} == task_ids
+
+
+def test_enqueue_twice_reports_already_queued_and_queues_nothing_more(
+    queued_app: App, repo: Path
+) -> None:
+    # Given a backlog that was enqueued once
+    for n in range(2):
+        create_issue(repo, f"issue {n}")
+    enqueue_ready(queued_app, repo, ReadyFilters())
+
+    # When it is enqueued again
+    again = enqueue_ready(queued_app, repo, ReadyFilters())
+
+    # Then every issue is reported as already queued and the queue did not grow
+    assert [e.state for e in again] == ["already queued", "already queued"]
+    assert queued_app.huey.pending_count() == 2
+
+
+def test_enqueue_reports_an_issue_whose_marker_says_running_as_running(
+    queued_app: App, repo: Path
+) -> None:
+    issue_id = create_issue(repo, "in flight")
+    queued_app.state.mark_running(str(repo), issue_id, "task-elsewhere")
+
+    [result] = enqueue_ready(queued_app, repo, ReadyFilters())
+
+    assert result.state == "running"
+    assert queued_app.huey.pending_count() == 0
+
+
+def test_enqueue_dry_run_reports_would_queue_and_queues_nothing(
+    queued_app: App, repo: Path
+) -> None:
+    for n in range(2):
+        create_issue(repo, f"issue {n}")
+
+    results = enqueue_ready(queued_app, repo, ReadyFilters(), dry_run=True)
+
+    assert [e.state for e in results] == ["would queue", "would queue"]
+    assert queued_app.huey.pending_count() == 0
+    assert queued_app.state.markers() == []
+
+
+def test_enqueue_passes_its_filters_to_bd(queued_app: App, repo: Path) -> None:
+    wanted = create_issue(repo, "backend bug", labels=["backend"])
+    create_issue(repo, "frontend bug", labels=["frontend"])
+
+    results = enqueue_ready(queued_app, repo, ReadyFilters(labels=("backend",)))
+
+    assert [(e.issue.id, e.state) for e in results] == [(wanted, "queued")]
+    assert queued_app.huey.pending_count() == 1
+
+
+def test_a_queued_task_runs_the_issue_when_a_worker_takes_it(queued_app: App, repo: Path) -> None:
+    # Given an enqueued issue
+    issue_id = create_issue(repo, "queued work")
+    enqueue_ready(queued_app, repo, ReadyFilters())
+
+    # When a worker dequeues and executes the task
+    task = queued_app.huey.dequeue()
+    assert task is not None
+    queued_app.huey.execute(task)
+
+    # Then the issue is closed, the queue is empty and the marker is released
+    assert show_issue(repo, issue_id)["status"] == "closed"
+    assert queued_app.huey.pending_count() == 0
+    assert queued_app.state.markers() == []
+
+
+def test_a_duplicate_task_for_a_finished_issue_is_skipped(queued_app: App, repo: Path) -> None:
+    # Given an issue that was enqueued and worked on
+    issue_id = create_issue(repo, "once only")
+    enqueue_ready(queued_app, repo, ReadyFilters())
+    queued_app.huey.execute(queued_app.huey.dequeue())
+    closed = show_issue(repo, issue_id)
+
+    # When the same task arrives a second time
+    duplicate = queued_app.tasks.run_issue.s(str(repo), issue_id, 1)
+    value = queued_app.huey.execute(duplicate)
+
+    # Then it is skipped and bd is untouched
+    assert value == "SKIPPED"
+    assert show_issue(repo, issue_id) == closed
+    assert run_bd_ok(repo, "comments", issue_id, "--json").strip() == "[]"

@@ -1,0 +1,422 @@
+"""Unit tests for bdp/worker.py: `work_on` with the stub agent, the bd stand-in and real git.
+
+State lives in a MemoryHuey; bd is the stand-in subprocess found on PATH, in the `repo` fixture.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from huey import MemoryHuey
+
+from bdp.config import Settings
+from bdp.models import Outcome, Run, RunRecord, TaskArgs
+from bdp.session import SessionRequest, SessionResult, StubAgentRunner
+from bdp.state import Marker, State
+from bdp.worker import WorkerDeps, work_on, worker_name
+from tests.support.beads import AMBIENT_VARS, bd_env, create_issue, run_bd_ok, show_issue
+
+TASK_ID = "task-1"
+POLL_DEADLINE = 5.0
+
+
+@pytest.fixture(autouse=True)
+def stand_in_bd(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`bd` is the stand-in, with no ambient beads settings; git stays inside tmp_path."""
+    for name in AMBIENT_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PATH", bd_env()["PATH"])
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", heartbeat=0.05, timeout=60)
+
+
+@pytest.fixture
+def state() -> State:
+    return State(MemoryHuey("test-worker"))
+
+
+@pytest.fixture
+def issue_id(repo: Path) -> str:
+    return create_issue(repo, "Add a greeting", description="Say hello")
+
+
+@dataclass
+class Worker:
+    """Runs `work_on` for one repo with a given agent, the marker taken first like enqueue does."""
+
+    repo: Path
+    settings: Settings
+    state: State
+
+    def run(self, issue_id: str, agent: Any, attempt: int = 1, mark: bool = True) -> RunRecord:
+        if mark:
+            assert self.state.mark_queued(str(self.repo), issue_id, TASK_ID)
+        deps = WorkerDeps(self.settings, self.state, agent)
+        return work_on(TaskArgs(str(self.repo), issue_id, attempt), TASK_ID, deps)
+
+    def marker(self, issue_id: str) -> Marker | None:
+        return self.state.marker(str(self.repo), issue_id)
+
+
+@pytest.fixture
+def worker(repo: Path, settings: Settings, state: State) -> Worker:
+    return Worker(repo, settings, state)
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+def head(repo: Path) -> str:
+    return git(repo, "rev-parse", "HEAD").strip()
+
+
+def porcelain(repo: Path) -> dict[str, str]:
+    """Path -> two-letter status of everything that differs from HEAD (bd's files excluded)."""
+    out = git(repo, "status", "--porcelain", "-z", "--untracked-files=all")
+    entries = (entry for entry in out.split("\0") if entry)
+    return {e[3:]: e[:2] for e in entries if not e[3:].startswith(".beads/")}
+
+
+def comments_of(repo: Path, issue_id: str) -> list[str]:
+    found = json.loads(run_bd_ok(repo, "comments", issue_id, "--json"))
+    return [comment["text"] for comment in found]
+
+
+def poll(condition: Callable[[], bool], timeout: float = POLL_DEADLINE) -> bool:
+    """Whether ``condition`` became true before the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
+# --- DONE ---------------------------------------------------------------------------------------
+
+
+def test_a_done_run_commits_the_agents_files_in_one_commit_named_after_the_issue(
+    worker: Worker, repo: Path, issue_id: str
+) -> None:
+    # Given an agent that writes two files and says DONE
+    before = head(repo)
+    agent = StubAgentRunner(files={"hello.py": "print('hi')\n", "pkg/util.py": "X = 1\n"})
+
+    # When
+    record = worker.run(issue_id, agent)
+
+    # Then exactly one commit holds exactly those files, under "<id>: <title>"
+    assert record.outcome is Outcome.DONE
+    assert git(repo, "rev-list", "--count", f"{before}..HEAD").strip() == "1"
+    assert git(repo, "log", "-1", "--format=%s").strip() == f"{issue_id}: Add a greeting"
+    assert sorted(git(repo, "show", "--name-only", "--format=", "HEAD").split()) == [
+        "hello.py",
+        "pkg/util.py",
+    ]
+    assert porcelain(repo) == {}
+    assert record.commit == head(repo)
+
+
+def test_a_done_run_closes_the_issue_with_the_summary_as_reason(
+    worker: Worker, repo: Path, issue_id: str
+) -> None:
+    agent = StubAgentRunner(summary="Greeting added", files={"hello.py": "print('hi')\n"})
+
+    worker.run(issue_id, agent)
+
+    shown = show_issue(repo, issue_id)
+    assert (shown["status"], shown["close_reason"]) == ("closed", "Greeting added")
+    assert comments_of(repo, issue_id) == []
+
+
+def test_a_done_run_is_recorded_and_leaves_no_run_and_no_marker_behind(
+    worker: Worker, state: State, repo: Path, issue_id: str
+) -> None:
+    agent = StubAgentRunner(summary="Greeting added", files={"hello.py": "print('hi')\n"})
+
+    record = worker.run(issue_id, agent, attempt=2)
+
+    assert state.outcomes() == [record]
+    assert (record.issue_id, record.repo, record.title) == (issue_id, str(repo), "Add a greeting")
+    assert (record.summary, record.attempt, record.files) == ("Greeting added", 2, ["hello.py"])
+    assert Path(record.log_path).is_file()
+    assert state.runs() == []
+    assert worker.marker(issue_id) is None
+
+
+def test_a_done_run_leaves_unrelated_dirty_files_uncommitted(
+    worker: Worker, repo: Path, issue_id: str
+) -> None:
+    # Given a modified tracked file and an untracked file the agent has nothing to do with
+    (repo / "README.md").write_text("# local edit\n")
+    (repo / "scratch.txt").write_text("mine\n")
+
+    # When the agent changes one other file
+    worker.run(issue_id, StubAgentRunner(files={"hello.py": "print('hi')\n"}))
+
+    # Then only that file is in the commit; the others are still dirty
+    assert git(repo, "show", "--name-only", "--format=", "HEAD").split() == ["hello.py"]
+    assert porcelain(repo) == {"README.md": " M", "scratch.txt": "??"}
+
+
+def test_a_done_run_that_cannot_commit_fails_and_resets_the_issue(
+    worker: Worker, repo: Path, issue_id: str
+) -> None:
+    # Given an agent reporting a changed path git refuses (outside the work tree)
+    before = head(repo)
+    agent = StubAgentRunner(files={"../outside.txt": "escaped\n"})
+
+    # When
+    record = worker.run(issue_id, agent)
+
+    # Then the run fails, nothing is committed and the issue is offered again
+    assert record.outcome is Outcome.FAILED
+    assert record.summary.startswith("could not finish: ")
+    assert "outside repository" in record.summary
+    assert head(repo) == before
+    shown = show_issue(repo, issue_id)
+    assert shown["status"] == "open"
+    assert not shown.get("assignee")
+    [note] = comments_of(repo, issue_id)
+    assert note.startswith("bdp: FAILED on attempt 1: could not finish: ")
+
+
+# --- BLOCKED, FAILED, TIMED_OUT ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("outcome", [Outcome.BLOCKED, Outcome.FAILED, Outcome.TIMED_OUT])
+def test_a_run_that_does_not_finish_resets_the_issue_with_a_comment_and_commits_nothing(
+    worker: Worker, state: State, repo: Path, issue_id: str, outcome: Outcome
+) -> None:
+    # Given an agent that wrote a file but did not finish
+    before = head(repo)
+    agent = StubAgentRunner(outcome, "needs a decision", files={"half.py": "x = (\n"})
+
+    # When
+    record = worker.run(issue_id, agent, attempt=3)
+
+    # Then the issue is open and unassigned, with a comment pointing at the log
+    assert record.outcome is outcome
+    shown = show_issue(repo, issue_id)
+    assert shown["status"] == "open"
+    assert not shown.get("assignee")
+    assert comments_of(repo, issue_id) == [
+        f"bdp: {outcome.value} on attempt 3: needs a decision. Log: {record.log_path}"
+    ]
+    # And nothing was committed, the run is recorded and nothing is left registered
+    assert head(repo) == before
+    assert record.commit == ""
+    assert porcelain(repo) == {"half.py": "??"}
+    assert state.outcomes() == [record]
+    assert state.runs() == []
+    assert worker.marker(issue_id) is None
+
+
+@dataclass
+class CrashingAgent:
+    calls: list[SessionRequest] = field(default_factory=list)
+
+    def run(self, request: SessionRequest) -> SessionResult:
+        self.calls.append(request)
+        raise RuntimeError("agent exploded")
+
+
+def test_an_agent_that_raises_fails_the_run_and_resets_the_issue(
+    worker: Worker, state: State, repo: Path, issue_id: str
+) -> None:
+    agent = CrashingAgent()
+
+    record = worker.run(issue_id, agent)
+
+    assert len(agent.calls) == 1
+    assert record.outcome is Outcome.FAILED
+    assert "agent exploded" in record.summary
+    shown = show_issue(repo, issue_id)
+    assert shown["status"] == "open"
+    assert not shown.get("assignee")
+    [note] = comments_of(repo, issue_id)
+    assert note.startswith("bdp: FAILED on attempt 1: ")
+    assert "agent exploded" in note
+    assert state.runs() == []
+    assert worker.marker(issue_id) is None
+
+
+# --- not claimed ------------------------------------------------------------------------------
+
+
+def test_an_issue_claimed_by_another_actor_is_skipped_without_running_the_agent(
+    worker: Worker, state: State, repo: Path, issue_id: str,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:  # fmt: skip
+    # Given the issue is already claimed by someone else
+    run_bd_ok(repo, "update", issue_id, "--claim", "--actor", "other")
+    before = show_issue(repo, issue_id)
+    calls = tmp_path / "bd-calls.jsonl"
+    monkeypatch.setenv("FAKE_BD_LOG", str(calls))
+    agent = StubAgentRunner(files={"hello.py": "print('hi')\n"})
+
+    # When
+    record = worker.run(issue_id, agent)
+
+    # Then the agent never ran and bd saw only the failed claim
+    assert record.outcome is Outcome.SKIPPED
+    assert record.summary == "issue already claimed by other"
+    assert agent.requests == []
+    assert [json.loads(line)["argv"][0] for line in calls.read_text().splitlines()] == ["update"]
+    monkeypatch.delenv("FAKE_BD_LOG")
+    assert show_issue(repo, issue_id) == before
+    assert comments_of(repo, issue_id) == []
+    assert not (repo / "hello.py").exists()
+    # And the skip is recorded and our marker released
+    assert state.outcomes() == [record]
+    assert state.runs() == []
+    assert worker.marker(issue_id) is None
+
+
+def test_a_skipped_run_keeps_a_marker_that_belongs_to_another_task(
+    worker: Worker, state: State, repo: Path, issue_id: str
+) -> None:
+    run_bd_ok(repo, "update", issue_id, "--claim", "--actor", "other")
+    assert state.mark_queued(str(repo), issue_id, "someone-elses-task")
+
+    record = worker.run(issue_id, StubAgentRunner(), mark=False)
+
+    assert record.outcome is Outcome.SKIPPED
+    marker = worker.marker(issue_id)
+    assert marker is not None
+    assert (marker.task_id, marker.state) == ("someone-elses-task", "queued")
+
+
+def test_a_finished_run_keeps_a_marker_that_belongs_to_another_task(
+    worker: Worker, state: State, repo: Path, issue_id: str
+) -> None:
+    # Given the marker was taken by another (later) task for the same issue
+    assert state.mark_queued(str(repo), issue_id, "someone-elses-task")
+
+    # When this task wins the claim and runs to the end
+    record = worker.run(issue_id, StubAgentRunner(files={"hello.py": "hi\n"}), mark=False)
+
+    # Then the other task's marker is still there
+    assert record.outcome is Outcome.DONE
+    marker = worker.marker(issue_id)
+    assert marker is not None
+    assert marker.task_id == "someone-elses-task"
+
+
+def test_a_task_given_a_short_issue_id_leaves_no_marker_behind(
+    worker: Worker, state: State, issue_id: str
+) -> None:
+    # Given a task that names the issue by its hash alone, which bd resolves
+    short_id = issue_id.removeprefix("t-")
+
+    # When it runs to the end
+    record = worker.run(short_id, StubAgentRunner(files={"hello.py": "hi\n"}))
+
+    # Then no marker is left under either name
+    assert record.outcome is Outcome.DONE
+    assert state.markers() == []
+
+
+def test_an_unknown_issue_is_recorded_as_failed_without_raising(
+    worker: Worker, state: State
+) -> None:
+    agent = StubAgentRunner()
+
+    record = worker.run("t-zzzzzzzzz", agent)
+
+    assert record.outcome is Outcome.FAILED
+    assert "t-zzzzzzzzz" in record.summary
+    assert agent.requests == []
+    assert state.outcomes() == [record]
+    assert worker.marker("t-zzzzzzzzz") is None
+
+
+# --- while the agent runs ---------------------------------------------------------------------
+
+
+@dataclass
+class Snapshot:
+    """What the state looked like from inside a running agent."""
+
+    runs: list[Run] = field(default_factory=list)
+    marker: Marker | None = None
+    later_heartbeat: float | None = None
+    request: SessionRequest | None = None
+
+
+def watch_state(state: State, repo: Path, issue_id: str, seen: Snapshot) -> StubAgentRunner:
+    """A stub agent that records the registry and marker, and waits for one heartbeat."""
+
+    def on_run(request: SessionRequest) -> None:
+        seen.request = request
+        seen.runs = state.runs()
+        seen.marker = state.marker(str(repo), issue_id)
+        if len(seen.runs) != 1:
+            return
+        first = seen.runs[0].heartbeat
+
+        def advanced() -> bool:
+            seen.later_heartbeat = state.runs()[0].heartbeat
+            return seen.later_heartbeat > first
+
+        poll(advanced)
+
+    return StubAgentRunner(on_run=on_run, files={"hello.py": "hi\n"})
+
+
+def test_a_running_run_is_registered_with_its_owner_and_deadline(
+    worker: Worker, settings: Settings, state: State, repo: Path, issue_id: str
+) -> None:
+    seen = Snapshot()
+
+    record = worker.run(issue_id, watch_state(state, repo, issue_id, seen))
+
+    assert record.outcome is Outcome.DONE
+    [run] = seen.runs
+    assert (run.issue_id, run.repo, run.title) == (issue_id, str(repo), "Add a greeting")
+    assert (run.host, run.pid, run.worker) == (socket.gethostname(), os.getpid(), worker_name())
+    assert run.deadline == pytest.approx(run.started + settings.timeout)
+    assert run.run_id == record.run_id
+    assert run.log_path == record.log_path
+    assert seen.request is not None
+    assert (seen.request.deadline, seen.request.repo) == (run.deadline, repo)
+    assert seen.request.issue.description == "Say hello"
+
+
+def test_a_running_runs_heartbeat_advances(
+    worker: Worker, state: State, repo: Path, issue_id: str
+) -> None:
+    seen = Snapshot()
+
+    worker.run(issue_id, watch_state(state, repo, issue_id, seen))
+
+    [run] = seen.runs
+    assert seen.later_heartbeat is not None
+    assert seen.later_heartbeat > run.heartbeat
+
+
+def test_a_running_runs_marker_says_running_under_its_task_id(
+    worker: Worker, state: State, repo: Path, issue_id: str
+) -> None:
+    seen = Snapshot()
+
+    worker.run(issue_id, watch_state(state, repo, issue_id, seen))
+
+    assert seen.marker is not None
+    assert (seen.marker.state, seen.marker.task_id) == ("running", TASK_ID)
+    assert worker.marker(issue_id) is None
