@@ -226,7 +226,7 @@ def status(as_json: bool) -> None:
     """
     from bdp.status import collect_status
 
-    report = collect_status(_app())
+    report = collect_status(Settings.from_env())
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
         return

@@ -13,9 +13,7 @@ from huey import Huey, RedisHuey, SqliteHuey
 from huey.storage import RedisStorage, SqliteStorage
 
 from bdp.config import Settings
-
-#: Namespaces (Redis hashes ``huey.results.<queue>_<ns>`` or SQLite kv rows) bdp keeps state in.
-NAMESPACES = ("markers", "runs", "outcomes", "meta")
+from bdp.keys import namespace_name
 
 
 def build_huey(settings: Settings) -> Huey:
@@ -37,7 +35,7 @@ def namespace_storage(huey: Huey, namespace: str) -> Any:
     """
     cache: dict[str, Any] = huey.__dict__.setdefault("_bdp_namespaces", {})
     if namespace not in cache:
-        cache[namespace] = _new_storage(huey, f"{huey.name}_{namespace}")
+        cache[namespace] = _new_storage(huey, namespace_name(huey.name, namespace))
     return cache[namespace]
 
 

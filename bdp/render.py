@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
-from bdp.enqueue import Enqueued
 from bdp.models import Outcome, RunRecord
 from bdp.status import StatusReport
+
+if TYPE_CHECKING:  # enqueue pulls in Huey; status rendering must not
+    from bdp.enqueue import Enqueued
 
 _STYLE = {
     "queued": "green", "would queue": "cyan", "already queued": "yellow", "running": "magenta",

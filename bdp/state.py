@@ -1,7 +1,10 @@
-"""bdp's shared bookkeeping: enqueue markers, the run registry and outcome records.
+"""bdp's shared bookkeeping: enqueue markers, the run registry, heartbeats, outcome records.
 
 It lives in the broker beside the queue (a Redis hash per namespace, or SQLite kv rows), so
 every feature works on both and every consumer sharing the broker sees the same state.
+Heartbeats are kept apart from run records so a beat can never resurrect a run the janitor
+has taken away: removing a run (`pop_run`) is the single atomic step that decides who owns
+its clean-up.
 """
 
 from __future__ import annotations
@@ -16,15 +19,13 @@ from huey import Huey
 from huey.constants import EmptyData
 
 from bdp.config import OUTCOMES_KEPT
+from bdp.keys import marker_key, outcome_key
 from bdp.models import Run, RunRecord
 from bdp.queue import namespace_storage
 
 MarkerState = Literal["queued", "running"]
 
-
-def marker_key(repo: str, issue_id: str) -> str:
-    """The key of one (repo, issue) enqueue marker."""
-    return f"{repo}::{issue_id}"
+__all__ = ["Marker", "MarkerState", "State", "marker_key"]
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,15 @@ def _dump(data: dict[str, Any]) -> bytes:
 
 
 class State:
-    """Typed access to the three namespaces; all writes are single atomic storage calls."""
+    """Typed access to bdp's namespaces; every write is one atomic storage call."""
 
     def __init__(self, huey: Huey) -> None:
         self._markers = namespace_storage(huey, "markers")
         self._runs = namespace_storage(huey, "runs")
+        self._beats = namespace_storage(huey, "beats")
         self._outcomes = namespace_storage(huey, "outcomes")
+        self._repos = namespace_storage(huey, "repos")
+        self._meta = namespace_storage(huey, "meta")
 
     # -- enqueue markers ---------------------------------------------------------------
     def mark_queued(self, repo: str, issue_id: str, task_id: str) -> bool:
@@ -63,6 +67,11 @@ class State:
 
     def mark_running(self, repo: str, issue_id: str, task_id: str) -> None:
         marker = {"state": "running", "task_id": task_id, "since": time.time()}
+        self._markers.put_data(marker_key(repo, issue_id), _dump(marker))
+
+    def remark_queued(self, repo: str, issue_id: str, task_id: str) -> None:
+        """Point the marker at a new task (a requeue), whatever it said before."""
+        marker = {"state": "queued", "task_id": task_id, "since": time.time()}
         self._markers.put_data(marker_key(repo, issue_id), _dump(marker))
 
     def unmark(self, repo: str, issue_id: str) -> None:
@@ -76,22 +85,48 @@ class State:
     def markers(self) -> list[Marker]:
         return [_marker(k, v) for k, v in self._markers.result_items().items()]
 
-    # -- run registry ------------------------------------------------------------------
+    # -- run registry and heartbeats ---------------------------------------------------
     def register(self, run: Run) -> None:
         self._runs.put_data(run.run_id, _dump(run.to_json()))
+        self.beat(run.run_id, run.heartbeat)
+
+    def beat(self, run_id: str, at: float | None = None) -> None:
+        self._beats.put_data(run_id, str(time.time() if at is None else at).encode())
+
+    def has_run(self, run_id: str) -> bool:
+        return bool(self._runs.has_data_for_key(run_id))
+
+    def pop_run(self, run_id: str) -> Run | None:
+        """Remove the run atomically; only the caller that gets it back owns its clean-up."""
+        raw = self._runs.pop_data(run_id)
+        self._beats.delete_data(run_id)
+        return None if raw is EmptyData else Run.from_json(_load(raw))
 
     def unregister(self, run_id: str) -> None:
-        self._runs.delete_data(run_id)
+        self.pop_run(run_id)
 
     def runs(self) -> list[Run]:
-        items = self._runs.result_items().values()
-        return sorted((Run.from_json(_load(v)) for v in items), key=lambda r: r.started)
+        """Registered runs, oldest first, each with its latest heartbeat."""
+        beats = {k: float(v) for k, v in self._beats.result_items().items()}
+        runs = [Run.from_json(_load(v)) for v in self._runs.result_items().values()]
+        for run in runs:
+            run.heartbeat = beats.get(run.run_id, run.heartbeat)
+        return sorted(runs, key=lambda r: r.started)
+
+    def orphan_beats(self) -> list[str]:
+        """Heartbeats of runs no longer registered (a beat racing an unregister)."""
+        runs = set(self._runs.result_items())
+        return [run_id for run_id in self._beats.result_items() if run_id not in runs]
+
+    def drop_beat(self, run_id: str) -> None:
+        self._beats.delete_data(run_id)
 
     # -- outcomes ----------------------------------------------------------------------
     def record(self, record: RunRecord) -> None:
         """Keep the outcome; trims to the newest OUTCOMES_KEPT records."""
-        key = f"{record.finished:017.6f}:{record.run_id}"
-        self._outcomes.put_data(key, _dump(record.to_json()))
+        self._outcomes.put_data(
+            outcome_key(record.finished, record.run_id), _dump(record.to_json())
+        )
         if self._outcomes.result_store_size() > OUTCOMES_KEPT:
             self._trim(self._outcomes.result_items().keys())
 
@@ -103,8 +138,27 @@ class State:
         """Outcome records, oldest first; the newest ``limit`` when given."""
         items = sorted(self._outcomes.result_items().items())
         if limit is not None:
-            items = items[-limit:]
+            items = items[-limit:] if limit else []
         return [RunRecord.from_json(_load(v)) for _, v in items]
+
+    # -- repositories and janitor bookkeeping --------------------------------------------
+    def remember_repo(self, repo: str) -> None:
+        """Note a repo bdp has queued work for, so the janitor knows where to look."""
+        self._repos.put_data(repo, str(time.time()).encode())
+
+    def repos(self) -> list[str]:
+        return sorted(self._repos.result_items())
+
+    def claim_once(self, key: str, ttl_note: str = "") -> bool:
+        """True for exactly one caller per key: makes a janitor action happen once."""
+        return bool(self._meta.put_if_empty(f"once:{key}", ttl_note.encode() or b"1"))
+
+    def put_meta(self, key: str, value: dict[str, Any]) -> None:
+        self._meta.put_data(key, _dump(value))
+
+    def get_meta(self, key: str) -> dict[str, Any] | None:
+        raw = self._meta.peek_data(key)
+        return None if raw is EmptyData else _load(raw)
 
 
 def _marker(key: str, raw: bytes | str) -> Marker:

@@ -1,0 +1,28 @@
+"""Names of everything bdp keeps in the broker, derived from the queue name in one place.
+
+With Redis, Huey stores a namespace as the hash ``huey.results.<name>``; with SQLite, as the
+rows of its ``kv`` table whose ``queue`` column is ``<name>``. Light on purpose: `bdp status`
+reads SQLite through these names without importing Huey.
+"""
+
+from __future__ import annotations
+
+#: bdp's namespaces: enqueue markers, the run registry, heartbeats, outcomes, known repos, misc.
+NAMESPACES = ("markers", "runs", "beats", "outcomes", "repos", "meta")
+
+
+def namespace_name(queue: str, namespace: str) -> str:
+    """The storage name of one namespace of one queue."""
+    if namespace not in NAMESPACES:
+        raise ValueError(f"unknown namespace {namespace!r}")
+    return f"{queue}_{namespace}"
+
+
+def marker_key(repo: str, issue_id: str) -> str:
+    """The key of one (repo, issue) enqueue marker."""
+    return f"{repo}::{issue_id}"
+
+
+def outcome_key(finished: float, run_id: str) -> str:
+    """Outcome keys sort by finishing time."""
+    return f"{finished:017.6f}:{run_id}"
