@@ -8,6 +8,7 @@ rather than exceptions, so transient and permanent failures are classified from 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import time
@@ -21,7 +22,10 @@ from claude_agent_sdk import (
     CLINotFoundError,
     HookCallback,
     HookMatcher,
+    McpSdkServerConfig,
     ResultMessage,
+    create_sdk_mcp_server,
+    tool,
 )
 from claude_agent_sdk.types import HookEvent
 from tenacity import (
@@ -32,7 +36,9 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from bdp import lock_tools
 from bdp.config import Settings
+from bdp.errors import DeadlockError, LockError
 from bdp.guards import EDIT_TOOLS, check_bash, check_edit, edit_target, resolve_in_repo
 from bdp.models import Outcome
 from bdp.procs import RUN_ENV, end_run_processes
@@ -41,6 +47,7 @@ from bdp.session import (
     PermanentSessionError,
     SessionRequest,
     SessionResult,
+    StopSignal,
     TransientSessionError,
 )
 from bdp.transcript import Transcript, describe
@@ -53,6 +60,12 @@ _FIXES = {
     "invalid_request": "check BDP_MODEL and the other agent settings",
 }
 _MAX_RETRY_WAIT = 120.0
+_LOCK_TOOLS = ("lock_files", "unlock_files", "list_locks")
+_PATHS_SCHEMA = {
+    "type": "object",
+    "properties": {"paths": {"type": "array", "items": {"type": "string"}}},
+    "required": ["paths"],
+}
 
 
 @dataclasses.dataclass
@@ -106,7 +119,9 @@ class ClaudeAgentRunner:
         tally = _Tally()
         try:
             async with asyncio.timeout(request.deadline - time.time()):
-                await self._attempts(request, tally)
+                stopped = await _until_stopped(self._attempts(request, tally), request.stop)
+            if stopped:
+                return tally.result(request.stop.outcome, request.stop.reason)
             return self._verdict(tally)
         except TimeoutError:
             minutes = self.settings.timeout / 60
@@ -168,13 +183,14 @@ class ClaudeAgentRunner:
             model=self.settings.model,
             max_turns=self.settings.max_turns,
             permission_mode=mode,  # type: ignore[arg-type]
-            allowed_tools=list(self.settings.allowed_tools),
+            allowed_tools=[*self.settings.allowed_tools, *(f"mcp__bdp__{t}" for t in _LOCK_TOOLS)],
+            mcp_servers={"bdp": _lock_server(request, self.settings.lock_wait)},
             system_prompt={
                 "type": "preset",
                 "preset": "claude_code",
                 "append": system_rules(request.issue),
             },
-            hooks=_hooks(request, tally),
+            hooks=_hooks(request, tally, self.settings.lock_wait),
             cli_path=self.settings.claude_cli,
         )
 
@@ -214,14 +230,59 @@ def _log(transcript: Transcript, message: Any) -> None:
     transcript.message(type(message).__name__, payload)
 
 
-def _hooks(request: SessionRequest, tally: _Tally) -> dict[HookEvent, list[HookMatcher]]:
+async def _until_stopped(work: Any, stop: StopSignal) -> bool:
+    """Await ``work``; cancel it when ``stop`` is set. True if it was stopped."""
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        await asyncio.wait({task}, timeout=0.2)
+        if stop.is_set() and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return True
+    task.result()
+    return stop.is_set()
+
+
+def _lock_server(request: SessionRequest, wait: float) -> McpSdkServerConfig:
+    """The agent's lock tools, as an in-process MCP server named ``bdp``."""
+    locks, holder, stop = request.locks, request.holder, request.stop
+
+    def reply(text: str) -> dict[str, Any]:
+        request.transcript.line(f"bdp: {text}")
+        return {"content": [{"type": "text", "text": text}]}
+
+    @tool("lock_files", "Lock repository files you will edit (all or none; waits if taken).",
+          _PATHS_SCHEMA)  # fmt: skip
+    async def lock_files(args: dict[str, Any]) -> dict[str, Any]:
+        paths = list(args.get("paths") or [])
+        return reply(
+            await asyncio.to_thread(lock_tools.lock_files, locks, holder, paths, wait, stop)
+        )
+
+    @tool("unlock_files", "Release locks on files you will not edit after all.", _PATHS_SCHEMA)
+    async def unlock_files(args: dict[str, Any]) -> dict[str, Any]:
+        return reply(lock_tools.unlock_files(locks, holder, list(args.get("paths") or [])))
+
+    @tool(
+        "list_locks", "List locked files and who holds them.", {"type": "object", "properties": {}}
+    )
+    async def list_locks(args: dict[str, Any]) -> dict[str, Any]:
+        return reply(lock_tools.list_locks(locks, holder))
+
+    return create_sdk_mcp_server("bdp", tools=[lock_files, unlock_files, list_locks])
+
+
+def _hooks(
+    request: SessionRequest, tally: _Tally, lock_wait: float
+) -> dict[HookEvent, list[HookMatcher]]:
     repo = request.repo
 
     async def guard_edit(data: Any, _tool_use_id: str | None, _ctx: Any) -> dict[str, Any]:
         target = edit_target(data.get("tool_name", ""), data.get("tool_input") or {})
         if target is None:
             return {}
-        reason = check_edit(repo, target)
+        reason = check_edit(repo, target) or await _lock_for_edit(request, target, lock_wait)
         if reason:
             request.transcript.line(f"bdp: denied edit: {reason}")
             return _deny(reason)
@@ -237,10 +298,26 @@ def _hooks(request: SessionRequest, tally: _Tally) -> dict[HookEvent, list[HookM
 
     return {
         "PreToolUse": [
-            HookMatcher(matcher="|".join(EDIT_TOOLS), hooks=[cast(HookCallback, guard_edit)]),
+            HookMatcher(
+                matcher="|".join(EDIT_TOOLS),
+                hooks=[cast(HookCallback, guard_edit)],
+                timeout=lock_wait + 30,
+            ),
             HookMatcher(matcher="Bash", hooks=[cast(HookCallback, guard_bash)]),
         ]
     }
+
+
+async def _lock_for_edit(request: SessionRequest, target: str, wait: float) -> str | None:
+    """Take the lock of an edit's file; why the edit is denied, or None when it is ours."""
+    try:
+        await asyncio.to_thread(request.locks.acquire, [target], request.holder, wait)
+    except DeadlockError as error:
+        request.stop.stop(Outcome.BLOCKED, str(error))
+        return f"{error}. End now with BLOCKED."
+    except LockError as error:
+        return f"{error}. {lock_tools.LOCK_ADVICE}"
+    return None
 
 
 def _deny(reason: str) -> dict[str, Any]:

@@ -58,6 +58,8 @@ class Beads(Protocol):
     def close(self, issue_id: str, reason: str, actor: str) -> None: ...
     def reset(self, issue_id: str, actor: str) -> None: ...
     def comment(self, issue_id: str, text: str, actor: str) -> None: ...
+    def renew_lease(self, issue_id: str, actor: str) -> None: ...
+    def in_progress(self) -> list[Issue]: ...
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class BdCli:
     def __init__(self, repo: Path, bd: str = "bd") -> None:
         self.repo = repo
         self.bd = bd
+        self._leases = True  # bd 1.3+ has `bd heartbeat`; older ones say "unknown command"
 
     def ready(self, filters: ReadyFilters) -> list[Issue]:
         reply = self._run("ready", *filters.args())
@@ -118,6 +121,20 @@ class BdCli:
     def comment(self, issue_id: str, text: str, actor: str) -> None:
         reply = self._run("comment", issue_id, "--actor", actor, "--", text)
         self._check(reply, f"comment on {issue_id}", issue_id)
+
+    def renew_lease(self, issue_id: str, actor: str) -> None:
+        """Keep bd's own work lease alive, so `bd reclaim` never takes a live issue."""
+        if not self._leases:
+            return
+        reply = self._run("heartbeat", issue_id, "--actor", actor)
+        if reply.code != 0 and "unknown command" in reply.error_text():
+            self._leases = False
+
+    def in_progress(self) -> list[Issue]:
+        """Issues someone has claimed and not finished."""
+        reply = self._run("list", "--status", "in_progress", "--limit", "0")
+        self._check(reply, "list in-progress issues")
+        return [Issue.from_json(item) for item in _as_list(_parse(reply.stdout))]
 
     def _run(self, *args: str) -> _Reply:
         argv = [self.bd, args[0], "--json", *args[1:]]  # before any `--`, after which all is text
@@ -217,3 +234,9 @@ class MemoryBeads:
     def comment(self, issue_id: str, text: str, actor: str) -> None:
         self.show(issue_id)
         self.comments.setdefault(issue_id, []).append(text)
+
+    def renew_lease(self, issue_id: str, actor: str) -> None:
+        self.show(issue_id)
+
+    def in_progress(self) -> list[Issue]:
+        return [i for i in self.issues.values() if i.status == "in_progress"]

@@ -39,6 +39,16 @@ DEFAULT_ALLOWED_TOOLS = (
     "Bash",
     "TodoWrite",
 )
+#: Seconds to wait for a file lock before the edit is denied.
+DEFAULT_LOCK_WAIT = 60.0
+#: Seconds between janitor sweeps (each consumer runs one).
+DEFAULT_JANITOR_INTERVAL = 60.0
+#: Seconds without a heartbeat after which a run counts as dead.
+DEFAULT_STALE_AFTER = 60.0
+#: Attempts per issue (janitor requeues included) before it waits for a human.
+DEFAULT_MAX_ATTEMPTS = 3
+#: Seconds a session may wrap up after a graceful shutdown (SIGINT) before it is stopped.
+DEFAULT_WRAPUP = 30.0
 #: Huey queue name; every Redis key bdp uses starts from it.
 DEFAULT_QUEUE = "bdp"
 #: Outcome records kept for `bdp status`.
@@ -96,6 +106,11 @@ class Settings:
     permission_mode: str = DEFAULT_PERMISSION_MODE
     allowed_tools: tuple[str, ...] = DEFAULT_ALLOWED_TOOLS
     claude_cli: str | None = None
+    lock_wait: float = DEFAULT_LOCK_WAIT
+    janitor_interval: float = DEFAULT_JANITOR_INTERVAL
+    stale_after: float = DEFAULT_STALE_AFTER
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    wrapup: float = DEFAULT_WRAPUP
 
     def __post_init__(self) -> None:
         if self.permission_mode not in PERMISSION_MODES:
@@ -103,8 +118,8 @@ class Settings:
                 f"BDP_PERMISSION_MODE={self.permission_mode!r} is not a permission mode",
                 f"use one of: {', '.join(PERMISSION_MODES)}",
             )
-        if self.retries < 1 or self.max_turns < 1:
-            raise ConfigError("BDP_RETRIES and BDP_MAX_TURNS must be at least 1")
+        if min(self.retries, self.max_turns, self.max_attempts) < 1:
+            raise ConfigError("BDP_RETRIES, BDP_MAX_TURNS and BDP_MAX_ATTEMPTS must be at least 1")
         if self.redis_url and urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
             raise ConfigError(
                 f"BDP_REDIS_URL={mask_url(self.redis_url)!r} is not a Redis URL",
@@ -161,6 +176,11 @@ def _read_numbers(env: Mapping[str, str]) -> dict[str, object]:
         ("max_turns", "BDP_MAX_TURNS", int),
         ("retry_wait", "BDP_RETRY_WAIT", float),
         ("heartbeat", "BDP_HEARTBEAT", float),
+        ("lock_wait", "BDP_LOCK_WAIT", float),
+        ("janitor_interval", "BDP_JANITOR_INTERVAL", float),
+        ("stale_after", "BDP_STALE_AFTER", float),
+        ("max_attempts", "BDP_MAX_ATTEMPTS", int),
+        ("wrapup", "BDP_WRAPUP", float),
     )
     for key, name, kind in spec:
         if env.get(name):

@@ -76,6 +76,8 @@ class _Wait:
 def lock_name(path: str) -> str:
     """A file-system-safe, collision-free directory name for a repo-relative path."""
     name = quote(path, safe="")
+    if name.startswith("."):  # names starting with "." are the table's own (.waits, .gone-*)
+        name = "%2E" + name[1:]
     if len(name.encode()) <= _MAX_NAME:
         return name
     return _HASHED + hashlib.sha256(path.encode()).hexdigest()
@@ -146,15 +148,15 @@ class LockTable:
         """None when all are ours now; else the lock in the way (nothing new kept)."""
         taken: list[str] = []
         for path in paths:
-            blocker = self._take(path, holder)
+            blocker = self._take(path, holder, taken)
             if blocker is not None:
                 for done in taken:
                     self._remove(done, holder.run_id)
                 return blocker
-            taken.append(path)
         return None
 
-    def _take(self, path: str, holder: Holder) -> Lock | None:
+    def _take(self, path: str, holder: Holder, taken: list[str]) -> Lock | None:
+        """None when ``path`` is ours (appended to ``taken`` if this call created it)."""
         directory = self.root / lock_name(path)
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
@@ -165,6 +167,7 @@ class LockTable:
                 return None if current is not None else _unowned(path)
             return current
         _write_json(directory / OWNER_FILE, _owner_record(path, holder))
+        taken.append(path)
         return None
 
     def _remove(self, path: str, run_id: str) -> bool:
@@ -235,11 +238,18 @@ class LockTable:
             )
 
     def cycle_from(self, run_id: str) -> list[_Wait]:
-        """The waits of a cycle of runs through ``run_id``, or [] when there is none."""
+        """The waits of a cycle of runs through ``run_id``, or [] when there is none.
+
+        A wait counts only while its path is still held by the run it names: a waiter that
+        has not retried yet (or died) leaves a record that no longer stands for a wait.
+        """
         waits = self.waits()
         chain: list[_Wait] = []
         current = run_id
         while current in waits and len(chain) <= len(waits):
+            lock = self.holder_of(waits[current].path)
+            if lock is None or lock.holder.run_id != waits[current].holder_run:
+                return []
             chain.append(waits[current])
             current = waits[current].holder_run
             if current == run_id:

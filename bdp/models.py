@@ -15,6 +15,9 @@ class Outcome(enum.StrEnum):
     FAILED = "FAILED"  # permanent error or no verdict; issue reset
     TIMED_OUT = "TIMED_OUT"  # hit the hard timeout; issue reset
     SKIPPED = "SKIPPED"  # the claim failed: someone else has it, or it is not open
+    INTERRUPTED = "INTERRUPTED"  # the worker shut down mid-session; issue reset
+    SUPERSEDED = "SUPERSEDED"  # the janitor gave the issue to another run; this one did nothing
+    ABANDONED = "ABANDONED"  # the janitor found the run dead (worker killed) and reset the issue
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class Issue:
     issue_type: str = "task"
     assignee: str = ""
     labels: tuple[str, ...] = ()
+    updated_at: str = ""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Issue:
@@ -48,6 +52,7 @@ class Issue:
             issue_type=str(data.get("issue_type") or "task"),
             assignee=str(data.get("assignee") or ""),
             labels=tuple(data.get("labels") or ()),
+            updated_at=str(data.get("updated_at") or ""),
         )
 
 

@@ -31,14 +31,25 @@ def pids_of_run(run_id: str) -> list[int]:
 
 
 def end_run_processes(run_id: str, grace: float = 2.0) -> list[int]:
-    """SIGTERM every process of the run, SIGKILL what is left after ``grace`` seconds."""
-    pids = pids_of_run(run_id)
-    _signal_all(pids, signal.SIGTERM)
-    deadline = time.monotonic() + grace
+    """SIGTERM every process of the run, SIGKILL what is left after ``grace`` seconds.
+
+    Returns the processes found (ended now, or on their way out).
+    """
+    found = pids_of_run(run_id)
+    _signal_all(found, signal.SIGTERM)
+    left = _wait_gone(found, grace)
+    _signal_all(left, signal.SIGKILL)
+    _wait_gone(left, 1.0)
+    return found
+
+
+def _wait_gone(pids: list[int], timeout: float) -> list[int]:
+    """Those of ``pids`` still alive after up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    pids = [pid for pid in pids if _alive(pid)]
     while pids and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.02)
         pids = [pid for pid in pids if _alive(pid)]
-    _signal_all(pids, signal.SIGKILL)
     return pids
 
 

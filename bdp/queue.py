@@ -16,16 +16,36 @@ from bdp.config import Settings
 from bdp.keys import namespace_name
 
 
+class _BdpHueyMixin:
+    """Consumers of bdp's Huey are `BdpConsumer`s, whatever starts them."""
+
+    bdp_periodic_seconds = 60.0
+
+    def create_consumer(self, **options: Any) -> Any:
+        from bdp.consumer import BdpConsumer
+
+        return BdpConsumer(self, **options)
+
+
+class BdpRedisHuey(_BdpHueyMixin, RedisHuey):  # type: ignore[misc]
+    pass
+
+
+class BdpSqliteHuey(_BdpHueyMixin, SqliteHuey):  # type: ignore[misc]
+    pass
+
+
 def build_huey(settings: Settings) -> Huey:
     """A Huey for the configured broker; task results are not stored (bdp keeps its own)."""
+    huey: Huey
     if settings.redis_url:
-        return RedisHuey(
-            settings.queue,
-            url=settings.redis_url,
-            results=False,
-        )
-    settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return SqliteHuey(settings.queue, filename=str(settings.home / "queue.db"), results=False)
+        huey = BdpRedisHuey(settings.queue, url=settings.redis_url, results=False)
+    else:
+        settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        filename = str(settings.home / "queue.db")
+        huey = BdpSqliteHuey(settings.queue, filename=filename, results=False)
+    huey.bdp_periodic_seconds = settings.janitor_interval
+    return huey
 
 
 def namespace_storage(huey: Huey, namespace: str) -> Any:

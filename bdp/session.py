@@ -6,11 +6,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from bdp.locks import Holder, LockTable
 from bdp.models import Issue, Outcome
 from bdp.transcript import Transcript
 
@@ -23,15 +25,36 @@ class PermanentSessionError(Exception):
     """A failure retrying cannot fix: bad credentials, billing, broken configuration."""
 
 
+class StopSignal:
+    """Asks a running session to end early, saying which outcome that counts as."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.outcome = Outcome.INTERRUPTED
+        self.reason = ""
+
+    def stop(self, outcome: Outcome, reason: str) -> None:
+        """The first reason wins; later ones are ignored."""
+        if not self._event.is_set():
+            self.outcome, self.reason = outcome, reason
+            self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+
 @dataclass(frozen=True)
 class SessionRequest:
-    """One session to run: which issue, where, until when."""
+    """One session to run: which issue, where, until when, and who holds its locks."""
 
     run_id: str
     issue: Issue
     repo: Path
     deadline: float
     transcript: Transcript
+    locks: LockTable
+    holder: Holder
+    stop: StopSignal = field(default_factory=StopSignal)
 
 
 @dataclass
@@ -57,7 +80,7 @@ class AgentRunner(Protocol):
 
 @dataclass
 class StubAgentRunner:
-    """In-memory double: writes the given files, then returns the given result."""
+    """In-memory double: locks and writes the given files, then returns the given result."""
 
     outcome: Outcome = Outcome.DONE
     summary: str = "stub change"
@@ -69,6 +92,8 @@ class StubAgentRunner:
         self.requests.append(request)
         if self.on_run:
             self.on_run(request)
+        if self.files:
+            request.locks.acquire(self.files, request.holder, wait=0)
         for name, text in self.files.items():
             (request.repo / name).parent.mkdir(parents=True, exist_ok=True)
             (request.repo / name).write_text(text)

@@ -1,19 +1,21 @@
 """One task inside a worker: claim the issue, register the run, run the agent, finish.
 
 Safe to run twice: the bd claim is a compare-and-set, so a duplicate task finds the issue
-taken (or closed) and ends as SKIPPED without touching anything.
+taken (or closed) and ends as SKIPPED without touching anything. Every finishing step is
+fenced: a run that the janitor has reset in the meantime (it stalled, then woke up) ends as
+SUPERSEDED without committing, closing, commenting or touching locks.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,10 +23,12 @@ from bdp.beads import BdCli, Beads, Claim
 from bdp.config import Settings
 from bdp.errors import BdpError
 from bdp.gitops import commit_paths
+from bdp.locks import Holder, LockTable
 from bdp.models import Issue, Outcome, Run, RunRecord, TaskArgs
-from bdp.session import AgentRunner, SessionRequest, SessionResult
+from bdp.session import AgentRunner, SessionRequest, SessionResult, StopSignal
 from bdp.state import State
 from bdp.transcript import Redactor, Transcript, log_path
+from bdp.watchdog import Watch, watching
 
 log = logging.getLogger("bdp.worker")
 
@@ -64,14 +68,15 @@ class _Job:
     run: Run
     issue: Issue
     transcript: Transcript
+    locks: LockTable
+    stop: StopSignal = field(default_factory=StopSignal)
 
 
 def work_on(args: TaskArgs, task_id: str, deps: WorkerDeps) -> RunRecord:
     """Run one issue end to end and return how it ended (also recorded in the state)."""
     repo = Path(args.repo)
     beads = deps.beads_for(repo)
-    worker = worker_name()
-    actor = actor_name(worker)
+    actor = actor_name(worker_name())
     try:
         claim = beads.claim(args.issue_id, actor)
     except BdpError as error:  # unknown issue, bd missing, no workspace: nothing was claimed
@@ -94,13 +99,13 @@ def _run_claimed(
 ) -> RunRecord:
     issue = beads.show(args.issue_id)
     job = _start(args, task_id, deps, beads, actor, issue)
+    watch = Watch(deps.state, beads, job.run.run_id, issue.id, actor, job.stop,
+                  deps.settings.heartbeat, deps.settings.wrapup)  # fmt: skip
     try:
-        with _heartbeat(deps.state, job.run, deps.settings.heartbeat):
+        with watching(watch):
             result = _run_agent(job)
             return _finish(job, result)
     finally:
-        deps.state.unregister(job.run.run_id)
-        _unmark_if_ours(deps.state, args.repo, args.issue_id, task_id)
         job.transcript.close()
 
 
@@ -120,45 +125,76 @@ def _start(
         started=now, deadline=now + deps.settings.timeout, heartbeat=now, log_path=str(path),
     )  # fmt: skip
     deps.state.register(run)
+    deps.state.remember_repo(args.repo)
     marker = deps.state.marker(args.repo, args.issue_id)  # keyed as the task names the issue
     if marker is None or marker.task_id == task_id:  # never take over another task's marker
         deps.state.mark_running(args.repo, args.issue_id, task_id)
-    return _Job(args, task_id, deps, beads, actor, run, issue, transcript)
+    locks = LockTable(deps.settings.home, Path(args.repo))
+    return _Job(args, task_id, deps, beads, actor, run, issue, transcript, locks)
 
 
 def _run_agent(job: _Job) -> SessionResult:
     request = SessionRequest(
-        run_id=job.run.run_id,
-        issue=job.issue,
-        repo=Path(job.args.repo),
-        deadline=job.run.deadline,
-        transcript=job.transcript,
-    )
+        run_id=job.run.run_id, issue=job.issue, repo=Path(job.args.repo),
+        deadline=job.run.deadline, transcript=job.transcript, locks=job.locks,
+        holder=Holder.here(job.run.run_id, job.issue.id, job.run.started), stop=job.stop,
+    )  # fmt: skip
     try:
         return job.deps.agent.run(request)
+    except KeyboardInterrupt:  # a process worker told to stop now: clean up, then exit
+        _ignore_further_interrupts()
+        return SessionResult(Outcome.INTERRUPTED, "the worker was stopped")
     except Exception as error:  # a bug or an environment failure must still release the issue
         log.exception("agent run of %s crashed", job.issue.id)
         return SessionResult(Outcome.FAILED, f"bdp error: {error}")
 
 
+def _ignore_further_interrupts() -> None:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _finish(job: _Job, result: SessionResult) -> RunRecord:
+    """Commit and close, or reset; fenced so a superseded run changes nothing."""
+    if not _still_owner(job):
+        result.outcome = Outcome.SUPERSEDED
+        result.summary = "the janitor gave this issue to another run; nothing was changed"
+        job.transcript.line(f"bdp: {result.summary}")
+        return _record(job, result, "")
     commit = ""
-    if result.outcome is Outcome.DONE:
-        try:
+    try:
+        if result.outcome is Outcome.DONE:
             commit = _commit_and_close(job, result)
-        except BdpError as error:
-            result.outcome, result.summary = Outcome.FAILED, f"could not finish: {error}"
-    if result.outcome is not Outcome.DONE:
-        _reset(job, result)
+    except BdpError as error:
+        result.outcome, result.summary = Outcome.FAILED, f"could not finish: {error}"
+    try:
+        if result.outcome is not Outcome.DONE:
+            _reset(job, result)
+    finally:
+        _release(job)
     job.transcript.line(f"bdp: {result.outcome.value}: {result.summary}")
     return _record(job, result, commit)
 
 
+def _still_owner(job: _Job) -> bool:
+    """The fencing check: our run is still registered and bd still has us as the assignee."""
+    if not job.deps.state.has_run(job.run.run_id):
+        return False
+    try:
+        issue = job.beads.show(job.issue.id)
+    except BdpError:
+        return True  # bd unreachable: the registry says we own it; finishing will report errors
+    return issue.assignee == job.actor and issue.status == "in_progress"
+
+
 def _commit_and_close(job: _Job, result: SessionResult) -> str:
-    repo = Path(job.args.repo)
+    """Commit the changed files this run holds locks on, then close the issue."""
+    held = {lock.path for lock in job.locks.locks() if lock.holder.run_id == job.run.run_id}
+    files = [path for path in result.changed_files if path in held]
+    result.changed_files = files
     message = f"{job.issue.id}: {job.issue.title}"
     lock_dir = job.deps.settings.home / "locks"
-    commit = commit_paths(repo, result.changed_files, message, lock_dir) or ""
+    commit = commit_paths(Path(job.args.repo), files, message, lock_dir) or ""
     job.beads.close(job.issue.id, result.summary, job.actor)
     return commit
 
@@ -173,6 +209,15 @@ def _reset(job: _Job, result: SessionResult) -> None:
         job.beads.comment(job.issue.id, note, job.actor)
     except BdpError as error:
         log.error("could not reset %s: %s", job.issue.id, error)
+
+
+def _release(job: _Job) -> None:
+    """Free the run's locks, its registry entry and its marker."""
+    released = job.locks.release_all(job.run.run_id)
+    if released:
+        job.transcript.line(f"bdp: released locks {', '.join(released)}")
+    job.deps.state.pop_run(job.run.run_id)
+    _unmark_if_ours(job.deps.state, job.args.repo, job.args.issue_id, job.task_id)
 
 
 def _record(job: _Job, result: SessionResult, commit: str) -> RunRecord:
@@ -198,25 +243,3 @@ def _unmark_if_ours(state: State, repo: str, issue_id: str, task_id: str) -> Non
     marker = state.marker(repo, issue_id)
     if marker is not None and marker.task_id == task_id:
         state.unmark(repo, issue_id)
-
-
-@contextmanager
-def _heartbeat(state: State, run: Run, interval: float) -> Iterator[None]:
-    """Refresh the run's heartbeat from a thread, so a busy event loop cannot starve it."""
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(interval):
-            run.heartbeat = time.time()
-            try:
-                state.register(run)
-            except Exception:  # a broker blip must not kill the run; the next beat retries
-                log.warning("heartbeat of %s failed", run.run_id, exc_info=True)
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-{run.run_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()

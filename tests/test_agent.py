@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,11 +13,12 @@ import pytest
 
 from bdp.agent import ClaudeAgentRunner
 from bdp.config import Settings
+from bdp.locks import Holder, LockTable
 from bdp.models import Issue, Outcome
 from bdp.session import SessionRequest, SessionResult
 from bdp.transcript import Redactor, Transcript
-from tests.support.fake_api import Delay, FakeApi, Status, Text, ToolUse, cli_env
-from tests.support.processes import agent_processes
+from tests.support.fake_api import Delay, FakeApi, Status, Text, ToolUse, cli_env, tool_results
+from tests.support.processes import agent_processes, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 ISSUE = Issue(id="t-abc", title="Add a greeting", description="Write hello.txt")
@@ -37,14 +39,28 @@ def workdir(tmp_path: Path) -> Path:
     return path
 
 
-def run(workdir: Path, tmp_path: Path, timeout: float = 60, **settings: object) -> SessionResult:
-    config = Settings(home=tmp_path / "home", retry_wait=0.05, **settings)  # type: ignore[arg-type]
+def request_for(workdir: Path, tmp_path: Path, timeout: float = 60) -> SessionRequest:
     transcript = Transcript(tmp_path / "run.log", Redactor([]))
-    request = SessionRequest("run123", ISSUE, workdir, time.time() + timeout, transcript)
+    locks = LockTable(tmp_path / "home", workdir)
+    holder = Holder.here("run123", ISSUE.id)
+    return SessionRequest(
+        "run123", ISSUE, workdir, time.time() + timeout, transcript, locks, holder
+    )
+
+
+def run(
+    workdir: Path,
+    tmp_path: Path,
+    timeout: float = 60,
+    request: SessionRequest | None = None,
+    **settings: object,
+) -> SessionResult:
+    config = Settings(home=tmp_path / "home", retry_wait=0.05, **settings)  # type: ignore[arg-type]
+    request = request or request_for(workdir, tmp_path, timeout)
     try:
         return ClaudeAgentRunner(config).run(request)
     finally:
-        transcript.close()
+        request.transcript.close()
 
 
 def test_a_done_session_reports_its_files_cost_and_summary(
@@ -57,6 +73,8 @@ def test_a_done_session_reports_its_files_cost_and_summary(
 
     assert (result.outcome, result.summary) == (Outcome.DONE, "wrote hello.txt")
     assert result.changed_files == ["hello.txt"]
+    [lock] = LockTable(tmp_path / "home", workdir).locks()
+    assert (lock.path, lock.holder.run_id) == ("hello.txt", "run123")  # the edit took its lock
     assert result.cost_usd > 0
     assert result.turns == 2
     assert result.attempts == 1
@@ -179,3 +197,86 @@ def test_bypass_permissions_as_root_fails_with_what_to_do(
     assert "IS_SANDBOX=1" in result.summary
     assert "acceptEdits" in result.summary
     assert api.messages_requests() == []
+
+
+def test_an_edit_of_a_file_another_run_holds_is_denied_with_the_holder_named(
+    api: FakeApi, workdir: Path, tmp_path: Path
+) -> None:
+    LockTable(tmp_path / "home", workdir).acquire(["shared.py"], Holder.here("other", "t-zzz"))
+    api.script([ToolUse("Write", {"file_path": "shared.py", "content": "mine\n"}),
+                Text("BLOCKED: shared.py is busy")])  # fmt: skip
+
+    result = run(workdir, tmp_path, lock_wait=0.3)
+
+    assert not (workdir / "shared.py").exists()
+    [denied] = tool_results(api.messages_requests()[-1].body)
+    assert denied["is_error"] is True
+    assert "locked by issue t-zzz" in str(denied["content"]) and "run other" in str(
+        denied["content"]
+    )
+    assert result.outcome is Outcome.BLOCKED and result.changed_files == []
+
+
+def test_the_agent_can_lock_list_and_unlock_files_with_its_tools(
+    api: FakeApi, workdir: Path, tmp_path: Path
+) -> None:
+    api.script([
+        ToolUse("mcp__bdp__lock_files", {"paths": ["b.py", "a.py"]}),
+        ToolUse("mcp__bdp__list_locks", {}),
+        ToolUse("mcp__bdp__unlock_files", {"paths": ["b.py"]}),
+        Text("DONE: planned"),
+    ])  # fmt: skip
+
+    result = run(workdir, tmp_path)
+
+    texts = [str(tool_results(r.body)[-1]["content"]) for r in api.messages_requests()[1:]]
+    assert "Locked: a.py, b.py" in texts[0]
+    assert "a.py: yours" in texts[1] and "b.py: yours" in texts[1]
+    assert "Unlocked: b.py" in texts[2]
+    assert [lock.path for lock in LockTable(tmp_path / "home", workdir).locks()] == ["a.py"]
+    assert result.outcome is Outcome.DONE
+
+
+def test_a_deadlock_ends_the_younger_run_at_once_as_blocked(
+    api: FakeApi, workdir: Path, tmp_path: Path
+) -> None:
+    # Given an older run holding x.py and waiting for y.py, which this (younger) run holds
+    table = LockTable(tmp_path / "home", workdir)
+    older = Holder.here("older", "t-old", started=1.0)
+    table.acquire(["x.py"], older)
+    request = request_for(workdir, tmp_path)
+    table.acquire(["y.py"], request.holder)
+    waiter = threading.Thread(target=lambda: table.acquire(["y.py"], older, wait=30))
+    waiter.start()
+    wait_for(lambda: table.waits(), timeout=10)
+    api.script([ToolUse("Write", {"file_path": "x.py", "content": "x"}), Text("DONE: never")])
+
+    # When this run edits x.py
+    started = time.monotonic()
+    result = run(workdir, tmp_path, request=request, lock_wait=30)
+
+    # Then it ends BLOCKED well before the lock wait, naming the cycle
+    assert result.outcome is Outcome.BLOCKED
+    assert "deadlock" in result.summary and "t-old" in result.summary
+    assert time.monotonic() - started < 20
+    table.release_all(request.holder.run_id)
+    waiter.join(timeout=10)
+    assert table.holder_of("y.py") is not None and table.holder_of("y.py").holder.run_id == "older"  # type: ignore[union-attr]
+
+
+def test_a_stop_signal_ends_the_session_and_its_cli(
+    api: FakeApi, workdir: Path, tmp_path: Path
+) -> None:
+    api.script([Delay(60, Text("DONE: late"))])
+    request = request_for(workdir, tmp_path)
+    threading.Thread(
+        target=lambda: (
+            wait_for(lambda: api.messages_requests(), timeout=30),
+            request.stop.stop(Outcome.INTERRUPTED, "the worker was stopped"),
+        )
+    ).start()
+
+    result = run(workdir, tmp_path, request=request)
+
+    assert (result.outcome, result.summary) == (Outcome.INTERRUPTED, "the worker was stopped")
+    assert agent_processes(api.url) == []

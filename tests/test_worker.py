@@ -177,9 +177,10 @@ def test_a_done_run_leaves_unrelated_dirty_files_uncommitted(
 def test_a_done_run_that_cannot_commit_fails_and_resets_the_issue(
     worker: Worker, repo: Path, issue_id: str
 ) -> None:
-    # Given an agent reporting a changed path git refuses (outside the work tree)
+    # Given a git index lock left behind by a crashed git process, so no commit can succeed
     before = head(repo)
-    agent = StubAgentRunner(files={"../outside.txt": "escaped\n"})
+    (repo / ".git" / "index.lock").write_text("")
+    agent = StubAgentRunner(files={"feature.py": "x = 1\n"})
 
     # When
     record = worker.run(issue_id, agent)
@@ -187,7 +188,7 @@ def test_a_done_run_that_cannot_commit_fails_and_resets_the_issue(
     # Then the run fails, nothing is committed and the issue is offered again
     assert record.outcome is Outcome.FAILED
     assert record.summary.startswith("could not finish: ")
-    assert "outside repository" in record.summary
+    assert "index.lock" in record.summary
     assert head(repo) == before
     shown = show_issue(repo, issue_id)
     assert shown["status"] == "open"

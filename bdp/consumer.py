@@ -1,0 +1,51 @@
+"""Huey's consumer, taught two things bdp needs.
+
+1. The periodic janitor runs every ``BDP_JANITOR_INTERVAL`` seconds (Huey's scheduler checks
+   periodic tasks once a minute, which is too coarse for tests and small setups).
+2. Shutdown reaches running sessions: a signal sets `bdp.shutdown`, and an immediate stop
+   waits (bounded) for the workers to reset their issues and free their locks before the
+   process exits, instead of dropping them mid-task.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from huey.consumer import Consumer, Scheduler
+
+from bdp import shutdown
+
+#: Seconds an immediate stop waits for workers to clean up (reset issue, free locks).
+CLEANUP_WINDOW = 20.0
+
+
+class BdpConsumer(Consumer):  # type: ignore[misc]
+    """A Huey consumer whose periodic interval and shutdown are bdp's."""
+
+    periodic_seconds = 60.0
+
+    def __init__(self, huey: Any, **options: Any) -> None:
+        self.periodic_seconds = float(getattr(huey, "bdp_periodic_seconds", 60.0))
+        super().__init__(huey, **options)
+        shutdown.reset()
+        shutdown.watch(self.stop_flag)
+
+    def _create_scheduler(self) -> Scheduler:
+        scheduler = super()._create_scheduler()
+        scheduler.periodic_task_seconds = self.periodic_seconds
+        return scheduler
+
+    def _handle_signal(self, signum: int, frame: Any) -> None:
+        super()._handle_signal(signum, frame)
+        shutdown.request("graceful" if self._graceful else "immediate")
+
+    def _interrupt_workers(self) -> None:
+        """Stop now, but give running tasks a bounded window to clean up first."""
+        shutdown.request("immediate")
+        procs = [p for _, p in self.worker_threads]
+        if self.environment.forks:
+            self.environment.interrupt_workers(procs)
+        deadline = time.monotonic() + CLEANUP_WINDOW
+        for proc in procs:
+            proc.join(max(deadline - time.monotonic(), 0))
