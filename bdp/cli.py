@@ -275,3 +275,46 @@ def _print_log(path: Path, tail: int | None, follow: bool) -> None:
                 click.echo(line.rstrip("\n"))
             else:
                 time.sleep(0.2)
+
+
+@main.command()
+@click.option("--locks", "locks_only", is_flag=True, help="Only the sweep: locks, runs, markers.")
+@click.option("--logs", "logs_only", is_flag=True, help="Only delete old run logs.")
+@click.option("--older-than", default="7d", show_default=True,
+              help="Age of logs to delete: 7d, 12h, 30m.")  # fmt: skip
+@click.option("--force", is_flag=True, help="Also free locks and runs of live agents.")
+def clean(locks_only: bool, logs_only: bool, older_than: str, force: bool) -> None:
+    """Free orphaned locks, reset abandoned issues, prune logs.
+
+    Runs the janitor's sweep now: locks whose run is dead, runs with no
+    heartbeat, issues claimed by bdp with no run, stale enqueue markers.
+    Without --force it never touches a live run.
+
+    \b
+    Example:
+        bdp clean                     # sweep, and delete logs older than 7 days
+        bdp clean --logs --older-than 2d
+        bdp clean --locks --force     # free everything, e.g. after a crash
+    """
+    settings = Settings.from_env()
+    age = parse_duration(older_than, "--older-than")
+    if not logs_only:
+        _sweep(force)
+    if not locks_only:
+        from bdp.janitor import clean_logs
+
+        removed = clean_logs(settings, age)
+        click.echo(f"deleted {len(removed)} log files older than {older_than}")
+
+
+def _sweep(force: bool) -> None:
+    from bdp.janitor import Janitor
+
+    app = _app()
+    report = Janitor(app.settings, app.huey, app.state, app.tasks.requeue).sweep(force=force)
+    click.echo(f"janitor: {report.summary()}")
+    for label, items in (("freed lock", report.freed_locks), ("reset", report.reset),
+                         ("requeued", report.requeued), ("needs a human", report.needs_human),
+                         ("cleared marker", report.cleared_markers)):  # fmt: skip
+        for item in items:
+            click.echo(f"  {label}: {item}")

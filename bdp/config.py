@@ -55,17 +55,17 @@ DEFAULT_QUEUE = "bdp"
 OUTCOMES_KEPT = 1000
 
 PERMISSION_MODES = ("default", "acceptEdits", "plan", "bypassPermissions")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
-_UNIT_SECONDS = {"s": 1.0, "m": 60.0, "": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"s": 1.0, "m": 60.0, "": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_duration(text: str, name: str) -> float:
-    """Seconds from ``"30"`` (minutes), ``"90s"``, ``"2m"`` or ``"1h"``."""
+    """Seconds from ``"30"`` (minutes), ``"90s"``, ``"2m"``, ``"1h"`` or ``"7d"``."""
     match = _DURATION.match(text)
     if not match or float(match.group(1)) <= 0:
         raise ConfigError(
             f"{name}={text!r} is not a duration",
-            "use minutes (30), or a number with s, m or h (90s, 2m, 1h)",
+            "use minutes (30), or a number with s, m, h or d (90s, 2m, 1h, 7d)",
         )
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 

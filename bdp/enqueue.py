@@ -46,6 +46,8 @@ def enqueue_ready(
     """Queue one task per ready issue of the repo at ``path``; report each issue's state."""
     repo = resolve_repo(path, app.settings.bd)
     issues = BdCli(repo, app.settings.bd).ready(filters)
+    if issues and not dry_run:
+        app.state.remember_repo(str(repo))
     return [_enqueue_one(app, str(repo), issue, dry_run) for issue in issues]
 
 

@@ -44,7 +44,8 @@ class Holder:
 
     @classmethod
     def here(cls, run_id: str, issue_id: str, started: float | None = None) -> Holder:
-        return cls(run_id, issue_id, socket.gethostname(), os.getpid(), started or time.time())
+        return cls(run_id, issue_id, socket.gethostname(), os.getpid(),
+                   time.time() if started is None else started)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,19 @@ class LockTable:
     def __init__(self, home: Path, repo: Path) -> None:
         self.repo = Path(os.path.realpath(repo))
         self.root = repo_lock_dir(home, self.repo)
+
+    @classmethod
+    def all_in(cls, home: Path) -> list[LockTable]:
+        """The lock tables of every repository on this machine (for the janitor)."""
+        folder = home / "locks"
+        if not folder.is_dir():
+            return []
+        tables = []
+        for root in sorted(p for p in folder.iterdir() if p.is_dir()):
+            table = cls.__new__(cls)
+            table.repo, table.root = root, root
+            tables.append(table)
+        return tables
 
     def normalise(self, path: str) -> str:
         """The repo-relative form of ``path``; LockError when it leaves the repository."""
@@ -183,11 +197,19 @@ class LockTable:
             return False
         moved = _read_lock(tomb)
         if moved is not None and moved.holder.run_id != run_id:
+            # Lost a race with another remover and a new holder: put it back if we can.
+            # (Linux lets a rename replace an empty directory, so a just-created lock could be
+            # overwritten here; it takes three parties interleaving within microseconds.)
             with contextlib.suppress(OSError):
                 tomb.rename(directory)
-                return False
+            shutil.rmtree(tomb, ignore_errors=True)
+            return False
         shutil.rmtree(tomb, ignore_errors=True)
         return True
+
+    def force_release(self, path: str) -> None:
+        """Remove the lock of ``path`` whoever holds it (the janitor, `bdp clean --force`)."""
+        self.force_remove(self.root / lock_name(path))
 
     def force_remove(self, directory: Path) -> None:
         """Remove a lock directory whatever its owner (the janitor, `bdp clean --force`)."""
@@ -266,6 +288,13 @@ class LockTable:
                 data = json.loads(file.read_text())
                 waits[file.stem] = _Wait(Holder(**data["waiter"]), data["holder"], data["path"])
         return waits
+
+    def clear_waits(self, live_runs: set[str]) -> list[str]:
+        """Drop wait records of runs that are gone; the run ids dropped."""
+        gone = [run_id for run_id in self.waits() if run_id not in live_runs]
+        for run_id in gone:
+            self._stop_waiting(run_id)
+        return gone
 
     def _stop_waiting(self, run_id: str) -> None:
         (self.root / _WAITS / f"{run_id}.json").unlink(missing_ok=True)

@@ -35,7 +35,7 @@ class Issue:
     issue_type: str = "task"
     assignee: str = ""
     labels: tuple[str, ...] = ()
-    updated_at: str = ""
+    updated_at: str = field(default="", compare=False)  # bookkeeping, not content
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Issue:

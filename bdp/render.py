@@ -18,7 +18,8 @@ if TYPE_CHECKING:  # enqueue pulls in Huey; status rendering must not
 _STYLE = {
     "queued": "green", "would queue": "cyan", "already queued": "yellow", "running": "magenta",
     Outcome.DONE: "green", Outcome.BLOCKED: "yellow", Outcome.FAILED: "red",
-    Outcome.TIMED_OUT: "red", Outcome.SKIPPED: "dim",
+    Outcome.TIMED_OUT: "red", Outcome.SKIPPED: "dim", Outcome.INTERRUPTED: "yellow",
+    Outcome.SUPERSEDED: "dim", Outcome.ABANDONED: "red",
 }  # fmt: skip
 
 
@@ -68,8 +69,23 @@ def print_status(console: Console, report: StatusReport) -> None:
             worker = f"{run.host}/{run.worker}"
             table.add_row(run.issue_id, run.title, run.repo, worker, elapsed, beat)
         console.print(table)
+    if report.locks:
+        table = Table(title="locks (this machine)", title_justify="left")
+        for column in ("path", "issue", "run", "host", "held for"):
+            table.add_column(column)
+        for lock in report.locks:
+            h = lock.holder
+            table.add_row(lock.path, h.issue_id, h.run_id, h.host, age(report.now - lock.acquired))
+        console.print(table)
     if report.recent:
         console.print(outcome_table(reversed(report.recent), "recent outcomes"))
+    if report.last_sweep:
+        sweep = report.last_sweep
+        console.print(
+            f"[bold]janitor[/] last sweep {age(report.now - sweep['at'])} ago on {sweep['host']}: "
+            f"freed {len(sweep['freed_locks'])} locks, reset {len(sweep['reset'])}, "
+            f"requeued {len(sweep['requeued'])}, cleared {len(sweep['cleared_markers'])} markers"
+        )
 
 
 def summary_line(records: list[RunRecord]) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 from bdp.config import Settings
 from bdp.keys import namespace_name
+from bdp.locks import Lock, LockTable
 from bdp.models import Run, RunRecord
 
 #: Outcomes `bdp status` shows.
@@ -31,6 +32,7 @@ class StatusReport:
     runs: list[Run]
     recent: list[RunRecord]
     last_sweep: dict[str, Any] | None = None
+    locks: list[Lock] = field(default_factory=list)
     now: float = field(default_factory=time.time)
 
     def to_json(self) -> dict[str, Any]:
@@ -44,15 +46,19 @@ class StatusReport:
                 for run in self.runs
             ],
             "recent": [record.to_json() for record in self.recent],
+            "locks": [
+                {"path": lock.path, "since": lock.acquired, **asdict(lock.holder)}
+                for lock in self.locks
+            ],
             "janitor": self.last_sweep,
         }  # fmt: skip
 
 
 def collect_status(settings: Settings, recent: int = RECENT_OUTCOMES) -> StatusReport:
     """Queue depth, scheduled retries, running runs and the newest outcomes."""
-    if settings.redis_url:
-        return _from_state(settings, recent)
-    return _from_sqlite(settings, recent)
+    report = _from_state(settings, recent) if settings.redis_url else _from_sqlite(settings, recent)
+    report.locks = [lock for table in LockTable.all_in(settings.home) for lock in table.locks()]
+    return report
 
 
 def _from_state(settings: Settings, recent: int) -> StatusReport:

@@ -37,6 +37,16 @@ class Tasks:
     """The tasks registered on one Huey instance."""
 
     run_issue: TaskWrapper
+    janitor: TaskWrapper
+    huey: Huey
+    state: State
+
+    def requeue(self, repo: str, issue_id: str, attempt: int) -> str:
+        """Queue the issue again (a janitor recovery), pointing its marker at the new task."""
+        task = self.run_issue.s(repo, issue_id, attempt)
+        self.state.remark_queued(repo, issue_id, task.id)
+        self.huey.enqueue(task)
+        return str(task.id)
 
 
 def task_args(repo: Any, issue_id: Any, attempt: Any) -> TaskArgs:
@@ -73,6 +83,21 @@ def register_tasks(huey: Huey, settings: Settings, agent: AgentFactory = claude_
         """Build the worker's dependencies (and import the SDK) before the first task."""
         deps()
 
+    def janitor() -> None:
+        from bdp.janitor import Janitor
+
+        Janitor(settings, huey, deps().state, tasks.requeue).sweep()
+
     huey.on_startup()(warm_up)
-    wrapper: TaskWrapper = huey.task(context=True)(run_issue)
-    return Tasks(run_issue=wrapper)
+    tasks = Tasks(
+        run_issue=huey.task(context=True)(run_issue),
+        janitor=huey.periodic_task(_every_check, name="janitor")(janitor),
+        huey=huey,
+        state=State(huey),
+    )
+    return tasks
+
+
+def _every_check(_when: object) -> bool:
+    """Run at every periodic check; the consumer spaces checks by BDP_JANITOR_INTERVAL."""
+    return True

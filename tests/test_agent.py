@@ -211,10 +211,10 @@ def test_an_edit_of_a_file_another_run_holds_is_denied_with_the_holder_named(
     assert not (workdir / "shared.py").exists()
     [denied] = tool_results(api.messages_requests()[-1].body)
     assert denied["is_error"] is True
-    assert "locked by issue t-zzz" in str(denied["content"]) and "run other" in str(
-        denied["content"]
-    )
-    assert result.outcome is Outcome.BLOCKED and result.changed_files == []
+    assert "locked by issue t-zzz" in str(denied["content"])
+    assert "run other" in str(denied["content"])
+    assert result.outcome is Outcome.BLOCKED
+    assert result.changed_files == []
 
 
 def test_the_agent_can_lock_list_and_unlock_files_with_its_tools(
@@ -231,7 +231,8 @@ def test_the_agent_can_lock_list_and_unlock_files_with_its_tools(
 
     texts = [str(tool_results(r.body)[-1]["content"]) for r in api.messages_requests()[1:]]
     assert "Locked: a.py, b.py" in texts[0]
-    assert "a.py: yours" in texts[1] and "b.py: yours" in texts[1]
+    assert "a.py: yours" in texts[1]
+    assert "b.py: yours" in texts[1]
     assert "Unlocked: b.py" in texts[2]
     assert [lock.path for lock in LockTable(tmp_path / "home", workdir).locks()] == ["a.py"]
     assert result.outcome is Outcome.DONE
@@ -257,11 +258,14 @@ def test_a_deadlock_ends_the_younger_run_at_once_as_blocked(
 
     # Then it ends BLOCKED well before the lock wait, naming the cycle
     assert result.outcome is Outcome.BLOCKED
-    assert "deadlock" in result.summary and "t-old" in result.summary
+    assert "deadlock" in result.summary
+    assert "t-old" in result.summary
     assert time.monotonic() - started < 20
     table.release_all(request.holder.run_id)
     waiter.join(timeout=10)
-    assert table.holder_of("y.py") is not None and table.holder_of("y.py").holder.run_id == "older"  # type: ignore[union-attr]
+    holder = table.holder_of("y.py")
+    assert holder is not None
+    assert holder.holder.run_id == "older"
 
 
 def test_a_stop_signal_ends_the_session_and_its_cli(

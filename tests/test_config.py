@@ -60,7 +60,7 @@ def test_parse_duration_reads_minutes_by_default_and_s_m_h_units(text: str, seco
         pytest.param("0", id="zero"),
         pytest.param("0s", id="zero-seconds"),
         pytest.param("-5", id="negative"),
-        pytest.param("5d", id="unknown-unit"),
+        pytest.param("5w", id="unknown-unit"),
         pytest.param("1h30m", id="compound"),
         pytest.param("m", id="unit-only"),
     ],

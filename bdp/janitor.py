@@ -1,0 +1,235 @@
+"""The janitor: puts right what dead workers leave behind, so nothing is lost or stuck.
+
+Every consumer runs it (a Huey periodic task) and `bdp clean` runs it on demand, so it must
+be correct when several sweeps overlap: each recovery starts with an atomic step that only
+one sweep can win (popping the run record, a rename of a lock directory, a once-only key).
+A sweep never stops because one item failed; the failure is logged and the next item goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from huey import Huey
+
+from bdp.beads import BdCli, Beads
+from bdp.config import Settings
+from bdp.locks import Lock, LockTable
+from bdp.models import Outcome, Run, RunRecord
+from bdp.procs import end_run_processes
+from bdp.state import State
+from bdp.status import LAST_SWEEP
+
+log = logging.getLogger("bdp.janitor")
+Requeue = Callable[[str, str, int], str]
+_BDP_ACTOR = "bdp/"
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did; kept as the janitor's last sweep for `bdp status`."""
+
+    at: float = field(default_factory=time.time)
+    host: str = field(default_factory=socket.gethostname)
+    freed_locks: list[str] = field(default_factory=list)
+    killed: list[int] = field(default_factory=list)
+    reset: list[str] = field(default_factory=list)
+    requeued: list[str] = field(default_factory=list)
+    needs_human: list[str] = field(default_factory=list)
+    cleared_markers: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        return (
+            f"freed {len(self.freed_locks)} locks, reset {len(self.reset)} issues, "
+            f"requeued {len(self.requeued)}, {len(self.needs_human)} need a human, "
+            f"cleared {len(self.cleared_markers)} markers, killed {len(self.killed)} processes"
+        )
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Janitor:
+    """One sweep over the registry, the lock folders, bd and the enqueue markers."""
+
+    def __init__(self, settings: Settings, huey: Huey, state: State, requeue: Requeue,
+                 beads: Callable[[Path], Beads] | None = None) -> None:  # fmt: skip
+        self.settings = settings
+        self.huey = huey
+        self.state = state
+        self.requeue = requeue
+        self.beads = beads or (lambda repo: BdCli(repo, settings.bd))
+        self.host = socket.gethostname()
+
+    def sweep(self, force: bool = False) -> SweepReport:
+        """Recover dead runs, free orphan locks, reset orphan claims, clear stale markers."""
+        report = SweepReport()
+        for run in self.state.runs():
+            if force or self.is_dead(run):
+                self._guarded(self._recover_run, run, report)
+        live = {run.run_id: run for run in self.state.runs()}
+        for table in LockTable.all_in(self.settings.home):
+            self._guarded(self._free_locks, table, live, force, report)
+        for repo in self.state.repos():
+            self._guarded(self._reset_orphan_claims, repo, live, report)
+        self._guarded(self._clear_markers, report)
+        for run_id in self.state.orphan_beats():
+            self.state.drop_beat(run_id)
+        self.state.put_meta(LAST_SWEEP, report.to_json())
+        if report.summary() != SweepReport().summary():
+            log.info("janitor: %s", report.summary())
+        return report
+
+    def is_dead(self, run: Run) -> bool:
+        """No heartbeat for `stale_after` seconds, or (on this host) its process is gone."""
+        if time.time() - run.heartbeat > self.settings.stale_after:
+            return True
+        return run.host == self.host and not pid_alive(run.pid)
+
+    def _guarded(self, step: Callable[..., None], *args: Any) -> None:
+        try:
+            step(*args)
+        except Exception:
+            log.exception("janitor step %s failed; going on", step.__name__)
+
+    # -- dead runs ------------------------------------------------------------------------
+    def _recover_run(self, run: Run, report: SweepReport) -> None:
+        if run.host == self.host:
+            report.killed += end_run_processes(run.run_id)
+        if self.state.pop_run(run.run_id) is None:
+            return  # another sweep got there first
+        if run.host == self.host:
+            table = LockTable(self.settings.home, Path(run.repo))
+            report.freed_locks += [f"{run.repo}:{p}" for p in table.release_all(run.run_id)]
+        actor = f"{_BDP_ACTOR}{run.host}/{run.worker}"
+        note = (f"bdp janitor: run {run.run_id} ({run.host}/{run.worker}) stopped responding "
+                f"during attempt {run.attempt}")  # fmt: skip
+        self._reset_and_requeue(run.repo, run.issue_id, run.attempt, actor, note, report)
+        self.state.record(_abandoned(run, note))
+
+    def _reset_and_requeue(self, repo: str, issue_id: str, attempt: int, actor: str | None,
+                           note: str, report: SweepReport) -> None:  # fmt: skip
+        beads = self.beads(Path(repo))
+        issue = beads.show(issue_id)
+        if issue.status != "in_progress" or (actor and issue.assignee != actor):
+            self._unmark(repo, issue_id)
+            return  # finished, or claimed by someone else since: not ours to reset
+        beads.reset(issue_id, issue.assignee or _BDP_ACTOR)
+        report.reset.append(issue_id)
+        if attempt >= self.settings.max_attempts:
+            beads.comment(issue_id, f"{note}; gave up after {attempt} attempts: needs a human",
+                          issue.assignee or "bdp")  # fmt: skip
+            self._unmark(repo, issue_id)
+            report.needs_human.append(issue_id)
+            return
+        beads.comment(issue_id, f"{note}; queued again as attempt {attempt + 1}", "bdp")
+        self.requeue(repo, issue_id, attempt + 1)
+        report.requeued.append(issue_id)
+
+    # -- locks ----------------------------------------------------------------------------
+    def _free_locks(self, table: LockTable, live: dict[str, Run], force: bool,
+                    report: SweepReport) -> None:  # fmt: skip
+        for lock in table.locks():
+            if force or not self._lock_alive(lock, live):
+                if lock.holder.host == self.host:
+                    report.killed += end_run_processes(lock.holder.run_id)
+                table.force_release(lock.path)
+                report.freed_locks.append(f"{table.root.name}:{lock.path}")
+        for directory in table.unowned(older_than=0 if force else self.settings.stale_after):
+            table.force_remove(directory)
+            report.freed_locks.append(f"{table.root.name}:{directory.name} (no owner)")
+        table.clear_waits(set(live))
+
+    def _lock_alive(self, lock: Lock, live: dict[str, Run]) -> bool:
+        run = live.get(lock.holder.run_id)
+        if run is None:
+            return False
+        return not self.is_dead(run)
+
+    # -- claims with no run -----------------------------------------------------------------
+    def _reset_orphan_claims(self, repo: str, live: dict[str, Run], report: SweepReport) -> None:
+        if not Path(repo).is_dir():
+            return  # another machine's clone
+        running = {run.issue_id for run in live.values() if run.repo == repo}
+        for issue in self.beads(Path(repo)).in_progress():
+            if not issue.assignee.startswith(_BDP_ACTOR) or issue.id in running:
+                continue
+            if _age(issue.updated_at) < self.settings.stale_after:
+                continue  # a worker may be between its claim and its registration
+            if self.state.claim_once(f"orphan:{repo}:{issue.id}:{issue.updated_at}"):
+                attempt = self._last_attempt(repo, issue.id)
+                note = f"bdp janitor: {issue.assignee} claimed this issue but no bdp run holds it"
+                self._reset_and_requeue(repo, issue.id, attempt, None, note, report)
+
+    def _last_attempt(self, repo: str, issue_id: str) -> int:
+        attempts = [
+            r.attempt for r in self.state.outcomes() if (r.repo, r.issue_id) == (repo, issue_id)
+        ]
+        return max(attempts, default=1)
+
+    # -- markers --------------------------------------------------------------------------
+    def _clear_markers(self, report: SweepReport) -> None:
+        cutoff = time.time() - self.settings.stale_after
+        old = [m for m in self.state.markers() if m.since < cutoff]
+        if not old:
+            return
+        queued = {task.id for task in self.huey.pending()} | {t.id for t in self.huey.scheduled()}
+        running = {(run.repo, run.issue_id) for run in self.state.runs()}
+        for marker in old:
+            gone = marker.task_id not in queued if marker.state == "queued" else (
+                (marker.repo, marker.issue_id) not in running)  # fmt: skip
+            if gone and self._unmark(marker.repo, marker.issue_id, marker.task_id):
+                report.cleared_markers.append(f"{marker.repo}:{marker.issue_id}")
+
+    def _unmark(self, repo: str, issue_id: str, task_id: str | None = None) -> bool:
+        marker = self.state.marker(repo, issue_id)
+        if marker is None or (task_id is not None and marker.task_id != task_id):
+            return False
+        self.state.unmark(repo, issue_id)
+        return True
+
+
+def _abandoned(run: Run, note: str) -> RunRecord:
+    return RunRecord(
+        run_id=run.run_id, issue_id=run.issue_id, repo=run.repo, title=run.title,
+        outcome=Outcome.ABANDONED, summary=note, attempt=run.attempt, started=run.started,
+        finished=time.time(), log_path=run.log_path,
+    )  # fmt: skip
+
+
+def _age(stamp: str) -> float:
+    """Seconds since an RFC 3339 time from bd; infinite when missing or unreadable."""
+    try:
+        return time.time() - datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return float("inf")
+
+
+def clean_logs(settings: Settings, older_than: float) -> list[Path]:
+    """Delete run logs older than ``older_than`` seconds; the files deleted."""
+    folder = settings.home / "logs"
+    if not folder.is_dir():
+        return []
+    cutoff = time.time() - older_than
+    removed = [p for p in folder.iterdir() if p.is_file() and p.stat().st_mtime < cutoff]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
