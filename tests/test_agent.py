@@ -273,12 +273,12 @@ def test_a_stop_signal_ends_the_session_and_its_cli(
 ) -> None:
     api.script([Delay(60, Text("DONE: late"))])
     request = request_for(workdir, tmp_path)
-    threading.Thread(
-        target=lambda: (
-            wait_for(lambda: api.messages_requests(), timeout=30),
-            request.stop.stop(Outcome.INTERRUPTED, "the worker was stopped"),
-        )
-    ).start()
+
+    def stop_once_asked() -> None:
+        wait_for(lambda: api.messages_requests(), timeout=30)
+        request.stop.stop(Outcome.INTERRUPTED, "the worker was stopped")
+
+    threading.Thread(target=stop_once_asked).start()
 
     result = run(workdir, tmp_path, request=request)
 
