@@ -156,7 +156,7 @@ class ClaudeAgentRunner:
         api_error: str | None = None
         try:
             async with ClaudeSDKClient(self._options(request, tally)) as client:
-                await client.query(build_prompt(request.issue, request.repo))
+                await client.query(build_prompt(request.issue, request.repo, request.attempt))
                 async for message in client.receive_response():
                     _log(request.transcript, message)
                     if isinstance(message, AssistantMessage) and message.error:

@@ -132,6 +132,8 @@ class Janitor:
         if issue.status != "in_progress" or (actor and issue.assignee != actor):
             self._unmark(repo, issue_id)
             return  # finished, or claimed by someone else since: not ours to reset
+        if not self.state.claim_once(f"reset:{repo}:{issue_id}:{issue.updated_at}"):
+            return  # an overlapping sweep is resetting this very claim
         beads.reset(issue_id, issue.assignee or _BDP_ACTOR)
         report.reset.append(issue_id)
         if attempt >= self.settings.max_attempts:
@@ -174,10 +176,9 @@ class Janitor:
                 continue
             if _age(issue.updated_at) < self.settings.stale_after:
                 continue  # a worker may be between its claim and its registration
-            if self.state.claim_once(f"orphan:{repo}:{issue.id}:{issue.updated_at}"):
-                attempt = self._last_attempt(repo, issue.id)
-                note = f"bdp janitor: {issue.assignee} claimed this issue but no bdp run holds it"
-                self._reset_and_requeue(repo, issue.id, attempt, None, note, report)
+            attempt = self._last_attempt(repo, issue.id)
+            note = f"bdp janitor: {issue.assignee} claimed this issue but no bdp run holds it"
+            self._reset_and_requeue(repo, issue.id, attempt, None, note, report)
 
     def _last_attempt(self, repo: str, issue_id: str) -> int:
         attempts = [

@@ -25,6 +25,11 @@ Rules that keep everyone's work safe:
   `bd create "<title>" --deps discovered-from:{issue_id}` and mention it in your summary.
 """
 
+RETRY_NOTE = (
+    "An earlier attempt at this issue did not finish (its worker stopped or failed). "
+    "Files may hold part of its work: check `git status` and `git diff` before you start."
+)
+
 WORKFLOW = """\
 Work in this order:
 1. Understand: read the code involved and how this repository is tested and checked.
@@ -46,9 +51,14 @@ class Verdict:
     summary: str
 
 
-def build_prompt(issue: Issue, repo: Path) -> str:
+def build_prompt(issue: Issue, repo: Path, attempt: int = 1) -> str:
     """The first user message of a session: the issue, then the workflow."""
-    parts = [f"Implement beads issue {issue.id} in the repository at {repo}.", ""]
+    parts = [
+        f"Implement beads issue {issue.id} in the repository at {repo} (attempt {attempt}).",
+        "",
+    ]
+    if attempt > 1:
+        parts += [RETRY_NOTE, ""]
     parts.append(f"# {issue.id}: {issue.title}")
     for heading, text in (
         ("Description", issue.description),

@@ -55,6 +55,7 @@ class SessionRequest:
     locks: LockTable
     holder: Holder
     stop: StopSignal = field(default_factory=StopSignal)
+    attempt: int = 1
 
 
 @dataclass

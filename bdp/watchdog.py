@@ -39,6 +39,7 @@ class Watch:
     stop: StopSignal
     heartbeat: float
     wrapup: float
+    lease_every: float = LEASE_RENEWAL
 
 
 def _tick(watch: Watch, clock: dict[str, float]) -> None:
@@ -48,7 +49,7 @@ def _tick(watch: Watch, clock: dict[str, float]) -> None:
         watch.state.beat(watch.run_id)
         if not watch.state.has_run(watch.run_id):
             watch.stop.stop(Outcome.SUPERSEDED, "the janitor reset this issue; another run owns it")
-    if now - clock["lease"] >= LEASE_RENEWAL:
+    if now - clock["lease"] >= watch.lease_every:
         clock["lease"] = now
         watch.beads.renew_lease(watch.issue_id, watch.actor)
     _check_shutdown(watch, clock, now)

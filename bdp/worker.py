@@ -28,7 +28,7 @@ from bdp.models import Issue, Outcome, Run, RunRecord, TaskArgs
 from bdp.session import AgentRunner, SessionRequest, SessionResult, StopSignal
 from bdp.state import State
 from bdp.transcript import Redactor, Transcript, log_path
-from bdp.watchdog import Watch, watching
+from bdp.watchdog import LEASE_RENEWAL, Watch, watching
 
 log = logging.getLogger("bdp.worker")
 
@@ -99,8 +99,10 @@ def _run_claimed(
 ) -> RunRecord:
     issue = beads.show(args.issue_id)
     job = _start(args, task_id, deps, beads, actor, issue)
+    settings = deps.settings
+    lease_every = min(LEASE_RENEWAL, settings.stale_after / 2)
     watch = Watch(deps.state, beads, job.run.run_id, issue.id, actor, job.stop,
-                  deps.settings.heartbeat, deps.settings.wrapup)  # fmt: skip
+                  settings.heartbeat, settings.wrapup, lease_every)  # fmt: skip
     try:
         with watching(watch):
             result = _run_agent(job)
@@ -138,6 +140,7 @@ def _run_agent(job: _Job) -> SessionResult:
         run_id=job.run.run_id, issue=job.issue, repo=Path(job.args.repo),
         deadline=job.run.deadline, transcript=job.transcript, locks=job.locks,
         holder=Holder.here(job.run.run_id, job.issue.id, job.run.started), stop=job.stop,
+        attempt=job.args.attempt,
     )  # fmt: skip
     try:
         return job.deps.agent.run(request)

@@ -1,0 +1,189 @@
+"""Crashes, signals and restarts of real consumers: nothing is lost, nothing is done twice."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import git
+from tests.integration.helpers import bdp, bdp_json, marker
+from tests.support.beads import create_issue, run_bd_ok, show_issue
+from tests.support.fake_api import Delay, FakeApi, Text, ToolUse
+from tests.support.processes import HueyConsumer, agent_processes, wait_for
+from tests.support.redis_server import RedisServer
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+FAST_RECOVERY = {"BDP_JANITOR_INTERVAL": "1", "BDP_STALE_AFTER": "3", "BDP_HEARTBEAT": "0.5"}
+
+
+def script_attempt(api: FakeApi, repo: Path, issue_id: str, attempt: int, steps: list) -> None:  # type: ignore[type-arg]
+    api.script(
+        steps,
+        match=f"Implement beads issue {issue_id} in the repository at {repo} (attempt {attempt})",
+    )
+
+
+def hang_after_a_write(api: FakeApi, repo: Path, issue_id: str, filename: str) -> None:
+    """Attempt 1 writes ``filename`` (taking its lock) and then waits on the API for good."""
+    script_attempt(api, repo, issue_id, 1, [
+        ToolUse("Write", {"file_path": filename, "content": "half done\n"}),
+        Delay(120, Text("DONE: too late")),
+    ])  # fmt: skip
+
+
+def lock_count(env: dict[str, str]) -> int:
+    return len(bdp_json(env, "status")["locks"])
+
+
+def consumer(env: dict[str, str], tmp_path: Path, name: str, kind: str = "thread") -> HueyConsumer:
+    return HueyConsumer(env, tmp_path / f"{name}.log", workers=2, kind=kind).start()
+
+
+def comments(repo: Path, issue_id: str) -> str:
+    return run_bd_ok(repo, "comments", issue_id, "--json")
+
+
+def wait_until_hanging(api: FakeApi, issue_id: str, env: dict[str, str]) -> None:
+    """Until the session has written its file (lock held) and waits on its second reply."""
+    wait_for(lambda: len(api.messages_requests(match=marker(issue_id))) >= 2, timeout=60)
+    wait_for(lambda: lock_count(env) == 1, timeout=10)
+
+
+@pytest.mark.parametrize("kind", ["thread", "process"])
+def test_sigterm_stops_sessions_at_once_and_leaves_nothing_behind(
+    env: dict[str, str], repo: Path, fake_api: FakeApi, tmp_path: Path, kind: str
+) -> None:
+    # Given a session that has locked and written a file, then waits on the API
+    issue_id = create_issue(repo, "Hangs forever")
+    hang_after_a_write(fake_api, repo, issue_id, "half.txt")
+    assert bdp(env, "enqueue", str(repo)).returncode == 0
+    worker = consumer(env, tmp_path, "worker", kind)
+    wait_until_hanging(fake_api, issue_id, env)
+
+    # When the consumer gets SIGTERM
+    code = worker.stop(signal.SIGTERM, timeout=40)
+
+    # Then it exits, the issue is open again with a comment, and no lock, run or CLI is left
+    assert code is not None
+    issue = show_issue(repo, issue_id)
+    assert issue["status"] == "open"
+    assert not issue.get("assignee")
+    assert "INTERRUPTED on attempt 1: the worker was stopped" in comments(repo, issue_id)
+    report = bdp_json(env, "status")
+    assert (report["locks"], report["running"]) == ([], [])
+    assert report["recent"][-1]["outcome"] == "INTERRUPTED"
+    assert agent_processes(fake_api.url) == []
+    assert "Traceback" not in worker.output()
+
+
+def test_sigint_gives_sessions_the_wrap_up_window_then_stops_them(
+    env: dict[str, str], repo: Path, fake_api: FakeApi, tmp_path: Path
+) -> None:
+    issue_id = create_issue(repo, "Slow to finish")
+    hang_after_a_write(fake_api, repo, issue_id, "slow.txt")
+    wrapup_env = {**env, "BDP_WRAPUP": "2"}
+    assert bdp(wrapup_env, "enqueue", str(repo)).returncode == 0
+    worker = consumer(wrapup_env, tmp_path, "worker")
+    wait_until_hanging(fake_api, issue_id, wrapup_env)
+
+    code = worker.stop(signal.SIGINT, timeout=40)
+
+    assert code is not None
+    assert show_issue(repo, issue_id)["status"] == "open"
+    assert "the 2s wrap-up window ended" in comments(repo, issue_id)
+    assert lock_count(wrapup_env) == 0
+    assert agent_processes(fake_api.url) == []
+
+
+def test_a_killed_consumer_is_recovered_by_another_and_the_issue_done_once(
+    env: dict[str, str], repo: Path, fake_api: FakeApi, tmp_path: Path
+) -> None:
+    # Given attempt 1 hangs after writing its file, and attempt 2 will finish it
+    issue_id = create_issue(repo, "Survive a crash")
+    hang_after_a_write(fake_api, repo, issue_id, "crash.txt")
+    script_attempt(fake_api, repo, issue_id, 2, [
+        ToolUse("Write", {"file_path": "crash.txt", "content": "done right\n"}),
+        Text("DONE: finished after the crash"),
+    ])  # fmt: skip
+    fast = {**env, **FAST_RECOVERY}
+    assert bdp(fast, "enqueue", str(repo)).returncode == 0
+    first = consumer(fast, tmp_path, "first")
+    wait_until_hanging(fake_api, issue_id, fast)
+    assert agent_processes(fake_api.url), "attempt 1's CLI is waiting on the API"
+
+    # When the first consumer is SIGKILLed and a second one starts
+    first.stop(signal.SIGKILL)
+    second = consumer(fast, tmp_path, "second")
+    wait_for(lambda: show_issue(repo, issue_id)["status"] == "closed", timeout=90)
+    second.stop()
+
+    # Then the janitor ended the orphaned CLI, freed the lock, requeued the issue, and the
+    # second consumer finished it: exactly one commit and one close
+    subjects = git(repo, "log", "--format=%s").splitlines()
+    assert subjects.count(f"{issue_id}: Survive a crash") == 1
+    assert (repo / "crash.txt").read_text() == "done right\n"
+    outcomes = [r["outcome"] for r in bdp_json(fast, "status")["recent"]]
+    assert outcomes == ["ABANDONED", "DONE"]
+    # (two overlapping sweeps may word the note differently; only one of them acts)
+    assert "bdp janitor:" in comments(repo, issue_id)
+    assert "queued again as attempt 2" in comments(repo, issue_id)
+    assert agent_processes(fake_api.url) == []
+    assert lock_count(fast) == 0
+
+
+def test_two_sessions_editing_one_file_take_turns(
+    env: dict[str, str], repo: Path, fake_api: FakeApi, tmp_path: Path
+) -> None:
+    first = create_issue(repo, "First edit", priority=0)
+    second = create_issue(repo, "Second edit", priority=1)
+    fake_api.script([
+        ToolUse("Write", {"file_path": "shared.txt", "content": "first\n"}),
+        Delay(3, Text("DONE: first edit")),
+    ], match=marker(first))  # fmt: skip
+    fake_api.script([
+        ToolUse("Write", {"file_path": "shared.txt", "content": "second\n"}),
+        Text("DONE: second edit"),
+    ], match=marker(second))  # fmt: skip
+
+    assert bdp(env, "enqueue", str(repo)).returncode == 0
+    worker = consumer(env, tmp_path, "worker")
+    wait_for(lambda: all(show_issue(repo, i)["status"] == "closed" for i in (first, second)), 90)
+    worker.stop()
+
+    log = git(repo, "log", "--format=%s", "--", "shared.txt").splitlines()
+    assert log == [f"{second}: Second edit", f"{first}: First edit"]
+    assert (repo / "shared.txt").read_text() == "second\n"
+
+
+def test_a_redis_restart_loses_no_queued_task_and_workers_carry_on(
+    env: dict[str, str], repo: Path, fake_api: FakeApi, tmp_path: Path
+) -> None:
+    server = RedisServer(tmp_path / "redis", appendonly=True).start()
+    redis_env = {**env, "BDP_REDIS_URL": server.url}
+    try:
+        ids = [create_issue(repo, f"Queued {n}") for n in range(2)]
+        for issue_id in ids:
+            fake_api.script([ToolUse("Write", {"file_path": f"{issue_id}.txt", "content": "x"}),
+                             Text("DONE: ok")], match=marker(issue_id))  # fmt: skip
+        assert bdp(redis_env, "enqueue", str(repo)).returncode == 0
+
+        # While Redis is down, status and enqueue fail with one clear line
+        server.stop()
+        for args in (("status",), ("enqueue", str(repo))):
+            down = bdp(redis_env, *args)
+            assert down.returncode == 1
+            assert "cannot reach Redis" in down.stderr
+            assert "Traceback" not in down.stderr + down.stdout
+
+        # After a restart the tasks are still there, and a worker started during the outage
+        # reconnects and finishes them
+        worker = HueyConsumer(redis_env, tmp_path / "worker.log")
+        server.start()
+        assert bdp_json(redis_env, "status")["queued"] == 2
+        worker.start()
+        wait_for(lambda: all(show_issue(repo, i)["status"] == "closed" for i in ids), 90)
+        worker.stop()
+    finally:
+        server.stop()
