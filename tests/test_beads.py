@@ -349,3 +349,47 @@ def test_as_list_unwraps_every_list_shape_bd_prints(
 def test_as_list_rejects_other_shapes_with_beads_error(payload: object) -> None:
     with pytest.raises(BeadsError, match="unexpected shape"):
         _as_list(payload)
+
+
+# --- work leases (bd 1.3+) and in-progress listing ---------------------------------------------
+
+
+def test_lease_renewal_stops_asking_a_bd_without_leases(
+    bd: BdCli, repo: Path, bd_log: Callable[[], list[list[str]]]
+) -> None:
+    issue_id = create_issue(repo, "Long job")
+    assert bd.claim(issue_id, "bdp/h/w").won
+
+    for _ in range(3):
+        bd.renew_lease(issue_id, "bdp/h/w")
+
+    heartbeats = [argv for argv in bd_log() if argv[0] == "heartbeat"]
+    assert len(heartbeats) == 1  # "unknown command" once, then never again
+
+
+def test_lease_renewal_reaches_a_bd_with_leases(
+    bd: BdCli, repo: Path, bd_log: Callable[[], list[list[str]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_BD_LEASES", "1")
+    issue_id = create_issue(repo, "Long job")
+    assert bd.claim(issue_id, "bdp/h/w").won
+
+    bd.renew_lease(issue_id, "bdp/h/w")
+    bd.renew_lease(issue_id, "bdp/h/w")
+
+    renewals = [argv for argv in bd_log() if argv[0] == "heartbeat"]
+    assert len(renewals) == 2
+    assert all(issue_id in argv and "bdp/h/w" in argv for argv in renewals)
+    store = json.loads((repo / ".beads" / "issues.json").read_text())
+    assert store["issues"][issue_id]["lease_renewed_at"]  # the stand-in accepted the renewal
+
+
+def test_in_progress_lists_claimed_issues_only(bd: BdCli, repo: Path) -> None:
+    claimed = create_issue(repo, "Taken")
+    create_issue(repo, "Free")
+    assert bd.claim(claimed, "bdp/h/w").won
+
+    found = bd.in_progress()
+
+    assert [(i.id, i.assignee) for i in found] == [(claimed, "bdp/h/w")]
+    assert found[0].updated_at.endswith("Z")

@@ -13,6 +13,8 @@ Test hooks (environment variables):
   (argv without the program name), so tests can count and inspect calls.
 - `FAKE_BD_FAIL=<subcommand>`: that subcommand prints `Error: simulated failure` to stderr and
   exits 1.
+- `FAKE_BD_LEASES=1`: behave like bd 1.3 and accept `bd heartbeat ID` (work lease renewal by
+  the assignee); without it `heartbeat` is an unknown command, as in 1.0.5
 - `FAKE_BD_NOW=YYYY-MM-DDTHH:MM:SS[.fffffffff]Z`: freeze the clock (UTC), for deterministic ids
   and ordering.
 """
@@ -960,6 +962,27 @@ def cmd_close(ctx: Ctx) -> int:
     return finish_batch(ctx, closed, "Closed")
 
 
+def cmd_heartbeat(ctx: Ctx) -> int:
+    """bd 1.3's work lease renewal (only with FAKE_BD_LEASES=1): the assignee extends it."""
+    renewed = []
+    for token in require_ids(ctx.args):
+        issue = resolve_soft(ctx, token, "Error renewing")
+        if issue is None:
+            continue
+        if issue.get("assignee") != ctx.actor:
+            warn(f"Error renewing {token}: lease is held by {issue.get('assignee') or 'nobody'}")
+            continue
+        issue["lease_renewed_at"] = ctx.now
+        renewed.append({"id": issue["id"], "lease_renewed_at": ctx.now})
+    if not renewed:
+        return 1
+    if ctx.as_json:
+        emit(renewed)
+    else:
+        print(f"renewed {len(renewed)}")
+    return 0
+
+
 def cmd_reopen(ctx: Ctx) -> int:
     reopened, failures = [], 0
     for token in require_ids(ctx.args):
@@ -1086,6 +1109,7 @@ COMMANDS: dict[str, Command] = {
     ),
     "close": Command(cmd_close, flag_table("-r/--reason -f/--force!")),
     "reopen": Command(cmd_reopen, flag_table("-r/--reason")),
+    "heartbeat": Command(cmd_heartbeat, {}),
     "comment": Command(cmd_comment, flag_table("-a/--author")),
     "comments": Command(cmd_comments, flag_table("-a/--author")),
     "dep": Command(cmd_dep, flag_table("-t/--type")),
@@ -1109,6 +1133,8 @@ def run(argv: list[str], env: Mapping[str, str]) -> int:
     if not args.command:
         print(USAGE)
         return 0
+    if args.command == "heartbeat" and env.get("FAKE_BD_LEASES") != "1":
+        raise usage_error('unknown command "heartbeat" for "bd"\nRun \'bd --help\' for usage.')
     if env.get("FAKE_BD_FAIL") == args.command:
         raise usage_error("simulated failure")
     ctx = Ctx(args, env, clock_ns(env), json_requested(argv, env))

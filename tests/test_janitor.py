@@ -1,0 +1,865 @@
+"""Unit tests for bdp/janitor.py: one sweep at a time, on a real SQLite Huey in tmp_path.
+
+bd is the in-memory `MemoryBeads` double; runs are registered straight into the state, alive or
+dead by their heartbeat and pid. No redis-server, no claude CLI.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from bdp import janitor as janitor_module
+from bdp import state as state_module
+from bdp.app import App
+from bdp.beads import Beads, MemoryBeads
+from bdp.cli import main
+from bdp.config import Settings
+from bdp.errors import BeadsError
+from bdp.janitor import Janitor, SweepReport
+from bdp.locks import Holder, LockTable, lock_name
+from bdp.models import Issue, Outcome, Run
+from bdp.procs import RUN_ENV
+from bdp.session import StubAgentRunner
+from bdp.status import collect_status
+from tests.support.processes import wait_for
+
+HOST = socket.gethostname()
+WORKER = "w1"
+ACTOR = f"bdp/{HOST}/{WORKER}"  # how a worker on this host claims (bdp.worker.actor_name)
+ISSUE = "t-1"
+STALE = 5.0
+LONG_AGO = 60.0  # seconds: well past STALE
+NOTHING = SweepReport().summary()
+
+
+class CountingBeads(MemoryBeads):
+    """MemoryBeads that also lists every reset, to show a reset happened exactly once."""
+
+    def __init__(self, issues: list[Issue] | None = None) -> None:
+        super().__init__(issues)
+        self.resets: list[str] = []
+
+    def reset(self, issue_id: str, actor: str) -> None:
+        self.resets.append(issue_id)
+        super().reset(issue_id, actor)
+
+
+class WindowOn(CountingBeads):
+    """Another janitor's view of the same issues; runs ``after_show`` once, after a `show`."""
+
+    def __init__(self, shared: CountingBeads, after_show: Callable[[], None]) -> None:
+        super().__init__()
+        self.issues, self.comments, self.resets = shared.issues, shared.comments, shared.resets
+        self._after_show: Callable[[], None] | None = after_show
+
+    def show(self, issue_id: str) -> Issue:
+        issue = super().show(issue_id)
+        hook, self._after_show = self._after_show, None
+        if hook:
+            hook()
+        return issue
+
+
+def stamp(seconds_ago: float = 0.0) -> str:
+    """An RFC 3339 UTC time, as bd prints ``updated_at``."""
+    moment = datetime.now(UTC) - timedelta(seconds=seconds_ago)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def claimed(issue_id: str = ISSUE, assignee: str = ACTOR, seconds_ago: float = LONG_AGO) -> Issue:
+    """An issue claimed by ``assignee`` ``seconds_ago`` (when bd last updated it)."""
+    issue = Issue(issue_id, f"Issue {issue_id}")
+    return replace(issue, status="in_progress", assignee=assignee, updated_at=stamp(seconds_ago))
+
+
+def a_run(tree: Path, **changes: Any) -> Run:
+    """A live run of ISSUE by this process on this host; ``changes`` make it otherwise."""
+    now = time.time()
+    run = Run(
+        run_id="run-1", issue_id=ISSUE, repo=str(tree), title=f"Issue {ISSUE}", host=HOST,
+        pid=os.getpid(), worker=WORKER, attempt=1, started=now - 30, deadline=now + 600,
+        heartbeat=now,
+    )  # fmt: skip
+    return replace(run, **changes)
+
+
+def dead_run(tree: Path, **changes: Any) -> Run:
+    """A run whose heartbeat stopped LONG_AGO seconds ago."""
+    return a_run(tree, **{"heartbeat": time.time() - LONG_AGO, **changes})
+
+
+def make_app(settings: Settings) -> App:
+    return App.create(settings, agent=lambda _settings: StubAgentRunner())
+
+
+def janitor_of(app: App, beads: Beads) -> Janitor:
+    return Janitor(app.settings, app.huey, app.state, app.tasks.requeue, beads=lambda _r: beads)
+
+
+def queued(app: App) -> list[tuple[str, tuple[Any, ...]]]:
+    return [(task.name, task.args) for task in app.huey.pending()]
+
+
+def holder(run_id: str) -> Holder:
+    return Holder.here(run_id, ISSUE)
+
+
+def unowned_lock(table: LockTable, path: str, age: float) -> Path:
+    """A lock directory without an owner record (a crash mid-acquire), ``age`` seconds old."""
+    directory = table.root / lock_name(path)
+    directory.mkdir(parents=True)
+    then = time.time() - age
+    os.utime(directory, (then, then))
+    return directory
+
+
+@contextmanager
+def stamped_long_ago() -> Iterator[None]:
+    """What bdp.state writes inside the block is stamped LONG_AGO seconds in the past."""
+    then = time.time() - LONG_AGO
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(state_module, "time", SimpleNamespace(time=lambda: then))
+        yield
+
+
+def sweep_together(janitors: list[Janitor]) -> list[SweepReport]:
+    """Run one sweep of each janitor, each in its own thread, all released at once."""
+    barrier = threading.Barrier(len(janitors))
+    reports: list[SweepReport] = []
+    errors: list[BaseException] = []
+
+    def sweep(janitor: Janitor) -> None:
+        try:
+            barrier.wait(timeout=10)
+            reports.append(janitor.sweep())
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=sweep, args=(j,), daemon=True) for j in janitors]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert errors == []
+    return reports
+
+
+def listed(reports: list[SweepReport], field: str) -> list[str]:
+    return sorted(item for report in reports for item in getattr(report, field))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", stale_after=STALE, max_attempts=3)
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A repository path; the janitor only needs it to exist."""
+    path = tmp_path / "tree"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def app(settings: Settings, tree: Path) -> App:
+    """The app, with ``tree`` remembered as a repo with queued work (as any worker does)."""
+    app = make_app(settings)
+    app.state.remember_repo(str(tree))
+    return app
+
+
+@pytest.fixture
+def beads() -> CountingBeads:
+    return CountingBeads()
+
+
+@pytest.fixture
+def janitor(app: App, beads: CountingBeads) -> Janitor:
+    return janitor_of(app, beads)
+
+
+@pytest.fixture
+def dead_pid() -> int:
+    """The pid of a process that has exited and been reaped."""
+    proc = subprocess.Popen(["true"])
+    proc.wait(timeout=10)
+    return proc.pid
+
+
+# -- dead runs ---------------------------------------------------------------------------------
+
+
+def test_a_dead_run_is_unregistered_reset_requeued_and_recorded_as_abandoned(
+    app: App, janitor: Janitor, beads: CountingBeads, tree: Path
+) -> None:
+    # Given a run of t-1 whose heartbeat stopped a minute ago, and its running marker
+    beads.issues[ISSUE] = claimed()
+    run = dead_run(tree)
+    app.state.register(run)
+    app.state.mark_running(str(tree), ISSUE, "task-of-the-dead-run")
+
+    # When the janitor sweeps
+    report = janitor.sweep()
+
+    # Then the run is no longer registered
+    assert app.state.runs() == []
+    # And the issue is open and unassigned again, with a comment naming the run
+    issue = beads.issues[ISSUE]
+    assert (issue.status, issue.assignee) == ("open", "")
+    [comment] = beads.comments[ISSUE]
+    assert run.run_id in comment
+    assert "queued again as attempt 2" in comment
+    # And one task runs it again as attempt 2, the marker pointing at that task
+    [task] = app.huey.pending()
+    assert (task.name, task.args) == ("run_issue", (str(tree), ISSUE, 2))
+    marker = app.state.marker(str(tree), ISSUE)
+    assert marker is not None
+    assert (marker.state, marker.task_id) == ("queued", task.id)
+    # And the run is recorded as ABANDONED, and the report says what was done
+    [record] = app.state.outcomes()
+    assert (record.run_id, record.outcome, record.attempt) == (run.run_id, Outcome.ABANDONED, 1)
+    assert (report.reset, report.requeued, report.needs_human) == ([ISSUE], [ISSUE], [])
+
+
+def test_a_run_on_this_host_whose_process_is_gone_is_dead_despite_a_fresh_heartbeat(
+    app: App, janitor: Janitor, beads: CountingBeads, tree: Path, dead_pid: int
+) -> None:
+    beads.issues[ISSUE] = claimed()
+    app.state.register(a_run(tree, pid=dead_pid))
+
+    report = janitor.sweep()
+
+    assert app.state.runs() == []
+    assert report.requeued == [ISSUE]
+    assert beads.issues[ISSUE].status == "open"
+
+
+def test_a_run_on_another_host_with_a_fresh_heartbeat_is_left_alone(
+    app: App, janitor: Janitor, beads: CountingBeads, tree: Path, dead_pid: int
+) -> None:
+    # Given a run on another machine, whose pid means nothing here, beating just now
+    beads.issues[ISSUE] = claimed(assignee=f"bdp/other-host/{WORKER}")
+    run = a_run(tree, host="other-host", pid=dead_pid)
+    app.state.register(run)
+
+    # When the janitor sweeps
+    report = janitor.sweep()
+
+    # Then the run, its claim and the queue are as they were
+    assert [r.run_id for r in app.state.runs()] == [run.run_id]
+    assert beads.issues[ISSUE].status == "in_progress"
+    assert beads.resets == []
+    assert app.huey.pending() == []
+    assert report.summary() == NOTHING
+
+
+def test_a_live_run_on_this_host_is_left_alone_and_keeps_its_locks(
+    app: App, janitor: Janitor, beads: CountingBeads, tree: Path, settings: Settings
+) -> None:
+    # Given a live run of this process holding a lock
+    beads.issues[ISSUE] = claimed()
+    run = a_run(tree)
+    app.state.register(run)
+    table = LockTable(settings.home, tree)
+    table.acquire(["src/a.py"], holder(run.run_id), wait=0)
+
+    # When the janitor sweeps
+    report = janitor.sweep()
+
+    # Then the run, its lock and its claim are kept
+    assert [r.run_id for r in app.state.runs()] == [run.run_id]
+    assert [(lock.path, lock.holder.run_id) for lock in table.locks()] == [("src/a.py", "run-1")]
+    assert beads.issues[ISSUE].assignee == ACTOR
+    assert report.summary() == NOTHING
+
+
+def test_after_max_attempts_the_issue_stays_open_for_a_human_and_is_not_requeued(
+    app: App, janitor: Janitor, beads: CountingBeads, tree: Path
+) -> None:
+    # Given the third (and last allowed) attempt died
+    beads.issues[ISSUE] = claimed()
+    app.state.register(dead_run(tree, attempt=3))
+    app.state.mark_running(str(tree), ISSUE, "task-of-attempt-3")
+
+    # When the janitor sweeps
+    report = janitor.sweep()
+
+    # Then the issue is open with a comment asking for a human
+    issue = beads.issues[ISSUE]
+    assert (issue.status, issue.assignee) == ("open", "")
+    [comment] = beads.comments[ISSUE]
+    assert "needs a human" in comment
+    # And nothing is queued, and no marker is left
+    assert app.huey.pending() == []
+    assert app.state.marker(str(tree), ISSUE) is None
+    assert (report.needs_human, report.requeued) == ([ISSUE], [])
+
+
+def test_a_dead_runs_issue_claimed_by_someone_else_since_is_not_reset_or_requeued(
+    app: App, janitor: Janitor, beads: CountingBeads, tree: Path
+) -> None:
+    # Given the dead run's issue now belongs to alice
+    beads.issues[ISSUE] = claimed(assignee="alice")
+    app.state.register(dead_run(tree))
+
+    # When the janitor sweeps
+    report = janitor.sweep()
+
+    # Then the run is gone but alice keeps her claim and nothing is queued
+    assert app.state.runs() == []
+    assert (beads.issues[ISSUE].status, beads.issues[ISSUE].assignee) == ("in_progress", "alice")
+    assert beads.resets == []
+    assert ISSUE not in beads.comments
+    assert app.huey.pending() == []
+    assert (report.reset, report.requeued) == ([], [])
+
+
+def test_two_janitors_one_after_the_other_recover_a_dead_run_once(
+    settings: Settings, app: App, beads: CountingBeads, tree: Path
+) -> None:
+    # Given a dead run, and two janitors (two consumers) over the same SQLite file
+    beads.issues[ISSUE] = claimed()
+    app.state.register(dead_run(tree))
+    first, second = janitor_of(app, beads), janitor_of(make_app(settings), beads)
+
+    # When one sweeps and then the other
+    reports = [first.sweep(), second.sweep()]
+
+    # Then there was one reset, one requeue and one ABANDONED record
+    assert beads.resets == [ISSUE]
+    assert listed(reports, "requeued") == [ISSUE]
+    assert queued(app) == [("run_issue", (str(tree), ISSUE, 2))]
+    assert [r.outcome for r in app.state.outcomes()] == [Outcome.ABANDONED]
+    assert reports[1].summary() == NOTHING
+
+
+def test_two_janitors_sweeping_at_once_recover_each_dead_run_exactly_once(
+    settings: Settings, app: App, tree: Path
+) -> None:
+    rounds = 8
+    beads = CountingBeads([claimed(f"t-{n}") for n in range(rounds)])
+    janitors = [janitor_of(app, beads), janitor_of(make_app(settings), beads)]
+    for n in range(rounds):
+        # Given a dead run of t-n
+        app.state.register(dead_run(tree, run_id=f"run-{n}", issue_id=f"t-{n}"))
+
+        # When two janitors sweep at the same moment, from two threads
+        reports = sweep_together(janitors)
+
+        # Then t-n was reset, requeued and recorded as abandoned once
+        assert listed(reports, "reset") == [f"t-{n}"], n
+        assert listed(reports, "requeued") == [f"t-{n}"], n
+    assert beads.resets == [f"t-{n}" for n in range(rounds)]
+    assert sorted(args for _, args in queued(app)) == [
+        (str(tree), f"t-{n}", 2) for n in range(rounds)
+    ]
+    abandoned = [r.run_id for r in app.state.outcomes() if r.outcome is Outcome.ABANDONED]
+    assert sorted(abandoned) == [f"run-{n}" for n in range(rounds)]
+    for n in range(rounds):
+        marker = app.state.marker(str(tree), f"t-{n}")
+        assert marker is not None
+        assert marker.state == "queued"
+
+
+def test_an_orphan_sweep_inside_a_dead_run_recovery_leaves_its_requeue_marked(
+    settings: Settings, app: App, beads: CountingBeads, tree: Path
+) -> None:
+    # Given a dead run, and a second janitor that sweeps in full just after the first one
+    # has taken the run but before it looks at bd: it sees a bdp claim with no run
+    beads.issues[ISSUE] = claimed()
+    app.state.register(dead_run(tree))
+    second = janitor_of(make_app(settings), beads)
+    interleaved: list[SweepReport] = []
+
+    def beads_for(_repo: Path) -> Beads:
+        if not interleaved:
+            interleaved.append(second.sweep())
+        return beads
+
+    first = Janitor(settings, app.huey, app.state, app.tasks.requeue, beads=beads_for)
+
+    # When the first janitor sweeps
+    report = first.sweep()
+
+    # Then the issue was reset and requeued once
+    assert beads.resets == [ISSUE]
+    assert listed([report, *interleaved], "requeued") == [ISSUE]
+    # And the marker still points at the queued task, so it cannot be queued twice
+    [task] = app.huey.pending()
+    marker = app.state.marker(str(tree), ISSUE)
+    assert marker is not None
+    assert (marker.state, marker.task_id) == ("queued", task.id)
+    assert [r.outcome for r in app.state.outcomes()] == [Outcome.ABANDONED]
+
+
+def test_a_dead_run_and_an_orphan_sweep_reading_bd_together_reset_the_issue_once(
+    settings: Settings, app: App, beads: CountingBeads, tree: Path
+) -> None:
+    # Given a dead run; janitor A takes the run, janitor B then finds its claim with no run,
+    # and both read the issue from bd (still in progress) before either resets it
+    beads.issues[ISSUE] = claimed()
+    app.state.register(dead_run(tree))
+    taken, a_read, b_read = threading.Event(), threading.Event(), threading.Event()
+
+    def a_after_show() -> None:
+        a_read.set()
+        b_read.wait(timeout=10)
+
+    def b_after_show() -> None:
+        import traceback; traceback.print_stack(limit=6)
+        b_read.set()
+        a_read.wait(timeout=10)
+
+    a_view, b_view = WindowOn(beads, a_after_show), WindowOn(beads, b_after_show)
+
+    def a_beads(_repo: Path) -> Beads:
+        taken.set()
+        return a_view
+
+    janitor_a = Janitor(settings, app.huey, app.state, app.tasks.requeue, beads=a_beads)
+    other = make_app(settings)
+    janitor_b = janitor_of(other, b_view)
+    reports: list[SweepReport] = []
+    thread = threading.Thread(target=lambda: reports.append(janitor_a.sweep()), daemon=True)
+
+    # When both sweep so
+    thread.start()
+    assert taken.wait(timeout=10)
+    reports.append(janitor_b.sweep())
+    print('B', reports, a_read.is_set(), b_read.is_set())
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+
+    # Then the issue was reset and requeued once
+    assert beads.resets == [ISSUE]
+    assert listed(reports, "requeued") == [ISSUE]
+    assert len(app.huey.pending()) == 1
+    assert len(beads.comments[ISSUE]) == 1
+
+
+class FailsOnce(CountingBeads):
+    """bd failing the first reset (a timeout, a locked database), then working again."""
+
+    def __init__(self, issues: list[Issue]) -> None:
+        super().__init__(issues)
+        self.failed = False
+
+    def reset(self, issue_id: str, actor: str) -> None:
+        if not self.failed:
+            self.failed = True
+            raise BeadsError(f"bd could not reset {issue_id}: database is locked")
+        super().reset(issue_id, actor)
+
+
+def test_a_dead_runs_issue_whose_reset_failed_is_recovered_by_a_later_sweep(
+    app: App, tree: Path
+) -> None:
+    # Given a dead run, and bd failing the janitor's first reset
+    beads = FailsOnce([claimed()])
+    app.state.register(dead_run(tree))
+    janitor = janitor_of(app, beads)
+
+    # When the janitor sweeps twice
+    first, second = janitor.sweep(), janitor.sweep()
+
+    # Then the first sweep reset nothing, the second reset and requeued the issue
+    assert first.reset == []
+    assert second.reset == [ISSUE]
+    assert beads.issues[ISSUE].status == "open"
+    assert queued(app) == [("run_issue", (str(tree), ISSUE, 2))]
+
+
+def test_an_orphan_claim_whose_reset_failed_is_retried_by_the_next_sweep(
+    app: App, tree: Path
+) -> None:
+    beads = FailsOnce([claimed(assignee="bdp/elsewhere/w7")])
+    janitor = janitor_of(app, beads)
+
+    first, second = janitor.sweep(), janitor.sweep()
+
+    assert (first.reset, second.reset) == ([], [ISSUE])
+    assert beads.issues[ISSUE].status == "open"
+    assert len(app.huey.pending()) == 1
+
+
+# -- locks -------------------------------------------------------------------------------------
+
+
+def test_a_lock_whose_run_is_not_registered_is_freed(
+    janitor: Janitor, settings: Settings, tree: Path
+) -> None:
+    table = LockTable(settings.home, tree)
+    table.acquire(["src/a.py"], holder("gone-run"), wait=0)
+
+    report = janitor.sweep()
+
+    assert table.locks() == []
+    assert report.freed_locks == [f"{table.root.name}:src/a.py"]
+
+
+def test_a_lock_of_a_live_registered_run_is_kept(
+    app: App, janitor: Janitor, settings: Settings, tree: Path, dead_pid: int
+) -> None:
+    # a run of another host: its lock would be freed if the janitor thought it dead
+    app.state.register(a_run(tree, host="other-host", pid=dead_pid))
+    table = LockTable(settings.home, tree)
+    table.acquire(["src/a.py"], holder("run-1"), wait=0)
+
+    report = janitor.sweep()
+
+    assert [lock.path for lock in table.locks()] == ["src/a.py"]
+    assert report.freed_locks == []
+
+
+def test_a_lock_taken_by_a_run_registered_during_the_sweep_is_kept(
+    app: App, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a dead lock holder in repo a, and a run of repo b that registers and takes a lock
+    # while the janitor is still ending the dead holder's processes
+    first, second = tmp_path / "a", tmp_path / "b"
+    for path in (first, second):
+        path.mkdir()
+    LockTable(settings.home, first).acquire(["x.py"], holder("gone-run"), wait=0)
+    newcomer = LockTable(settings.home, second)
+    end_processes = janitor_module.end_run_processes
+
+    def slow_end(run_id: str) -> list[int]:
+        if run_id == "gone-run" and not newcomer.locks():
+            app.state.register(a_run(second, run_id="new-run"))
+            newcomer.acquire(["y.py"], holder("new-run"), wait=0)
+        return end_processes(run_id)
+
+    monkeypatch.setattr(janitor_module, "end_run_processes", slow_end)
+
+    # When the janitor sweeps
+    report = janitor_of(app, MemoryBeads()).sweep()
+
+    # Then only the dead holder's lock was freed
+    assert [lock.holder.run_id for lock in newcomer.locks()] == ["new-run"]
+    assert [item.split(":", 1)[1] for item in report.freed_locks] == ["x.py"]
+
+
+def test_an_ownerless_lock_directory_older_than_stale_after_is_freed(
+    janitor: Janitor, settings: Settings, tree: Path
+) -> None:
+    table = LockTable(settings.home, tree)
+    directory = unowned_lock(table, "src/a.py", age=STALE * 4)
+
+    report = janitor.sweep()
+
+    assert not directory.exists()
+    assert report.freed_locks == [f"{table.root.name}:{directory.name} (no owner)"]
+
+
+def test_a_fresh_ownerless_lock_directory_is_kept(
+    janitor: Janitor, settings: Settings, tree: Path
+) -> None:
+    # a run may be between creating the directory and writing its owner record
+    directory = unowned_lock(LockTable(settings.home, tree), "src/a.py", age=0)
+
+    report = janitor.sweep()
+
+    assert directory.is_dir()
+    assert report.freed_locks == []
+
+
+def test_force_frees_every_lock_and_run_live_ones_included(
+    app: App, janitor: Janitor, beads: CountingBeads, settings: Settings, tree: Path
+) -> None:
+    # Given a live run holding a lock, and a fresh ownerless lock directory
+    beads.issues[ISSUE] = claimed()
+    app.state.register(a_run(tree))
+    table = LockTable(settings.home, tree)
+    table.acquire(["src/a.py"], holder("run-1"), wait=0)
+    directory = unowned_lock(table, "src/b.py", age=0)
+
+    # When the janitor sweeps with force
+    report = janitor.sweep(force=True)
+
+    # Then nothing is locked or registered, and the live run's issue was handed back
+    assert table.locks() == []
+    assert not directory.exists()
+    assert app.state.runs() == []
+    assert len(report.freed_locks) == 2
+    assert report.freed_locks[0].endswith(":src/a.py")
+    assert report.freed_locks[1] == f"{table.root.name}:{directory.name} (no owner)"
+    assert report.requeued == [ISSUE]
+
+
+# -- claims with no run ----------------------------------------------------------------------
+
+
+def test_an_old_bdp_claim_with_no_run_is_reset_and_requeued_once_over_two_sweeps(
+    app: App, janitor: Janitor, beads: CountingBeads, tree: Path
+) -> None:
+    # Given t-1 claimed by a bdp worker a minute ago, and no run registered for it
+    beads.issues[ISSUE] = claimed(assignee="bdp/elsewhere/w7")
+
+    # When the janitor sweeps twice
+    first, second = janitor.sweep(), janitor.sweep()
+
+    # Then the first sweep reset and requeued it, with a comment; the second did nothing
+    assert (first.reset, first.requeued) == ([ISSUE], [ISSUE])
+    assert second.summary() == NOTHING
+    assert beads.resets == [ISSUE]
+    assert (beads.issues[ISSUE].status, beads.issues[ISSUE].assignee) == ("open", "")
+    [comment] = beads.comments[ISSUE]
+    assert "bdp/elsewhere/w7" in comment
+    assert queued(app) == [("run_issue", (str(tree), ISSUE, 2))]
+
+
+def test_an_orphan_claim_swept_by_two_janitors_at_once_is_reset_once(
+    settings: Settings, app: App, beads: CountingBeads, tree: Path
+) -> None:
+    beads.issues[ISSUE] = claimed(assignee="bdp/elsewhere/w7")
+    janitors = [janitor_of(app, beads), janitor_of(make_app(settings), beads)]
+
+    reports = sweep_together(janitors)
+
+    assert beads.resets == [ISSUE]
+    assert listed(reports, "requeued") == [ISSUE]
+    assert len(app.huey.pending()) == 1
+
+
+def test_an_issue_claimed_by_a_human_is_left_alone(
+    app: App, janitor: Janitor, beads: CountingBeads
+) -> None:
+    beads.issues[ISSUE] = claimed(assignee="alice")
+
+    report = janitor.sweep()
+
+    assert beads.issues[ISSUE].assignee == "alice"
+    assert app.huey.pending() == []
+    assert report.summary() == NOTHING
+
+
+def test_a_fresh_bdp_claim_with_no_run_yet_is_left_alone(
+    app: App, janitor: Janitor, beads: CountingBeads
+) -> None:
+    # a worker may be between its claim and registering its run
+    beads.issues[ISSUE] = claimed(seconds_ago=0)
+
+    report = janitor.sweep()
+
+    assert beads.issues[ISSUE].status == "in_progress"
+    assert app.huey.pending() == []
+    assert report.summary() == NOTHING
+
+
+# -- enqueue markers ---------------------------------------------------------------------------
+
+
+def test_an_old_queued_marker_whose_task_is_not_in_the_queue_is_cleared(
+    app: App, janitor: Janitor, tree: Path
+) -> None:
+    with stamped_long_ago():
+        app.state.mark_queued(str(tree), ISSUE, "task-that-is-gone")
+
+    report = janitor.sweep()
+
+    assert app.state.marker(str(tree), ISSUE) is None
+    assert report.cleared_markers == [f"{tree}:{ISSUE}"]
+
+
+def test_an_old_queued_marker_whose_task_is_still_pending_is_kept(
+    app: App, janitor: Janitor, tree: Path
+) -> None:
+    with stamped_long_ago():
+        task_id = app.tasks.requeue(str(tree), ISSUE, 1)
+
+    report = janitor.sweep()
+
+    marker = app.state.marker(str(tree), ISSUE)
+    assert marker is not None
+    assert marker.task_id == task_id
+    assert report.cleared_markers == []
+
+
+def test_a_fresh_queued_marker_is_kept_even_without_its_task(
+    app: App, janitor: Janitor, tree: Path
+) -> None:
+    # the task may be on its way into the queue
+    app.state.mark_queued(str(tree), ISSUE, "task-not-queued-yet")
+
+    report = janitor.sweep()
+
+    assert app.state.marker(str(tree), ISSUE) is not None
+    assert report.cleared_markers == []
+
+
+def test_an_old_running_marker_with_no_registered_run_is_cleared(
+    app: App, janitor: Janitor, tree: Path
+) -> None:
+    with stamped_long_ago():
+        app.state.mark_running(str(tree), ISSUE, "task-of-a-vanished-run")
+
+    report = janitor.sweep()
+
+    assert app.state.marker(str(tree), ISSUE) is None
+    assert report.cleared_markers == [f"{tree}:{ISSUE}"]
+
+
+def test_an_old_running_marker_of_a_registered_run_is_kept(
+    app: App, janitor: Janitor, beads: CountingBeads, tree: Path
+) -> None:
+    beads.issues[ISSUE] = claimed()
+    app.state.register(a_run(tree))
+    with stamped_long_ago():
+        app.state.mark_running(str(tree), ISSUE, "task-of-the-live-run")
+
+    report = janitor.sweep()
+
+    assert app.state.marker(str(tree), ISSUE) is not None
+    assert report.cleared_markers == []
+
+
+# -- failures, bookkeeping and leftovers -------------------------------------------------------
+
+
+def test_a_failing_step_is_logged_and_the_rest_of_the_sweep_goes_on(
+    app: App, settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a repo whose bd fails, with a dead run in it
+    broken = tmp_path / "a-broken"
+    broken.mkdir()
+    app.state.remember_repo(str(broken))
+    app.state.register(dead_run(broken))
+    # And a healthy repo with an orphan lock and an orphan claim
+    healthy = tmp_path / "b-healthy"
+    healthy.mkdir()
+    app.state.remember_repo(str(healthy))
+    table = LockTable(settings.home, healthy)
+    table.acquire(["src/a.py"], holder("gone-run"), wait=0)
+    healthy_beads = MemoryBeads([claimed("t-2", assignee="bdp/elsewhere/w7")])
+
+    def beads_for(repo: Path) -> Beads:
+        if repo == broken:
+            raise BeadsError("bd could not show t-1: disk I/O error")
+        return healthy_beads if repo == healthy else MemoryBeads()
+
+    janitor = Janitor(settings, app.huey, app.state, app.tasks.requeue, beads=beads_for)
+    caplog.set_level(logging.ERROR, logger="bdp.janitor")
+
+    # When the janitor sweeps
+    report = janitor.sweep()
+
+    # Then the healthy repo's lock was freed and its orphan claim reset
+    assert table.locks() == []
+    assert report.reset == ["t-2"]
+    # And each failed step was logged, with its traceback
+    failures = [r for r in caplog.records if r.name == "bdp.janitor"]
+    assert [r.getMessage() for r in failures] == [
+        "janitor step _recover_run failed; going on",
+        "janitor step _reset_orphan_claims failed; going on",
+    ]
+    assert all(r.exc_info for r in failures)
+    # And the sweep still kept its report
+    assert app.state.get_meta("last_sweep") == report.to_json()
+
+
+def test_the_sweep_keeps_its_report_as_the_last_sweep_shown_by_status(
+    app: App, janitor: Janitor, beads: CountingBeads, settings: Settings, tree: Path
+) -> None:
+    beads.issues[ISSUE] = claimed()
+    app.state.register(dead_run(tree))
+
+    report = janitor.sweep()
+
+    assert report.requeued == [ISSUE]
+    assert app.state.get_meta("last_sweep") == report.to_json()
+    assert collect_status(settings).last_sweep == report.to_json()
+
+
+@pytest.fixture
+def leftover() -> Iterator[subprocess.Popen[bytes]]:
+    """A process carrying run-1's marker, like a Claude CLI that outlived its worker."""
+    proc = subprocess.Popen(["sleep", "60"], env={**os.environ, RUN_ENV: "run-1"})
+    yield proc
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=10)
+
+
+def test_a_dead_runs_leftover_processes_on_this_host_are_killed(
+    app: App, janitor: Janitor, tree: Path, leftover: subprocess.Popen[bytes]
+) -> None:
+    # Given a dead run of this host whose agent process still lives
+    app.state.register(dead_run(tree))
+
+    # When the janitor sweeps
+    report = janitor.sweep()
+
+    # Then that process ends, and the report says so
+    wait_for(lambda: leftover.poll() is not None, timeout=10)
+    assert report.killed == [leftover.pid]
+
+
+def test_a_live_runs_processes_are_left_running(
+    app: App, janitor: Janitor, tree: Path, leftover: subprocess.Popen[bytes]
+) -> None:
+    app.state.register(a_run(tree))
+
+    report = janitor.sweep()
+
+    assert report.killed == []
+    assert leftover.poll() is None
+
+
+# -- bdp clean -----------------------------------------------------------------------------------
+
+
+def clean(home: Path, *args: str) -> str:
+    """`bdp clean ARGS` in-process, with only BDP_HOME set among bdp's variables."""
+    env: dict[str, str | None] = {name: None for name in os.environ if name.startswith("BDP_")}
+    env["BDP_HOME"] = str(home)
+    result = CliRunner().invoke(main, ["clean", *args], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_clean_logs_deletes_only_logs_older_than_the_given_age(settings: Settings) -> None:
+    # Given logs of two days, twelve hours and a moment ago
+    logs = settings.home / "logs"
+    logs.mkdir(parents=True)
+    ages = {"t-1-old.log": 2 * 86400.0, "t-2-today.log": 12 * 3600.0, "t-3-now.log": 0.0}
+    for name, age in ages.items():
+        (logs / name).write_text("bdp: a run\n")
+        then = time.time() - age
+        os.utime(logs / name, (then, then))
+
+    # When logs older than a day are cleaned
+    output = clean(settings.home, "--logs", "--older-than", "1d")
+
+    # Then only the two-day-old log is gone, and the count is printed
+    assert sorted(p.name for p in logs.iterdir()) == ["t-2-today.log", "t-3-now.log"]
+    assert "deleted 1 log files older than 1d" in output
+
+
+def test_clean_locks_force_prints_each_freed_lock(settings: Settings, tree: Path) -> None:
+    table = LockTable(settings.home, tree)
+    table.acquire(["src/a.py", "src/b.py"], holder("run-9"), wait=0)
+
+    output = clean(settings.home, "--locks", "--force")
+
+    assert table.locks() == []
+    assert f"freed lock: {table.root.name}:src/a.py" in output
+    assert f"freed lock: {table.root.name}:src/b.py" in output
+    assert "freed 2 locks" in output
+    assert "log files" not in output
