@@ -423,7 +423,9 @@ def test_a_dead_run_and_an_orphan_sweep_reading_bd_together_reset_the_issue_once
         b_read.wait(timeout=10)
 
     def b_after_show() -> None:
-        import traceback; traceback.print_stack(limit=6)
+        import traceback
+
+        traceback.print_stack(limit=6)
         b_read.set()
         a_read.wait(timeout=10)
 
@@ -443,7 +445,7 @@ def test_a_dead_run_and_an_orphan_sweep_reading_bd_together_reset_the_issue_once
     thread.start()
     assert taken.wait(timeout=10)
     reports.append(janitor_b.sweep())
-    print('B', reports, a_read.is_set(), b_read.is_set())
+    print("B", reports, a_read.is_set(), b_read.is_set())
     thread.join(timeout=30)
     assert not thread.is_alive()
 

@@ -1,0 +1,93 @@
+"""The watchdog beside each run: heartbeats, bd leases, and the reasons to stop early."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from huey import MemoryHuey
+
+from bdp import shutdown
+from bdp.beads import MemoryBeads
+from bdp.models import Issue, Outcome, Run
+from bdp.session import StopSignal
+from bdp.state import State
+from bdp.watchdog import Watch, watching
+from tests.support.processes import wait_for
+
+
+class CountingBeads(MemoryBeads):
+    def __init__(self) -> None:
+        super().__init__([Issue(id="t-1", title="x", status="in_progress", assignee="me")])
+        self.renewals = 0
+
+    def renew_lease(self, issue_id: str, actor: str) -> None:
+        self.renewals += 1
+
+
+@pytest.fixture(autouse=True)
+def no_shutdown() -> Iterator[None]:
+    shutdown.reset()
+    yield
+    shutdown.reset()
+
+
+@pytest.fixture
+def state() -> State:
+    state = State(MemoryHuey("watchdog"))
+    now = time.time()
+    state.register(Run("r1", "t-1", "/repo", "x", "h", 1, "w", 1, now, now + 60, now - 100))
+    return state
+
+
+def watch_for(state: State, beads: CountingBeads, wrapup: float = 30) -> Watch:
+    return Watch(state, beads, "r1", "t-1", "me", StopSignal(), heartbeat=0.05, wrapup=wrapup,
+                 lease_every=0.05)  # fmt: skip
+
+
+def test_heartbeats_and_leases_are_renewed_while_the_run_lasts(state: State) -> None:
+    beads = CountingBeads()
+    watch = watch_for(state, beads)
+
+    with watching(watch):
+        wait_for(lambda: state.runs()[0].heartbeat > time.time() - 1 and beads.renewals >= 2, 5)
+
+    assert not watch.stop.is_set()
+
+
+def test_a_run_taken_away_by_the_janitor_is_told_to_stop_as_superseded(state: State) -> None:
+    watch = watch_for(state, CountingBeads())
+
+    with watching(watch):
+        state.pop_run("r1")
+        wait_for(watch.stop.is_set, 5)
+
+    assert watch.stop.outcome is Outcome.SUPERSEDED
+    assert state.runs() == []  # the beat did not bring the run back
+
+
+def test_an_immediate_shutdown_stops_the_session_at_once(state: State) -> None:
+    watch = watch_for(state, CountingBeads())
+
+    with watching(watch):
+        shutdown.request("immediate")
+        wait_for(watch.stop.is_set, 5)
+
+    assert (watch.stop.outcome, watch.stop.reason) == (
+        Outcome.INTERRUPTED,
+        "the worker was stopped",
+    )
+
+
+def test_a_graceful_shutdown_waits_for_the_wrap_up_window(state: State) -> None:
+    watch = watch_for(state, CountingBeads(), wrapup=0.5)
+
+    with watching(watch):
+        shutdown.request("graceful")
+        started = time.monotonic()
+        wait_for(watch.stop.is_set, 5)
+        waited = time.monotonic() - started
+
+    assert waited >= 0.5
+    assert "0.5s wrap-up window ended" in watch.stop.reason
