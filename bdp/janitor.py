@@ -130,11 +130,16 @@ class Janitor:
         beads = self.beads(Path(repo))
         issue = beads.show(issue_id)
         if issue.status != "in_progress" or (actor and issue.assignee != actor):
-            self._unmark(repo, issue_id)
+            self._unmark_running(repo, issue_id)
             return  # finished, or claimed by someone else since: not ours to reset
-        if not self.state.claim_once(f"reset:{repo}:{issue_id}:{issue.updated_at}"):
+        once = f"reset:{repo}:{issue_id}:{issue.updated_at}"
+        if not self.state.claim_once(once):
             return  # an overlapping sweep is resetting this very claim
-        beads.reset(issue_id, issue.assignee or _BDP_ACTOR)
+        try:
+            beads.reset(issue_id, issue.assignee or _BDP_ACTOR)
+        except Exception:
+            self.state.release_once(once)  # still claimed in bd: a later sweep tries again
+            raise
         report.reset.append(issue_id)
         if attempt >= self.settings.max_attempts:
             beads.comment(issue_id, f"{note}; gave up after {attempt} attempts: needs a human",
@@ -162,8 +167,8 @@ class Janitor:
 
     def _lock_alive(self, lock: Lock, live: dict[str, Run]) -> bool:
         run = live.get(lock.holder.run_id)
-        if run is None:
-            return False
+        if run is None:  # not registered when the sweep began, but a run may have started since
+            return self.state.has_run(lock.holder.run_id)
         return not self.is_dead(run)
 
     # -- claims with no run -----------------------------------------------------------------
@@ -199,6 +204,12 @@ class Janitor:
                 (marker.repo, marker.issue_id) not in running)  # fmt: skip
             if gone and self._unmark(marker.repo, marker.issue_id, marker.task_id):
                 report.cleared_markers.append(f"{marker.repo}:{marker.issue_id}")
+
+    def _unmark_running(self, repo: str, issue_id: str) -> None:
+        """Drop a finished run's marker; a queued one is a requeue's (maybe another sweep's)."""
+        marker = self.state.marker(repo, issue_id)
+        if marker is not None and marker.state == "running":
+            self.state.unmark(repo, issue_id)
 
     def _unmark(self, repo: str, issue_id: str, task_id: str | None = None) -> bool:
         marker = self.state.marker(repo, issue_id)

@@ -64,6 +64,7 @@ def run_repo(
         _loop(app, consumer, watch, progress)
     finally:
         consumer.stop(graceful=True)
+    _report(app, watch, progress)  # outcomes are recorded just after the markers go
     return watch.records
 
 
@@ -82,7 +83,6 @@ def _loop(app: App, consumer: Consumer, watch: _Watch, progress: Progress) -> No
                 health = consumer.loop(health)
     except ConsumerStopped:
         pass
-    _report(app, watch, progress)
 
 
 def _report(app: App, watch: _Watch, progress: Progress) -> None:

@@ -153,6 +153,10 @@ class State:
         """True for exactly one caller per key: makes a janitor action happen once."""
         return bool(self._meta.put_if_empty(f"once:{key}", ttl_note.encode() or b"1"))
 
+    def release_once(self, key: str) -> None:
+        """Give back a `claim_once` key whose action failed, so a later caller can retry it."""
+        self._meta.delete_data(f"once:{key}")
+
     def put_meta(self, key: str, value: dict[str, Any]) -> None:
         self._meta.put_data(key, _dump(value))
 
