@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import os
 import time
 from typing import Any, cast
@@ -133,7 +134,10 @@ class ClaudeAgentRunner:
         finally:
             leftovers = end_run_processes(request.run_id)
             if leftovers:
-                request.transcript.line(f"bdp: killed leftover processes {leftovers}")
+                request.transcript.line(f"bdp: ended leftover processes {leftovers}")
+            # A cancelled session can leave the SDK's subprocess transport unreferenced but
+            # open; collect it while this loop still runs, not after asyncio.run closed it.
+            gc.collect()
 
     async def _attempts(self, request: SessionRequest, tally: _Tally) -> None:
         retrying = AsyncRetrying(

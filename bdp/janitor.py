@@ -118,7 +118,7 @@ class Janitor:
             return  # another sweep got there first
         if run.host == self.host:
             table = LockTable(self.settings.home, Path(run.repo))
-            report.freed_locks += [f"{run.repo}:{p}" for p in table.release_all(run.run_id)]
+            report.freed_locks += [f"{table.root.name}:{p}" for p in table.release_all(run.run_id)]
         actor = f"{_BDP_ACTOR}{run.host}/{run.worker}"
         note = (f"bdp janitor: run {run.run_id} ({run.host}/{run.worker}) stopped responding "
                 f"during attempt {run.attempt}")  # fmt: skip
