@@ -136,25 +136,29 @@ def test_a_killed_consumer_is_recovered_by_another_and_the_issue_done_once(
 def test_two_sessions_editing_one_file_take_turns(
     env: dict[str, str], repo: Path, fake_api: FakeApi, tmp_path: Path
 ) -> None:
-    first = create_issue(repo, "First edit", priority=0)
-    second = create_issue(repo, "Second edit", priority=1)
-    fake_api.script([
-        ToolUse("Write", {"file_path": "shared.txt", "content": "first\n"}),
-        Delay(3, Text("DONE: first edit")),
-    ], match=marker(first))  # fmt: skip
-    fake_api.script([
-        ToolUse("Write", {"file_path": "shared.txt", "content": "second\n"}),
-        Text("DONE: second edit"),
-    ], match=marker(second))  # fmt: skip
+    # Given two issues whose sessions both write shared.txt, then take a while to finish
+    ids = [create_issue(repo, f"Edit {n}") for n in range(2)]
+    for issue_id in ids:
+        fake_api.script([
+            ToolUse("Write", {"file_path": "shared.txt", "content": f"{issue_id}\n"}),
+            Delay(2, Text(f"DONE: {issue_id} edited shared.txt")),
+        ], match=marker(issue_id))  # fmt: skip
 
+    # When two workers run them at once
     assert bdp(env, "enqueue", str(repo)).returncode == 0
     worker = consumer(env, tmp_path, "worker")
-    wait_for(lambda: all(show_issue(repo, i)["status"] == "closed" for i in (first, second)), 90)
+    wait_for(lambda: all(show_issue(repo, i)["status"] == "closed" for i in ids), 90)
     worker.stop()
 
-    log = git(repo, "log", "--format=%s", "--", "shared.txt").splitlines()
-    assert log == [f"{second}: Second edit", f"{first}: First edit"]
-    assert (repo / "shared.txt").read_text() == "second\n"
+    # Then the second writer waited for the first one's lock: each commit holds exactly the
+    # content its own session wrote (without the lock, the first commit would hold the
+    # second session's text, written during the first one's pause)
+    history = git(repo, "log", "--format=%H %s", "--", "shared.txt").splitlines()
+    assert len(history) == 2
+    for line in history:
+        sha, subject = line.split(" ", 1)
+        issue_id = subject.split(":")[0]
+        assert git(repo, "show", f"{sha}:shared.txt") == f"{issue_id}\n"
 
 
 def test_a_redis_restart_loses_no_queued_task_and_workers_carry_on(
