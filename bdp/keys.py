@@ -2,10 +2,13 @@
 
 With Redis, Huey stores a namespace as the hash ``huey.results.<name>``; with SQLite, as the
 rows of its ``kv`` table whose ``queue`` column is ``<name>``. Light on purpose: `bdp status`
-reads SQLite through these names without importing Huey.
+reads the broker through these names without importing Huey (a test checks they match what
+Huey itself writes).
 """
 
 from __future__ import annotations
+
+import re
 
 #: bdp's namespaces: enqueue markers, the run registry, heartbeats, outcomes, known repos, misc.
 NAMESPACES = ("markers", "runs", "beats", "outcomes", "repos", "meta")
@@ -16,6 +19,26 @@ def namespace_name(queue: str, namespace: str) -> str:
     if namespace not in NAMESPACES:
         raise ValueError(f"unknown namespace {namespace!r}")
     return f"{queue}_{namespace}"
+
+
+def redis_name(name: str) -> str:
+    """The name as Huey's RedisStorage writes it into keys (it drops other characters)."""
+    return re.sub("[^A-Za-z0-9_]", "", name)
+
+
+def redis_queue_key(queue: str) -> str:
+    """Huey's Redis list of pending tasks."""
+    return f"huey.redis.{redis_name(queue)}"
+
+
+def redis_schedule_key(queue: str) -> str:
+    """Huey's Redis sorted set of scheduled (delayed or retried) tasks."""
+    return f"huey.schedule.{redis_name(queue)}"
+
+
+def redis_namespace_key(queue: str, namespace: str) -> str:
+    """The Redis hash holding one of bdp's namespaces."""
+    return f"huey.results.{redis_name(namespace_name(queue, namespace))}"
 
 
 def marker_key(repo: str, issue_id: str) -> str:

@@ -1,19 +1,26 @@
 """Read-only views of the queue for `bdp status`: cheap calls only (counts, small hashes).
 
-With SQLite the report is read straight from Huey's tables through the names in `bdp.keys`,
-without importing Huey (and with it redis-py, most of a cold start): status stays fast.
+The report is read straight from the broker through the names in `bdp.keys`, without
+importing Huey (with SQLite not even redis-py, most of a cold start): status stays fast.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bdp.config import Settings
-from bdp.keys import namespace_name
+from bdp.keys import (
+    namespace_name,
+    redis_namespace_key,
+    redis_queue_key,
+    redis_schedule_key,
+)
 from bdp.locks import Lock, LockTable
 from bdp.models import Run, RunRecord
 
@@ -56,23 +63,42 @@ class StatusReport:
 
 def collect_status(settings: Settings, recent: int = RECENT_OUTCOMES) -> StatusReport:
     """Queue depth, scheduled retries, running runs and the newest outcomes."""
-    report = _from_state(settings, recent) if settings.redis_url else _from_sqlite(settings, recent)
+    report = _from_redis(settings, recent) if settings.redis_url else _from_sqlite(settings, recent)
     report.locks = [lock for table in LockTable.all_in(settings.home) for lock in table.locks()]
     return report
 
 
-def _from_state(settings: Settings, recent: int) -> StatusReport:
-    from bdp.app import App
+def _from_redis(settings: Settings, recent: int) -> StatusReport:
+    import redis
 
-    app = App.create(settings)
-    return StatusReport(
-        broker=settings.broker_label,
-        queued=app.huey.pending_count(),
-        scheduled=app.huey.scheduled_count(),
-        runs=app.state.runs(),
-        recent=app.state.outcomes(limit=recent),
-        last_sweep=app.state.get_meta(LAST_SWEEP),
-    )
+    with redis.Redis.from_url(settings.redis_url or "") as client:
+        return _read_redis(client, settings, recent)
+
+
+def _read_redis(client: Any, settings: Settings, recent: int) -> StatusReport:
+    queue = settings.queue
+    pipe = client.pipeline(transaction=False)
+    pipe.llen(redis_queue_key(queue))
+    pipe.zcard(redis_schedule_key(queue))
+    for namespace in ("runs", "beats"):
+        pipe.hgetall(redis_namespace_key(queue, namespace))
+    pipe.hkeys(redis_namespace_key(queue, "outcomes"))
+    pipe.hget(redis_namespace_key(queue, "meta"), LAST_SWEEP)
+    queued, scheduled, runs, beats, outcome_keys, sweep = pipe.execute()
+    newest = sorted(outcome_keys)[-recent:] if recent else []
+    records = client.hmget(redis_namespace_key(queue, "outcomes"), newest) if newest else []
+    report = StatusReport(settings.broker_label, int(queued), int(scheduled), [], [])
+    report.runs = _runs(runs.values(), {k.decode(): float(v) for k, v in beats.items()})
+    report.recent = [RunRecord.from_json(json.loads(raw)) for raw in records if raw]
+    report.last_sweep = json.loads(sweep) if sweep else None
+    return report
+
+
+def _runs(records: Iterable[bytes], beats: dict[str, float]) -> list[Run]:
+    runs = [Run.from_json(json.loads(raw)) for raw in records]
+    for run in runs:
+        run.heartbeat = beats.get(run.run_id, run.heartbeat)
+    return sorted(runs, key=lambda r: r.started)
 
 
 def _from_sqlite(settings: Settings, recent: int) -> StatusReport:
@@ -80,7 +106,7 @@ def _from_sqlite(settings: Settings, recent: int) -> StatusReport:
     report = StatusReport(settings.broker_label, 0, 0, [], [])
     if not path.exists():
         return report
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
         try:
             _fill_from_sqlite(report, db, settings.queue, recent)
         except sqlite3.OperationalError as error:
@@ -107,10 +133,7 @@ def _fill_from_sqlite(
 
     report.queued, report.scheduled = count("task"), count("schedule")
     beats = {key: float(value) for key, value in rows("beats")}
-    runs = (Run.from_json(json.loads(value)) for _, value in rows("runs"))
-    report.runs = sorted(runs, key=lambda r: r.started)
-    for run in report.runs:
-        run.heartbeat = beats.get(run.run_id, run.heartbeat)
+    report.runs = _runs((value for _, value in rows("runs")), beats)
     newest = rows("outcomes", " order by key desc limit ?", recent)
     report.recent = [RunRecord.from_json(json.loads(v)) for _, v in reversed(newest)]
     sweep = rows("meta", " and key = ?", LAST_SWEEP)
