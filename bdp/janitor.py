@@ -9,7 +9,6 @@ A sweep never stops because one item failed; the failure is logged and the next 
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import time
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from bdp.beads import BdCli, Beads
 from bdp.config import Settings
 from bdp.locks import Lock, LockTable
 from bdp.models import Outcome, Run, RunRecord
-from bdp.procs import end_run_processes
+from bdp.procs import end_run_processes, pid_alive
 from bdp.state import State
 from bdp.status import LAST_SWEEP
 
@@ -55,16 +54,6 @@ class SweepReport:
             f"requeued {len(self.requeued)}, {len(self.needs_human)} need a human, "
             f"cleared {len(self.cleared_markers)} markers, killed {len(self.killed)} processes"
         )
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Janitor:

@@ -46,10 +46,10 @@ def end_run_processes(run_id: str, grace: float = 2.0) -> list[int]:
 def _wait_gone(pids: list[int], timeout: float) -> list[int]:
     """Those of ``pids`` still alive after up to ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    pids = [pid for pid in pids if _alive(pid)]
+    pids = [pid for pid in pids if pid_alive(pid)]
     while pids and time.monotonic() < deadline:
         time.sleep(0.02)
-        pids = [pid for pid in pids if _alive(pid)]
+        pids = [pid for pid in pids if pid_alive(pid)]
     return pids
 
 
@@ -61,7 +61,8 @@ def _signal_all(pids: list[int], sig: signal.Signals) -> None:
             continue
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie counts as gone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.beads import bd_env, init_workspace
+from tests.support.beads import AMBIENT_VARS, bd_env, init_workspace
 from tests.support.fake_api import FakeApi, cli_env
 from tests.support.redis_server import RedisServer, redis_binary
 
@@ -67,6 +67,23 @@ def repo(tmp_path: Path) -> Path:
     git(path, "commit", "-qm", "initial")
     init_workspace(path)
     return path
+
+
+@pytest.fixture
+def stand_in_bd(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`bd` is the stand-in, with no ambient beads settings; git stays inside tmp_path."""
+    for name in AMBIENT_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PATH", bd_env()["PATH"])
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def broker_env(request: pytest.FixtureRequest, env: dict[str, str]) -> dict[str, str]:
+    """The test's environment on each broker: SQLite in BDP_HOME, or a private Redis."""
+    if request.param == "redis":
+        return {**env, "BDP_REDIS_URL": request.getfixturevalue("redis_url")}
+    return env
 
 
 @pytest.fixture

@@ -13,20 +13,13 @@ import pytest
 from bdp.beads import BdCli, ReadyFilters, _as_list
 from bdp.errors import BeadsError, RepoError, UnknownIssue
 from bdp.models import Issue
-from tests.support.beads import AMBIENT_VARS, bd_env, create_issue, run_bd_ok, show_issue
+from tests.support.beads import create_issue, run_bd_ok, show_issue
 
 #: Longer than any id hash the stand-in makes, so it never resolves as a substring.
 UNKNOWN_ID = "t-zzzzzzzzz"
 ME = "bdp/test/worker-1"
 
-
-@pytest.fixture(autouse=True)
-def stand_in_bd(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """`bd` is the stand-in, with no ambient beads settings; git stays inside tmp_path."""
-    for name in AMBIENT_VARS:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PATH", bd_env()["PATH"])
-    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+pytestmark = pytest.mark.usefixtures("stand_in_bd")
 
 
 @pytest.fixture

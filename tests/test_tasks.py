@@ -24,18 +24,11 @@ from bdp.models import Outcome, TaskArgs
 from bdp.session import StubAgentRunner
 from bdp.state import State
 from bdp.tasks import task_args
-from tests.support.beads import AMBIENT_VARS, bd_env, create_issue, run_bd_ok, show_issue
+from tests.support.beads import create_issue, run_bd_ok, show_issue
 
 ABSOLUTE = "/srv/repo"
 
-
-@pytest.fixture(autouse=True)
-def stand_in_bd(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """`bd` is the stand-in, with no ambient beads settings; git stays inside tmp_path."""
-    for name in AMBIENT_VARS:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PATH", bd_env()["PATH"])
-    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+pytestmark = pytest.mark.usefixtures("stand_in_bd")
 
 
 @pytest.fixture

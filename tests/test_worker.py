@@ -23,19 +23,12 @@ from bdp.models import Outcome, Run, RunRecord, TaskArgs
 from bdp.session import SessionRequest, SessionResult, StubAgentRunner
 from bdp.state import Marker, State
 from bdp.worker import WorkerDeps, work_on, worker_name
-from tests.support.beads import AMBIENT_VARS, bd_env, create_issue, run_bd_ok, show_issue
+from tests.support.beads import create_issue, run_bd_ok, show_issue
 
 TASK_ID = "task-1"
 POLL_DEADLINE = 5.0
 
-
-@pytest.fixture(autouse=True)
-def stand_in_bd(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """`bd` is the stand-in, with no ambient beads settings; git stays inside tmp_path."""
-    for name in AMBIENT_VARS:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PATH", bd_env()["PATH"])
-    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+pytestmark = pytest.mark.usefixtures("stand_in_bd")
 
 
 @pytest.fixture

@@ -14,13 +14,6 @@ from tests.support.fake_api import FakeApi, Status
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def broker_env(request: pytest.FixtureRequest, env: dict[str, str]) -> dict[str, str]:
-    if request.param == "redis":
-        return {**env, "BDP_REDIS_URL": request.getfixturevalue("redis_url")}
-    return env
-
-
 def test_repeated_and_concurrent_enqueue_never_queues_an_issue_twice(
     broker_env: dict[str, str], repo: Path
 ) -> None:

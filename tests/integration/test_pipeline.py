@@ -17,14 +17,6 @@ from tests.support.processes import HueyConsumer, agent_processes, wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def broker_env(request: pytest.FixtureRequest, env: dict[str, str]) -> dict[str, str]:
-    """The test's environment on each broker: SQLite in BDP_HOME, or a private Redis."""
-    if request.param == "redis":
-        return {**env, "BDP_REDIS_URL": request.getfixturevalue("redis_url")}
-    return env
-
-
 def start_consumer(env: dict[str, str], tmp_path: Path, workers: int = 2, kind: str = "thread",
                    name: str = "consumer") -> HueyConsumer:  # fmt: skip
     return HueyConsumer(env, tmp_path / f"{name}.log", workers=workers, kind=kind).start()
