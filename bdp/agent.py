@@ -40,6 +40,7 @@ from tenacity import (
 from bdp import lock_tools
 from bdp.config import Settings
 from bdp.errors import DeadlockError, LockError
+from bdp.gate import GateResult
 from bdp.guards import EDIT_TOOLS, check_bash, check_edit, edit_target, resolve_in_repo
 from bdp.models import Outcome
 from bdp.procs import RUN_ENV, end_run_processes
@@ -82,11 +83,13 @@ class _Tally:
     attempts: int = 0
     final_text: str | None = None
     subtype: str = ""
+    gate: GateResult | None = None
+    cost_before_session: float = 0.0
 
     def add_result(self, message: ResultMessage) -> None:
         usage = message.usage or {}
-        self.turns += message.num_turns
-        self.cost_usd += message.total_cost_usd or 0.0
+        self.turns += message.num_turns  # turns and usage are per query...
+        self.cost_usd = self.cost_before_session + (message.total_cost_usd or 0.0)  # cost is not
         self.input_tokens += int(usage.get("input_tokens", 0))
         self.output_tokens += int(usage.get("output_tokens", 0))
         self.session_id = message.session_id
@@ -157,22 +160,19 @@ class ClaudeAgentRunner:
                 await self._session(request, tally)
 
     async def _session(self, request: SessionRequest, tally: _Tally) -> None:
-        api_error: str | None = None
+        errors: list[str] = []
+        tally.cost_before_session = tally.cost_usd
         try:
             async with ClaudeSDKClient(self._options(request, tally)) as client:
-                await client.query(build_prompt(request.issue, request.repo, request.attempt))
-                async for message in client.receive_response():
-                    _log(request.transcript, message)
-                    if isinstance(message, AssistantMessage) and message.error:
-                        api_error = message.error
-                    elif isinstance(message, ResultMessage):
-                        tally.add_result(message)
+                prompt = build_prompt(request.issue, request.repo, request.attempt)
+                await _exchange(client, prompt, request, tally, errors)
+                await _gate_rounds(client, request, tally, errors)
         except CLINotFoundError as error:
             raise PermanentSessionError(f"the Claude CLI was not found: {error}") from None
         except ClaudeSDKError as error:
-            if api_error is None:
+            if not errors:
                 raise TransientSessionError(f"the Claude CLI failed: {error}") from None
-        _raise_for(api_error)
+        _raise_for(errors[-1] if errors else None)
 
     def _options(self, request: SessionRequest, tally: _Tally) -> ClaudeAgentOptions:
         mode = self.settings.permission_mode
@@ -199,6 +199,12 @@ class ClaudeAgentRunner:
         )
 
     def _verdict(self, tally: _Tally) -> SessionResult:
+        gate = tally.gate
+        verdict = parse_verdict(tally.final_text)
+        if gate and not gate.passed and verdict and verdict.outcome is Outcome.DONE:
+            result = tally.result(Outcome.FAILED, f"quality gate still failing: {gate.command}")
+            result.details = gate.output
+            return result
         if tally.subtype == "error_max_turns":
             return tally.result(
                 Outcome.FAILED, f"reached the limit of {self.settings.max_turns} turns"
@@ -232,6 +238,37 @@ def _log(transcript: Transcript, message: Any) -> None:
     is_instance = dataclasses.is_dataclass(message) and not isinstance(message, type)
     payload = dataclasses.asdict(message) if is_instance else {}
     transcript.message(type(message).__name__, payload)
+
+
+async def _exchange(
+    client: ClaudeSDKClient, text: str, request: SessionRequest, tally: _Tally, errors: list[str]
+) -> None:
+    """Send one user message and read the whole response into the tally."""
+    await client.query(text)
+    async for message in client.receive_response():
+        _log(request.transcript, message)
+        if isinstance(message, AssistantMessage) and message.error:
+            errors.append(message.error)
+        elif isinstance(message, ResultMessage):
+            tally.add_result(message)
+
+
+async def _gate_rounds(
+    client: ClaudeSDKClient, request: SessionRequest, tally: _Tally, errors: list[str]
+) -> None:
+    """After each DONE, run the gate; send a failure back for at most ``fix_rounds`` rounds."""
+    if request.gate is None:
+        return
+    for round_number in range(request.fix_rounds + 1):
+        verdict = parse_verdict(tally.final_text)
+        if errors or verdict is None or verdict.outcome is not Outcome.DONE:
+            return
+        tally.gate = await asyncio.to_thread(request.gate)
+        state = "passed" if tally.gate.passed else f"failed: {tally.gate.command}"
+        request.transcript.line(f"bdp: quality gate {state}")
+        if tally.gate.passed or round_number == request.fix_rounds:
+            return
+        await _exchange(client, tally.gate.feedback(), request, tally, errors)
 
 
 async def _until_stopped(work: Any, stop: StopSignal) -> bool:

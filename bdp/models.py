@@ -17,6 +17,7 @@ class Outcome(enum.StrEnum):
     SKIPPED = "SKIPPED"  # the claim failed: someone else has it, or it is not open
     INTERRUPTED = "INTERRUPTED"  # the worker shut down mid-session; issue reset
     SUPERSEDED = "SUPERSEDED"  # the janitor gave the issue to another run; this one did nothing
+    NO_CHANGE = "NO_CHANGE"  # the agent said DONE but changed no file; issue reset
     ABANDONED = "ABANDONED"  # the janitor found the run dead (worker killed) and reset the issue
 
 

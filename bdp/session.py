@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from bdp.gate import GateResult
 from bdp.locks import Holder, LockTable
 from bdp.models import Issue, Outcome
 from bdp.transcript import Transcript
@@ -56,6 +57,8 @@ class SessionRequest:
     holder: Holder
     stop: StopSignal = field(default_factory=StopSignal)
     attempt: int = 1
+    gate: Callable[[], GateResult] | None = None  # the repo's checks, run after each DONE
+    fix_rounds: int = 0
 
 
 @dataclass
@@ -71,6 +74,7 @@ class SessionResult:
     output_tokens: int = 0
     session_id: str = ""
     attempts: int = 0
+    details: str = ""  # longer text for the bd comment (e.g. the failing gate's output)
 
 
 class AgentRunner(Protocol):

@@ -17,12 +17,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from bdp.beads import BdCli, Beads, Claim
 from bdp.config import Settings
-from bdp.errors import BdpError
-from bdp.gitops import commit_paths
+from bdp.errors import BdpError, ConfigError
+from bdp.gate import load_repo_config, run_gate
+from bdp.gitops import changed_paths, commit_paths
 from bdp.locks import Holder, LockTable
 from bdp.models import Issue, Outcome, Run, RunRecord, TaskArgs
 from bdp.session import AgentRunner, SessionRequest, SessionResult, StopSignal
@@ -136,11 +138,17 @@ def _start(
 
 
 def _run_agent(job: _Job) -> SessionResult:
+    repo = Path(job.args.repo)
+    try:
+        config = load_repo_config(repo)
+    except ConfigError as error:
+        return SessionResult(Outcome.FAILED, str(error))
+    gate = partial(run_gate, repo, config.gate, job.run.run_id) if config.gate else None
     request = SessionRequest(
         run_id=job.run.run_id, issue=job.issue, repo=Path(job.args.repo),
         deadline=job.run.deadline, transcript=job.transcript, locks=job.locks,
         holder=Holder.here(job.run.run_id, job.issue.id, job.run.started), stop=job.stop,
-        attempt=job.args.attempt,
+        attempt=job.args.attempt, gate=gate, fix_rounds=config.fix_rounds,
     )  # fmt: skip
     try:
         return job.deps.agent.run(request)
@@ -166,6 +174,9 @@ def _finish(job: _Job, result: SessionResult) -> RunRecord:
         return _record(job, result, "")
     commit = ""
     try:
+        if result.outcome is Outcome.DONE and not _held_changes(job, result):
+            result.outcome = Outcome.NO_CHANGE
+            result.summary = f"said DONE ({result.summary}) but changed no file"
         if result.outcome is Outcome.DONE:
             commit = _commit_and_close(job, result)
     except BdpError as error:
@@ -190,14 +201,18 @@ def _still_owner(job: _Job) -> bool:
     return issue.assignee == job.actor and issue.status == "in_progress"
 
 
+def _held_changes(job: _Job, result: SessionResult) -> list[str]:
+    """The run's changed files that it holds locks on and that differ from HEAD."""
+    held = {lock.path for lock in job.locks.locks() if lock.holder.run_id == job.run.run_id}
+    result.changed_files = [path for path in result.changed_files if path in held]
+    return changed_paths(Path(job.args.repo), result.changed_files)
+
+
 def _commit_and_close(job: _Job, result: SessionResult) -> str:
     """Commit the changed files this run holds locks on, then close the issue."""
-    held = {lock.path for lock in job.locks.locks() if lock.holder.run_id == job.run.run_id}
-    files = [path for path in result.changed_files if path in held]
-    result.changed_files = files
     message = f"{job.issue.id}: {job.issue.title}"
     lock_dir = job.deps.settings.home / "locks"
-    commit = commit_paths(Path(job.args.repo), files, message, lock_dir) or ""
+    commit = commit_paths(Path(job.args.repo), result.changed_files, message, lock_dir) or ""
     job.beads.close(job.issue.id, result.summary, job.actor)
     return commit
 
@@ -207,6 +222,8 @@ def _reset(job: _Job, result: SessionResult) -> None:
         f"bdp: {result.outcome.value} on attempt {job.args.attempt}: {result.summary}. "
         f"Log: {job.run.log_path}"
     )
+    if result.details:
+        note += f"\n\n```\n{result.details}\n```"
     try:
         job.beads.reset(job.issue.id, job.actor)
         job.beads.comment(job.issue.id, note, job.actor)

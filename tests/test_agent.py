@@ -6,13 +6,15 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from bdp.agent import ClaudeAgentRunner
 from bdp.config import Settings
+from bdp.gate import GateResult
 from bdp.locks import Holder, LockTable
 from bdp.models import Issue, Outcome
 from bdp.session import SessionRequest, SessionResult
@@ -284,3 +286,59 @@ def test_a_stop_signal_ends_the_session_and_its_cli(
 
     assert (result.outcome, result.summary) == (Outcome.INTERRUPTED, "the worker was stopped")
     assert agent_processes(api.url) == []
+
+
+def gate_on(workdir: Path, calls: list[str]) -> Callable[[], GateResult]:
+    """A gate that passes once feature.py says "good"."""
+
+    def gate() -> GateResult:
+        text = (workdir / "feature.py").read_text()
+        calls.append(text)
+        return GateResult(True) if "good" in text else GateResult(False, "pytest -q", "1 failed")
+
+    return gate
+
+
+def test_a_failing_gate_goes_back_to_the_session_until_it_passes(
+    api: FakeApi, workdir: Path, tmp_path: Path
+) -> None:
+    # Given an agent that first writes a broken file, then fixes it when the gate complains
+    api.script([
+        ToolUse("Write", {"file_path": "feature.py", "content": "bad\n"}),
+        Text("DONE: wrote the feature"),
+        ToolUse("Write", {"file_path": "feature.py", "content": "good\n"}),
+        Text("DONE: fixed the failing test"),
+    ])  # fmt: skip
+    calls: list[str] = []
+    request = replace(request_for(workdir, tmp_path), gate=gate_on(workdir, calls), fix_rounds=2)
+
+    # When the session runs
+    result = run(workdir, tmp_path, request=request)
+
+    # Then the gate ran after each DONE, its failure reached the same session, and it passed
+    assert calls == ["bad\n", "good\n"]
+    follow_up = str(api.messages_requests()[2].body["messages"][-1])
+    assert "quality gate failed" in follow_up
+    assert "1 failed" in follow_up
+    assert (result.outcome, result.summary) == (Outcome.DONE, "fixed the failing test")
+    assert result.turns == 4
+
+
+def test_a_gate_that_never_passes_fails_the_run_with_its_output(
+    api: FakeApi, workdir: Path, tmp_path: Path
+) -> None:
+    api.script([
+        ToolUse("Write", {"file_path": "feature.py", "content": "bad\n"}),
+        Text("DONE: wrote it"),
+        Text("DONE: I am sure it is fine"),
+        Text("DONE: really"),
+    ])  # fmt: skip
+    calls: list[str] = []
+    request = replace(request_for(workdir, tmp_path), gate=gate_on(workdir, calls), fix_rounds=1)
+
+    result = run(workdir, tmp_path, request=request)
+
+    assert len(calls) == 2  # the first DONE and one fix round
+    assert result.outcome is Outcome.FAILED
+    assert result.summary == "quality gate still failing: pytest -q"
+    assert result.details == "1 failed"

@@ -21,7 +21,7 @@ from bdp.config import Settings
 from bdp.enqueue import enqueue_ready
 from bdp.errors import TaskError
 from bdp.models import Outcome, TaskArgs
-from bdp.session import StubAgentRunner
+from bdp.session import SessionRequest, StubAgentRunner
 from bdp.state import State
 from bdp.tasks import task_args
 from tests.support.beads import create_issue, run_bd_ok, show_issue
@@ -38,7 +38,12 @@ def settings(tmp_path: Path) -> Settings:
 
 def make_app(settings: Settings, immediate: bool) -> App:
     huey = MemoryHuey("test-tasks", immediate=immediate)
-    stub = StubAgentRunner(summary="did it", files={"done.txt": "done\n"})
+    stub = StubAgentRunner(summary="did it")
+
+    def one_file_per_issue(request: SessionRequest) -> None:
+        stub.files = {f"done-{request.issue.id}.txt": "done\n"}
+
+    stub.on_run = one_file_per_issue
     return App(settings, huey, State(huey), agent=lambda _settings: stub)
 
 

@@ -414,3 +414,60 @@ def test_a_running_runs_marker_says_running_under_its_task_id(
     assert seen.marker is not None
     assert (seen.marker.state, seen.marker.task_id) == ("running", TASK_ID)
     assert worker.marker(issue_id) is None
+
+
+# --- NO_CHANGE and the quality gate -----------------------------------------------------------
+
+
+def test_done_without_any_change_is_not_closed_but_reset_as_no_change(
+    worker: Worker, repo: Path, issue_id: str
+) -> None:
+    before = head(repo)
+
+    record = worker.run(issue_id, StubAgentRunner(summary="all done", files={}))
+
+    assert record.outcome is Outcome.NO_CHANGE
+    assert record.summary == "said DONE (all done) but changed no file"
+    assert head(repo) == before
+    assert show_issue(repo, issue_id)["status"] == "open"
+    [note] = comments_of(repo, issue_id)
+    assert note.startswith("bdp: NO_CHANGE on attempt 1")
+
+
+def test_done_rewriting_a_file_with_its_own_content_is_no_change(
+    worker: Worker, repo: Path, issue_id: str
+) -> None:
+    record = worker.run(issue_id, StubAgentRunner(files={"README.md": "# test repo\n"}))
+
+    assert record.outcome is Outcome.NO_CHANGE
+
+
+def test_the_repos_gate_and_fix_rounds_reach_the_session(
+    worker: Worker, repo: Path, issue_id: str
+) -> None:
+    (repo / ".bdp.toml").write_text('gate = ["test -f gate-ok"]\nfix_rounds = 3\n')
+    seen: list[SessionRequest] = []
+    agent = StubAgentRunner(files={"gate-ok": "yes\n"}, on_run=seen.append)
+
+    record = worker.run(issue_id, agent)
+
+    [request] = seen
+    assert request.fix_rounds == 3
+    assert request.gate is not None
+    assert request.gate().passed  # the stub wrote gate-ok: the repo's own check passes
+    assert record.outcome is Outcome.DONE
+
+
+def test_a_broken_repo_configuration_fails_the_run_with_a_clear_message(
+    worker: Worker, repo: Path, issue_id: str
+) -> None:
+    (repo / ".bdp.toml").write_text("gate = [42]\n")
+    agent = StubAgentRunner(files={"x.py": "x\n"})
+
+    record = worker.run(issue_id, agent)
+
+    assert record.outcome is Outcome.FAILED
+    assert ".bdp.toml" in record.summary
+    assert "each gate entry must be" in record.summary
+    assert agent.requests == []
+    assert show_issue(repo, issue_id)["status"] == "open"

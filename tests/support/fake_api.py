@@ -7,8 +7,9 @@ files, runs hooks, and the SDK yields real message objects.
 
 A *script* is a list of steps (:class:`ToolUse`, :class:`Text`, :class:`Status`,
 :class:`Delay`). The step answering a ``POST /v1/messages`` request is step N of
-the script, where N is the number of ``tool_result`` blocks already in the
-request's messages; so a retried request gets the same step again. One-shot
+the script, where N is the number of assistant turns already in the request's
+messages (one per tool call, one per earlier answer); so a retried request gets the
+same step again, and a follow-up message in the same session gets the next one. One-shot
 answers queued with :meth:`FakeApi.fail_next` are consumed first, one request
 each. :meth:`FakeApi.script` with ``match`` routes concurrent sessions by a
 marker string found in the request's first user message.
@@ -131,6 +132,16 @@ def tool_results(body: Any) -> list[dict[str, Any]]:
                 b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"
             )
     return found
+
+
+def _assistant_turns(body: Any) -> int:
+    """How many model turns a request already holds: the index of the step to answer with.
+
+    One per tool call so far, plus one per earlier final answer when the session continues
+    with a new user message (a follow-up such as a failed quality gate).
+    """
+    messages = body.get("messages", []) if isinstance(body, dict) else []
+    return sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "assistant")
 
 
 def _first_user_text(body: Any) -> str:
@@ -260,7 +271,7 @@ class FakeApi:
                     del self._one_shots[index]
                     return shot.step
             steps = self._script_for(text)
-        position = len(tool_results(body))
+        position = _assistant_turns(body)
         return steps[position] if position < len(steps) else Text(NOTHING_SCRIPTED)
 
     def _script_for(self, text: str) -> list[Step]:

@@ -1,0 +1,91 @@
+"""The quality gate: per-repo configuration and running the repo's own checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bdp.errors import ConfigError
+from bdp.gate import OUTPUT_KEPT, GateCommand, RepoConfig, load_repo_config, run_gate
+
+
+def test_a_repo_without_configuration_has_no_gate(tmp_path: Path) -> None:
+    assert load_repo_config(tmp_path) == RepoConfig()
+
+
+def test_the_gate_is_read_from_tool_bdp_in_pyproject(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\n\n[tool.bdp]\n'
+        'gate = ["pytest -q", { cmd = "ruff check", timeout = 30 }]\nfix_rounds = 1\n'
+    )
+
+    config = load_repo_config(tmp_path)
+
+    assert config.gate == (GateCommand("pytest -q"), GateCommand("ruff check", 30.0))
+    assert config.fix_rounds == 1
+
+
+def test_a_bdp_toml_wins_over_pyproject(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.bdp]\ngate = ["from-pyproject"]\n')
+    (tmp_path / ".bdp.toml").write_text('gate = ["from-bdp-toml"]\n')
+
+    assert load_repo_config(tmp_path).gate == (GateCommand("from-bdp-toml"),)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("gate = [42]\n", "each gate entry must be", id="bad-entry"),
+        pytest.param('gate = ["x"]\nfix_rounds = -1\n', "fix_rounds must be", id="bad-rounds"),
+        pytest.param("gate = [\n", "cannot read", id="bad-toml"),
+    ],
+)
+def test_a_broken_configuration_names_the_file_and_the_problem(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    (tmp_path / ".bdp.toml").write_text(text)
+
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_repo_config(tmp_path)
+
+    assert ".bdp.toml" in str(caught.value)
+
+
+def test_a_passing_gate_runs_every_command_in_the_repo(tmp_path: Path) -> None:
+    commands = (GateCommand("echo one > ran-1"), GateCommand("pwd > ran-2"))
+
+    result = run_gate(tmp_path, commands, "run1")
+
+    assert result.passed
+    assert (tmp_path / "ran-1").read_text() == "one\n"
+    assert (tmp_path / "ran-2").read_text().strip() == str(tmp_path)
+
+
+def test_a_failing_gate_stops_at_the_first_failure_with_its_output(tmp_path: Path) -> None:
+    commands = (GateCommand("echo checking; echo 'E: 2 tests failed' >&2; exit 1"),
+                GateCommand("touch never"))  # fmt: skip
+
+    result = run_gate(tmp_path, commands, "run1")
+
+    assert not result.passed
+    assert result.command.startswith("echo checking")
+    assert "checking" in result.output
+    assert "E: 2 tests failed" in result.output
+    assert not (tmp_path / "never").exists()
+    assert "quality gate failed" in result.feedback()
+    assert "E: 2 tests failed" in result.feedback()
+
+
+def test_gate_output_is_trimmed_to_its_tail(tmp_path: Path) -> None:
+    result = run_gate(tmp_path, (GateCommand("seq 1 5000; exit 3"),), "run1")
+
+    assert len(result.output) == OUTPUT_KEPT
+    assert result.output.endswith("5000\n")
+
+
+def test_a_hanging_gate_command_fails_at_its_timeout(tmp_path: Path) -> None:
+    result = run_gate(tmp_path, (GateCommand("echo started; sleep 30", timeout=0.5),), "run1")
+
+    assert not result.passed
+    assert "timed out after 0.5s" in result.output
