@@ -6,6 +6,7 @@ one place (`BdpGroup.invoke`); anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import sys
@@ -82,6 +83,18 @@ def _filters(priority: int | None, label: tuple[str, ...], type_: str | None, li
     return ReadyFilters(limit=limit, priority=priority, labels=label, issue_type=type_)
 
 
+def _watch_options(func: Any) -> Any:
+    interval = click.option(
+        "--interval",
+        default="30s",
+        show_default=True,
+        envvar="BDP_WATCH_INTERVAL",
+        help="Time between polls: 30s, 2m.",
+    )
+    func = interval(func)
+    return click.option("--watch", is_flag=True, help="Keep polling `bd ready` until Ctrl-C.")(func)
+
+
 def _filter_options(func: Any) -> Any:
     options = [
         click.option("--priority", "-p", type=click.IntRange(0, 4), help="Only this priority."),
@@ -114,27 +127,42 @@ def main() -> None:
 @_filter_options
 @click.option("--dry-run", is_flag=True, help="Show what would be queued; queue nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@_watch_options
 def enqueue(repo: Path, priority: int | None, label: tuple[str, ...], type_: str | None,
-            limit: int, dry_run: bool, as_json: bool) -> None:  # fmt: skip
+            limit: int, dry_run: bool, as_json: bool, watch: bool,
+            interval: str) -> None:  # fmt: skip
     """Queue one task per ready issue of REPO.
 
     Running it again never queues an issue twice: issues already queued or
-    running are reported as such.
+    running are reported as such. With --watch it keeps polling `bd ready` and
+    queues issues as they appear or get unblocked, until Ctrl-C.
 
     \b
     Example:
         bdp enqueue ~/src/myrepo --priority 1 --label backend
         bdp enqueue . --dry-run --json
+        bdp enqueue ~/src/myrepo --watch --interval 1m
     """
-    from bdp.enqueue import enqueue_ready
+    from bdp.enqueue import enqueue_ready, watch_ready
 
-    results = enqueue_ready(_app(), repo, _filters(priority, label, type_, limit), dry_run)
+    filters = _filters(priority, label, type_, limit)
+    if watch:
+        seconds = parse_duration(interval, "--interval")
+        with contextlib.suppress(KeyboardInterrupt):
+            watch_ready(_app(), repo, filters, seconds, _print_fresh)
+        return
+    results = enqueue_ready(_app(), repo, filters, dry_run)
     if as_json:
         rows = [{"id": r.issue.id, "title": r.issue.title, "priority": r.issue.priority,
                  "state": r.state} for r in results]  # fmt: skip
         click.echo(json.dumps(rows, indent=2))
         return
     _print_enqueued(results)
+
+
+def _print_fresh(results: list[Any]) -> None:
+    if results:
+        _print_enqueued(results)
 
 
 def _print_enqueued(results: list[Any]) -> None:
@@ -161,23 +189,29 @@ def _print_enqueued(results: list[Any]) -> None:
               help="Per-issue timeout: minutes, or 90s / 2m / 1h.")  # fmt: skip
 @click.option("--verbose", "-v", is_flag=True, help="Show each run's log file as it starts.")
 @click.option("--limit", type=click.IntRange(0), default=0, help="At most N issues (0 = all).")
-def run(repo: Path, max_agents: int, timeout: str, verbose: bool, limit: int) -> None:
+@_watch_options
+def run(repo: Path, max_agents: int, timeout: str, verbose: bool, limit: int, watch: bool,
+        interval: str) -> None:  # fmt: skip
     """Work through REPO's ready issues now, then summarise.
 
     Enqueues the ready issues, runs MAX_AGENTS workers in this process and exits
     when the repo's queued work is done: status 0 if nothing failed, 1 otherwise.
+    With --watch it keeps picking up newly ready issues until Ctrl-C.
 
     \b
     Example:
         bdp run ~/src/myrepo -n 4 -t 45
+        bdp run ~/src/myrepo --watch --interval 1m
     """
-    from bdp.runner import run_repo
+    from bdp.runner import RunOptions, run_repo
 
     source = click.get_current_context().get_parameter_source("timeout")
     name = "BDP_TIMEOUT" if source is ParameterSource.ENVIRONMENT else "--timeout"
     app = _app(timeout=parse_duration(timeout, name))
     progress = _progress(verbose)
-    records = run_repo(app, repo, _filters(None, (), None, limit), max_agents, progress)
+    every = parse_duration(interval, "--interval") if watch else None
+    options = RunOptions(_filters(None, (), None, limit), max_agents, every)
+    records = run_repo(app, repo, options, progress)
     failed = _print_summary(records)
     sys.exit(1 if failed else 0)
 

@@ -49,6 +49,8 @@ DEFAULT_STALE_AFTER = 60.0
 DEFAULT_MAX_ATTEMPTS = 3
 #: Seconds a session may wrap up after a graceful shutdown (SIGINT) before it is stopped.
 DEFAULT_WRAPUP = 30.0
+#: Seconds between `bd ready` polls of `bdp enqueue --watch` and `bdp run --watch`.
+DEFAULT_WATCH_INTERVAL = 30.0
 #: Huey queue name; every Redis key bdp uses starts from it.
 DEFAULT_QUEUE = "bdp"
 #: Outcome records kept for `bdp status`.

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -66,3 +68,21 @@ def _enqueue_one(app: App, repo: str, issue: Issue, dry_run: bool) -> Enqueued:
         app.state.unmark(repo, issue.id)
         raise
     return Enqueued(issue, "queued")
+
+
+def watch_ready(
+    app: App,
+    path: Path,
+    filters: ReadyFilters,
+    interval: float,
+    report: Callable[[list[Enqueued]], None],
+) -> None:
+    """Queue ready issues every ``interval`` seconds until interrupted (Ctrl-C).
+
+    Picks up issues filed or unblocked since the last poll; issues already queued or running
+    are skipped by the markers, so polling often is cheap and safe.
+    """
+    while True:
+        fresh = [e for e in enqueue_ready(app, path, filters) if e.state == "queued"]
+        report(fresh)
+        time.sleep(interval)

@@ -44,21 +44,30 @@ class _Watch:
     seen_records: set[str] = field(default_factory=set)
     records: list[RunRecord] = field(default_factory=list)
     idle_polls: int = 0
+    options: RunOptions = field(default_factory=lambda: RunOptions())
+    next_poll: float = 0.0
 
 
-def run_repo(
-    app: App, path: Path, filters: ReadyFilters, max_agents: int, progress: Progress
-) -> list[RunRecord]:
+@dataclass(frozen=True)
+class RunOptions:
+    """How `bdp run` works: which issues, how many agents, and whether to keep watching."""
+
+    filters: ReadyFilters = field(default_factory=ReadyFilters)
+    max_agents: int = 3
+    watch_interval: float | None = None  # seconds between `bd ready` polls; None: one shot
+
+
+def run_repo(app: App, path: Path, options: RunOptions, progress: Progress) -> list[RunRecord]:
     """Work through the repo's ready issues with ``max_agents`` in-process workers."""
     since = time.time()
     repo = str(resolve_repo(path, app.settings.bd))
-    enqueued = enqueue_ready(app, Path(repo), filters)
+    enqueued = enqueue_ready(app, Path(repo), options.filters)
     progress.enqueued(enqueued)
     waiting = {e.issue.id for e in enqueued if e.state != "would queue"}
-    if not waiting:
+    if not waiting and options.watch_interval is None:
         return []
-    watch = _Watch(repo, waiting, since)
-    consumer = _consumer(app, max_agents)
+    watch = _Watch(repo, waiting, since, options=options)
+    consumer = _consumer(app, options.max_agents)
     consumer.start()
     try:
         _loop(app, consumer, watch, progress)
@@ -78,6 +87,7 @@ def _loop(app: App, consumer: Consumer, watch: _Watch, progress: Progress) -> No
     try:
         while not _done(app, watch):
             _report(app, watch, progress)
+            _poll_ready(app, watch, progress)
             deadline = time.monotonic() + POLL_INTERVAL
             while time.monotonic() < deadline:
                 health = consumer.loop(health)
@@ -98,8 +108,26 @@ def _report(app: App, watch: _Watch, progress: Progress) -> None:
             progress.finished(record)
 
 
+def _poll_ready(app: App, watch: _Watch, progress: Progress) -> None:
+    """In watch mode, queue issues that became ready (new ones, or unblocked by a close)."""
+    interval = watch.options.watch_interval
+    if interval is None or time.monotonic() < watch.next_poll:
+        return
+    watch.next_poll = time.monotonic() + interval
+    fresh = [e for e in enqueue_ready(app, Path(watch.repo), watch.options.filters)
+             if e.state == "queued"]  # fmt: skip
+    if fresh:
+        watch.issue_ids |= {e.issue.id for e in fresh}
+        progress.enqueued(fresh)
+
+
 def _done(app: App, watch: _Watch) -> bool:
-    """All of the repo's markers are gone, or only stale ones remain (nothing can run them)."""
+    """All of the repo's markers are gone, or only stale ones remain (nothing can run them).
+
+    In watch mode never: only a signal (Ctrl-C) ends the run.
+    """
+    if watch.options.watch_interval is not None:
+        return False
     pending = [
         m for m in app.state.markers() if m.repo == watch.repo and m.issue_id in watch.issue_ids
     ]
