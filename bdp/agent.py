@@ -13,6 +13,7 @@ import dataclasses
 import gc
 import os
 import time
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 from claude_agent_sdk import (
@@ -44,7 +45,7 @@ from bdp.gate import GateResult
 from bdp.guards import EDIT_TOOLS, check_bash, check_edit, edit_target, resolve_in_repo
 from bdp.models import Outcome
 from bdp.procs import RUN_ENV, end_run_processes
-from bdp.prompt import build_prompt, parse_verdict, system_rules
+from bdp.prompt import CONTINUE, build_prompt, parse_verdict, system_rules
 from bdp.session import (
     PermanentSessionError,
     SessionRequest,
@@ -85,6 +86,21 @@ class _Tally:
     subtype: str = ""
     gate: GateResult | None = None
     cost_before_session: float = 0.0
+    last_message: float = dataclasses.field(default_factory=time.monotonic)
+    busy: int = 0  # bdp itself is working (a gate, a lock wait): the session is not hung
+
+    @contextlib.contextmanager
+    def working(self) -> Iterator[None]:
+        self.busy += 1
+        try:
+            yield
+        finally:
+            self.busy -= 1
+            self.last_message = time.monotonic()
+
+    def unfinished_note(self) -> str:
+        files = ", ".join(sorted(self.changed)) or "none"
+        return f"Files changed: {files}. Last message: {(self.final_text or '').strip()[-1500:]}"
 
     def add_result(self, message: ResultMessage) -> None:
         usage = message.usage or {}
@@ -123,10 +139,16 @@ class ClaudeAgentRunner:
         tally = _Tally()
         try:
             async with asyncio.timeout(request.deadline - time.time()):
-                stopped = await _until_stopped(self._attempts(request, tally), request.stop)
-            if stopped:
-                return tally.result(request.stop.outcome, request.stop.reason)
-            return self._verdict(tally)
+                idle = _idle_check(tally, request.stop, self.settings.idle_timeout)
+                stopped = await _until_stopped(self._attempts(request, tally), request.stop, idle)
+            result = (
+                tally.result(request.stop.outcome, request.stop.reason)
+                if stopped
+                else self._verdict(tally)
+            )
+            if result.outcome is Outcome.UNFINISHED:
+                result.details = tally.unfinished_note()
+            return result
         except TimeoutError:
             minutes = self.settings.timeout / 60
             return tally.result(Outcome.TIMED_OUT, f"stopped after the {minutes:g} min timeout")
@@ -163,9 +185,9 @@ class ClaudeAgentRunner:
         errors: list[str] = []
         tally.cost_before_session = tally.cost_usd
         try:
-            async with ClaudeSDKClient(self._options(request, tally)) as client:
-                prompt = build_prompt(request.issue, request.repo, request.attempt)
-                await _exchange(client, prompt, request, tally, errors)
+            resume = request.resume if tally.attempts == 1 else ""  # a retry starts afresh
+            async with ClaudeSDKClient(self._options(request, tally, resume)) as client:
+                await _exchange(client, _first_message(request, resume), request, tally, errors)
                 await _gate_rounds(client, request, tally, errors)
         except CLINotFoundError as error:
             raise PermanentSessionError(f"the Claude CLI was not found: {error}") from None
@@ -174,7 +196,9 @@ class ClaudeAgentRunner:
                 raise TransientSessionError(f"the Claude CLI failed: {error}") from None
         _raise_for(errors[-1] if errors else None)
 
-    def _options(self, request: SessionRequest, tally: _Tally) -> ClaudeAgentOptions:
+    def _options(
+        self, request: SessionRequest, tally: _Tally, resume: str = ""
+    ) -> ClaudeAgentOptions:
         mode = self.settings.permission_mode
         if mode == "bypassPermissions" and os.geteuid() == 0 and not os.environ.get("IS_SANDBOX"):
             raise PermanentSessionError(
@@ -196,6 +220,7 @@ class ClaudeAgentRunner:
             },
             hooks=_hooks(request, tally, self.settings.lock_wait),
             cli_path=self.settings.claude_cli,
+            resume=resume or None,
         )
 
     def _verdict(self, tally: _Tally) -> SessionResult:
@@ -206,9 +231,8 @@ class ClaudeAgentRunner:
             result.details = gate.output
             return result
         if tally.subtype == "error_max_turns":
-            return tally.result(
-                Outcome.FAILED, f"reached the limit of {self.settings.max_turns} turns"
-            )
+            limit = f"reached the limit of {self.settings.max_turns} turns"
+            return tally.result(Outcome.UNFINISHED, limit)
         verdict = parse_verdict(tally.final_text)
         if verdict is None:
             return tally.result(Outcome.FAILED, "the session ended without a DONE or BLOCKED line")
@@ -246,6 +270,7 @@ async def _exchange(
     """Send one user message and read the whole response into the tally."""
     await client.query(text)
     async for message in client.receive_response():
+        tally.last_message = time.monotonic()
         _log(request.transcript, message)
         if isinstance(message, AssistantMessage) and message.error:
             errors.append(message.error)
@@ -263,7 +288,8 @@ async def _gate_rounds(
         verdict = parse_verdict(tally.final_text)
         if errors or verdict is None or verdict.outcome is not Outcome.DONE:
             return
-        tally.gate = await asyncio.to_thread(request.gate)
+        with tally.working():
+            tally.gate = await asyncio.to_thread(request.gate)
         state = "passed" if tally.gate.passed else f"failed: {tally.gate.command}"
         request.transcript.line(f"bdp: quality gate {state}")
         if tally.gate.passed or round_number == request.fix_rounds:
@@ -271,11 +297,29 @@ async def _gate_rounds(
         await _exchange(client, tally.gate.feedback(), request, tally, errors)
 
 
-async def _until_stopped(work: Any, stop: StopSignal) -> bool:
+def _first_message(request: SessionRequest, resume: str) -> str:
+    if resume:
+        return CONTINUE
+    return build_prompt(request.issue, request.repo, request.attempt, request.prior)
+
+
+def _idle_check(tally: _Tally, stop: StopSignal, timeout: float) -> Callable[[], None]:
+    """Stops a session that sends nothing for ``timeout`` s (bdp's own waits don't count)."""
+
+    def check() -> None:
+        quiet = time.monotonic() - tally.last_message
+        if quiet > timeout and not tally.busy:
+            stop.stop(Outcome.UNFINISHED, f"hung: no message for {quiet:.0f}s, stopped")
+
+    return check
+
+
+async def _until_stopped(work: Any, stop: StopSignal, check: Callable[[], None]) -> bool:
     """Await ``work``; cancel it when ``stop`` is set. True if it was stopped."""
     task = asyncio.ensure_future(work)
     while not task.done():
         await asyncio.wait({task}, timeout=0.2)
+        check()
         if stop.is_set() and not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -323,7 +367,8 @@ def _hooks(
         target = edit_target(data.get("tool_name", ""), data.get("tool_input") or {})
         if target is None:
             return {}
-        reason = check_edit(repo, target) or await _lock_for_edit(request, target, lock_wait)
+        with tally.working():
+            reason = check_edit(repo, target) or await _lock_for_edit(request, target, lock_wait)
         if reason:
             request.transcript.line(f"bdp: denied edit: {reason}")
             return _deny(reason)

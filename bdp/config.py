@@ -49,6 +49,10 @@ DEFAULT_STALE_AFTER = 60.0
 DEFAULT_MAX_ATTEMPTS = 3
 #: Seconds a session may wrap up after a graceful shutdown (SIGINT) before it is stopped.
 DEFAULT_WRAPUP = 30.0
+#: Seconds without any message from a session before it counts as hung and is stopped.
+DEFAULT_IDLE_TIMEOUT = 600.0
+#: Continuation sessions an unfinished issue gets before it waits for a human.
+DEFAULT_MAX_CONTINUATIONS = 2
 #: Seconds between `bd ready` polls of `bdp enqueue --watch` and `bdp run --watch`.
 DEFAULT_WATCH_INTERVAL = 30.0
 #: Huey queue name; every Redis key bdp uses starts from it.
@@ -113,6 +117,8 @@ class Settings:
     stale_after: float = DEFAULT_STALE_AFTER
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     wrapup: float = DEFAULT_WRAPUP
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    max_continuations: int = DEFAULT_MAX_CONTINUATIONS
 
     def __post_init__(self) -> None:
         if self.permission_mode not in PERMISSION_MODES:
@@ -183,6 +189,8 @@ def _read_numbers(env: Mapping[str, str]) -> dict[str, object]:
         ("stale_after", "BDP_STALE_AFTER", float),
         ("max_attempts", "BDP_MAX_ATTEMPTS", int),
         ("wrapup", "BDP_WRAPUP", float),
+        ("idle_timeout", "BDP_IDLE_TIMEOUT", float),
+        ("max_continuations", "BDP_MAX_CONTINUATIONS", int),
     )
     for key, name, kind in spec:
         if env.get(name):

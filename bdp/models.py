@@ -17,6 +17,7 @@ class Outcome(enum.StrEnum):
     SKIPPED = "SKIPPED"  # the claim failed: someone else has it, or it is not open
     INTERRUPTED = "INTERRUPTED"  # the worker shut down mid-session; issue reset
     SUPERSEDED = "SUPERSEDED"  # the janitor gave the issue to another run; this one did nothing
+    UNFINISHED = "UNFINISHED"  # out of turns, hung, or said so; continued by a new task
     NO_CHANGE = "NO_CHANGE"  # the agent said DONE but changed no file; issue reset
     ABANDONED = "ABANDONED"  # the janitor found the run dead (worker killed) and reset the issue
 
@@ -64,6 +65,10 @@ class TaskArgs:
     repo: str
     issue_id: str
     attempt: int = 1
+    continuation: int = 0  # how many sessions before this one left the issue unfinished
+    resume: str = ""  # the SDK session to resume, when this task continues one
+    prior: str = ""  # what the unfinished session did, for a fresh session to build on
+    files: tuple[str, ...] = ()  # files the unfinished sessions changed, still uncommitted
 
 
 @dataclass

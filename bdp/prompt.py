@@ -12,7 +12,9 @@ from pathlib import Path
 
 from bdp.models import Issue, Outcome
 
-_VERDICT = re.compile(r"^([\s*`>#_-]*)(DONE|BLOCKED)\b`?[*_]*\s*[:\-\u2014]?[*_]*\s*(.*?)\s*$")
+_VERDICT = re.compile(
+    r"^([\s*`>#_-]*)(DONE|BLOCKED|UNFINISHED)\b`?[*_]*\s*[:\-\u2014]?[*_]*\s*(.*?)\s*$"
+)
 
 RULES = """\
 You are one of several coding agents working in the same git work tree at the same time.
@@ -40,7 +42,14 @@ Work in this order:
    DONE: <one-line summary of what you changed>
    or, if you cannot finish (missing information, a decision for a human, a blocker),
    BLOCKED: <one-line reason>
+   or, if the work is too big for this session but can go on later,
+   UNFINISHED: <what is done and what remains>
 """
+
+CONTINUE = (
+    "Continue where you left off: finish the issue, run the checks, then end with the "
+    "DONE / BLOCKED / UNFINISHED line."
+)
 
 
 @dataclass(frozen=True)
@@ -51,7 +60,7 @@ class Verdict:
     summary: str
 
 
-def build_prompt(issue: Issue, repo: Path, attempt: int = 1) -> str:
+def build_prompt(issue: Issue, repo: Path, attempt: int = 1, prior: str = "") -> str:
     """The first user message of a session: the issue, then the workflow."""
     parts = [
         f"Implement beads issue {issue.id} in the repository at {repo} (attempt {attempt}).",
@@ -59,6 +68,9 @@ def build_prompt(issue: Issue, repo: Path, attempt: int = 1) -> str:
     ]
     if attempt > 1:
         parts += [RETRY_NOTE, ""]
+    if prior:
+        parts += ["An earlier session on this issue ran out of room before finishing. "
+                  "Its work is in the tree, uncommitted. What it reported:", prior, ""]  # fmt: skip
     parts.append(f"# {issue.id}: {issue.title}")
     for heading, text in (
         ("Description", issue.description),
@@ -84,7 +96,7 @@ def parse_verdict(text: str | None) -> Verdict | None:
     match = _VERDICT.match(lines[-1])
     if not match:
         return None
-    outcome = Outcome.DONE if match.group(2) == "DONE" else Outcome.BLOCKED
+    outcome = Outcome(match.group(2))
     summary = _unwrap(match.group(3), match.group(1).strip(" >#-")) or (
         "done" if outcome is Outcome.DONE else "no reason given"
     )

@@ -59,6 +59,8 @@ class SessionRequest:
     attempt: int = 1
     gate: Callable[[], GateResult] | None = None  # the repo's checks, run after each DONE
     fix_rounds: int = 0
+    resume: str = ""  # SDK session id to continue (a continuation task)
+    prior: str = ""  # what an unfinished earlier session did
 
 
 @dataclass

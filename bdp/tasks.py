@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from huey import Huey
@@ -41,9 +41,9 @@ class Tasks:
     huey: Huey
     state: State
 
-    def requeue(self, repo: str, issue_id: str, attempt: int) -> str:
-        """Queue the issue again (a janitor recovery), pointing its marker at the new task."""
-        task = self.run_issue.s(repo, issue_id, attempt)
+    def requeue(self, repo: str, issue_id: str, attempt: int, **more: Any) -> str:
+        """Queue the issue again (a recovery or a continuation), re-pointing its marker."""
+        task = self.run_issue.s(repo, issue_id, attempt, **more)
         self.state.remark_queued(repo, issue_id, task.id)
         self.huey.enqueue(task)
         return str(task.id)
@@ -60,6 +60,17 @@ def task_args(repo: Any, issue_id: Any, attempt: Any) -> TaskArgs:
     return TaskArgs(repo, issue_id, attempt)
 
 
+def continued(args: TaskArgs, continuation: Any, resume: Any, prior: Any, files: Any) -> TaskArgs:
+    """``args`` of a continuation task, checked like the rest."""
+    if not isinstance(continuation, int) or isinstance(continuation, bool) or continuation < 0:
+        raise TaskError(f"malformed task: continuation must be >= 0, got {continuation!r}")
+    if not isinstance(resume, str) or not isinstance(prior, str):
+        raise TaskError("malformed task: resume and prior must be strings")
+    if not isinstance(files, list | tuple) or not all(isinstance(f, str) for f in files):
+        raise TaskError(f"malformed task: files must be a list of paths, got {files!r}")
+    return replace(args, continuation=continuation, resume=resume, prior=prior, files=tuple(files))
+
+
 def register_tasks(huey: Huey, settings: Settings, agent: AgentFactory = claude_agent) -> Tasks:
     """Define bdp's tasks on ``huey``; worker dependencies are built once per process."""
     deps_by_pid: dict[int, WorkerDeps] = {}
@@ -67,12 +78,20 @@ def register_tasks(huey: Huey, settings: Settings, agent: AgentFactory = claude_
     def deps() -> WorkerDeps:
         pid = os.getpid()
         if pid not in deps_by_pid:
-            deps_by_pid[pid] = WorkerDeps(settings, State(huey), agent(settings))
+            deps_by_pid[pid] = WorkerDeps(
+                settings,
+                State(huey),
+                agent(settings),
+                requeue=lambda *a, **k: tasks.requeue(*a, **k),
+            )
         return deps_by_pid[pid]
 
-    def run_issue(repo: str, issue_id: str, attempt: int = 1, task: Task | None = None) -> str:
+    def run_issue(repo: str, issue_id: str, attempt: int = 1, continuation: int = 0,
+                  resume: str = "", prior: str = "", files: Any = (),
+                  task: Task | None = None) -> str:  # fmt: skip
         try:
             args = task_args(repo, issue_id, attempt)
+            args = continued(args, continuation, resume, prior, files)
         except TaskError as error:  # nothing to retry: say what is wrong and drop it
             log.error("dropping task %s: %s", task.id if task else "?", error)
             return "FAILED"

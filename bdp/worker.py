@@ -43,6 +43,7 @@ class WorkerDeps:
     state: State
     agent: AgentRunner
     beads: Callable[[Path], Beads] = field(default=BdCli)
+    requeue: Callable[..., str] | None = None  # queues a continuation task
 
     def beads_for(self, repo: Path) -> Beads:
         if self.beads is BdCli:
@@ -149,15 +150,29 @@ def _run_agent(job: _Job) -> SessionResult:
         deadline=job.run.deadline, transcript=job.transcript, locks=job.locks,
         holder=Holder.here(job.run.run_id, job.issue.id, job.run.started), stop=job.stop,
         attempt=job.args.attempt, gate=gate, fix_rounds=config.fix_rounds,
+        resume=job.args.resume, prior=job.args.prior,
     )  # fmt: skip
     try:
-        return job.deps.agent.run(request)
+        _take_over(job, request)
+        result = job.deps.agent.run(request)
+        result.changed_files = sorted({*job.args.files, *result.changed_files})
+        return result
     except KeyboardInterrupt:  # a process worker told to stop now: clean up, then exit
         _ignore_further_interrupts()
         return SessionResult(Outcome.INTERRUPTED, "the worker was stopped")
     except Exception as error:  # a bug or an environment failure must still release the issue
         log.exception("agent run of %s crashed", job.issue.id)
         return SessionResult(Outcome.FAILED, f"bdp error: {error}")
+
+
+def _take_over(job: _Job, request: SessionRequest) -> None:
+    """A continuation locks the files earlier sessions left uncommitted, so it can commit them."""
+    if not job.args.files:
+        return
+    try:
+        job.locks.acquire(job.args.files, request.holder, wait=job.deps.settings.lock_wait)
+    except BdpError as error:  # they stay in the tree; the session can still lock them itself
+        job.transcript.line(f"bdp: could not take over earlier files: {error}")
 
 
 def _ignore_further_interrupts() -> None:
@@ -182,7 +197,9 @@ def _finish(job: _Job, result: SessionResult) -> RunRecord:
     except BdpError as error:
         result.outcome, result.summary = Outcome.FAILED, f"could not finish: {error}"
     try:
-        if result.outcome is not Outcome.DONE:
+        if result.outcome is Outcome.UNFINISHED:
+            _continue(job, result)
+        elif result.outcome is not Outcome.DONE:
             _reset(job, result)
     finally:
         _release(job)
@@ -229,6 +246,22 @@ def _reset(job: _Job, result: SessionResult) -> None:
         job.beads.comment(job.issue.id, note, job.actor)
     except BdpError as error:
         log.error("could not reset %s: %s", job.issue.id, error)
+
+
+def _continue(job: _Job, result: SessionResult) -> None:
+    """Queue a continuation that resumes the session (its work stays in the tree), or give up."""
+    number = job.args.continuation + 1
+    limit = job.deps.settings.max_continuations
+    if number > limit or job.deps.requeue is None:
+        result.summary += f"; still unfinished after {limit} continuations: needs a human"
+        _reset(job, result)
+        return
+    result.summary += f"; continuing ({number} of {limit})"
+    details, result.details = result.details, ""
+    _reset(job, result)
+    files = sorted({*job.args.files, *result.changed_files})
+    job.deps.requeue(job.args.repo, job.args.issue_id, job.args.attempt, continuation=number,
+                     resume=result.session_id, prior=details, files=files)  # fmt: skip
 
 
 def _release(job: _Job) -> None:

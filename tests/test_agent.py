@@ -120,7 +120,7 @@ def test_a_session_without_a_verdict_line_fails(
     assert "without a DONE or BLOCKED line" in result.summary
 
 
-def test_running_out_of_turns_fails_with_the_limit_named(
+def test_running_out_of_turns_leaves_the_session_unfinished_with_its_work_noted(
     api: FakeApi, workdir: Path, tmp_path: Path
 ) -> None:
     api.script(
@@ -133,8 +133,45 @@ def test_running_out_of_turns_fails_with_the_limit_named(
 
     result = run(workdir, tmp_path, max_turns=1)
 
-    assert result.outcome is Outcome.FAILED
+    assert result.outcome is Outcome.UNFINISHED
     assert "limit of 1 turns" in result.summary
+    assert result.details.startswith("Files changed: a.txt.")
+    assert result.session_id  # what a continuation resumes
+
+
+def test_a_session_that_goes_quiet_is_stopped_as_hung(
+    api: FakeApi, workdir: Path, tmp_path: Path
+) -> None:
+    api.script([ToolUse("Write", {"file_path": "a.txt", "content": "a"}),
+                Delay(60, Text("DONE: late"))])  # fmt: skip
+
+    result = run(workdir, tmp_path, idle_timeout=2)
+
+    assert result.outcome is Outcome.UNFINISHED
+    assert result.summary.startswith("hung: no message for")
+    assert "a.txt" in result.details
+    assert agent_processes(api.url) == []
+
+
+def test_a_continuation_resumes_the_earlier_session(
+    api: FakeApi, workdir: Path, tmp_path: Path
+) -> None:
+    # Given a session that ran out of turns after one edit
+    api.script([ToolUse("Write", {"file_path": "a.txt", "content": "a"}),
+                ToolUse("Write", {"file_path": "b.txt", "content": "b"}),
+                Text("DONE: both files")])  # fmt: skip
+    first = run(workdir, tmp_path, max_turns=1)
+
+    # When a continuation resumes it
+    request = replace(request_for(workdir, tmp_path), resume=first.session_id)
+    result = run(workdir, tmp_path, request=request)
+
+    # Then the model saw the earlier conversation and the session finished it
+    resumed = api.messages_requests()[-1].body["messages"]
+    assert "Continue where you left off" in str(resumed)
+    assert "a.txt" in str(resumed[:3])  # the first session's turns came back
+    assert (result.outcome, result.summary) == (Outcome.DONE, "both files")
+    assert (workdir / "b.txt").read_text() == "b"
 
 
 def test_rate_limits_are_retried_until_the_session_succeeds(

@@ -19,6 +19,7 @@ import pytest
 from huey import MemoryHuey
 
 from bdp.config import Settings
+from bdp.locks import LockTable
 from bdp.models import Outcome, Run, RunRecord, TaskArgs
 from bdp.session import SessionRequest, SessionResult, StubAgentRunner
 from bdp.state import Marker, State
@@ -471,3 +472,65 @@ def test_a_broken_repo_configuration_fails_the_run_with_a_clear_message(
     assert "each gate entry must be" in record.summary
     assert agent.requests == []
     assert show_issue(repo, issue_id)["status"] == "open"
+
+
+# --- unfinished sessions ----------------------------------------------------------------------
+
+
+@dataclass
+class UnfinishedAgent:
+    """Edits a file, then runs out of room."""
+
+    def run(self, request: SessionRequest) -> SessionResult:
+        request.locks.acquire(["half.py"], request.holder, wait=0)
+        (request.repo / "half.py").write_text("half\n")
+        return SessionResult(Outcome.UNFINISHED, "reached the limit of 5 turns", ["half.py"],
+                             session_id="sess-1", details="Files changed: half.py.")  # fmt: skip
+
+
+def test_an_unfinished_session_is_continued_by_a_new_task_that_resumes_it(
+    worker: Worker, repo: Path, issue_id: str, state: State
+) -> None:
+    requeued: list[tuple[Any, ...]] = []
+
+    def requeue(*args: Any, **more: Any) -> str:
+        requeued.append((args, more))
+        return "task-2"
+
+    deps = WorkerDeps(worker.settings, state, UnfinishedAgent(), requeue=requeue)
+
+    record = work_on(TaskArgs(str(repo), issue_id, 1), TASK_ID, deps)
+
+    assert record.outcome is Outcome.UNFINISHED
+    expected = {
+        "continuation": 1,
+        "resume": "sess-1",
+        "prior": "Files changed: half.py.",
+        "files": ["half.py"],
+    }
+    assert requeued == [((str(repo), issue_id, 1), expected)]
+    assert (repo / "half.py").read_text() == "half\n"  # the work stays in the tree
+    assert porcelain(repo)["half.py"] == "??"  # uncommitted: nothing is closed unfinished
+    assert show_issue(repo, issue_id)["status"] == "open"
+    [note] = comments_of(repo, issue_id)
+    assert "UNFINISHED on attempt 1" in note
+    assert "continuing (1 of 2)" in note
+    assert LockTable(worker.settings.home, repo).locks() == []
+
+
+def test_an_issue_still_unfinished_after_the_last_continuation_waits_for_a_human(
+    worker: Worker, repo: Path, issue_id: str, state: State
+) -> None:
+    requeued: list[object] = []
+
+    def requeue(*args: Any, **more: Any) -> str:
+        requeued.append(args)
+        return "x"
+
+    deps = WorkerDeps(worker.settings, state, UnfinishedAgent(), requeue=requeue)
+
+    record = work_on(TaskArgs(str(repo), issue_id, 1, continuation=2), TASK_ID, deps)
+
+    assert record.outcome is Outcome.UNFINISHED
+    assert requeued == []
+    assert "needs a human" in comments_of(repo, issue_id)[0]

@@ -190,3 +190,32 @@ def test_a_redis_restart_loses_no_queued_task_and_workers_carry_on(
         worker.stop()
     finally:
         server.stop()
+
+
+def test_an_issue_that_outgrows_its_session_is_continued_to_the_end(
+    env: dict[str, str], repo: Path, fake_api: FakeApi, tmp_path: Path
+) -> None:
+    # Given a session allowed two turns, for work that takes three
+    issue_id = create_issue(repo, "Big change")
+    fake_api.script([
+        ToolUse("Write", {"file_path": "part1.txt", "content": "one\n"}),
+        ToolUse("Write", {"file_path": "part2.txt", "content": "two\n"}),
+        Text("DONE: both parts"),
+    ], match=marker(issue_id))  # fmt: skip
+    short = {**env, "BDP_MAX_TURNS": "2"}
+
+    # When a consumer works on it
+    assert bdp(short, "enqueue", str(repo)).returncode == 0
+    worker = consumer(short, tmp_path, "worker")
+    wait_for(lambda: show_issue(repo, issue_id)["status"] == "closed", timeout=90)
+    worker.stop()
+
+    # Then the first session ended UNFINISHED, a continuation resumed it and finished, and the
+    # one commit holds the work of both sessions
+    outcomes = [(r["outcome"], r["summary"]) for r in bdp_json(short, "status")["recent"]]
+    assert outcomes[0][0] == "UNFINISHED"
+    assert "continuing (1 of 2)" in outcomes[0][1]
+    assert outcomes[1] == ("DONE", "both parts")
+    [commit] = git(repo, "log", "--format=%H", f"--grep={issue_id}").split()
+    files = set(git(repo, "show", "--name-only", "--format=", commit).split())
+    assert files == {"part1.txt", "part2.txt"}
