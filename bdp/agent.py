@@ -42,10 +42,20 @@ from bdp import lock_tools
 from bdp.config import Settings
 from bdp.errors import DeadlockError, LockError
 from bdp.gate import GateResult
+from bdp.gitops import diff_of
 from bdp.guards import EDIT_TOOLS, check_bash, check_edit, edit_target, resolve_in_repo
 from bdp.models import Outcome
 from bdp.procs import RUN_ENV, end_run_processes
-from bdp.prompt import CONTINUE, build_prompt, parse_verdict, system_rules
+from bdp.prompt import (
+    CONTINUE,
+    REVIEWER_RULES,
+    Review,
+    build_prompt,
+    parse_review,
+    parse_verdict,
+    review_prompt,
+    system_rules,
+)
 from bdp.session import (
     PermanentSessionError,
     SessionRequest,
@@ -64,6 +74,7 @@ _FIXES = {
 }
 _MAX_RETRY_WAIT = 120.0
 _LOCK_TOOLS = ("lock_files", "unlock_files", "list_locks")
+READ_ONLY_TOOLS = ("Read", "Glob", "Grep")
 _PATHS_SCHEMA = {
     "type": "object",
     "properties": {"paths": {"type": "array", "items": {"type": "string"}}},
@@ -87,6 +98,8 @@ class _Tally:
     gate: GateResult | None = None
     cost_before_session: float = 0.0
     last_message: float = dataclasses.field(default_factory=time.monotonic)
+    review: Review | None = None
+    review_cost: float = 0.0
     busy: int = 0  # bdp itself is working (a gate, a lock wait): the session is not hung
 
     @contextlib.contextmanager
@@ -189,12 +202,53 @@ class ClaudeAgentRunner:
             async with ClaudeSDKClient(self._options(request, tally, resume)) as client:
                 await _exchange(client, _first_message(request, resume), request, tally, errors)
                 await _gate_rounds(client, request, tally, errors)
+                await self._review_rounds(client, request, tally, errors)
         except CLINotFoundError as error:
             raise PermanentSessionError(f"the Claude CLI was not found: {error}") from None
         except ClaudeSDKError as error:
             if not errors:
                 raise TransientSessionError(f"the Claude CLI failed: {error}") from None
         _raise_for(errors[-1] if errors else None)
+
+    async def _review_rounds(
+        self, client: ClaudeSDKClient, request: SessionRequest, tally: _Tally, errors: list[str]
+    ) -> None:
+        """A read-only reviewer must approve; its findings go back for a bounded fix."""
+        if request.review_rounds is None:
+            return
+        for round_number in range(request.review_rounds + 1):
+            verdict = parse_verdict(tally.final_text)
+            gate_failed = tally.gate is not None and not tally.gate.passed
+            if errors or gate_failed or verdict is None or verdict.outcome is not Outcome.DONE:
+                return
+            with tally.working():
+                tally.review = await self._review(request, tally)
+            if tally.review.approved or round_number == request.review_rounds:
+                return
+            await _exchange(client, tally.review.feedback(), request, tally, errors)
+            await _gate_rounds(client, request, tally, errors)
+
+    async def _review(self, request: SessionRequest, tally: _Tally) -> Review:
+        """One reviewer session over the diff of the run's files."""
+        diff = await asyncio.to_thread(diff_of, request.repo, sorted(tally.changed))
+        options = ClaudeAgentOptions(
+            cwd=str(request.repo), env={RUN_ENV: request.run_id}, model=self.settings.model,
+            max_turns=self.settings.max_turns, permission_mode="default",
+            allowed_tools=list(READ_ONLY_TOOLS), disallowed_tools=[*EDIT_TOOLS, "Bash"],
+            system_prompt=REVIEWER_RULES, cli_path=self.settings.claude_cli,
+        )  # fmt: skip
+        final: str | None = None
+        async with ClaudeSDKClient(options) as reviewer:
+            await reviewer.query(review_prompt(request.issue, diff))
+            async for message in reviewer.receive_response():
+                tally.last_message = time.monotonic()
+                _log(request.transcript, message, prefix="review: ")
+                if isinstance(message, ResultMessage):
+                    tally.review_cost += message.total_cost_usd or 0.0
+                    final = message.result
+        review = parse_review(final)
+        request.transcript.line(f"bdp: review {'approved' if review.approved else 'has findings'}")
+        return review
 
     def _options(
         self, request: SessionRequest, tally: _Tally, resume: str = ""
@@ -224,6 +278,17 @@ class ClaudeAgentRunner:
         )
 
     def _verdict(self, tally: _Tally) -> SessionResult:
+        result = self._plain_verdict(tally)
+        review = tally.review
+        if review is not None:
+            result.review = "APPROVE" if review.approved else f"CHANGES: {review.findings}"
+            result.review_cost_usd = round(tally.review_cost, 6)
+            if not review.approved and result.outcome is Outcome.DONE:
+                result.outcome, result.summary = Outcome.FAILED, "the reviewer still has findings"
+                result.details = review.findings
+        return result
+
+    def _plain_verdict(self, tally: _Tally) -> SessionResult:
         gate = tally.gate
         verdict = parse_verdict(tally.final_text)
         if gate and not gate.passed and verdict and verdict.outcome is Outcome.DONE:
@@ -256,9 +321,9 @@ def _note_retry(transcript: Transcript, state: RetryCallState) -> None:
     )
 
 
-def _log(transcript: Transcript, message: Any) -> None:
+def _log(transcript: Transcript, message: Any, prefix: str = "") -> None:
     for line in describe(message):
-        transcript.line(line)
+        transcript.line(prefix + line)
     is_instance = dataclasses.is_dataclass(message) and not isinstance(message, type)
     payload = dataclasses.asdict(message) if is_instance else {}
     transcript.message(type(message).__name__, payload)

@@ -6,6 +6,8 @@ Configured per repository in ``.bdp.toml`` (top level) or ``[tool.bdp]`` of its
     [tool.bdp]
     gate = ["uv run pytest -q", { cmd = "ruff check", timeout = 120 }]
     fix_rounds = 2          # times a failing gate goes back to the agent
+    review = false          # a read-only reviewer session must APPROVE the diff
+    review_rounds = 1       # times its findings go back to the agent
 
 The agent is not trusted to have run them: only a passing gate leads to commit and close.
 """
@@ -42,6 +44,8 @@ class RepoConfig:
 
     gate: tuple[GateCommand, ...] = ()
     fix_rounds: int = DEFAULT_FIX_ROUNDS
+    review: bool = False  # a second, read-only session reviews the diff before close
+    review_rounds: int = 1  # times the reviewer's findings go back for a fix
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,10 @@ def _parse(data: dict[str, Any], path: Path) -> RepoConfig:
     rounds = data.get("fix_rounds", DEFAULT_FIX_ROUNDS)
     if not isinstance(rounds, int) or rounds < 0:
         raise ConfigError(f"{path}: fix_rounds must be a whole number >= 0, got {rounds!r}")
-    return RepoConfig(tuple(commands), rounds)
+    review, review_rounds = data.get("review", False), data.get("review_rounds", 1)
+    if not isinstance(review, bool) or not isinstance(review_rounds, int) or review_rounds < 0:
+        raise ConfigError(f"{path}: review must be true or false, review_rounds a number >= 0")
+    return RepoConfig(tuple(commands), rounds, review, review_rounds)
 
 
 def run_gate(repo: Path, commands: tuple[GateCommand, ...], run_id: str) -> GateResult:

@@ -121,3 +121,14 @@ def _fallback_identity(repo: Path) -> dict[str, str]:
             "GIT_COMMITTER_NAME": "bdp",
             "GIT_COMMITTER_EMAIL": "bdp@localhost",
         }
+
+
+def diff_of(repo: Path, paths: Sequence[str]) -> str:
+    """The change of ``paths`` against HEAD, new files included, without touching the index."""
+    tracked = {p for p in git(repo, "ls-files", "--", *paths).splitlines() if p} if paths else set()
+    parts = [git(repo, "diff", "HEAD", "--", *sorted(tracked))] if tracked else []
+    for path in sorted(set(paths) - tracked):
+        if (repo / path).is_file():
+            lines = (repo / path).read_text(errors="replace").splitlines()
+            parts.append(f"--- /dev/null\n+++ b/{path}\n" + "".join(f"+{ln}\n" for ln in lines))
+    return "".join(parts)

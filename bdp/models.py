@@ -116,6 +116,8 @@ class RunRecord:
     commit: str = ""
     log_path: str = ""
     files: list[str] = field(default_factory=list)
+    review: str = ""  # the reviewer's verdict (APPROVE or its findings), when review is on
+    review_cost_usd: float = 0.0
 
     @property
     def duration(self) -> float:

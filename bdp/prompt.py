@@ -110,3 +110,43 @@ def _unwrap(summary: str, opening: str) -> str:
     if closing and summary.endswith(closing):
         summary = summary[: -len(closing)].rstrip()
     return summary
+
+
+REVIEWER_RULES = """\
+You review a change another agent made for one beads issue. You can read the repository but
+not change it. Check that the change does what the issue asks, is correct, is tested, and
+fits the code around it. End with exactly one last line: APPROVE, or
+CHANGES: <the findings, briefly, as one line>.
+"""
+
+
+@dataclass(frozen=True)
+class Review:
+    """A reviewer's verdict on a change."""
+
+    approved: bool
+    findings: str
+
+    def feedback(self) -> str:
+        return (
+            f"A reviewer read your change and asks for changes:\n\n{self.findings}\n\n"
+            "Address them, run the checks, then end again with the DONE / BLOCKED line."
+        )
+
+
+def review_prompt(issue: Issue, diff: str) -> str:
+    return (
+        f"Review the change for beads issue {issue.id}: {issue.title}\n\n"
+        f"{issue.description.strip()}\n\nAcceptance criteria: "
+        f"{issue.acceptance_criteria.strip() or 'none given'}\n\nThe diff:\n\n```diff\n{diff}\n```"
+    )
+
+
+def parse_review(text: str | None) -> Review:
+    """APPROVE on the last line approves; anything else counts as findings."""
+    lines = [line.strip(" *`") for line in (text or "").splitlines() if line.strip()]
+    if lines and lines[-1].upper().startswith("APPROVE"):
+        return Review(True, "")
+    if lines and lines[-1].startswith("CHANGES"):
+        return Review(False, lines[-1].partition(":")[2].strip() or "\n".join(lines))
+    return Review(False, "\n".join(lines) or "the reviewer gave no verdict")

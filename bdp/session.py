@@ -59,6 +59,7 @@ class SessionRequest:
     attempt: int = 1
     gate: Callable[[], GateResult] | None = None  # the repo's checks, run after each DONE
     fix_rounds: int = 0
+    review_rounds: int | None = None  # None: no review; else rounds of reviewer findings
     resume: str = ""  # SDK session id to continue (a continuation task)
     prior: str = ""  # what an unfinished earlier session did
 
@@ -77,6 +78,8 @@ class SessionResult:
     session_id: str = ""
     attempts: int = 0
     details: str = ""  # longer text for the bd comment (e.g. the failing gate's output)
+    review: str = ""
+    review_cost_usd: float = 0.0
 
 
 class AgentRunner(Protocol):

@@ -151,6 +151,7 @@ def _run_agent(job: _Job) -> SessionResult:
         holder=Holder.here(job.run.run_id, job.issue.id, job.run.started), stop=job.stop,
         attempt=job.args.attempt, gate=gate, fix_rounds=config.fix_rounds,
         resume=job.args.resume, prior=job.args.prior,
+        review_rounds=config.review_rounds if config.review else None,
     )  # fmt: skip
     try:
         _take_over(job, request)
@@ -280,7 +281,7 @@ def _record(job: _Job, result: SessionResult, commit: str) -> RunRecord:
         started=job.run.started, finished=time.time(), turns=result.turns,
         cost_usd=result.cost_usd, input_tokens=result.input_tokens,
         output_tokens=result.output_tokens, commit=commit, log_path=job.run.log_path,
-        files=result.changed_files,
+        files=result.changed_files, review=result.review, review_cost_usd=result.review_cost_usd,
     )  # fmt: skip
 
 

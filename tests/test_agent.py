@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +39,7 @@ def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApi]:
 def workdir(tmp_path: Path) -> Path:
     path = tmp_path / "repo"
     path.mkdir()
+    subprocess.run(["git", "init", "-q", path], check=True)
     return path
 
 
@@ -379,3 +381,53 @@ def test_a_gate_that_never_passes_fails_the_run_with_its_output(
     assert result.outcome is Outcome.FAILED
     assert result.summary == "quality gate still failing: pytest -q"
     assert result.details == "1 failed"
+
+
+REVIEW = "Review the change for beads issue t-abc"
+
+
+def test_a_reviewer_rejects_then_approves_after_a_fix_round(
+    api: FakeApi, workdir: Path, tmp_path: Path
+) -> None:
+    # Given an implementing session that fixes what the reviewer finds
+    api.script([
+        ToolUse("Write", {"file_path": "feature.py", "content": "x = 1\n"}),
+        Text("DONE: added x"),
+        ToolUse("Write", {"file_path": "test_feature.py", "content": "assert True\n"}),
+        Text("DONE: added x with a test"),
+    ], match="Implement beads issue t-abc")  # fmt: skip
+    api.fail_next(Text("No test for x.\nCHANGES: add a test for x"), match=REVIEW)
+    api.script([Text("Looks right now.\nAPPROVE")], match=REVIEW)
+    request = replace(request_for(workdir, tmp_path), review_rounds=1)
+
+    # When the session runs with review on
+    result = run(workdir, tmp_path, request=request)
+
+    # Then the first review's findings reached the implementer, and the second review approved
+    reviews = api.messages_requests(match=REVIEW)
+    assert len(reviews) == 2
+    assert "+x = 1" in str(reviews[0].body)  # the reviewer saw the diff of the new file
+    implementer = api.messages_requests(match="Implement beads issue t-abc")
+    assert "add a test for x" in str(implementer[2].body["messages"][-1])
+    assert (result.outcome, result.summary) == (Outcome.DONE, "added x with a test")
+    assert result.review == "APPROVE"
+    assert result.review_cost_usd > 0
+    assert sorted(result.changed_files) == ["feature.py", "test_feature.py"]
+
+
+def test_findings_that_outlast_the_review_rounds_fail_the_run(
+    api: FakeApi, workdir: Path, tmp_path: Path
+) -> None:
+    api.script([
+        ToolUse("Write", {"file_path": "feature.py", "content": "x = 1\n"}),
+        Text("DONE: added x"),
+    ], match="Implement beads issue t-abc")  # fmt: skip
+    api.script([Text("CHANGES: x is wrong")], match=REVIEW)
+    request = replace(request_for(workdir, tmp_path), review_rounds=0)
+
+    result = run(workdir, tmp_path, request=request)
+
+    assert result.outcome is Outcome.FAILED
+    assert result.summary == "the reviewer still has findings"
+    assert result.review == "CHANGES: x is wrong"
+    assert result.details == "x is wrong"

@@ -89,3 +89,19 @@ def test_a_hanging_gate_command_fails_at_its_timeout(tmp_path: Path) -> None:
 
     assert not result.passed
     assert "timed out after 0.5s" in result.output
+
+
+def test_review_is_off_unless_asked_for(tmp_path: Path) -> None:
+    assert load_repo_config(tmp_path).review is False
+    (tmp_path / ".bdp.toml").write_text("review = true\nreview_rounds = 2\n")
+
+    config = load_repo_config(tmp_path)
+
+    assert (config.review, config.review_rounds) == (True, 2)
+
+
+def test_a_bad_review_setting_is_refused(tmp_path: Path) -> None:
+    (tmp_path / ".bdp.toml").write_text('review = "yes"\n')
+
+    with pytest.raises(ConfigError, match="review must be true or false"):
+        load_repo_config(tmp_path)

@@ -288,3 +288,19 @@ def test_commit_paths_commits_a_staged_rename(repo: Path, lock_dir: Path) -> Non
 
     assert changed_paths(repo, ["a.py", "renamed.py"]) == ["a.py", "renamed.py"]
     assert commit_paths(repo, ["a.py", "renamed.py"], "rename", lock_dir) is not None
+
+
+def test_diff_of_shows_modified_and_new_files_without_touching_the_index(repo: Path) -> None:
+    from bdp.gitops import diff_of
+
+    (repo / "a.py").write_text("changed\n")
+    (repo / "new.py").write_text("brand new\n")
+    before = run_git(repo, "diff", "--cached", "--name-only")
+
+    diff = diff_of(repo, ["a.py", "new.py"])
+
+    assert "+changed" in diff
+    assert "+++ b/new.py" in diff
+    assert "+brand new" in diff
+    assert run_git(repo, "diff", "--cached", "--name-only") == before
+    assert "??" in run_git(repo, "status", "--porcelain", "--", "new.py")
