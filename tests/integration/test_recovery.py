@@ -219,3 +219,30 @@ def test_an_issue_that_outgrows_its_session_is_continued_to_the_end(
     [commit] = git(repo, "log", "--format=%H", f"--grep={issue_id}").split()
     files = set(git(repo, "show", "--name-only", "--format=", commit).split())
     assert files == {"part1.txt", "part2.txt"}
+
+
+def test_a_hung_session_is_stopped_and_continued_to_the_end(
+    env: dict[str, str], repo: Path, fake_api: FakeApi, tmp_path: Path
+) -> None:
+    # Given a session whose API goes quiet once, after its first edit
+    issue_id = create_issue(repo, "Flaky upstream mid-way")
+    fake_api.script([
+        ToolUse("Write", {"file_path": "first.txt", "content": "1\n"}),
+        Text("DONE: finished after the hang"),
+    ], match=marker(issue_id))  # fmt: skip
+    fake_api.fail_next(Delay(120, Text("DONE: never")), match=marker(issue_id), at_turn=1)
+    quiet = {**env, "BDP_IDLE_TIMEOUT": "2"}
+
+    # When a consumer works on it
+    assert bdp(quiet, "enqueue", str(repo)).returncode == 0
+    worker = consumer(quiet, tmp_path, "worker")
+    wait_for(lambda: show_issue(repo, issue_id)["status"] == "closed", timeout=90)
+    worker.stop()
+
+    # Then the hang was stopped as UNFINISHED, and the continuation finished and committed
+    outcomes = [(r["outcome"], r["summary"]) for r in bdp_json(quiet, "status")["recent"]]
+    assert outcomes[0][0] == "UNFINISHED"
+    assert outcomes[0][1].startswith("hung: no message for")
+    assert outcomes[1] == ("DONE", "finished after the hang")
+    assert agent_processes(fake_api.url) == []
+    assert "first.txt" in git(repo, "show", "--name-only", "--format=", "HEAD")

@@ -119,6 +119,7 @@ class RecordedRequest:
 class _OneShot:
     step: Step
     match: str | None
+    at_turn: int | None = None
 
 
 def tool_results(body: Any) -> list[dict[str, Any]]:
@@ -227,10 +228,16 @@ class FakeApi:
         with self._lock:
             self._scripts[match] = list(steps)
 
-    def fail_next(self, step: Step, *, times: int = 1, match: str | None = None) -> None:
-        """Answer the next ``times`` matching requests with ``step``, before any script."""
+    def fail_next(
+        self, step: Step, *, times: int = 1, match: str | None = None, at_turn: int | None = None
+    ) -> None:
+        """Answer the next ``times`` matching requests with ``step``, before any script.
+
+        With ``at_turn``, only a request holding that many model turns matches (e.g. 1: the
+        reply after the first tool call), so a one-off can hit the middle of a session.
+        """
         with self._lock:
-            self._one_shots.extend(_OneShot(step, match) for _ in range(times))
+            self._one_shots.extend(_OneShot(step, match, at_turn) for _ in range(times))
 
     # -- inspection --------------------------------------------------------
 
@@ -266,7 +273,10 @@ class FakeApi:
     def _choose(self, body: Any) -> Step:
         text = _first_user_text(body)
         with self._lock:
+            turns = _assistant_turns(body)
             for index, shot in enumerate(self._one_shots):
+                if shot.at_turn is not None and shot.at_turn != turns:
+                    continue
                 if shot.match is None or _matches(shot.match, text):
                     del self._one_shots[index]
                     return shot.step
