@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.beads import AMBIENT_VARS, bd_env, init_workspace
 from tests.support.fake_api import FakeApi, cli_env
+from tests.support.processes import HueyConsumer
 from tests.support.redis_server import RedisServer, redis_binary
 
 
@@ -84,6 +85,13 @@ def broker_env(request: pytest.FixtureRequest, env: dict[str, str]) -> dict[str,
     if request.param == "redis":
         return {**env, "BDP_REDIS_URL": request.getfixturevalue("redis_url")}
     return env
+
+
+@pytest.fixture(autouse=True)
+def no_consumer_left_behind() -> Iterator[None]:
+    """A test that fails mid-way still ends the consumers it started."""
+    yield
+    HueyConsumer.stop_all()
 
 
 @pytest.fixture

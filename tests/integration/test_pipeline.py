@@ -212,7 +212,11 @@ def test_secrets_never_reach_logs_or_status(
     api_key = secret_env["ANTHROPIC_API_KEY"]
     issue_id = create_issue(repo, "Print the environment")
     fake_api.script(
-        [ToolUse("Bash", {"command": "env; echo url=$BDP_REDIS_URL"}), Text("DONE: printed env")],
+        [
+            ToolUse("Bash", {"command": "env; echo url=$BDP_REDIS_URL"}),
+            ToolUse("Write", {"file_path": "env-checked.txt", "content": "ok\n"}),
+            Text("DONE: printed env"),
+        ],
         match=marker(issue_id),
     )
 

@@ -28,6 +28,14 @@ def wait_for(
 class HueyConsumer:
     """`huey_consumer workers.consumer.huey` as a subprocess, output in a log file."""
 
+    started: list[HueyConsumer] = []  # noqa: RUF012 - every consumer a test started, for teardown
+
+    @classmethod
+    def stop_all(cls) -> None:
+        """SIGKILL consumers a failed test left running (by the PIDs we started)."""
+        while cls.started:
+            cls.started.pop().stop(signal.SIGKILL, timeout=10)
+
     def __init__(self, env: dict[str, str], log: Path, workers: int = 2, kind: str = "thread"):
         self.env = env
         self.log = log
@@ -40,6 +48,7 @@ class HueyConsumer:
                 self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )  # fmt: skip
+        HueyConsumer.started.append(self)
         wait_for(lambda: b"consumer started" in self.log.read_bytes(), timeout=20)
         return self
 
