@@ -75,6 +75,8 @@ _FIXES = {
 _MAX_RETRY_WAIT = 120.0
 _LOCK_TOOLS = ("lock_files", "unlock_files", "list_locks")
 READ_ONLY_TOOLS = ("Read", "Glob", "Grep")
+#: What the API says when a conversation no longer fits the model's context window.
+CONTEXT_FULL = "prompt is too long"
 _PATHS_SCHEMA = {
     "type": "object",
     "properties": {"paths": {"type": "array", "items": {"type": "string"}}},
@@ -100,6 +102,7 @@ class _Tally:
     last_message: float = dataclasses.field(default_factory=time.monotonic)
     review: Review | None = None
     review_cost: float = 0.0
+    context_full: bool = False
     busy: int = 0  # bdp itself is working (a gate, a lock wait): the session is not hung
 
     @contextlib.contextmanager
@@ -208,7 +211,8 @@ class ClaudeAgentRunner:
         except ClaudeSDKError as error:
             if not errors:
                 raise TransientSessionError(f"the Claude CLI failed: {error}") from None
-        _raise_for(errors[-1] if errors else None)
+        if not tally.context_full:  # a full context is unfinished work, not an API failure
+            _raise_for(errors[-1] if errors else None)
 
     async def _review_rounds(
         self, client: ClaudeSDKClient, request: SessionRequest, tally: _Tally, errors: list[str]
@@ -289,6 +293,8 @@ class ClaudeAgentRunner:
         return result
 
     def _plain_verdict(self, tally: _Tally) -> SessionResult:
+        if tally.context_full:
+            return tally.result(Outcome.UNFINISHED, "the session's context is full")
         gate = tally.gate
         verdict = parse_verdict(tally.final_text)
         if gate and not gate.passed and verdict and verdict.outcome is Outcome.DONE:
@@ -339,6 +345,9 @@ async def _exchange(
         _log(request.transcript, message)
         if isinstance(message, AssistantMessage) and message.error:
             errors.append(message.error)
+            text = " ".join(getattr(block, "text", "") for block in message.content)
+            if CONTEXT_FULL in text.lower():
+                tally.context_full = True
         elif isinstance(message, ResultMessage):
             tally.add_result(message)
 

@@ -431,3 +431,18 @@ def test_findings_that_outlast_the_review_rounds_fail_the_run(
     assert result.summary == "the reviewer still has findings"
     assert result.review == "CHANGES: x is wrong"
     assert result.details == "x is wrong"
+
+
+def test_a_session_whose_context_is_full_is_unfinished_not_failed(
+    api: FakeApi, workdir: Path, tmp_path: Path
+) -> None:
+    too_long = {"type": "error", "error": {"type": "invalid_request_error",
+                "message": "prompt is too long: 250000 tokens > 200000 maximum"}}  # fmt: skip
+    api.script([ToolUse("Write", {"file_path": "a.txt", "content": "a"}), Status(400, too_long)])
+
+    result = run(workdir, tmp_path)
+
+    assert result.outcome is Outcome.UNFINISHED
+    assert result.summary == "the session's context is full"
+    assert "a.txt" in result.details
+    assert result.attempts == 1  # not retried as an API failure
