@@ -13,7 +13,7 @@ import dataclasses
 import gc
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, cast
 
 from claude_agent_sdk import (
@@ -41,7 +41,6 @@ from tenacity import (
 from bdp import lock_tools
 from bdp.config import Settings
 from bdp.errors import DeadlockError, LockError
-from bdp.gate import GateResult
 from bdp.gitops import diff_of
 from bdp.guards import EDIT_TOOLS, check_bash, check_edit, edit_target, resolve_in_repo
 from bdp.models import Outcome
@@ -63,6 +62,7 @@ from bdp.session import (
     StopSignal,
     TransientSessionError,
 )
+from bdp.tally import Tally
 from bdp.transcript import Transcript, describe
 
 #: AssistantMessage.error values that a later attempt may not hit.
@@ -84,64 +84,6 @@ _PATHS_SCHEMA = {
 }
 
 
-@dataclasses.dataclass
-class _Tally:
-    """Accumulates what a run's sessions did, across retries."""
-
-    changed: set[str] = dataclasses.field(default_factory=set)
-    turns: int = 0
-    cost_usd: float = 0.0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    session_id: str = ""
-    attempts: int = 0
-    final_text: str | None = None
-    subtype: str = ""
-    gate: GateResult | None = None
-    cost_before_session: float = 0.0
-    last_message: float = dataclasses.field(default_factory=time.monotonic)
-    review: Review | None = None
-    review_cost: float = 0.0
-    context_full: bool = False
-    busy: int = 0  # bdp itself is working (a gate, a lock wait): the session is not hung
-
-    @contextlib.contextmanager
-    def working(self) -> Iterator[None]:
-        self.busy += 1
-        try:
-            yield
-        finally:
-            self.busy -= 1
-            self.last_message = time.monotonic()
-
-    def unfinished_note(self) -> str:
-        files = ", ".join(sorted(self.changed)) or "none"
-        return f"Files changed: {files}. Last message: {(self.final_text or '').strip()[-1500:]}"
-
-    def add_result(self, message: ResultMessage) -> None:
-        usage = message.usage or {}
-        self.turns += message.num_turns  # turns and usage are per query...
-        self.cost_usd = self.cost_before_session + (message.total_cost_usd or 0.0)  # cost is not
-        self.input_tokens += int(usage.get("input_tokens", 0))
-        self.output_tokens += int(usage.get("output_tokens", 0))
-        self.session_id = message.session_id
-        self.final_text = message.result
-        self.subtype = message.subtype
-
-    def result(self, outcome: Outcome, summary: str) -> SessionResult:
-        return SessionResult(
-            outcome=outcome,
-            summary=summary,
-            changed_files=sorted(self.changed),
-            turns=self.turns,
-            cost_usd=round(self.cost_usd, 6),
-            input_tokens=self.input_tokens,
-            output_tokens=self.output_tokens,
-            session_id=self.session_id,
-            attempts=self.attempts,
-        )
-
-
 class ClaudeAgentRunner:
     """The real agent: one `ClaudeSDKClient` session per attempt."""
 
@@ -152,7 +94,7 @@ class ClaudeAgentRunner:
         return asyncio.run(self._run(request))
 
     async def _run(self, request: SessionRequest) -> SessionResult:
-        tally = _Tally()
+        tally = Tally()
         try:
             async with asyncio.timeout(request.deadline - time.time()):
                 idle = _idle_check(tally, request.stop, self.settings.idle_timeout)
@@ -180,7 +122,7 @@ class ClaudeAgentRunner:
             # open; collect it while this loop still runs, not after asyncio.run closed it.
             gc.collect()
 
-    async def _attempts(self, request: SessionRequest, tally: _Tally) -> None:
+    async def _attempts(self, request: SessionRequest, tally: Tally) -> None:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(TransientSessionError),
             stop=stop_after_attempt(self.settings.retries),
@@ -197,7 +139,7 @@ class ClaudeAgentRunner:
                 tally.attempts += 1
                 await self._session(request, tally)
 
-    async def _session(self, request: SessionRequest, tally: _Tally) -> None:
+    async def _session(self, request: SessionRequest, tally: Tally) -> None:
         errors: list[str] = []
         tally.cost_before_session = tally.cost_usd
         try:
@@ -215,7 +157,7 @@ class ClaudeAgentRunner:
             _raise_for(errors[-1] if errors else None)
 
     async def _review_rounds(
-        self, client: ClaudeSDKClient, request: SessionRequest, tally: _Tally, errors: list[str]
+        self, client: ClaudeSDKClient, request: SessionRequest, tally: Tally, errors: list[str]
     ) -> None:
         """A read-only reviewer must approve; its findings go back for a bounded fix."""
         if request.review_rounds is None:
@@ -232,7 +174,7 @@ class ClaudeAgentRunner:
             await _exchange(client, tally.review.feedback(), request, tally, errors)
             await _gate_rounds(client, request, tally, errors)
 
-    async def _review(self, request: SessionRequest, tally: _Tally) -> Review:
+    async def _review(self, request: SessionRequest, tally: Tally) -> Review:
         """One reviewer session over the diff of the run's files."""
         diff = await asyncio.to_thread(diff_of, request.repo, sorted(tally.changed))
         options = ClaudeAgentOptions(
@@ -255,7 +197,7 @@ class ClaudeAgentRunner:
         return review
 
     def _options(
-        self, request: SessionRequest, tally: _Tally, resume: str = ""
+        self, request: SessionRequest, tally: Tally, resume: str = ""
     ) -> ClaudeAgentOptions:
         mode = self.settings.permission_mode
         if mode == "bypassPermissions" and os.geteuid() == 0 and not os.environ.get("IS_SANDBOX"):
@@ -281,7 +223,7 @@ class ClaudeAgentRunner:
             resume=resume or None,
         )
 
-    def _verdict(self, tally: _Tally) -> SessionResult:
+    def _verdict(self, tally: Tally) -> SessionResult:
         result = self._plain_verdict(tally)
         review = tally.review
         if review is not None:
@@ -292,7 +234,7 @@ class ClaudeAgentRunner:
                 result.details = review.findings
         return result
 
-    def _plain_verdict(self, tally: _Tally) -> SessionResult:
+    def _plain_verdict(self, tally: Tally) -> SessionResult:
         if tally.context_full:
             return tally.result(Outcome.UNFINISHED, "the session's context is full")
         gate = tally.gate
@@ -336,7 +278,7 @@ def _log(transcript: Transcript, message: Any, prefix: str = "") -> None:
 
 
 async def _exchange(
-    client: ClaudeSDKClient, text: str, request: SessionRequest, tally: _Tally, errors: list[str]
+    client: ClaudeSDKClient, text: str, request: SessionRequest, tally: Tally, errors: list[str]
 ) -> None:
     """Send one user message and read the whole response into the tally."""
     await client.query(text)
@@ -353,7 +295,7 @@ async def _exchange(
 
 
 async def _gate_rounds(
-    client: ClaudeSDKClient, request: SessionRequest, tally: _Tally, errors: list[str]
+    client: ClaudeSDKClient, request: SessionRequest, tally: Tally, errors: list[str]
 ) -> None:
     """After each DONE, run the gate; send a failure back for at most ``fix_rounds`` rounds."""
     if request.gate is None:
@@ -377,7 +319,7 @@ def _first_message(request: SessionRequest, resume: str) -> str:
     return build_prompt(request.issue, request.repo, request.attempt, request.prior)
 
 
-def _idle_check(tally: _Tally, stop: StopSignal, timeout: float) -> Callable[[], None]:
+def _idle_check(tally: Tally, stop: StopSignal, timeout: float) -> Callable[[], None]:
     """Stops a session that sends nothing for ``timeout`` s (bdp's own waits don't count)."""
 
     def check() -> None:
@@ -433,7 +375,7 @@ def _lock_server(request: SessionRequest, wait: float) -> McpSdkServerConfig:
 
 
 def _hooks(
-    request: SessionRequest, tally: _Tally, lock_wait: float
+    request: SessionRequest, tally: Tally, lock_wait: float
 ) -> dict[HookEvent, list[HookMatcher]]:
     repo = request.repo
 
