@@ -534,3 +534,22 @@ def test_an_issue_still_unfinished_after_the_last_continuation_waits_for_a_human
     assert record.outcome is Outcome.UNFINISHED
     assert requeued == []
     assert "needs a human" in comments_of(repo, issue_id)[0]
+
+
+@dataclass
+class GateNeverPasses:
+    def run(self, request: SessionRequest) -> SessionResult:
+        return SessionResult(Outcome.FAILED, "quality gate still failing: pytest -q",
+                             details="FAILED test_x.py::test_y - assert 1 == 2")  # fmt: skip
+
+
+def test_a_gate_that_still_fails_resets_the_issue_with_its_output_in_the_comment(
+    worker: Worker, repo: Path, issue_id: str
+) -> None:
+    record = worker.run(issue_id, GateNeverPasses())
+
+    assert record.outcome is Outcome.FAILED
+    [note] = comments_of(repo, issue_id)
+    assert note.startswith("bdp: FAILED on attempt 1: quality gate still failing: pytest -q.")
+    assert "```\nFAILED test_x.py::test_y - assert 1 == 2\n```" in note
+    assert show_issue(repo, issue_id)["status"] == "open"
