@@ -12,13 +12,18 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
 
 from bdp.config import Settings, parse_duration
 from bdp.errors import BdpError, BrokerUnavailable
+
+if TYPE_CHECKING:  # the commands import these lazily, to keep `bdp --help` fast
+    from bdp.app import App
+    from bdp.beads import ReadyFilters
+    from bdp.runner import Progress
 
 _REPO = click.Path(path_type=Path)
 
@@ -71,13 +76,15 @@ def _settings_label() -> str:
         return "the configured broker"
 
 
-def _app(**overrides: object) -> Any:
+def _app(**overrides: object) -> App:
     from bdp.app import App
 
     return App.create(Settings.from_env(None, **overrides))
 
 
-def _filters(priority: int | None, label: tuple[str, ...], type_: str | None, limit: int) -> Any:
+def _filters(
+    priority: int | None, label: tuple[str, ...], type_: str | None, limit: int
+) -> ReadyFilters:
     from bdp.beads import ReadyFilters
 
     return ReadyFilters(limit=limit, priority=priority, labels=label, issue_type=type_)
@@ -216,7 +223,7 @@ def run(repo: Path, max_agents: int, timeout: str, verbose: bool, limit: int, wa
     sys.exit(1 if failed else 0)
 
 
-def _progress(verbose: bool) -> Any:
+def _progress(verbose: bool) -> Progress:
     from rich.console import Console
 
     from bdp.render import clock
