@@ -359,3 +359,20 @@ def _sweep(force: bool) -> None:
                          ("cleared marker", report.cleared_markers)):  # fmt: skip
         for item in items:
             click.echo(f"  {label}: {item}")
+
+
+@main.command()
+def metrics() -> None:
+    """Print metrics in Prometheus text format.
+
+    Queue depth, running sessions, outcomes by kind, session durations, cost,
+    tokens and janitor actions, summed over every consumer sharing the broker.
+
+    \b
+    Example:
+        bdp metrics
+        bdp metrics > /var/lib/node_exporter/textfile/bdp.prom
+    """
+    from bdp.metrics import render_metrics
+
+    click.echo(render_metrics(_app()), nl=False)

@@ -29,6 +29,8 @@ from bdp.status import LAST_SWEEP
 
 log = logging.getLogger("bdp.janitor")
 Requeue = Callable[[str, str, int], str]
+#: What a sweep can do, each counted for `bdp metrics`.
+JANITOR_ACTIONS = ("freed_locks", "killed", "reset", "requeued", "needs_human", "cleared_markers")
 _BDP_ACTOR = "bdp/"
 
 
@@ -83,6 +85,9 @@ class Janitor:
         for run_id in self.state.orphan_beats():
             self.state.drop_beat(run_id)
         self.state.put_meta(LAST_SWEEP, report.to_json())
+        for action in JANITOR_ACTIONS:
+            if getattr(report, action):
+                self.state.count(f"janitor:{action}", len(getattr(report, action)))
         if report.summary() != SweepReport().summary():
             log.info("janitor: %s", report.summary())
         return report

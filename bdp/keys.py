@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 #: bdp's namespaces: enqueue markers, the run registry, heartbeats, outcomes, known repos, misc.
-NAMESPACES = ("markers", "runs", "beats", "outcomes", "repos", "meta")
+NAMESPACES = ("markers", "runs", "beats", "outcomes", "repos", "meta", "counters")
 
 
 def namespace_name(queue: str, namespace: str) -> str:

@@ -20,10 +20,14 @@ from huey.constants import EmptyData
 
 from bdp.config import OUTCOMES_KEPT
 from bdp.keys import marker_key, outcome_key
-from bdp.models import Run, RunRecord
+from bdp.models import Outcome, Run, RunRecord
 from bdp.queue import namespace_storage
 
 MarkerState = Literal["queued", "running"]
+#: Upper bounds (seconds) of the session duration histogram.
+DURATION_BUCKETS = (60, 300, 900, 1800, 3600, 7200)
+#: Outcomes of runs that ran a session (a lost claim is not a session).
+SESSION_OUTCOMES = frozenset(Outcome) - {Outcome.SKIPPED, Outcome.ABANDONED}
 
 __all__ = ["Marker", "MarkerState", "State", "marker_key"]
 
@@ -58,6 +62,7 @@ class State:
         self._outcomes = namespace_storage(huey, "outcomes")
         self._repos = namespace_storage(huey, "repos")
         self._meta = namespace_storage(huey, "meta")
+        self._counters = namespace_storage(huey, "counters")
 
     # -- enqueue markers ---------------------------------------------------------------
     def mark_queued(self, repo: str, issue_id: str, task_id: str) -> bool:
@@ -123,7 +128,8 @@ class State:
 
     # -- outcomes ----------------------------------------------------------------------
     def record(self, record: RunRecord) -> None:
-        """Keep the outcome; trims to the newest OUTCOMES_KEPT records."""
+        """Keep the outcome (trimmed to the newest OUTCOMES_KEPT) and count it for metrics."""
+        self._count(record)
         self._outcomes.put_data(
             outcome_key(record.finished, record.run_id), _dump(record.to_json())
         )
@@ -140,6 +146,27 @@ class State:
         if limit is not None:
             items = items[-limit:] if limit else []
         return [RunRecord.from_json(_load(v)) for _, v in items]
+
+    def _count(self, record: RunRecord) -> None:
+        incr = self._counters.incr
+        incr(f"outcomes:{record.outcome.value}")
+        incr("cost_microusd", round(record.cost_usd * 1_000_000))
+        incr("input_tokens", record.input_tokens)
+        incr("output_tokens", record.output_tokens)
+        if record.outcome in SESSION_OUTCOMES:
+            incr("duration_count")
+            incr("duration_ms_sum", round(record.duration * 1000))
+            for bound in DURATION_BUCKETS:
+                if record.duration <= bound:
+                    incr(f"duration_le:{bound}")
+
+    def count(self, key: str, amount: int = 1) -> None:
+        """Add to a metrics counter (janitor actions and the like)."""
+        self._counters.incr(key, amount)
+
+    def counters(self, keys: Iterable[str]) -> dict[str, int]:
+        """Current values of counters (an atomic add of zero reads one)."""
+        return {key: int(self._counters.incr(key, 0)) for key in keys}
 
     # -- repositories and janitor bookkeeping --------------------------------------------
     def remember_repo(self, repo: str) -> None:
