@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 
-from bdp.config import Settings, parse_duration
+from bdp.config import DEFAULT_WATCH_INTERVAL, Settings, parse_duration
 from bdp.errors import BdpError, BrokerUnavailable
 
 if TYPE_CHECKING:  # the commands import these lazily, to keep `bdp --help` fast
@@ -93,7 +93,7 @@ def _filters(
 def _watch_options(func: Any) -> Any:
     interval = click.option(
         "--interval",
-        default="30s",
+        default=f"{DEFAULT_WATCH_INTERVAL:g}s",
         show_default=True,
         envvar="BDP_WATCH_INTERVAL",
         help="Time between polls: 30s, 2m.",

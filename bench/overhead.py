@@ -78,17 +78,14 @@ def overhead(settings: Settings, tasks: int, work: Path) -> tuple[float, float]:
 
     repo = make_repo(work / "repo")
     beads = MemoryBeads([Issue(id=f"b-{n}", title=f"Bench {n}") for n in range(tasks)])
-    counter = iter(range(tasks))
-    agent = StubAgentRunner(on_run=lambda req: (req.repo / f"f{next(counter)}.txt").write_text("x"))
-    agent.files = {}
+    agent = StubAgentRunner()
     deps = WorkerDeps(settings, State(huey), agent, beads=lambda _repo: beads)
 
     def run_issue(repo: str, issue_id: str, attempt: int, task: object = None) -> None:
         work_on(TaskArgs(repo, issue_id, attempt), "bench", deps)
 
     wrapper = huey.task(name="bench_run_issue", context=True)(run_issue)
-    # the stub writes a file that the pipeline then commits: changed_files must name it
-    agent.on_run = None
+    # each task's stub writes one new file, which the pipeline then locks and commits
     samples = []
     for n in range(tasks):
         name = f"f{n}.txt"
