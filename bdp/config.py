@@ -55,6 +55,10 @@ DEFAULT_IDLE_TIMEOUT = 600.0
 DEFAULT_MAX_CONTINUATIONS = 2
 #: Seconds between `bd ready` polls of `bdp enqueue --watch` and `bdp run --watch`.
 DEFAULT_WATCH_INTERVAL = 30.0
+#: Seconds the queue pauses after a usage limit that gives no reset time (doubles, to 1 h).
+DEFAULT_PAUSE_BACKOFF = 300.0
+#: Seconds between a holding worker's checks of the queue budget and pause.
+HOLD_POLL = 5.0
 #: Huey queue name; every Redis key bdp uses starts from it.
 DEFAULT_QUEUE = "bdp"
 #: Outcome records kept for `bdp status`.
@@ -119,6 +123,10 @@ class Settings:
     wrapup: float = DEFAULT_WRAPUP
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     max_continuations: int = DEFAULT_MAX_CONTINUATIONS
+    budget_usd: float | None = None  # the queue's budget: no session starts once it is spent
+    max_cost_per_issue: float | None = None  # a session crossing it is stopped, issue reset
+    pause_backoff: float = DEFAULT_PAUSE_BACKOFF
+    notify: str | None = field(default=None, repr=False)  # a command or http(s) URL per event
 
     def __post_init__(self) -> None:
         if self.permission_mode not in PERMISSION_MODES:
@@ -128,6 +136,10 @@ class Settings:
             )
         if min(self.retries, self.max_turns, self.max_attempts) < 1:
             raise ConfigError("BDP_RETRIES, BDP_MAX_TURNS and BDP_MAX_ATTEMPTS must be at least 1")
+        for name, value in (("BDP_BUDGET_USD", self.budget_usd),
+                            ("BDP_MAX_COST_PER_ISSUE", self.max_cost_per_issue)):  # fmt: skip
+            if value is not None and value <= 0:
+                raise ConfigError(f"{name}={value!r} must be a positive amount of USD")
         if self.redis_url and urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
             raise ConfigError(
                 f"BDP_REDIS_URL={mask_url(self.redis_url)!r} is not a Redis URL",
@@ -162,6 +174,7 @@ def _read_env(env: Mapping[str, str]) -> dict[str, object]:
         ("bd", "BDP_BD"),
         ("model", "BDP_MODEL"),
         ("claude_cli", "BDP_CLAUDE_CLI"),
+        ("notify", "BDP_NOTIFY"),
     )
     for key, name in names:
         if env.get(name):
@@ -191,6 +204,9 @@ def _read_numbers(env: Mapping[str, str]) -> dict[str, object]:
         ("wrapup", "BDP_WRAPUP", float),
         ("idle_timeout", "BDP_IDLE_TIMEOUT", float),
         ("max_continuations", "BDP_MAX_CONTINUATIONS", int),
+        ("budget_usd", "BDP_BUDGET_USD", float),
+        ("max_cost_per_issue", "BDP_MAX_COST_PER_ISSUE", float),
+        ("pause_backoff", "BDP_PAUSE_BACKOFF", float),
     )
     for key, name, kind in spec:
         if env.get(name):
