@@ -25,7 +25,9 @@ from claude_agent_sdk import (
     HookCallback,
     HookMatcher,
     McpSdkServerConfig,
+    RateLimitEvent,
     ResultMessage,
+    UserMessage,
     create_sdk_mcp_server,
     tool,
 )
@@ -43,6 +45,7 @@ from bdp.config import Settings
 from bdp.errors import DeadlockError, LockError
 from bdp.gitops import diff_of
 from bdp.guards import EDIT_TOOLS, check_bash, check_edit, edit_target, resolve_in_repo
+from bdp.hold import reset_time
 from bdp.models import Outcome
 from bdp.procs import RUN_ENV, end_run_processes
 from bdp.prompt import (
@@ -61,12 +64,17 @@ from bdp.session import (
     SessionResult,
     StopSignal,
     TransientSessionError,
+    UsageLimitError,
 )
 from bdp.tally import Tally
 from bdp.transcript import Transcript, describe
 
 #: AssistantMessage.error values that a later attempt may not hit.
-TRANSIENT_ERRORS = {"server_error", "rate_limit", "unknown"}
+TRANSIENT_ERRORS = {"server_error", "unknown"}
+#: The CLI has already retried a rate limit: pause the queue rather than retry again.
+RATE_LIMITED = "rate_limit"
+#: ResultMessage.subtype when the session crossed ``max_budget_usd``.
+OVER_BUDGET = "error_max_budget_usd"
 _FIXES = {
     "authentication_failed": "check ANTHROPIC_API_KEY (or the credentials the CLI uses)",
     "billing_error": "check the account's billing and credit",
@@ -114,6 +122,10 @@ class ClaudeAgentRunner:
             return tally.result(Outcome.FAILED, str(error))
         except TransientSessionError as error:
             return tally.result(Outcome.FAILED, f"gave up after {tally.attempts} attempts: {error}")
+        except UsageLimitError as error:
+            result = tally.result(Outcome.PAUSED, str(error))
+            result.resets_at = error.resets_at
+            return result
         finally:
             leftovers = end_run_processes(request.run_id)
             if leftovers:
@@ -154,7 +166,7 @@ class ClaudeAgentRunner:
             if not errors:
                 raise TransientSessionError(f"the Claude CLI failed: {error}") from None
         if not tally.context_full:  # a full context is unfinished work, not an API failure
-            _raise_for(errors[-1] if errors else None)
+            _raise_for(errors[-1] if errors else None, tally)
 
     async def _review_rounds(
         self, client: ClaudeSDKClient, request: SessionRequest, tally: Tally, errors: list[str]
@@ -221,6 +233,7 @@ class ClaudeAgentRunner:
             hooks=_hooks(request, tally, self.settings.lock_wait),
             cli_path=self.settings.claude_cli,
             resume=resume or None,
+            max_budget_usd=_budget_left(request, tally),
         )
 
     def _verdict(self, tally: Tally) -> SessionResult:
@@ -235,6 +248,9 @@ class ClaudeAgentRunner:
         return result
 
     def _plain_verdict(self, tally: Tally) -> SessionResult:
+        if tally.subtype == OVER_BUDGET:
+            return tally.result(Outcome.OVER_BUDGET, f"stopped at ${tally.cost_usd:.2f}: "
+                                "over the issue's budget")  # fmt: skip
         if tally.context_full:
             return tally.result(Outcome.UNFINISHED, "the session's context is full")
         gate = tally.gate
@@ -252,9 +268,18 @@ class ClaudeAgentRunner:
         return tally.result(verdict.outcome, verdict.summary)
 
 
-def _raise_for(api_error: str | None) -> None:
+def _budget_left(request: SessionRequest, tally: Tally) -> float | None:
+    """What this session may still spend: the run's budget less earlier attempts' cost."""
+    if request.max_cost is None:
+        return None
+    return max(request.max_cost - tally.cost_usd, 1e-6)
+
+
+def _raise_for(api_error: str | None, tally: Tally) -> None:
     if api_error is None:
         return
+    if api_error == RATE_LIMITED:
+        raise UsageLimitError("the API account is rate- or usage-limited", tally.limit_reset)
     if api_error in TRANSIENT_ERRORS:
         raise TransientSessionError(f"API error: {api_error}")
     fix = _FIXES.get(api_error, "see the run's log")
@@ -290,8 +315,23 @@ async def _exchange(
             text = " ".join(getattr(block, "text", "") for block in message.content)
             if CONTEXT_FULL in text.lower():
                 tally.context_full = True
+            tally.limit_reset = tally.limit_reset or reset_time(text)
+        elif isinstance(message, AssistantMessage):
+            tally.add_assistant(message)
+        elif isinstance(message, UserMessage):
+            tally.tool = ""  # the tool call's result is back
+        elif isinstance(message, RateLimitEvent):
+            _note_rate_limit(message, tally)
         elif isinstance(message, ResultMessage):
             tally.add_result(message)
+        request.progress.publish(tally.activity())
+
+
+def _note_rate_limit(event: RateLimitEvent, tally: Tally) -> None:
+    """A refused request's limit says when it resets (subscription logins report this)."""
+    info = event.rate_limit_info
+    if info.status == "rejected" and info.resets_at:
+        tally.limit_reset = float(info.resets_at)
 
 
 async def _gate_rounds(

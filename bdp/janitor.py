@@ -28,7 +28,7 @@ from bdp.state import State
 from bdp.status import LAST_SWEEP
 
 log = logging.getLogger("bdp.janitor")
-Requeue = Callable[[str, str, int], str]
+Requeue = Callable[..., str]  # (repo, issue_id, attempt, **task options) -> task id
 #: What a sweep can do, each counted for `bdp metrics`.
 JANITOR_ACTIONS = ("freed_locks", "killed", "reset", "requeued", "needs_human", "cleared_markers")
 _BDP_ACTOR = "bdp/"
@@ -116,11 +116,13 @@ class Janitor:
         actor = f"{_BDP_ACTOR}{run.host}/{run.worker}"
         note = (f"bdp janitor: run {run.run_id} ({run.host}/{run.worker}) stopped responding "
                 f"during attempt {run.attempt}")  # fmt: skip
-        self._reset_and_requeue(run.repo, run.issue_id, run.attempt, actor, note, report)
+        self._reset_and_requeue(run.repo, run.issue_id, run.attempt, actor, note, report,
+                                max_cost=run.max_cost)  # fmt: skip
         self.state.record(_abandoned(run, note))
 
     def _reset_and_requeue(self, repo: str, issue_id: str, attempt: int, actor: str | None,
-                           note: str, report: SweepReport) -> None:  # fmt: skip
+                           note: str, report: SweepReport,
+                           max_cost: float | None = None) -> None:  # fmt: skip
         beads = self.beads(Path(repo))
         issue = beads.show(issue_id)
         if issue.status != "in_progress" or (actor and issue.assignee != actor):
@@ -142,7 +144,7 @@ class Janitor:
             report.needs_human.append(issue_id)
             return
         beads.comment(issue_id, f"{note}; queued again as attempt {attempt + 1}", "bdp")
-        self.requeue(repo, issue_id, attempt + 1)
+        self.requeue(repo, issue_id, attempt + 1, max_cost=max_cost)
         report.requeued.append(issue_id)
 
     # -- locks ----------------------------------------------------------------------------

@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import re
 
-#: bdp's namespaces: enqueue markers, the run registry, heartbeats, outcomes, known repos, misc.
-NAMESPACES = ("markers", "runs", "beats", "outcomes", "repos", "meta", "counters")
+#: bdp's namespaces: enqueue markers, the run registry, heartbeats, live progress, outcomes,
+#: known repos, misc, and counters.
+NAMESPACES = ("markers", "runs", "beats", "progress", "outcomes", "repos", "meta", "counters")
+#: Keys of the counters namespace that status reads directly.
+SPENT_COUNTER = "cost_microusd"
+#: The meta key of the queue-wide usage-limit pause.
+PAUSE_KEY = "pause"
 
 
 def namespace_name(queue: str, namespace: str) -> str:
@@ -39,6 +44,16 @@ def redis_schedule_key(queue: str) -> str:
 def redis_namespace_key(queue: str, namespace: str) -> str:
     """The Redis hash holding one of bdp's namespaces."""
     return f"huey.results.{redis_name(namespace_name(queue, namespace))}"
+
+
+def redis_counter_key(queue: str, namespace: str) -> str:
+    """The Redis hash holding the atomic counters of one of bdp's namespaces."""
+    return f"huey.counters.{redis_name(namespace_name(queue, namespace))}"
+
+
+def issue_cost_key(repo: str, issue_id: str) -> str:
+    """The counter of what one issue has cost so far, over all its attempts (micro-USD)."""
+    return f"issue_cost:{marker_key(repo, issue_id)}"
 
 
 def marker_key(repo: str, issue_id: str) -> str:

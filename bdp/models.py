@@ -20,6 +20,8 @@ class Outcome(enum.StrEnum):
     UNFINISHED = "UNFINISHED"  # out of turns, hung, or said so; continued by a new task
     NO_CHANGE = "NO_CHANGE"  # the agent said DONE but changed no file; issue reset
     ABANDONED = "ABANDONED"  # the janitor found the run dead (worker killed) and reset the issue
+    OVER_BUDGET = "OVER_BUDGET"  # the issue's cost crossed its budget; stopped and reset
+    PAUSED = "PAUSED"  # the account hit a usage limit; the queue pauses and the issue waits
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,27 @@ class TaskArgs:
     resume: str = ""  # the SDK session to resume, when this task continues one
     prior: str = ""  # what the unfinished session did, for a fresh session to build on
     files: tuple[str, ...] = ()  # files the unfinished sessions changed, still uncommitted
+    max_cost: float | None = None  # USD this issue may cost over all its attempts
+
+
+@dataclass
+class Activity:
+    """What a running session is doing now, recorded while it runs for `bdp status`."""
+
+    tool: str = ""  # the tool call in flight, e.g. ``Edit src/app.py``; empty between calls
+    turns: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0  # settled at the end of each exchange with the model
+    updated: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Activity:
+        names = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 @dataclass
@@ -87,6 +110,7 @@ class Run:
     deadline: float
     heartbeat: float
     log_path: str = ""
+    max_cost: float | None = None  # the issue's budget in USD, carried over to a requeue
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from bdp.gate import GateResult
 from bdp.locks import Holder, LockTable
-from bdp.models import Issue, Outcome
+from bdp.models import Activity, Issue, Outcome
 from bdp.transcript import Transcript
 
 
@@ -24,6 +24,32 @@ class TransientSessionError(Exception):
 
 class PermanentSessionError(Exception):
     """A failure retrying cannot fix: bad credentials, billing, broken configuration."""
+
+
+class UsageLimitError(Exception):
+    """The account is rate- or usage-limited: the queue pauses instead of retrying."""
+
+    def __init__(self, message: str, resets_at: float | None) -> None:
+        super().__init__(message)
+        self.resets_at = resets_at
+
+
+class LiveProgress:
+    """The latest Activity of a session, handed from the agent to the watchdog thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._activity: Activity | None = None
+
+    def publish(self, activity: Activity) -> None:
+        with self._lock:
+            self._activity = activity
+
+    def take(self) -> Activity | None:
+        """The activity published since the last take, if any."""
+        with self._lock:
+            activity, self._activity = self._activity, None
+        return activity
 
 
 class StopSignal:
@@ -62,6 +88,8 @@ class SessionRequest:
     review_rounds: int | None = None  # None: no review; else rounds of reviewer findings
     resume: str = ""  # SDK session id to continue (a continuation task)
     prior: str = ""  # what an unfinished earlier session did
+    max_cost: float | None = None  # USD this run may still spend before it is stopped
+    progress: LiveProgress = field(default_factory=LiveProgress)
 
 
 @dataclass
@@ -80,6 +108,7 @@ class SessionResult:
     details: str = ""  # longer text for the bd comment (e.g. the failing gate's output)
     review: str = ""
     review_cost_usd: float = 0.0
+    resets_at: float | None = None  # PAUSED: when the usage limit resets, if the API said
 
 
 class AgentRunner(Protocol):

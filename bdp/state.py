@@ -19,8 +19,8 @@ from huey import Huey
 from huey.constants import EmptyData
 
 from bdp.config import OUTCOMES_KEPT
-from bdp.keys import marker_key, outcome_key
-from bdp.models import Outcome, Run, RunRecord
+from bdp.keys import PAUSE_KEY, SPENT_COUNTER, issue_cost_key, marker_key, outcome_key
+from bdp.models import Activity, Outcome, Run, RunRecord
 from bdp.queue import namespace_storage
 
 MarkerState = Literal["queued", "running"]
@@ -59,6 +59,7 @@ class State:
         self._markers = namespace_storage(huey, "markers")
         self._runs = namespace_storage(huey, "runs")
         self._beats = namespace_storage(huey, "beats")
+        self._progress = namespace_storage(huey, "progress")
         self._outcomes = namespace_storage(huey, "outcomes")
         self._repos = namespace_storage(huey, "repos")
         self._meta = namespace_storage(huey, "meta")
@@ -105,6 +106,7 @@ class State:
         """Remove the run atomically; only the caller that gets it back owns its clean-up."""
         raw = self._runs.pop_data(run_id)
         self._beats.delete_data(run_id)
+        self._progress.delete_data(run_id)
         return None if raw is EmptyData else Run.from_json(_load(raw))
 
     def unregister(self, run_id: str) -> None:
@@ -117,6 +119,16 @@ class State:
         for run in runs:
             run.heartbeat = beats.get(run.run_id, run.heartbeat)
         return sorted(runs, key=lambda r: r.started)
+
+    def report_activity(self, run_id: str, activity: Activity) -> None:
+        """Publish what a run's session is doing (written by its watchdog while it runs)."""
+        if self.has_run(run_id):  # never recreate progress for a run already taken away
+            self._progress.put_data(run_id, _dump(activity.to_json()))
+
+    def activities(self) -> dict[str, Activity]:
+        """The latest published activity of each running run."""
+        items = self._progress.result_items().items()
+        return {run_id: Activity.from_json(_load(raw)) for run_id, raw in items}
 
     def orphan_beats(self) -> list[str]:
         """Heartbeats of runs no longer registered (a beat racing an unregister)."""
@@ -150,7 +162,10 @@ class State:
     def _count(self, record: RunRecord) -> None:
         incr = self._counters.incr
         incr(f"outcomes:{record.outcome.value}")
-        incr("cost_microusd", round(record.cost_usd * 1_000_000))
+        cost = round((record.cost_usd + record.review_cost_usd) * 1_000_000)
+        incr(SPENT_COUNTER, cost)
+        if cost:
+            incr(issue_cost_key(record.repo, record.issue_id), cost)
         incr("input_tokens", record.input_tokens)
         incr("output_tokens", record.output_tokens)
         if record.outcome in SESSION_OUTCOMES:
@@ -167,6 +182,22 @@ class State:
     def counters(self, keys: Iterable[str]) -> dict[str, int]:
         """Current values of counters (an atomic add of zero reads one)."""
         return {key: int(self._counters.incr(key, 0)) for key in keys}
+
+    def spent_usd(self) -> float:
+        """USD spent by every session recorded on this queue (the queue budget's measure)."""
+        return self.counters([SPENT_COUNTER])[SPENT_COUNTER] / 1_000_000
+
+    def issue_cost(self, repo: str, issue_id: str) -> float:
+        """USD one issue's recorded attempts have cost."""
+        key = issue_cost_key(repo, issue_id)
+        return self.counters([key])[key] / 1_000_000
+
+    # -- the queue-wide pause ------------------------------------------------------------
+    def set_pause(self, pause: dict[str, Any]) -> None:
+        self.put_meta(PAUSE_KEY, pause)
+
+    def pause(self) -> dict[str, Any] | None:
+        return self.get_meta(PAUSE_KEY)
 
     # -- repositories and janitor bookkeeping --------------------------------------------
     def remember_repo(self, repo: str) -> None:

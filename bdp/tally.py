@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from bdp.gate import GateResult
-from bdp.models import Outcome
+from bdp.models import Activity, Outcome
 from bdp.prompt import Review
 from bdp.session import SessionResult
 
@@ -37,6 +37,10 @@ class Tally:
     review_cost: float = 0.0
     context_full: bool = False
     busy: int = 0  # bdp itself is working (a gate, a lock wait): the session is not hung
+    tool: str = ""  # the tool call in flight
+    limit_reset: float | None = None  # when a usage limit the API reported resets
+    # usage of this exchange's model turns so far, by message id (settled by its result)
+    _turn_usage: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     @contextlib.contextmanager
     def working(self) -> Iterator[None]:
@@ -51,6 +55,26 @@ class Tally:
         files = ", ".join(sorted(self.changed)) or "none"
         return f"Files changed: {files}. Last message: {(self.final_text or '').strip()[-1500:]}"
 
+    def add_assistant(self, message: Any) -> None:
+        """Count a model turn as it arrives; its tokens are final once the exchange ends."""
+        key = message.message_id or str(id(message))
+        self._turn_usage[key] = message.usage or {}
+        for block in message.content:
+            if hasattr(block, "name") and hasattr(block, "input"):
+                self.tool = tool_label(block.name, block.input)
+
+    def activity(self) -> Activity:
+        """The session's live numbers: settled ones plus this exchange's turns so far."""
+        pending = self._turn_usage.values()
+        return Activity(
+            tool=self.tool,
+            turns=self.turns + len(self._turn_usage),
+            input_tokens=self.input_tokens + sum(int(u.get("input_tokens", 0)) for u in pending),
+            output_tokens=self.output_tokens + sum(int(u.get("output_tokens", 0)) for u in pending),
+            cost_usd=round(self.cost_usd, 6),
+            updated=time.time(),
+        )
+
     def add_result(self, message: Any) -> None:
         usage = message.usage or {}
         self.turns += message.num_turns  # turns and usage are per query...
@@ -60,6 +84,8 @@ class Tally:
         self.session_id = message.session_id
         self.final_text = message.result
         self.subtype = message.subtype
+        self._turn_usage.clear()
+        self.tool = ""
 
     def result(self, outcome: Outcome, summary: str) -> SessionResult:
         return SessionResult(
@@ -73,3 +99,16 @@ class Tally:
             session_id=self.session_id,
             attempts=self.attempts,
         )
+
+
+def tool_label(name: str, tool_input: Any) -> str:
+    """``Edit src/app.py``, ``Bash pytest -q``: a tool call, short enough for a table."""
+    target = ""
+    if isinstance(tool_input, dict):
+        for key in ("file_path", "notebook_path", "command", "pattern", "path", "paths"):
+            if tool_input.get(key):
+                target = str(tool_input[key])
+                break
+    name = name.removeprefix("mcp__bdp__")
+    label = f"{name} {target}".strip().replace("\n", " ")
+    return label if len(label) <= 60 else label[:59] + "…"

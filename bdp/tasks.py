@@ -13,10 +13,12 @@ from typing import Any
 
 from huey import Huey
 from huey.api import Task, TaskWrapper
+from huey.exceptions import RetryTask
 
 from bdp.app import AgentFactory
 from bdp.config import Settings
 from bdp.errors import TaskError
+from bdp.hold import current_hold
 from bdp.models import TaskArgs
 from bdp.session import AgentRunner
 from bdp.state import State
@@ -60,15 +62,21 @@ def task_args(repo: Any, issue_id: Any, attempt: Any) -> TaskArgs:
     return TaskArgs(repo, issue_id, attempt)
 
 
-def continued(args: TaskArgs, continuation: Any, resume: Any, prior: Any, files: Any) -> TaskArgs:
-    """``args`` of a continuation task, checked like the rest."""
+def continued(args: TaskArgs, continuation: Any, resume: Any, prior: Any, files: Any,
+              max_cost: Any = None) -> TaskArgs:  # fmt: skip
+    """``args`` with a continuation's and a budget's parts, checked like the rest."""
     if not isinstance(continuation, int) or isinstance(continuation, bool) or continuation < 0:
         raise TaskError(f"malformed task: continuation must be >= 0, got {continuation!r}")
     if not isinstance(resume, str) or not isinstance(prior, str):
         raise TaskError("malformed task: resume and prior must be strings")
     if not isinstance(files, list | tuple) or not all(isinstance(f, str) for f in files):
         raise TaskError(f"malformed task: files must be a list of paths, got {files!r}")
-    return replace(args, continuation=continuation, resume=resume, prior=prior, files=tuple(files))
+    number = isinstance(max_cost, int | float) and not isinstance(max_cost, bool)
+    budget_ok = number and max_cost > 0
+    if max_cost is not None and not budget_ok:
+        raise TaskError(f"malformed task: max_cost must be a positive number, got {max_cost!r}")
+    return replace(args, continuation=continuation, resume=resume, prior=prior, files=tuple(files),
+                   max_cost=None if max_cost is None else float(max_cost))  # fmt: skip
 
 
 def register_tasks(huey: Huey, settings: Settings, agent: AgentFactory = claude_agent) -> Tasks:
@@ -87,14 +95,18 @@ def register_tasks(huey: Huey, settings: Settings, agent: AgentFactory = claude_
         return deps_by_pid[pid]
 
     def run_issue(repo: str, issue_id: str, attempt: int = 1, continuation: int = 0,
-                  resume: str = "", prior: str = "", files: Any = (),
+                  resume: str = "", prior: str = "", files: Any = (), max_cost: Any = None,
                   task: Task | None = None) -> str:  # fmt: skip
         try:
             args = task_args(repo, issue_id, attempt)
-            args = continued(args, continuation, resume, prior, files)
+            args = continued(args, continuation, resume, prior, files, max_cost)
         except TaskError as error:  # nothing to retry: say what is wrong and drop it
             log.error("dropping task %s: %s", task.id if task else "?", error)
             return "FAILED"
+        hold = current_hold(deps().state, settings)
+        if hold is not None:  # back to the schedule, unchanged: nothing is claimed or dropped
+            log.info("holding %s: %s", issue_id, hold.describe())
+            raise RetryTask(delay=hold.retry_in())
         record = work_on(args, task.id if task else "", deps())
         return record.outcome.value
 

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from bdp import shutdown
 from bdp.beads import Beads
 from bdp.models import Outcome
-from bdp.session import StopSignal
+from bdp.session import LiveProgress, StopSignal
 from bdp.state import State
 
 log = logging.getLogger("bdp.watchdog")
 #: Seconds between checks for shutdown; heartbeats are written every `Settings.heartbeat`.
 TICK = 0.25
+#: Seconds between writes of a session's live progress (only when it changed).
+PROGRESS_EVERY = 1.0
 #: Seconds between renewals of bd's own work lease (bd 1.3+; its default TTL is 5 minutes).
 LEASE_RENEWAL = 60.0
 
@@ -40,6 +42,7 @@ class Watch:
     heartbeat: float
     wrapup: float
     lease_every: float = LEASE_RENEWAL
+    progress: LiveProgress | None = None
 
 
 def _tick(watch: Watch, clock: dict[str, float]) -> None:
@@ -49,6 +52,11 @@ def _tick(watch: Watch, clock: dict[str, float]) -> None:
         watch.state.beat(watch.run_id)
         if not watch.state.has_run(watch.run_id):
             watch.stop.stop(Outcome.SUPERSEDED, "the janitor reset this issue; another run owns it")
+    if watch.progress is not None and now - clock["progress"] >= PROGRESS_EVERY:
+        clock["progress"] = now
+        activity = watch.progress.take()
+        if activity is not None:
+            watch.state.report_activity(watch.run_id, activity)
     if now - clock["lease"] >= watch.lease_every:
         clock["lease"] = now
         watch.beads.renew_lease(watch.issue_id, watch.actor)
@@ -71,7 +79,7 @@ def watching(watch: Watch) -> Iterator[None]:
     """Run the watchdog for the duration of the block."""
     done = threading.Event()
     start = time.monotonic()
-    clock = {"beat": start, "lease": start}
+    clock = {"beat": start, "lease": start, "progress": start}
 
     def loop() -> None:
         while not done.wait(TICK):

@@ -25,9 +25,10 @@ from bdp.config import Settings
 from bdp.errors import BdpError, ConfigError
 from bdp.gate import load_repo_config, run_gate
 from bdp.gitops import changed_paths, commit_paths
+from bdp.hold import pause_queue
 from bdp.locks import Holder, LockTable
 from bdp.models import Issue, Outcome, Run, RunRecord, TaskArgs
-from bdp.session import AgentRunner, SessionRequest, SessionResult, StopSignal
+from bdp.session import AgentRunner, LiveProgress, SessionRequest, SessionResult, StopSignal
 from bdp.state import State
 from bdp.transcript import Redactor, Transcript, log_path
 from bdp.watchdog import LEASE_RENEWAL, Watch, watching
@@ -73,6 +74,7 @@ class _Job:
     transcript: Transcript
     locks: LockTable
     stop: StopSignal = field(default_factory=StopSignal)
+    progress: LiveProgress = field(default_factory=LiveProgress)
 
 
 def work_on(args: TaskArgs, task_id: str, deps: WorkerDeps) -> RunRecord:
@@ -105,7 +107,7 @@ def _run_claimed(
     settings = deps.settings
     lease_every = min(LEASE_RENEWAL, settings.stale_after / 2)
     watch = Watch(deps.state, beads, job.run.run_id, issue.id, actor, job.stop,
-                  settings.heartbeat, settings.wrapup, lease_every)  # fmt: skip
+                  settings.heartbeat, settings.wrapup, lease_every, job.progress)  # fmt: skip
     try:
         with watching(watch):
             result = _run_agent(job)
@@ -128,6 +130,7 @@ def _start(
         run_id=run_id, issue_id=issue.id, repo=args.repo, title=issue.title,
         host=socket.gethostname(), pid=os.getpid(), worker=worker_name(), attempt=args.attempt,
         started=now, deadline=now + deps.settings.timeout, heartbeat=now, log_path=str(path),
+        max_cost=args.max_cost or deps.settings.max_cost_per_issue,
     )  # fmt: skip
     deps.state.register(run)
     deps.state.remember_repo(args.repo)
@@ -144,14 +147,19 @@ def _run_agent(job: _Job) -> SessionResult:
         config = load_repo_config(repo)
     except ConfigError as error:
         return SessionResult(Outcome.FAILED, str(error))
+    budget_left = _budget_left(job)
+    if budget_left is not None and budget_left <= 0:
+        spent = job.deps.state.issue_cost(job.args.repo, job.args.issue_id)
+        return SessionResult(Outcome.OVER_BUDGET, f"its attempts have cost ${spent:.2f}, "
+                             f"its budget is ${job.run.max_cost:.2f}")  # fmt: skip
     gate = partial(run_gate, repo, config.gate, job.run.run_id) if config.gate else None
     request = SessionRequest(
         run_id=job.run.run_id, issue=job.issue, repo=Path(job.args.repo),
         deadline=job.run.deadline, transcript=job.transcript, locks=job.locks,
         holder=Holder.here(job.run.run_id, job.issue.id, job.run.started), stop=job.stop,
         attempt=job.args.attempt, gate=gate, fix_rounds=config.fix_rounds,
-        resume=job.args.resume, prior=job.args.prior,
-        review_rounds=config.review_rounds if config.review else None,
+        resume=job.args.resume, prior=job.args.prior, max_cost=budget_left,
+        review_rounds=config.review_rounds if config.review else None, progress=job.progress,
     )  # fmt: skip
     try:
         _take_over(job, request)
@@ -164,6 +172,13 @@ def _run_agent(job: _Job) -> SessionResult:
     except Exception as error:  # a bug or an environment failure must still release the issue
         log.exception("agent run of %s crashed", job.issue.id)
         return SessionResult(Outcome.FAILED, f"bdp error: {error}")
+
+
+def _budget_left(job: _Job) -> float | None:
+    """USD the issue may still cost (its budget less its earlier attempts), or None."""
+    if job.run.max_cost is None:
+        return None
+    return job.run.max_cost - job.deps.state.issue_cost(job.args.repo, job.args.issue_id)
 
 
 def _take_over(job: _Job, request: SessionRequest) -> None:
@@ -200,6 +215,8 @@ def _finish(job: _Job, result: SessionResult) -> RunRecord:
     try:
         if result.outcome is Outcome.UNFINISHED:
             _continue(job, result)
+        elif result.outcome is Outcome.PAUSED:
+            _pause(job, result)
         elif result.outcome is not Outcome.DONE:
             _reset(job, result)
     finally:
@@ -238,7 +255,7 @@ def _commit_and_close(job: _Job, result: SessionResult) -> str:
 def _reset(job: _Job, result: SessionResult) -> None:
     note = (
         f"bdp: {result.outcome.value} on attempt {job.args.attempt}: {result.summary}. "
-        f"Log: {job.run.log_path}"
+        f"Cost ${result.cost_usd:.4f}, {result.turns} turns. Log: {job.run.log_path}"
     )
     if result.details:
         note += f"\n\n```\n{result.details}\n```"
@@ -262,7 +279,27 @@ def _continue(job: _Job, result: SessionResult) -> None:
     _reset(job, result)
     files = sorted({*job.args.files, *result.changed_files})
     job.deps.requeue(job.args.repo, job.args.issue_id, job.args.attempt, continuation=number,
-                     resume=result.session_id, prior=details, files=files)  # fmt: skip
+                     resume=result.session_id, prior=details, files=files,
+                     max_cost=job.args.max_cost)  # fmt: skip
+
+
+def _pause(job: _Job, result: SessionResult) -> None:
+    """Pause the whole queue and put this issue back to resume after the pause.
+
+    It keeps its attempt and continuation numbers: a usage limit is nobody's failure.
+    """
+    hold = pause_queue(job.deps.state, job.deps.settings, result.summary, result.resets_at)
+    result.summary = f"{result.summary}; the queue is {hold.describe()}"
+    try:
+        job.beads.reset(job.issue.id, job.actor)
+    except BdpError as error:
+        log.error("could not reset %s: %s", job.issue.id, error)
+    if job.deps.requeue is None:
+        return
+    files = sorted({*job.args.files, *result.changed_files})
+    job.deps.requeue(job.args.repo, job.args.issue_id, job.args.attempt,
+                     continuation=job.args.continuation, resume=result.session_id,
+                     prior=result.details, files=files, max_cost=job.args.max_cost)  # fmt: skip
 
 
 def _release(job: _Job) -> None:

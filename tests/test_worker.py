@@ -211,7 +211,8 @@ def test_a_run_that_does_not_finish_resets_the_issue_with_a_comment_and_commits_
     assert shown["status"] == "open"
     assert not shown.get("assignee")
     assert comments_of(repo, issue_id) == [
-        f"bdp: {outcome.value} on attempt 3: needs a decision. Log: {record.log_path}"
+        f"bdp: {outcome.value} on attempt 3: needs a decision. "
+        f"Cost $0.0000, 1 turns. Log: {record.log_path}"
     ]
     # And nothing was committed, the run is recorded and nothing is left registered
     assert head(repo) == before
@@ -507,6 +508,7 @@ def test_an_unfinished_session_is_continued_by_a_new_task_that_resumes_it(
         "resume": "sess-1",
         "prior": "Files changed: half.py.",
         "files": ["half.py"],
+        "max_cost": None,
     }
     assert requeued == [((str(repo), issue_id, 1), expected)]
     assert (repo / "half.py").read_text() == "half\n"  # the work stays in the tree

@@ -1,0 +1,107 @@
+"""Why the queue starts no session now: a usage-limit pause, or a spent queue budget.
+
+Workers check before claiming an issue; a held task goes back to Huey's schedule, unchanged
+(same id, so its enqueue marker stays valid), to be tried again when the hold may be over.
+Nothing is dropped and work resumes by itself. The pause lives in the broker, so one
+worker hitting a usage limit pauses every consumer sharing the queue.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from bdp.config import Settings
+
+if TYPE_CHECKING:  # status reads holds without importing Huey
+    from bdp.state import State
+
+#: Longest pause without a reset time from the API (the backoff doubles up to it).
+MAX_PAUSE = 3600.0
+#: Seconds between a budget-held task's checks whether the budget was raised.
+BUDGET_RECHECK = 30.0
+#: A reset time in an API error: an epoch after ``|`` (the CLI's usage-limit text), or an
+#: ISO-8601 time after "reset(s)".
+_EPOCH = re.compile(r"\|(\d{10})\b")
+_ISO = re.compile(
+    r"resets?\D{0,12}(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2})?(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?)"
+)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """The queue is held: no new session starts until ``until`` (None: until raised)."""
+
+    kind: Literal["paused", "budget"]
+    reason: str
+    until: float | None = None
+
+    def retry_in(self, now: float | None = None) -> float:
+        """Seconds until a held task should look again."""
+        if self.until is None:
+            return BUDGET_RECHECK
+        return max(1.0, self.until - (time.time() if now is None else now))
+
+    def describe(self) -> str:
+        if self.kind == "paused" and self.until is not None:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.until))
+            return f"paused until {stamp}: {self.reason}"
+        return self.reason
+
+
+def current_hold(state: State, settings: Settings, now: float | None = None) -> Hold | None:
+    """The hold in force, if any: a pause first (it ends by itself), then the budget."""
+    now = time.time() if now is None else now
+    pause = state.pause()
+    if pause and float(pause["until"]) > now:
+        return Hold("paused", str(pause["reason"]), float(pause["until"]))
+    return budget_hold(settings.budget_usd, state.spent_usd())
+
+
+def budget_hold(budget: float | None, spent: float) -> Hold | None:
+    """A hold when the queue budget is spent."""
+    if budget is None or spent < budget:
+        return None
+    return Hold("budget", f"queue budget spent: ${spent:.2f} of ${budget:.2f} "
+                          "(raise BDP_BUDGET_USD to go on)")  # fmt: skip
+
+
+def pause_queue(state: State, settings: Settings, reason: str, until: float | None) -> Hold:
+    """Pause every worker of the queue until ``until``, or for a doubling backoff without one."""
+    now = time.time()
+    previous = state.pause() or {}
+    backoff = settings.pause_backoff
+    if until is None:
+        last = float(previous.get("backoff", 0.0))
+        recent = now - float(previous.get("until", 0.0)) < 2 * last
+        backoff = min(MAX_PAUSE, last * 2) if last and recent else settings.pause_backoff
+        until = now + backoff
+    until = max(until, float(previous.get("until", 0.0)))  # never shorten a pause in force
+    state.set_pause({"until": until, "reason": reason, "since": now, "backoff": backoff})
+    return Hold("paused", reason, until)
+
+
+def reset_time(text: str, now: float | None = None) -> float | None:
+    """The reset time an API error message gives, as an epoch; None when it gives none."""
+    now = time.time() if now is None else now
+    if match := _EPOCH.search(text):
+        epoch = float(match.group(1))
+    elif match := _ISO.search(text):
+        try:
+            epoch = datetime.fromisoformat(match.group(1).replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    else:
+        return None
+    return epoch if epoch > now else None
+
+
+def hold_from_json(data: dict[str, Any] | None, now: float | None = None) -> Hold | None:
+    """A pause record as a Hold, when it is still in force (for status, without a State)."""
+    now = time.time() if now is None else now
+    if not data or float(data.get("until", 0.0)) <= now:
+        return None
+    return Hold("paused", str(data.get("reason", "")), float(data["until"]))
