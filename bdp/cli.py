@@ -102,6 +102,13 @@ def _watch_options(func: Any) -> Any:
     return click.option("--watch", is_flag=True, help="Keep polling `bd ready` until Ctrl-C.")(func)
 
 
+def _budget_option(func: Any) -> Any:
+    return click.option(
+        "--max-cost-per-issue", "max_cost", type=click.FloatRange(min=0, min_open=True),
+        metavar="USD", help="Stop and reset an issue once its sessions cost this much.",
+    )(func)  # fmt: skip
+
+
 def _filter_options(func: Any) -> Any:
     options = [
         click.option("--priority", "-p", type=click.IntRange(0, 4), help="Only this priority."),
@@ -134,9 +141,10 @@ def main() -> None:
 @_filter_options
 @click.option("--dry-run", is_flag=True, help="Show what would be queued; queue nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@_budget_option
 @_watch_options
 def enqueue(repo: Path, priority: int | None, label: tuple[str, ...], type_: str | None,
-            limit: int, dry_run: bool, as_json: bool, watch: bool,
+            limit: int, dry_run: bool, as_json: bool, max_cost: float | None, watch: bool,
             interval: str) -> None:  # fmt: skip
     """Queue one task per ready issue of REPO.
 
@@ -149,6 +157,7 @@ def enqueue(repo: Path, priority: int | None, label: tuple[str, ...], type_: str
         bdp enqueue ~/src/myrepo --priority 1 --label backend
         bdp enqueue . --dry-run --json
         bdp enqueue ~/src/myrepo --watch --interval 1m
+        bdp enqueue ~/src/myrepo --max-cost-per-issue 2.50
     """
     from bdp.enqueue import enqueue_ready, watch_ready
 
@@ -156,9 +165,9 @@ def enqueue(repo: Path, priority: int | None, label: tuple[str, ...], type_: str
     if watch:
         seconds = parse_duration(interval, "--interval")
         with contextlib.suppress(KeyboardInterrupt):
-            watch_ready(_app(), repo, filters, seconds, _print_fresh)
+            watch_ready(_app(), repo, filters, seconds, _print_fresh, max_cost)
         return
-    results = enqueue_ready(_app(), repo, filters, dry_run)
+    results = enqueue_ready(_app(), repo, filters, dry_run, max_cost)
     if as_json:
         rows = [{"id": r.issue.id, "title": r.issue.title, "priority": r.issue.priority,
                  "state": r.state} for r in results]  # fmt: skip
@@ -196,9 +205,10 @@ def _print_enqueued(results: list[Any]) -> None:
               help="Per-issue timeout: minutes, or 90s / 2m / 1h.")  # fmt: skip
 @click.option("--verbose", "-v", is_flag=True, help="Show each run's log file as it starts.")
 @click.option("--limit", type=click.IntRange(0), default=0, help="At most N issues (0 = all).")
+@_budget_option
 @_watch_options
-def run(repo: Path, max_agents: int, timeout: str, verbose: bool, limit: int, watch: bool,
-        interval: str) -> None:  # fmt: skip
+def run(repo: Path, max_agents: int, timeout: str, verbose: bool, limit: int,
+        max_cost: float | None, watch: bool, interval: str) -> None:  # fmt: skip
     """Work through REPO's ready issues now, then summarise.
 
     Enqueues the ready issues, runs MAX_AGENTS workers in this process and exits
@@ -217,7 +227,7 @@ def run(repo: Path, max_agents: int, timeout: str, verbose: bool, limit: int, wa
     app = _app(timeout=parse_duration(timeout, name))
     progress = _progress(verbose)
     every = parse_duration(interval, "--interval") if watch else None
-    options = RunOptions(_filters(None, (), None, limit), max_agents, every)
+    options = RunOptions(_filters(None, (), None, limit), max_agents, every, max_cost)
     records = run_repo(app, repo, options, progress)
     failed = _print_summary(records)
     sys.exit(1 if failed else 0)
@@ -239,7 +249,13 @@ def _progress(verbose: bool) -> Progress:
         console.print(f"{clock(record.finished)} [bold]{record.outcome.value}[/] "
                       f"{record.issue_id}: {record.summary}")  # fmt: skip
 
-    return Progress(enqueued=_print_enqueued, started=started, finished=finished)
+    def held(hold: Any) -> None:
+        if hold is None:
+            console.print(f"{clock(time.time())} [green]resumed[/]: the hold is over")
+        else:
+            console.print(f"{clock(time.time())} [yellow]holding[/]: {hold.describe()}")
+
+    return Progress(enqueued=_print_enqueued, started=started, finished=finished, held=held)
 
 
 def _print_summary(records: list[Any]) -> bool:
@@ -257,32 +273,44 @@ def _print_summary(records: list[Any]) -> bool:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-def status(as_json: bool) -> None:
-    """Show the queue, running agents and recent results.
+@click.option("--watch", "-w", is_flag=True, help="Keep the view live until Ctrl-C.")
+@click.option("--interval", default="2s", show_default=True, help="Refresh period of --watch.")
+def status(as_json: bool, watch: bool, interval: str) -> None:
+    """Show the queue, running agents, locks and recent results.
+
+    Running agents show their current tool, turns, tokens and cost so far;
+    issues whose last run needs a person are listed under "needs attention",
+    and a spent budget or a usage-limit pause is shown as a HOLD.
 
     \b
     Example:
         bdp status
+        bdp status --watch            # live view, Ctrl-C to leave
         BDP_REDIS_URL=redis://queuehost:6379/0 bdp status --json
     """
     from bdp.status import collect_status
 
-    report = collect_status(Settings.from_env())
+    settings = Settings.from_env()
     if as_json:
-        click.echo(json.dumps(report.to_json(), indent=2))
+        click.echo(json.dumps(collect_status(settings).to_json(), indent=2))
         return
     from rich.console import Console
 
-    from bdp.render import print_status
+    from bdp.render import live_status, print_status
 
-    print_status(Console(), report)
+    if watch:
+        period = parse_duration(interval, "--interval")
+        live_status(Console(), lambda: collect_status(settings), period)
+        return
+    print_status(Console(), collect_status(settings))
 
 
 @main.command()
 @click.option("--agent", "issue_id", help="Only runs of this issue id.")
 @click.option("--tail", "-n", type=click.IntRange(1), help="Only the last N lines.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing while the run goes on.")
-def logs(issue_id: str | None, tail: int | None, follow: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="The raw SDK messages, one JSON per line.")
+def logs(issue_id: str | None, tail: int | None, follow: bool, as_json: bool) -> None:
     """Show what an agent did (default: the latest run).
 
     \b
@@ -290,6 +318,7 @@ def logs(issue_id: str | None, tail: int | None, follow: bool) -> None:
         bdp logs                      # the latest run
         bdp logs --agent acme-k3x -n 50
         bdp logs -f                   # follow the latest run live
+        bdp logs --agent acme-k3x --json | jq .type
     """
     from bdp.transcript import find_logs
 
@@ -299,7 +328,10 @@ def logs(issue_id: str | None, tail: int | None, follow: bool) -> None:
         which = f"issue {issue_id}" if issue_id else "any run"
         raise BdpError(f"no logs found for {which} in {settings.home / 'logs'}",
                        "runs write logs there once a worker has started them")  # fmt: skip
-    _print_log(found[-1], tail, follow)
+    path = found[-1].with_suffix(".jsonl") if as_json else found[-1]
+    if not path.exists():
+        raise BdpError(f"{path} does not exist", "the run has not sent a message yet")
+    _print_log(path, tail, follow)
 
 
 def _print_log(path: Path, tail: int | None, follow: bool) -> None:

@@ -43,23 +43,30 @@ def resolve_repo(path: Path, bd: str) -> Path:
 
 
 def enqueue_ready(
-    app: App, path: Path, filters: ReadyFilters, dry_run: bool = False
-) -> list[Enqueued]:
-    """Queue one task per ready issue of the repo at ``path``; report each issue's state."""
+    app: App, path: Path, filters: ReadyFilters, dry_run: bool = False,
+    max_cost: float | None = None,
+) -> list[Enqueued]:  # fmt: skip
+    """Queue one task per ready issue of the repo at ``path``; report each issue's state.
+
+    ``max_cost`` is each issue's budget in USD (else the worker's BDP_MAX_COST_PER_ISSUE).
+    """
     repo = resolve_repo(path, app.settings.bd)
     issues = BdCli(repo, app.settings.bd).ready(filters)
     if issues and not dry_run:
         app.state.remember_repo(str(repo))
-    return [_enqueue_one(app, str(repo), issue, dry_run) for issue in issues]
+    return [_enqueue_one(app, str(repo), issue, dry_run, max_cost) for issue in issues]
 
 
-def _enqueue_one(app: App, repo: str, issue: Issue, dry_run: bool) -> Enqueued:
+def _enqueue_one(
+    app: App, repo: str, issue: Issue, dry_run: bool, max_cost: float | None
+) -> Enqueued:
     marker = app.state.marker(repo, issue.id)
     if marker is not None:
         return Enqueued(issue, "running" if marker.state == "running" else "already queued")
     if dry_run:
         return Enqueued(issue, "would queue")
-    task = app.tasks.run_issue.s(repo, issue.id, 1)
+    budget = {} if max_cost is None else {"max_cost": max_cost}
+    task = app.tasks.run_issue.s(repo, issue.id, 1, **budget)
     if not app.state.mark_queued(repo, issue.id, task.id):
         return Enqueued(issue, "already queued")
     try:
@@ -76,6 +83,7 @@ def watch_ready(
     filters: ReadyFilters,
     interval: float,
     report: Callable[[list[Enqueued]], None],
+    max_cost: float | None = None,
 ) -> None:
     """Queue ready issues every ``interval`` seconds until interrupted (Ctrl-C).
 
@@ -83,6 +91,7 @@ def watch_ready(
     are skipped by the markers, so polling often is cheap and safe.
     """
     while True:
-        fresh = [e for e in enqueue_ready(app, path, filters) if e.state == "queued"]
+        found = enqueue_ready(app, path, filters, max_cost=max_cost)
+        fresh = [e for e in found if e.state == "queued"]
         report(fresh)
         time.sleep(interval)

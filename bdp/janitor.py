@@ -23,6 +23,7 @@ from bdp.beads import BdCli, Beads
 from bdp.config import Settings
 from bdp.locks import Lock, LockTable
 from bdp.models import Outcome, Run, RunRecord
+from bdp.notify import Notifier, notify_outcome
 from bdp.procs import end_run_processes, pid_alive
 from bdp.state import State
 from bdp.status import LAST_SWEEP
@@ -69,6 +70,7 @@ class Janitor:
         self.requeue = requeue
         self.beads = beads or (lambda repo: BdCli(repo, settings.bd))
         self.host = socket.gethostname()
+        self.notifier = Notifier.from_settings(settings)
 
     def sweep(self, force: bool = False) -> SweepReport:
         """Recover dead runs, free orphan locks, reset orphan claims, clear stale markers."""
@@ -118,7 +120,9 @@ class Janitor:
                 f"during attempt {run.attempt}")  # fmt: skip
         self._reset_and_requeue(run.repo, run.issue_id, run.attempt, actor, note, report,
                                 max_cost=run.max_cost)  # fmt: skip
-        self.state.record(_abandoned(run, note))
+        record = _abandoned(run, note)
+        self.state.record(record)
+        notify_outcome(self.notifier, record)
 
     def _reset_and_requeue(self, repo: str, issue_id: str, attempt: int, actor: str | None,
                            note: str, report: SweepReport,

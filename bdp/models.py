@@ -24,6 +24,13 @@ class Outcome(enum.StrEnum):
     PAUSED = "PAUSED"  # the account hit a usage limit; the queue pauses and the issue waits
 
 
+#: Outcomes a person should look at: the issue is back in the backlog with a reason.
+NEEDS_ATTENTION = frozenset(
+    {Outcome.FAILED, Outcome.TIMED_OUT, Outcome.BLOCKED, Outcome.ABANDONED, Outcome.NO_CHANGE,
+     Outcome.OVER_BUDGET}
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Issue:
     """The parts of a bd issue an agent needs."""

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from bdp.config import Settings, mask_url
-from bdp.models import RunRecord
+from bdp.models import NEEDS_ATTENTION, Outcome, RunRecord
 from bdp.transcript import Redactor
 
 log = logging.getLogger("bdp.notify")
@@ -32,19 +32,19 @@ DEFAULT_NOTIFY_TIMEOUT = 5.0
 
 # Outcomes a person should look at, by value: OVER_BUDGET may be newer than this module's Outcome.
 _ATTENTION = {
-    "FAILED": "the run failed and the issue was reset",
-    "TIMED_OUT": "the run hit its time limit and the issue was reset",
-    "BLOCKED": "the agent is blocked and needs a decision",
-    "ABANDONED": "the run's worker died and the janitor reset the issue",
-    "NO_CHANGE": "the agent said DONE but changed no file",
-    "OVER_BUDGET": "the run went over its cost limit and was stopped",
+    Outcome.FAILED: "the run failed and the issue was reset",
+    Outcome.TIMED_OUT: "the run hit its time limit and the issue was reset",
+    Outcome.BLOCKED: "the agent is blocked and needs a decision",
+    Outcome.ABANDONED: "the run's worker died and the janitor reset the issue",
+    Outcome.NO_CHANGE: "the agent said DONE but changed no file",
+    Outcome.OVER_BUDGET: "the run went over its cost limit and was stopped",
 }
 _STDERR_CLIP = 200
 
 
 def needs_attention(record: RunRecord) -> str | None:
     """Why a person should look at this run, or None when its outcome speaks for itself."""
-    return _ATTENTION.get(record.outcome.value)
+    return _ATTENTION.get(record.outcome) if record.outcome in NEEDS_ATTENTION else None
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ class Notifier:
             else:
                 self._run(body, event.to_env())
         except Exception as exc:  # whatever went wrong, the run's outcome stands
-            why = self._redact(self._hide_password(_why(exc, self.timeout)))
+            why = self._redact(_why(exc, self.timeout))
             log.warning("BDP_NOTIFY %s failed for %s %s: %s",
                         self.label, event.kind, event.issue_id, why)  # fmt: skip
             return False
@@ -163,10 +163,6 @@ class Notifier:
         if proc.returncode != 0:
             lines = err.decode(errors="replace").strip().splitlines() or [""]
             raise RuntimeError(f"command exited {proc.returncode}: {lines[-1][:_STDERR_CLIP]}")
-
-    def _hide_password(self, text: str) -> str:
-        password = urlsplit(self.target).password if self.is_url else None
-        return text.replace(password, "***") if password else text
 
 
 def notify_outcome(notifier: Notifier | None, record: RunRecord) -> None:

@@ -18,6 +18,7 @@ from huey.consumer import Consumer, ConsumerStopped
 from bdp.app import App
 from bdp.beads import ReadyFilters
 from bdp.enqueue import Enqueued, enqueue_ready, resolve_repo
+from bdp.hold import Hold, current_hold
 from bdp.models import Run, RunRecord
 
 #: Seconds between progress polls.
@@ -33,6 +34,7 @@ class Progress:
     enqueued: Callable[[list[Enqueued]], None] = lambda items: None
     started: Callable[[Run], None] = lambda run: None
     finished: Callable[[RunRecord], None] = lambda record: None
+    held: Callable[[Hold | None], None] = lambda hold: None  # a hold began (or ended: None)
 
 
 @dataclass
@@ -46,6 +48,7 @@ class _Watch:
     idle_polls: int = 0
     options: RunOptions = field(default_factory=lambda: RunOptions())
     next_poll: float = 0.0
+    hold: Hold | None = None
 
 
 @dataclass(frozen=True)
@@ -55,13 +58,14 @@ class RunOptions:
     filters: ReadyFilters = field(default_factory=ReadyFilters)
     max_agents: int = 3
     watch_interval: float | None = None  # seconds between `bd ready` polls; None: one shot
+    max_cost: float | None = None  # each issue's budget in USD
 
 
 def run_repo(app: App, path: Path, options: RunOptions, progress: Progress) -> list[RunRecord]:
     """Work through the repo's ready issues with ``max_agents`` in-process workers."""
     since = time.time()
     repo = str(resolve_repo(path, app.settings.bd))
-    enqueued = enqueue_ready(app, Path(repo), options.filters)
+    enqueued = enqueue_ready(app, Path(repo), options.filters, max_cost=options.max_cost)
     progress.enqueued(enqueued)
     waiting = {e.issue.id for e in enqueued if e.state != "would queue"}
     if not waiting and options.watch_interval is None:
@@ -87,6 +91,7 @@ def _loop(app: App, consumer: Consumer, watch: _Watch, progress: Progress) -> No
     try:
         while not _done(app, watch):
             _report(app, watch, progress)
+            _check_hold(app, watch, progress)
             _poll_ready(app, watch, progress)
             deadline = time.monotonic() + POLL_INTERVAL
             while time.monotonic() < deadline:
@@ -108,21 +113,30 @@ def _report(app: App, watch: _Watch, progress: Progress) -> None:
             progress.finished(record)
 
 
+def _check_hold(app: App, watch: _Watch, progress: Progress) -> None:
+    hold = current_hold(app.state, app.settings)
+    if hold != watch.hold:
+        watch.hold = hold
+        progress.held(hold)
+
+
 def _poll_ready(app: App, watch: _Watch, progress: Progress) -> None:
     """In watch mode, queue issues that became ready (new ones, or unblocked by a close)."""
     interval = watch.options.watch_interval
     if interval is None or time.monotonic() < watch.next_poll:
         return
     watch.next_poll = time.monotonic() + interval
-    fresh = [e for e in enqueue_ready(app, Path(watch.repo), watch.options.filters)
-             if e.state == "queued"]  # fmt: skip
+    found = enqueue_ready(app, Path(watch.repo), watch.options.filters,
+                          max_cost=watch.options.max_cost)  # fmt: skip
+    fresh = [e for e in found if e.state == "queued"]
     if fresh:
         watch.issue_ids |= {e.issue.id for e in fresh}
         progress.enqueued(fresh)
 
 
 def _done(app: App, watch: _Watch) -> bool:
-    """All of the repo's markers are gone, or only stale ones remain (nothing can run them).
+    """All of the repo's markers are gone, or only stale ones remain (nothing can run them),
+    or the queue budget is spent and none of the repo's sessions still runs.
 
     In watch mode never: only a signal (Ctrl-C) ends the run.
     """
@@ -133,6 +147,9 @@ def _done(app: App, watch: _Watch) -> bool:
     ]
     if not pending:
         return True
-    busy = app.huey.pending_count() > 0 or any(r.repo == watch.repo for r in app.state.runs())
+    running = any(r.repo == watch.repo for r in app.state.runs())
+    if watch.hold is not None and watch.hold.kind == "budget" and not running:
+        return True  # the rest stays queued until the budget is raised
+    busy = running or app.huey.pending_count() > 0 or app.huey.scheduled_count() > 0
     watch.idle_polls = 0 if busy else watch.idle_polls + 1
     return watch.idle_polls > STALE_POLLS

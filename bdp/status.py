@@ -15,18 +15,27 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bdp.config import Settings
+from bdp.hold import Hold, budget_hold, hold_from_json
 from bdp.keys import (
+    PAUSE_KEY,
+    SPENT_COUNTER,
     namespace_name,
+    outcome_key,
+    redis_counter_key,
     redis_namespace_key,
     redis_queue_key,
     redis_schedule_key,
 )
 from bdp.locks import Lock, LockTable
-from bdp.models import Run, RunRecord
+from bdp.models import NEEDS_ATTENTION, Activity, Outcome, Run, RunRecord
 
 #: Outcomes `bdp status` shows.
 RECENT_OUTCOMES = 10
 LAST_SWEEP = "last_sweep"
+#: Seconds of outcome history behind the day's totals and the "needs attention" list.
+DAY = 86400.0
+_FAILED = (Outcome.FAILED, Outcome.TIMED_OUT, Outcome.OVER_BUDGET, Outcome.ABANDONED,
+           Outcome.NO_CHANGE)  # fmt: skip
 
 
 @dataclass
@@ -41,6 +50,33 @@ class StatusReport:
     last_sweep: dict[str, Any] | None = None
     locks: list[Lock] = field(default_factory=list)
     now: float = field(default_factory=time.time)
+    activities: dict[str, Activity] = field(default_factory=dict)
+    day: list[RunRecord] = field(default_factory=list)  # outcomes of the last 24 hours
+    hold: Hold | None = None
+    spent_usd: float = 0.0
+    budget_usd: float | None = None
+
+    def activity(self, run: Run) -> Activity:
+        return self.activities.get(run.run_id) or Activity()
+
+    def today(self) -> dict[str, Any]:
+        """Totals since local midnight: closed, blocked, failed, USD spent."""
+        midnight = time.mktime((*time.localtime(self.now)[:3], 0, 0, 0, 0, 0, -1))
+        records = [r for r in self.day if r.finished >= midnight]
+        return {
+            "closed": sum(r.outcome is Outcome.DONE for r in records),
+            "blocked": sum(r.outcome is Outcome.BLOCKED for r in records),
+            "failed": sum(r.outcome in _FAILED for r in records),
+            "spent_usd": round(sum(r.cost_usd + r.review_cost_usd for r in records), 6),
+        }
+
+    def attention(self) -> list[RunRecord]:
+        """Issues whose latest outcome in the last 24 hours needs a human, newest first."""
+        latest: dict[tuple[str, str], RunRecord] = {}
+        for record in self.day:
+            latest[(record.repo, record.issue_id)] = record
+        flagged = [r for r in latest.values() if r.outcome in NEEDS_ATTENTION]
+        return sorted(flagged, key=lambda r: r.finished, reverse=True)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -49,7 +85,8 @@ class StatusReport:
             "scheduled": self.scheduled,
             "running": [
                 {**asdict(run), "elapsed": round(self.now - run.started, 1),
-                 "heartbeat_age": round(self.now - run.heartbeat, 1)}
+                 "heartbeat_age": round(self.now - run.heartbeat, 1),
+                 "progress": self.activity(run).to_json()}
                 for run in self.runs
             ],
             "recent": [record.to_json() for record in self.recent],
@@ -58,6 +95,11 @@ class StatusReport:
                 for lock in self.locks
             ],
             "janitor": self.last_sweep,
+            "hold": asdict(self.hold) if self.hold else None,
+            "spent_usd": round(self.spent_usd, 6),
+            "budget_usd": self.budget_usd,
+            "today": self.today(),
+            "attention": [record.to_json() for record in self.attention()],
         }  # fmt: skip
 
 
@@ -65,6 +107,8 @@ def collect_status(settings: Settings, recent: int = RECENT_OUTCOMES) -> StatusR
     """Queue depth, scheduled retries, running runs and the newest outcomes."""
     report = _from_redis(settings, recent) if settings.redis_url else _from_sqlite(settings, recent)
     report.locks = [lock for table in LockTable.all_in(settings.home) for lock in table.locks()]
+    report.budget_usd = settings.budget_usd
+    report.hold = report.hold or budget_hold(settings.budget_usd, report.spent_usd)
     return report
 
 
@@ -80,17 +124,26 @@ def _read_redis(client: Any, settings: Settings, recent: int) -> StatusReport:
     pipe = client.pipeline(transaction=False)
     pipe.llen(redis_queue_key(queue))
     pipe.zcard(redis_schedule_key(queue))
-    for namespace in ("runs", "beats"):
+    for namespace in ("runs", "beats", "progress"):
         pipe.hgetall(redis_namespace_key(queue, namespace))
     pipe.hkeys(redis_namespace_key(queue, "outcomes"))
-    pipe.hget(redis_namespace_key(queue, "meta"), LAST_SWEEP)
-    queued, scheduled, runs, beats, outcome_keys, sweep = pipe.execute()
-    newest = sorted(outcome_keys)[-recent:] if recent else []
-    records = client.hmget(redis_namespace_key(queue, "outcomes"), newest) if newest else []
+    pipe.hmget(redis_namespace_key(queue, "meta"), [LAST_SWEEP, PAUSE_KEY])
+    pipe.hget(redis_counter_key(queue, "counters"), SPENT_COUNTER)
+    queued, scheduled, runs, beats, progress, outcome_keys, meta, spent = pipe.execute()
     report = StatusReport(settings.broker_label, int(queued), int(scheduled), [], [])
+    keys = sorted(k.decode() for k in outcome_keys)
+    since = outcome_key(report.now - DAY, "")
+    wanted = sorted({*keys[-recent:], *(k for k in keys if k >= since)} if recent else set())
+    raw = client.hmget(redis_namespace_key(queue, "outcomes"), wanted) if wanted else []
+    by_key = {k: RunRecord.from_json(json.loads(v)) for k, v in zip(wanted, raw, strict=True) if v}
+    report.recent = [by_key[k] for k in keys[-recent:] if k in by_key] if recent else []
+    report.day = [by_key[k] for k in wanted if k >= since and k in by_key]
     report.runs = _runs(runs.values(), {k.decode(): float(v) for k, v in beats.items()})
-    report.recent = [RunRecord.from_json(json.loads(raw)) for raw in records if raw]
+    report.activities = {k.decode(): Activity.from_json(json.loads(v)) for k, v in progress.items()}
+    sweep, pause = meta
     report.last_sweep = json.loads(sweep) if sweep else None
+    report.hold = hold_from_json(json.loads(pause) if pause else None, report.now)
+    report.spent_usd = int(spent or 0) / 1_000_000
     return report
 
 
@@ -120,6 +173,7 @@ _COUNT = {
     "schedule": "select count(*) from schedule where queue = ?",
 }
 _ROWS = "select key, value from kv where queue = ?"
+_COUNTER = "select value from counter where queue = ? and key = ?"
 
 
 def _fill_from_sqlite(
@@ -134,7 +188,14 @@ def _fill_from_sqlite(
     report.queued, report.scheduled = count("task"), count("schedule")
     beats = {key: float(value) for key, value in rows("beats")}
     report.runs = _runs((value for _, value in rows("runs")), beats)
+    report.activities = {k: Activity.from_json(json.loads(v)) for k, v in rows("progress")}
     newest = rows("outcomes", " order by key desc limit ?", recent)
     report.recent = [RunRecord.from_json(json.loads(v)) for _, v in reversed(newest)]
-    sweep = rows("meta", " and key = ?", LAST_SWEEP)
-    report.last_sweep = json.loads(sweep[0][1]) if sweep else None
+    day = rows("outcomes", " and key >= ? order by key", outcome_key(report.now - DAY, ""))
+    report.day = [RunRecord.from_json(json.loads(v)) for _, v in day]
+    meta = dict(rows("meta", " and key in (?, ?)", LAST_SWEEP, PAUSE_KEY))
+    report.last_sweep = json.loads(meta[LAST_SWEEP]) if LAST_SWEEP in meta else None
+    pause = json.loads(meta[PAUSE_KEY]) if PAUSE_KEY in meta else None
+    report.hold = hold_from_json(pause, report.now)
+    spent = db.execute(_COUNTER, (namespace_name(queue, "counters"), SPENT_COUNTER)).fetchone()
+    report.spent_usd = int(spent[0]) / 1_000_000 if spent else 0.0

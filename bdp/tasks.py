@@ -18,8 +18,9 @@ from huey.exceptions import RetryTask
 from bdp.app import AgentFactory
 from bdp.config import Settings
 from bdp.errors import TaskError
-from bdp.hold import current_hold
+from bdp.hold import Hold, current_hold
 from bdp.models import TaskArgs
+from bdp.notify import Event, Notifier
 from bdp.session import AgentRunner
 from bdp.state import State
 from bdp.worker import WorkerDeps, work_on
@@ -91,6 +92,7 @@ def register_tasks(huey: Huey, settings: Settings, agent: AgentFactory = claude_
                 State(huey),
                 agent(settings),
                 requeue=lambda *a, **k: tasks.requeue(*a, **k),
+                notifier=Notifier.from_settings(settings),
             )
         return deps_by_pid[pid]
 
@@ -106,6 +108,7 @@ def register_tasks(huey: Huey, settings: Settings, agent: AgentFactory = claude_
         hold = current_hold(deps().state, settings)
         if hold is not None:  # back to the schedule, unchanged: nothing is claimed or dropped
             log.info("holding %s: %s", issue_id, hold.describe())
+            _announce_budget_stop(deps(), hold, repo, issue_id)
             raise RetryTask(delay=hold.retry_in())
         record = work_on(args, task.id if task else "", deps())
         return record.outcome.value
@@ -127,6 +130,15 @@ def register_tasks(huey: Huey, settings: Settings, agent: AgentFactory = claude_
         state=State(huey),
     )
     return tasks
+
+
+def _announce_budget_stop(deps: WorkerDeps, hold: Hold, repo: str, issue_id: str) -> None:
+    """Tell BDP_NOTIFY once per budget that it is spent (pauses are told where they start)."""
+    budget = deps.settings.budget_usd
+    if hold.kind != "budget" or deps.notifier is None:
+        return
+    if deps.state.claim_once(f"budget-spent:{budget}"):
+        deps.notifier.send(Event.attention(issue_id, repo, hold.reason))
 
 
 def _every_check(_when: object) -> bool:

@@ -28,6 +28,7 @@ from bdp.gitops import changed_paths, commit_paths
 from bdp.hold import pause_queue
 from bdp.locks import Holder, LockTable
 from bdp.models import Issue, Outcome, Run, RunRecord, TaskArgs
+from bdp.notify import Event, Notifier, notify_outcome
 from bdp.session import AgentRunner, LiveProgress, SessionRequest, SessionResult, StopSignal
 from bdp.state import State
 from bdp.transcript import Redactor, Transcript, log_path
@@ -45,6 +46,7 @@ class WorkerDeps:
     agent: AgentRunner
     beads: Callable[[Path], Beads] = field(default=BdCli)
     requeue: Callable[..., str] | None = None  # queues a continuation task
+    notifier: Notifier | None = None  # BDP_NOTIFY: told of every outcome
 
     def beads_for(self, repo: Path) -> Beads:
         if self.beads is BdCli:
@@ -96,6 +98,8 @@ def work_on(args: TaskArgs, task_id: str, deps: WorkerDeps) -> RunRecord:
         _unmark_if_ours(deps.state, args.repo, args.issue_id, task_id)
         record = _unclaimed(args, outcome, claim.reason)
     deps.state.record(record)
+    if record.outcome is not Outcome.SKIPPED:  # a duplicate task finding the issue taken
+        notify_outcome(deps.notifier, record)
     return record
 
 
@@ -290,6 +294,9 @@ def _pause(job: _Job, result: SessionResult) -> None:
     """
     hold = pause_queue(job.deps.state, job.deps.settings, result.summary, result.resets_at)
     result.summary = f"{result.summary}; the queue is {hold.describe()}"
+    if job.deps.notifier is not None:
+        reason = f"the queue is {hold.describe()}"
+        job.deps.notifier.send(Event.attention(job.issue.id, job.args.repo, reason))
     try:
         job.beads.reset(job.issue.id, job.actor)
     except BdpError as error:
