@@ -17,7 +17,7 @@ from bdp.agent import ClaudeAgentRunner
 from bdp.config import Settings
 from bdp.gate import GateResult
 from bdp.locks import Holder, LockTable
-from bdp.models import Issue, Outcome
+from bdp.models import Activity, Issue, Outcome
 from bdp.session import SessionRequest, SessionResult
 from bdp.transcript import Redactor, Transcript
 from tests.support.fake_api import Delay, FakeApi, Status, Text, ToolUse, cli_env, tool_results
@@ -176,16 +176,98 @@ def test_a_continuation_resumes_the_earlier_session(
     assert (workdir / "b.txt").read_text() == "b"
 
 
-def test_rate_limits_are_retried_until_the_session_succeeds(
+def test_overloaded_api_errors_are_retried_until_the_session_succeeds(
     api: FakeApi, workdir: Path, tmp_path: Path
 ) -> None:
     api.script([Text("DONE: finally")])
-    api.fail_next(Status(429), times=2)
+    api.fail_next(Status(529), times=2)
 
     result = run(workdir, tmp_path, retries=3)
 
     assert (result.outcome, result.attempts) == (Outcome.DONE, 3)
     assert (tmp_path / "run.log").read_text().count("retrying in") == 2
+
+
+def test_a_usage_limit_pauses_instead_of_retrying_and_says_when_it_resets(
+    api: FakeApi, workdir: Path, tmp_path: Path
+) -> None:
+    # Given an API that refuses with a usage limit giving its reset time
+    resets = int(time.time()) + 3600
+    body = {
+        "type": "error",
+        "error": {"type": "rate_limit_error", "message": f"usage limit reached|{resets}"},
+    }
+    api.script([Text("DONE: never reached")])
+    api.fail_next(Status(429, body=body), times=5)
+
+    result = run(workdir, tmp_path, retries=3)
+
+    # Then the session ends PAUSED at once, with the reset time, burning no retries
+    assert (result.outcome, result.attempts) == (Outcome.PAUSED, 1)
+    assert result.resets_at == resets
+    assert len(api.messages_requests()) == 1
+
+
+def test_a_rate_limit_without_a_reset_time_pauses_with_none(
+    api: FakeApi, workdir: Path, tmp_path: Path
+) -> None:
+    api.script([Status(429)])
+
+    result = run(workdir, tmp_path, retries=3)
+
+    assert (result.outcome, result.resets_at, result.attempts) == (Outcome.PAUSED, None, 1)
+
+
+def test_a_session_over_its_budget_is_stopped_by_the_cli(
+    tmp_path: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given turns the CLI prices at about $0.44 each, and a budget of $1
+    with FakeApi(input_tokens=100_000, output_tokens=2_000) as pricey:
+        for name, value in cli_env(pricey.url, tmp_path / "claude-home").items():
+            monkeypatch.setenv(name, value)
+        writes = [ToolUse("Write", {"file_path": f"f{n}.txt", "content": "x"}) for n in range(8)]
+        pricey.script([*writes, Text("DONE: all eight")])
+        request = replace(request_for(workdir, tmp_path), max_cost=1.0)
+
+        result = run(workdir, tmp_path, request=request)
+
+    # Then the session stopped soon after crossing it, and says what it cost
+    assert result.outcome is Outcome.OVER_BUDGET
+    assert 1.0 < result.cost_usd < 2.0
+    assert f"${result.cost_usd:.2f}" in result.summary
+    assert len(pricey.messages_requests()) < 6
+
+
+def test_live_progress_is_published_while_the_session_runs(
+    api: FakeApi, workdir: Path, tmp_path: Path
+) -> None:
+    # Given a session whose second turn is slow, so it can be watched mid-way
+    api.script([ToolUse("Write", {"file_path": "a.txt", "content": "a"}),
+                Delay(1.5, Text("DONE: wrote a.txt"))])  # fmt: skip
+    request = request_for(workdir, tmp_path)
+    seen: list[Activity] = []
+
+    def watch() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not seen:
+            activity = request.progress.take()
+            if activity is not None and activity.turns >= 1 and activity.cost_usd == 0:
+                seen.append(activity)
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    result = run(workdir, tmp_path, request=request)
+    watcher.join()
+
+    # Then mid-session it showed a turn and its tokens before any cost was settled
+    [live] = seen
+    assert live.input_tokens > 0
+    assert result.outcome is Outcome.DONE
+    final = request.progress.take()
+    assert final is not None
+    assert (final.turns, final.cost_usd) == (result.turns, result.cost_usd)
+    assert final.tool == ""
 
 
 def test_retries_are_bounded(api: FakeApi, workdir: Path, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from bdp.app import App
 from bdp.config import Settings
-from bdp.models import Outcome, Run, RunRecord
+from bdp.models import Activity, Outcome, Run, RunRecord
 from bdp.session import StubAgentRunner
 from bdp.status import LAST_SWEEP, collect_status
 
@@ -68,3 +68,49 @@ def test_status_of_a_queue_never_used_is_empty(tmp_path: Path) -> None:
 
     assert (report.queued, report.scheduled, report.runs, report.recent) == (0, 0, [], [])
     assert not (tmp_path / "fresh" / "queue.db").exists()  # looking creates nothing
+
+
+def test_status_shows_live_progress_holds_spending_and_what_needs_attention(app: App) -> None:
+    # Given a running run with published progress, a pause, spending and a day of outcomes
+    now = time.time()
+    app.state.register(Run("run1", "t-1", "/repo", "x", "h", 1, "w", 1, now, now + 60, now))
+    app.state.report_activity("run1", Activity("Edit src/a.py", 4, 1200, 300, 0.25, now))
+    app.state.set_pause({"until": now + 600, "reason": "usage limit", "since": now})
+    day = [("t-2", Outcome.FAILED), ("t-3", Outcome.DONE), ("t-2", Outcome.DONE),
+           ("t-4", Outcome.BLOCKED), ("t-5", Outcome.OVER_BUDGET)]  # fmt: skip
+    for n, (issue, outcome) in enumerate(day):
+        app.state.record(RunRecord(f"d{n}", issue, "/repo", "x", outcome, "s",
+                                   started=now - 100 + n, finished=now - 50 + n,
+                                   cost_usd=0.5))  # fmt: skip
+    app.state.record(record(1))  # long ago: in no daily total
+
+    report = collect_status(app.settings, recent=3)
+
+    # Then the activity, the pause and the spending read back as written
+    assert report.activity(report.runs[0]) == Activity("Edit src/a.py", 4, 1200, 300, 0.25, now)
+    assert report.hold is not None
+    assert report.hold.kind == "paused"
+    assert report.hold.until == now + 600
+    assert report.spent_usd == pytest.approx(2.51)  # 5 x 0.5 + the old 0.01
+    assert len(report.recent) == 3
+    # And the day's totals and the issues whose latest outcome needs a person
+    midnight_ok = time.localtime(now - 100).tm_yday == time.localtime(now).tm_yday
+    if midnight_ok:
+        assert report.today() == {"closed": 2, "blocked": 1, "failed": 2, "spent_usd": 2.5}
+    assert [r.issue_id for r in report.attention()] == ["t-5", "t-4"]  # t-2 was done later
+    data = report.to_json()
+    assert data["hold"]["kind"] == "paused"
+    assert data["running"][0]["progress"]["tool"] == "Edit src/a.py"
+    assert [r["issue_id"] for r in data["attention"]] == ["t-5", "t-4"]
+
+
+def test_a_spent_budget_shows_as_a_hold_in_status(app: App, tmp_path: Path) -> None:
+    app.state.record(record(100))  # $1.00
+    settings = Settings(home=app.settings.home, redis_url=app.settings.redis_url,
+                        queue=app.settings.queue, budget_usd=0.5)  # fmt: skip
+
+    report = collect_status(settings)
+
+    assert report.hold is not None
+    assert report.hold.kind == "budget"
+    assert (report.spent_usd, report.budget_usd) == (1.0, 0.5)

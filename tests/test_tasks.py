@@ -7,8 +7,11 @@ tasks queued so enqueue's bookkeeping can be inspected, then a worker is stepped
 
 from __future__ import annotations
 
+import datetime
 import logging
 import subprocess
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +23,10 @@ from bdp.beads import ReadyFilters
 from bdp.config import Settings
 from bdp.enqueue import enqueue_ready
 from bdp.errors import TaskError
-from bdp.models import Outcome, TaskArgs
+from bdp.models import Outcome, RunRecord, TaskArgs
 from bdp.session import SessionRequest, StubAgentRunner
 from bdp.state import State
-from bdp.tasks import task_args
+from bdp.tasks import continued, task_args
 from tests.support.beads import create_issue, run_bd_ok, show_issue
 
 ABSOLUTE = "/srv/repo"
@@ -251,3 +254,75 @@ def test_a_duplicate_task_for_a_finished_issue_is_skipped(queued_app: App, repo:
     assert value == "SKIPPED"
     assert show_issue(repo, issue_id) == closed
     assert run_bd_ok(repo, "comments", issue_id, "--json").strip() == "[]"
+
+
+# --- holds and budgets --------------------------------------------------------------------
+
+
+def test_a_held_task_goes_back_to_the_schedule_unchanged_and_claims_nothing(
+    settings: Settings, repo: Path
+) -> None:
+    # Given a queue whose budget is spent, and an enqueued issue
+    app = make_app(replace(settings, budget_usd=0.5), immediate=False)
+    app.state.record(RunRecord("r0", "t-old", str(repo), "x", Outcome.DONE, "ok", cost_usd=0.5))
+    issue_id = create_issue(repo, "waits for money")
+    enqueue_ready(app, repo, ReadyFilters())
+    task = app.huey.dequeue()
+    assert task is not None
+
+    # When a worker takes the task
+    app.huey.execute(task)
+
+    # Then it is scheduled again under the same id, the issue untouched, the marker intact
+    [again] = app.huey.scheduled()
+    assert again.id == task.id
+    assert show_issue(repo, issue_id)["status"] == "open"
+    [marker] = app.state.markers()
+    assert (marker.state, marker.task_id) == ("queued", task.id)
+
+
+def test_a_paused_queue_holds_tasks_until_the_reset_time(settings: Settings, repo: Path) -> None:
+    app = make_app(settings, immediate=False)
+    until = time.time() + 600
+    app.state.set_pause({"until": until, "reason": "usage limit", "since": time.time()})
+    create_issue(repo, "waits for the reset")
+    enqueue_ready(app, repo, ReadyFilters())
+
+    app.huey.execute(app.huey.dequeue())
+
+    [again] = app.huey.scheduled()
+    assert abs(again.eta.replace(tzinfo=datetime.UTC).timestamp() - until) < 5
+
+
+def test_enqueue_with_a_budget_gives_each_task_its_max_cost(queued_app: App, repo: Path) -> None:
+    create_issue(repo, "budgeted")
+
+    enqueue_ready(queued_app, repo, ReadyFilters(), max_cost=2.5)
+
+    task = queued_app.huey.dequeue()
+    assert task is not None
+    assert task.kwargs == {"max_cost": 2.5}
+
+
+def test_an_issue_whose_attempts_spent_its_budget_is_reset_without_a_session(
+    settings: Settings, repo: Path
+) -> None:
+    # Given an issue whose earlier attempts cost its whole budget
+    app = make_app(settings, immediate=False)
+    issue_id = create_issue(repo, "expensive")
+    app.state.record(RunRecord("r0", issue_id, str(repo), "x", Outcome.FAILED, "no", cost_usd=2.0))
+
+    # When its next attempt runs with a budget of $2
+    value = app.huey.execute(app.tasks.run_issue.s(str(repo), issue_id, 2, max_cost=2.0))
+
+    # Then no session ran, and the issue is open again with a comment saying why
+    assert value == "OVER_BUDGET"
+    assert show_issue(repo, issue_id)["status"] == "open"
+    assert "$2.00" in run_bd_ok(repo, "comments", issue_id, "--json")
+    assert not list(repo.glob("done-*.txt"))
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, "2", True])
+def test_a_task_with_a_bad_budget_is_dropped(bad: object) -> None:
+    with pytest.raises(TaskError, match="max_cost"):
+        continued(TaskArgs(ABSOLUTE, "t-1"), 0, "", "", [], bad)

@@ -21,6 +21,7 @@ from huey import MemoryHuey
 from bdp.config import Settings
 from bdp.locks import LockTable
 from bdp.models import Outcome, Run, RunRecord, TaskArgs
+from bdp.notify import Event, Notifier
 from bdp.session import SessionRequest, SessionResult, StubAgentRunner
 from bdp.state import Marker, State
 from bdp.worker import WorkerDeps, work_on, worker_name
@@ -555,3 +556,87 @@ def test_a_gate_that_still_fails_resets_the_issue_with_its_output_in_the_comment
     assert note.startswith("bdp: FAILED on attempt 1: quality gate still failing: pytest -q.")
     assert "```\nFAILED test_x.py::test_y - assert 1 == 2\n```" in note
     assert show_issue(repo, issue_id)["status"] == "open"
+
+
+class RecordingNotifier(Notifier):
+    """Keeps the events instead of sending them."""
+
+    def __init__(self) -> None:
+        super().__init__("true")
+        self.sent: list[Event] = []
+
+    def send(self, event: Event) -> bool:
+        self.sent.append(event)
+        return True
+
+
+@dataclass
+class LimitedAgent:
+    """Writes a file, then the account hits its usage limit."""
+
+    resets_at: float | None
+
+    def run(self, request: SessionRequest) -> SessionResult:
+        request.locks.acquire(["half.py"], request.holder, wait=0)
+        (request.repo / "half.py").write_text("half\n")
+        result = SessionResult(Outcome.PAUSED, "the API account is rate- or usage-limited",
+                               ["half.py"], session_id="sess-9")  # fmt: skip
+        result.resets_at = self.resets_at
+        return result
+
+
+def test_a_usage_limit_pauses_the_queue_and_puts_the_issue_back_for_later(
+    repo: Path, settings: Settings, state: State, issue_id: str
+) -> None:
+    # Given a session stopped by a usage limit that resets in 10 minutes
+    requeued: list[tuple[Any, ...]] = []
+
+    def requeue(*args: Any, **more: Any) -> str:
+        requeued.append((args, more))
+        return "task-2"
+
+    notifier = RecordingNotifier()
+    deps = WorkerDeps(settings, state, LimitedAgent(time.time() + 600), requeue=requeue,
+                      notifier=notifier)  # fmt: skip
+    sent = notifier.sent
+
+    record = work_on(TaskArgs(str(repo), issue_id, 2, continuation=1), TASK_ID, deps)
+
+    # Then the whole queue is paused until the reset, and the issue is open again
+    assert record.outcome is Outcome.PAUSED
+    pause = state.pause()
+    assert pause is not None
+    assert pause["until"] == pytest.approx(time.time() + 600, abs=5)
+    assert "paused until" in record.summary
+    assert show_issue(repo, issue_id)["status"] == "open"
+    assert comments_of(repo, issue_id) == []  # a pause is nobody's failure: no comment
+    # And it is requeued with the same attempt and continuation, resuming the session
+    [(args, more)] = requeued
+    assert args == (str(repo), issue_id, 2)
+    assert (more["continuation"], more["resume"], more["files"]) == (1, "sess-9", ["half.py"])
+    # And BDP_NOTIFY heard of the outcome and of the pause
+    assert [e.kind for e in sent] == ["attention", "outcome"]
+    assert "paused until" in sent[0].reason
+    assert sent[1].outcome == "PAUSED"
+
+
+def test_every_outcome_but_a_lost_claim_is_notified(
+    worker: Worker, state: State, repo: Path, issue_id: str, settings: Settings
+) -> None:
+    notifier = RecordingNotifier()
+    deps = WorkerDeps(settings, state, StubAgentRunner(Outcome.BLOCKED, "need input"),
+                      notifier=notifier)  # fmt: skip
+    sent = notifier.sent
+
+    work_on(TaskArgs(str(repo), issue_id, 1), TASK_ID, deps)
+    work_on(TaskArgs(str(repo), "t-missing", 1), "task-2", deps)  # unknown issue: FAILED
+    run_bd_ok(repo, "update", issue_id, "--claim", "--actor", "someone-else")
+    work_on(TaskArgs(str(repo), issue_id, 2), "task-3", deps)  # lost claim: SKIPPED
+
+    kinds = [(e.kind, e.issue_id, e.outcome) for e in sent]
+    assert kinds == [
+        ("outcome", issue_id, "BLOCKED"),
+        ("attention", issue_id, "BLOCKED"),
+        ("outcome", "t-missing", "FAILED"),
+        ("attention", "t-missing", "FAILED"),
+    ]

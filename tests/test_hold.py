@@ -1,0 +1,147 @@
+"""Holds: the queue budget, the usage-limit pause and its backoff, reset times in API errors."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bdp.app import App
+from bdp.config import Settings
+from bdp.hold import (
+    BUDGET_RECHECK,
+    MAX_PAUSE,
+    budget_hold,
+    current_hold,
+    hold_from_json,
+    pause_queue,
+    reset_time,
+)
+from bdp.models import Outcome, RunRecord
+from bdp.session import StubAgentRunner
+
+NOW = 1_800_000_000.0
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    settings = Settings(home=tmp_path / "home", redis_url=url, budget_usd=1.0, pause_backoff=60)
+    app = App.create(settings, agent=lambda s: StubAgentRunner())
+    yield app
+    if url:
+        app.huey.storage.pool.disconnect()
+
+
+def spend(app: App, usd: float, issue: str = "t-1") -> None:
+    app.state.record(RunRecord("r" + issue, issue, "/repo", "x", Outcome.DONE, "ok",
+                               finished=time.time(), cost_usd=usd))  # fmt: skip
+
+
+def test_no_hold_while_the_budget_lasts_then_a_budget_hold(app: App) -> None:
+    spend(app, 0.6)
+    assert current_hold(app.state, app.settings) is None
+
+    spend(app, 0.4, "t-2")
+
+    hold = current_hold(app.state, app.settings)
+    assert hold is not None
+    assert hold.kind == "budget"
+    assert "$1.00 of $1.00" in hold.reason
+    assert "BDP_BUDGET_USD" in hold.reason
+    assert hold.until is None
+    assert hold.retry_in() == BUDGET_RECHECK
+
+
+def test_without_a_budget_spending_never_holds() -> None:
+    assert budget_hold(None, 10_000.0) is None
+    assert budget_hold(5.0, 4.99) is None
+    assert budget_hold(5.0, 5.0) is not None
+
+
+def test_the_review_cost_counts_against_the_budget_and_the_issue(app: App) -> None:
+    app.state.record(RunRecord("r1", "t-1", "/repo", "x", Outcome.DONE, "ok", cost_usd=0.25,
+                               review_cost_usd=0.75))  # fmt: skip
+
+    assert app.state.spent_usd() == pytest.approx(1.0)
+    assert app.state.issue_cost("/repo", "t-1") == pytest.approx(1.0)
+    assert app.state.issue_cost("/repo", "t-2") == 0.0
+
+
+def test_a_pause_with_a_reset_time_holds_every_worker_until_then(app: App) -> None:
+    until = time.time() + 120
+
+    pause_queue(app.state, app.settings, "usage limit", until)
+
+    hold = current_hold(app.state, app.settings)
+    assert hold is not None
+    assert (hold.kind, hold.until) == ("paused", until)
+    assert 100 < hold.retry_in() <= 120
+    assert "paused until" in hold.describe()
+    assert "usage limit" in hold.describe()
+    assert current_hold(app.state, app.settings, now=until + 1) is None  # it ends by itself
+
+
+def test_a_pause_takes_precedence_over_a_spent_budget(app: App) -> None:
+    spend(app, 2.0)
+    pause_queue(app.state, app.settings, "usage limit", time.time() + 60)
+
+    hold = current_hold(app.state, app.settings)
+
+    assert hold is not None
+    assert hold.kind == "paused"
+
+
+def test_without_a_reset_time_the_pause_backs_off_doubling_to_an_hour(app: App) -> None:
+    lengths = []
+    for _ in range(8):
+        hold = pause_queue(app.state, app.settings, "429", None)
+        assert hold.until is not None
+        lengths.append(round(hold.until - time.time()))
+        app.state.set_pause({**(app.state.pause() or {}), "until": time.time() - 1})  # it ended
+
+    assert lengths[:4] == [60, 120, 240, 480]
+    assert max(lengths) == MAX_PAUSE
+
+
+def test_the_backoff_starts_over_after_a_quiet_spell(app: App) -> None:
+    pause_queue(app.state, app.settings, "429", None)
+    app.state.set_pause({**(app.state.pause() or {}), "until": time.time() - 3600})
+
+    hold = pause_queue(app.state, app.settings, "429", None)
+
+    assert hold.until is not None
+    assert round(hold.until - time.time()) == 60
+
+
+def test_a_later_pause_never_shortens_one_in_force(app: App) -> None:
+    far = time.time() + 3000
+    pause_queue(app.state, app.settings, "usage limit", far)
+
+    hold = pause_queue(app.state, app.settings, "429 elsewhere", time.time() + 5)
+
+    assert hold.until == far
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"API Error: Claude AI usage limit reached|{int(NOW) + 600}", NOW + 600),
+        ("limit exceeded; resets at 2027-01-15T10:00:00Z", 1_800_007_200.0),
+        ("Your limit resets 2027-01-15T12:00:00+02:00.", 1_800_007_200.0),
+        ("Request rejected (429) · rate limited", None),
+        (f"usage limit reached|{int(NOW) - 60}", None),  # already past: no use
+    ],
+)
+def test_reset_times_are_read_from_api_error_texts(text: str, expected: float | None) -> None:
+    assert reset_time(text, now=NOW) == expected
+
+
+def test_a_pause_record_is_a_hold_only_while_in_force() -> None:
+    record = {"until": NOW + 10, "reason": "usage limit"}
+
+    assert hold_from_json(record, now=NOW) is not None
+    assert hold_from_json(record, now=NOW + 11) is None
+    assert hold_from_json(None, now=NOW) is None
