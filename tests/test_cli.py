@@ -248,3 +248,36 @@ def test_logs_follow_prints_lines_as_the_run_writes_them(tmp_path: Path) -> None
     finally:
         follower.terminate()
         follower.wait(timeout=10)
+
+
+def test_logs_json_gives_the_raw_messages_of_the_chosen_run(tmp_path: Path) -> None:
+    # Given two runs' logs, each with its readable .log and its .jsonl of SDK messages
+    home = tmp_path / "home"
+    (home / "logs").mkdir(parents=True)
+    for stamp, issue in (("20261125-120000", "t-abc"), ("20261125-130000", "t-xyz")):
+        base = home / "logs" / f"{stamp}-{issue}-0123456789ab"
+        base.with_suffix(".log").write_text(f"bdp: run of {issue}\n")
+        lines = [{"type": "SystemMessage", "issue": issue}, {"type": "ResultMessage", "n": 2}]
+        base.with_suffix(".jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    env = {**os.environ, "BDP_HOME": str(home)}
+
+    # When scripts ask for one issue's messages as JSON
+    done = subprocess.run([BDP, "logs", "--agent", "t-abc", "--json"], env=env,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    tail = subprocess.run([BDP, "logs", "--json", "-n", "1"], env=env,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+
+    # Then every line is one JSON message of that run
+    assert done.returncode == 0, done.stderr
+    parsed = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [m["type"] for m in parsed] == ["SystemMessage", "ResultMessage"]
+    assert parsed[0]["issue"] == "t-abc"
+    assert [json.loads(line) for line in tail.stdout.splitlines()] == [
+        {"type": "ResultMessage", "n": 2}
+    ]
+
+
+def test_status_watch_with_a_bad_interval_says_so(tmp_path: Path) -> None:
+    env = {**os.environ, "BDP_HOME": str(tmp_path / "home")}
+    line = error_line(bdp(env, "status", "--watch", "--interval", "soon"), exit_code=2)
+    assert "--interval='soon' is not a duration" in line
