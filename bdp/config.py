@@ -55,10 +55,8 @@ DEFAULT_IDLE_TIMEOUT = 600.0
 DEFAULT_MAX_CONTINUATIONS = 2
 #: Seconds between `bd ready` polls of `bdp enqueue --watch` and `bdp run --watch`.
 DEFAULT_WATCH_INTERVAL = 30.0
-#: Seconds the queue pauses after a usage limit that gives no reset time (doubles, to 1 h).
-DEFAULT_PAUSE_BACKOFF = 300.0
-#: Seconds between a holding worker's checks of the queue budget and pause.
-HOLD_POLL = 5.0
+#: Seconds the queue pauses after a usage limit that gives no reset time (doubles up to 1 h).
+DEFAULT_PAUSE_BACKOFF = 60.0
 #: Huey queue name; every Redis key bdp uses starts from it.
 DEFAULT_QUEUE = "bdp"
 #: Outcome records kept for `bdp status`.
