@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterable
@@ -90,12 +91,31 @@ def repo_lock_dir(home: Path, repo: Path) -> Path:
     return home / "locks" / f"{Path(real).name}-{digest}"
 
 
+@dataclass
+class LockWaits:
+    """How often, and how long, acquiring had to wait for another run (for metrics)."""
+
+    waits: int = 0
+    seconds: float = 0.0
+    timeouts: int = 0
+
+    def __post_init__(self) -> None:
+        self._guard = threading.Lock()  # hooks acquire from several threads
+
+    def add(self, seconds: float, timed_out: bool) -> None:
+        with self._guard:
+            self.waits += 1
+            self.seconds += seconds
+            self.timeouts += int(timed_out)
+
+
 class LockTable:
     """The locks of one repository on this machine."""
 
     def __init__(self, home: Path, repo: Path) -> None:
         self.repo = Path(os.path.realpath(repo))
         self.root = repo_lock_dir(home, self.repo)
+        self.waited = LockWaits()
 
     @classmethod
     def all_in(cls, home: Path) -> list[LockTable]:
@@ -129,20 +149,24 @@ class LockTable:
             DeadlockError: this run is the youngest waiter in a cycle of waiting runs.
         """
         wanted = sorted({self.normalise(p) for p in paths})
-        deadline = time.monotonic() + wait
-        delay = 0.005
+        start = time.monotonic()
+        delay, waited, timed_out = 0.005, False, False
         try:
             while True:
                 blocker = self._take_all(wanted, holder)
                 if blocker is None:
                     return wanted
+                waited = True
                 self._wait_for(holder, blocker)
-                if time.monotonic() >= deadline:
+                if time.monotonic() - start >= wait:
+                    timed_out = True
                     raise LockError(blocker.describe(), "work on other files, or end with BLOCKED")
                 time.sleep(delay)
                 delay = min(delay * 1.5, 0.25)
         finally:
             self._stop_waiting(holder.run_id)
+            if waited:
+                self.waited.add(time.monotonic() - start, timed_out)
 
     def release(self, paths: Iterable[str], run_id: str) -> list[str]:
         """Give back those of ``paths`` that ``run_id`` holds; the ones released."""

@@ -34,6 +34,7 @@ class _QueueCollector:
             "cost_microusd", "input_tokens", "output_tokens", "duration_count", "duration_ms_sum",
             *(f"duration_le:{b}" for b in DURATION_BUCKETS),
             *(f"janitor:{a}" for a in JANITOR_ACTIONS),
+            "lock_waits", "lock_wait_ms", "lock_timeouts",
         ]  # fmt: skip
         counts = self.app.state.counters(keys)
         outcomes = CounterMetricFamily(
@@ -49,10 +50,19 @@ class _QueueCollector:
         tokens.add_metric(["output"], counts["output_tokens"])
         yield tokens
         yield self._durations(counts)
+        yield from self._lock_waits(counts)
         janitor = CounterMetricFamily("bdp_janitor_actions", "Janitor actions.", labels=["action"])
         for action in JANITOR_ACTIONS:
             janitor.add_metric([action], counts[f"janitor:{action}"])
         yield janitor
+
+    def _lock_waits(self, counts: dict[str, int]) -> Iterator[Metric]:
+        yield CounterMetricFamily("bdp_lock_waits", "File lock acquires that had to wait.",
+                                  value=counts["lock_waits"])  # fmt: skip
+        yield CounterMetricFamily("bdp_lock_wait_seconds", "Time spent waiting for file locks.",
+                                  value=counts["lock_wait_ms"] / 1000)  # fmt: skip
+        yield CounterMetricFamily("bdp_lock_timeouts", "Lock waits that ran out (edit denied).",
+                                  value=counts["lock_timeouts"])  # fmt: skip
 
     def _gauges(self) -> Iterator[Metric]:
         huey = self.app.huey

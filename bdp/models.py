@@ -149,6 +149,9 @@ class RunRecord:
     files: list[str] = field(default_factory=list)
     review: str = ""  # the reviewer's verdict (APPROVE or its findings), when review is on
     review_cost_usd: float = 0.0
+    lock_waits: int = 0  # acquires that had to wait for another run's lock
+    lock_wait_seconds: float = 0.0
+    lock_timeouts: int = 0  # waits that ran out (the edit was denied)
 
     @property
     def duration(self) -> float:

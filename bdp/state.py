@@ -168,6 +168,10 @@ class State:
             incr(issue_cost_key(record.repo, record.issue_id), cost)
         incr("input_tokens", record.input_tokens)
         incr("output_tokens", record.output_tokens)
+        if record.lock_waits:
+            incr("lock_waits", record.lock_waits)
+            incr("lock_wait_ms", round(record.lock_wait_seconds * 1000))
+            incr("lock_timeouts", record.lock_timeouts)
         if record.outcome in SESSION_OUTCOMES:
             incr("duration_count")
             incr("duration_ms_sum", round(record.duration * 1000))

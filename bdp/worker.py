@@ -326,6 +326,8 @@ def _record(job: _Job, result: SessionResult, commit: str) -> RunRecord:
         cost_usd=result.cost_usd, input_tokens=result.input_tokens,
         output_tokens=result.output_tokens, commit=commit, log_path=job.run.log_path,
         files=result.changed_files, review=result.review, review_cost_usd=result.review_cost_usd,
+        lock_waits=job.locks.waited.waits, lock_wait_seconds=round(job.locks.waited.seconds, 3),
+        lock_timeouts=job.locks.waited.timeouts,
     )  # fmt: skip
 
 

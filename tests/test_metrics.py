@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,9 @@ def test_metrics_count_outcomes_cost_tokens_durations_and_queue(app: App) -> Non
     # Given three finished runs, a lost claim, two queued tasks and a janitor action
     app.state.record(record(1, Outcome.DONE, 30, 0.25))
     app.state.record(record(2, Outcome.DONE, 400, 0.5))
-    app.state.record(record(3, Outcome.FAILED, 5000, 0.0))
+    waited = replace(record(3, Outcome.FAILED, 5000, 0.0), lock_waits=3, lock_wait_seconds=61.5,
+                     lock_timeouts=1)  # fmt: skip
+    app.state.record(waited)
     app.state.record(record(4, Outcome.SKIPPED, 0, 0.0))
     app.tasks.run_issue("/repo", "t-9", 1)
     app.tasks.run_issue("/repo", "t-10", 1)
@@ -68,6 +71,9 @@ def test_metrics_count_outcomes_cost_tokens_durations_and_queue(app: App) -> Non
     assert got[("bdp_session_duration_seconds_bucket", (("le", "+Inf"),))] == 3
     assert got[("bdp_session_duration_seconds_sum", ())] == pytest.approx(5430)
     assert got[("bdp_janitor_actions_total", (("action", "requeued"),))] == 2
+    assert got[("bdp_lock_waits_total", ())] == 3
+    assert got[("bdp_lock_wait_seconds_total", ())] == pytest.approx(61.5)
+    assert got[("bdp_lock_timeouts_total", ())] == 1
 
 
 def test_bdp_metrics_prints_the_text_format(tmp_path: Path) -> None:
