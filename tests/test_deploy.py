@@ -1,18 +1,38 @@
-"""Deployment files: the systemd template unit is valid and stops workers gracefully."""
+"""Deployment files: the systemd unit, the Procfile, the compose file and Dockerfile, and the
+Kubernetes manifests all run the same consumer, stop it gracefully in time, keep secrets out of
+the files, and (for KEDA) watch the very Redis list Huey queues bdp's tasks on."""
 
 from __future__ import annotations
 
 import configparser
+import json
+import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from honcho.environ import parse_procfile
+from huey.consumer_options import ConsumerConfig, OptionParserHandler
 
-from bdp.config import DEFAULT_WRAPUP
+from bdp.config import DEFAULT_QUEUE, DEFAULT_WRAPUP
 from bdp.consumer import CLEANUP_WINDOW
+from bdp.keys import redis_queue_key
 
-UNIT = Path(__file__).resolve().parent.parent / "deploy" / "bdp-worker@.service"
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+UNIT = DEPLOY / "bdp-worker@.service"
+COMPOSE = DEPLOY / "docker-compose.yml"
+DOCKERFILE = DEPLOY / "Dockerfile"
+K8S = DEPLOY / "k8s"
+PROCFILE = ROOT / "Procfile"
+#: What every worker runs: Huey's consumer pointed at bdp's Huey instance.
+CONSUMER, TARGET = "huey_consumer", "workers.consumer.huey"
+#: Seconds a graceful stop may take: sessions wrap up, then reset issues and free locks.
+STOP_WINDOW = DEFAULT_WRAPUP + CLEANUP_WINDOW
 
 
 def unit() -> configparser.ConfigParser:
@@ -22,13 +42,47 @@ def unit() -> configparser.ConfigParser:
     return parser
 
 
+def consumer_config(argv: list[str]) -> ConsumerConfig:
+    """Parse a command line as huey_consumer does; it must point at bdp's Huey."""
+    assert CONSUMER in argv, argv
+    options, args = (
+        OptionParserHandler().get_option_parser().parse_args(argv[argv.index(CONSUMER) + 1 :])
+    )
+    assert args == [TARGET], argv
+    config = ConsumerConfig(**{k: v for k, v in vars(options).items() if v is not None})
+    config.validate()
+    return config
+
+
+def yaml_documents(path: Path) -> list[dict[str, Any]]:
+    with path.open() as stream:
+        documents = [doc for doc in yaml.safe_load_all(stream) if doc is not None]
+    assert documents, f"{path} holds no YAML document"
+    assert all(isinstance(doc, dict) for doc in documents), path
+    return documents
+
+
+def seconds(duration: str | int) -> float:
+    """A compose duration (``90s``, ``1m30s``) or a plain number of seconds."""
+    if isinstance(duration, int):
+        return float(duration)
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", duration)
+    assert duration, "an empty duration"
+    assert match, f"not a duration: {duration!r}"
+    hours, minutes, secs = (int(part or 0) for part in match.groups())
+    return float(hours * 3600 + minutes * 60 + secs)
+
+
+# -- systemd -------------------------------------------------------------------------------
+
+
 def test_the_worker_unit_stops_with_sigint_and_waits_out_the_wrap_up_window() -> None:
     service = unit()["Service"]
 
     assert service["KillSignal"] == "SIGINT"  # graceful: sessions wrap up, issues reset
-    assert int(service["TimeoutStopSec"]) >= DEFAULT_WRAPUP + CLEANUP_WINDOW
+    assert int(service["TimeoutStopSec"]) >= STOP_WINDOW
     assert service["Restart"] == "on-failure"
-    assert "huey_consumer workers.consumer.huey" in service["ExecStart"]
+    assert f"{CONSUMER} {TARGET}" in service["ExecStart"]
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not here")
@@ -41,3 +95,210 @@ def test_systemd_analyze_verifies_an_instance_of_the_unit(tmp_path: Path) -> Non
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stderr.strip() == ""
+
+
+# -- every YAML file -------------------------------------------------------------------------
+
+
+def test_every_yaml_file_in_deploy_parses() -> None:
+    paths = sorted([*DEPLOY.rglob("*.yml"), *DEPLOY.rglob("*.yaml")])
+
+    assert COMPOSE in paths
+    assert {p.name for p in paths} >= {"worker-deployment.yaml", "keda-scaledobject.yaml"}
+    for path in paths:
+        yaml_documents(path)
+
+
+# -- Procfile --------------------------------------------------------------------------------
+
+
+def procfile() -> dict[str, str]:
+    return dict(parse_procfile(PROCFILE.read_text()).processes)
+
+
+def exec_words(command: str, **env: str) -> list[str]:
+    """The words of the command a Procfile line ends by exec-ing, expanded by a real shell with
+    no environment but ``env`` (so ``${VAR:-default}`` gives its default)."""
+    assert "exec " in command, command
+    tail = command.rsplit("exec ", 1)[1]
+    done = subprocess.run(["sh", "-c", f"set -- {tail}; printf '%s\\n' \"$@\""], env=env,
+                          capture_output=True, text=True, timeout=10, check=True)  # fmt: skip
+    return done.stdout.splitlines()
+
+
+def test_the_procfile_worker_runs_the_consumer_and_the_producer_watches_the_repo() -> None:
+    lines = procfile()
+
+    assert {"worker", "producer"} <= set(lines)
+    config = consumer_config(exec_words(lines["worker"]))
+    assert config.worker_type == "thread"
+    assert config.workers >= 1
+    assert exec_words(lines["producer"], BDP_REPO="/src/repo") == [
+        "bdp", "enqueue", "--watch", "/src/repo",
+    ]  # fmt: skip
+
+
+def test_the_procfile_redis_is_private_durable_and_optional() -> None:
+    lines = procfile()
+    words = exec_words(lines["redis"], HOME="/home/someone")
+
+    assert words[0] == "redis-server"
+    assert words[words.index("--bind") + 1] == "127.0.0.1"
+    assert words[words.index("--appendonly") + 1] == "yes"
+    port = words[words.index("--port") + 1]
+    assert port != "6379"  # the usual system Redis
+    # worker and producer default to that private Redis, unless BDP_REDIS_URL says otherwise
+    for name in ("worker", "producer"):
+        assert f"${{BDP_REDIS_URL:-redis://127.0.0.1:${{BDP_REDIS_PORT:-{port}}}/0}}" in lines[name]
+    comments = [line for line in PROCFILE.read_text().splitlines() if line.startswith("#")]
+    assert any("redis:" in line and "BDP_REDIS_URL" in line for line in comments)
+
+
+# -- docker compose and the Dockerfile ---------------------------------------------------------
+
+
+def compose() -> dict[str, Any]:
+    [document] = yaml_documents(COMPOSE)
+    return document
+
+
+def environment(service: dict[str, Any]) -> dict[str, str | None]:
+    """A service's environment, list or mapping form; None for a pass-through variable."""
+    env = service.get("environment", {})
+    if isinstance(env, dict):
+        return {k: None if v is None else str(v) for k, v in env.items()}
+    return {item.split("=", 1)[0]: item.split("=", 1)[1] if "=" in item else None for item in env}
+
+
+def test_compose_redis_keeps_an_append_only_file_on_a_volume() -> None:
+    redis = compose()["services"]["redis"]
+
+    command = redis["command"]
+    words = command if isinstance(command, list) else command.split()
+    assert words[words.index("--appendonly") + 1] == "yes"
+    assert any(str(v).split(":")[0] in compose()["volumes"] for v in redis["volumes"])
+    assert "ports" not in redis  # reachable from the compose network only
+
+
+def test_compose_workers_scale_and_stop_gracefully_within_the_grace_period() -> None:
+    services = compose()["services"]
+    worker = services["worker"]
+
+    assert "container_name" not in worker  # `--scale worker=N` needs generated names
+    assert "ports" not in worker
+    config = consumer_config(worker["command"])
+    assert (config.workers, config.worker_type) == (1, "thread")
+    assert worker["stop_signal"] == "SIGINT"  # huey_consumer's graceful signal by default
+    assert config.graceful_signal == "INT"
+    assert seconds(worker["stop_grace_period"]) >= STOP_WINDOW
+    env = environment(worker)
+    assert re.fullmatch(r"redis://redis:6379/\d+", env["BDP_REDIS_URL"] or ""), env
+    assert "redis" in services
+    assert env["ANTHROPIC_API_KEY"] is None  # passed through, never written here
+    assert "redis" in worker.get("depends_on", {})
+
+
+def test_compose_mounts_the_repo_and_runs_a_watching_producer() -> None:
+    services = compose()["services"]
+
+    for name in ("worker", "producer"):
+        mounts = [str(v) for v in services[name]["volumes"]]
+        assert mounts[0].startswith("${BDP_REPO:?"), mounts  # required, with a message
+        assert mounts[0].endswith(":${BDP_REPO}"), mounts  # the same path inside
+    producer = services["producer"]
+    assert producer["command"] == ["bdp", "enqueue", "--watch", "${BDP_REPO}"]
+    assert producer["stop_signal"] == "SIGINT"  # Ctrl-C ends --watch cleanly
+
+
+def test_the_dockerfile_installs_the_locked_project_and_runs_the_consumer() -> None:
+    text = DOCKERFILE.read_text()
+    instructions = [line for line in text.splitlines() if line and not line.startswith("#")]
+
+    assert instructions[0] == "FROM python:3.11-slim"
+    syncs = [line for line in instructions if "uv sync" in line]
+    assert syncs
+    assert all("--locked" in line and "--no-dev" in line for line in syncs), syncs
+    [cmd] = [line for line in instructions if line.startswith("CMD ")]
+    assert consumer_config(json.loads(cmd.removeprefix("CMD ")))
+    [entrypoint] = [line for line in instructions if line.startswith("ENTRYPOINT ")]
+    assert json.loads(entrypoint.removeprefix("ENTRYPOINT ")) == ["tini", "--"]
+    assert "ARG BD_INSTALL" in text  # how bd gets into the image
+
+
+def docker_compose_available() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    done = subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30,
+                          check=False)  # fmt: skip
+    return done.returncode == 0
+
+
+@pytest.mark.skipif(not docker_compose_available(),
+                    reason="the docker CLI with the compose plugin is not installed")  # fmt: skip
+def test_docker_compose_accepts_the_compose_file(tmp_path: Path) -> None:
+    env = {**os.environ, "BDP_REPO": str(tmp_path), "ANTHROPIC_API_KEY": "sk-test-not-real",
+           "DOCKER_HOST": f"unix://{tmp_path / 'no-daemon.sock'}"}  # fmt: skip
+
+    done = subprocess.run(["docker", "compose", "-f", str(COMPOSE), "config", "-q"], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+# -- Kubernetes and KEDA -----------------------------------------------------------------------
+
+
+def k8s(kind: str, filename: str) -> dict[str, Any]:
+    [document] = [d for d in yaml_documents(K8S / filename) if d.get("kind") == kind]
+    return document
+
+
+def worker_container() -> dict[str, Any]:
+    deployment = k8s("Deployment", "worker-deployment.yaml")
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    return dict(container)
+
+
+def test_the_worker_deployment_runs_one_consumer_per_pod_with_secrets_from_a_secret() -> None:
+    container = worker_container()
+
+    argv = [*container.get("command", []), *container.get("args", [])]
+    config = consumer_config(argv)
+    assert (config.workers, config.worker_type) == (1, "thread")
+    env = {item["name"]: item for item in container["env"]}
+    for name in ("ANTHROPIC_API_KEY", "BDP_REDIS_URL"):
+        assert "value" not in env[name], f"{name} must come from a Secret"
+        assert env[name]["valueFrom"]["secretKeyRef"]["name"]
+        assert env[name]["valueFrom"]["secretKeyRef"]["key"]
+
+
+def test_the_worker_deployment_stops_gracefully_within_the_grace_period() -> None:
+    deployment = k8s("Deployment", "worker-deployment.yaml")
+    container = worker_container()
+
+    # Kubernetes sends SIGTERM: the consumer must take it as the graceful stop
+    config = consumer_config([*container.get("command", []), *container.get("args", [])])
+    assert config.graceful_signal == "TERM"
+    grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace >= STOP_WINDOW
+
+
+def test_keda_scales_the_worker_deployment_on_hueys_pending_list() -> None:
+    deployment = k8s("Deployment", "worker-deployment.yaml")
+    scaled = k8s("ScaledObject", "keda-scaledobject.yaml")
+    auth = k8s("TriggerAuthentication", "keda-scaledobject.yaml")
+
+    assert scaled["apiVersion"] == "keda.sh/v1alpha1"
+    assert scaled["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    [trigger] = scaled["spec"]["triggers"]
+    assert trigger["type"] == "redis"
+    assert trigger["metadata"]["listName"] == redis_queue_key(DEFAULT_QUEUE)
+    assert int(trigger["metadata"]["listLength"]) >= 1
+    assert 1 <= scaled["spec"]["minReplicaCount"] <= scaled["spec"]["maxReplicaCount"]
+    # the Redis password comes from a Secret through the TriggerAuthentication
+    assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
+    [ref] = auth["spec"]["secretTargetRef"]
+    assert ref["parameter"] == "password"
+    assert ref["name"]
+    assert ref["key"]
+    assert "password" not in trigger["metadata"]

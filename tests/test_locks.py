@@ -644,7 +644,8 @@ def test_waits_and_timeouts_are_counted_for_metrics(table: LockTable) -> None:
     # Given an uncontended acquire, then one that waits and gets it, then one that times out
     table.acquire(["a.py"], run("a"))
     assert (table.waited.waits, table.waited.timeouts) == (0, 0)  # no wait: not counted
-    thread, _errors = in_thread(lambda: table.acquire(["a.py"], run("b"), wait=10))
+    got: list[list[str]] = []
+    thread, _errors = in_thread(lambda: got.append(table.acquire(["a.py"], run("b"), wait=10)))
     wait_for(lambda: "run-b" in table.waits(), timeout=5, interval=0.005)
     time.sleep(0.1)
     table.release(["a.py"], "run-a")
@@ -653,5 +654,6 @@ def test_waits_and_timeouts_are_counted_for_metrics(table: LockTable) -> None:
         table.acquire(["a.py"], run("c"), wait=0.1)
 
     # Then both waits count, with their time, and one of them as a timeout
+    assert got == [["a.py"]]
     assert (table.waited.waits, table.waited.timeouts) == (2, 1)
     assert 0.2 <= table.waited.seconds < 5
