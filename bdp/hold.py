@@ -58,6 +58,8 @@ def current_hold(state: State, settings: Settings, now: float | None = None) -> 
     pause = state.pause()
     if pause and float(pause["until"]) > now:
         return Hold("paused", str(pause["reason"]), float(pause["until"]))
+    if settings.budget_usd is None:
+        return None
     return budget_hold(settings.budget_usd, state.spent_usd())
 
 

@@ -111,45 +111,84 @@ def test_every_yaml_file_in_deploy_parses() -> None:
 
 # -- Procfile --------------------------------------------------------------------------------
 
+#: Stands in for redis-server, huey_consumer and bdp: records its BDP_REDIS_URL and argv.
+STUB = """#!/bin/sh
+{ printf '%s\\036%s' "$BDP_REDIS_URL" "${0##*/}"; for a in "$@"; do printf '\\037%s' "$a"; done
+  printf '\\n'; } >> "$PROCFILE_CALLS"
+"""
+#: What foreman-runner does with a Procfile command: drop its options, exec the rest.
+FOREMAN_RUNNER = """#!/bin/sh
+while [ "$1" != "--" ]; do shift; done
+shift
+exec "$@"
+"""
+
 
 def procfile() -> dict[str, str]:
     return dict(parse_procfile(PROCFILE.read_text()).processes)
 
 
-def exec_words(command: str, **env: str) -> list[str]:
-    """The words of the command a Procfile line ends by exec-ing, expanded by a real shell with
-    no environment but ``env`` (so ``${VAR:-default}`` gives its default)."""
-    assert "exec " in command, command
-    tail = command.rsplit("exec ", 1)[1]
-    done = subprocess.run(["sh", "-c", f"set -- {tail}; printf '%s\\n' \"$@\""], env=env,
-                          capture_output=True, text=True, timeout=10, check=True)  # fmt: skip
-    return done.stdout.splitlines()
+def run_line(name: str, manager: str, tmp_path: Path, **env: str) -> list[tuple[str, list[str]]]:
+    """Run one Procfile line the way ``manager`` does, with the programs it starts replaced by
+    stubs; returns each program's (BDP_REDIS_URL, argv) in call order."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for program, text in (("redis-server", STUB), ("huey_consumer", STUB), ("bdp", STUB),
+                          ("foreman-runner", FOREMAN_RUNNER)):  # fmt: skip
+        (bin_dir / program).write_text(text)
+        (bin_dir / program).chmod(0o755)
+    calls = tmp_path / f"{name}.calls"
+    calls.unlink(missing_ok=True)
+    line = procfile()[name]
+    if manager == "foreman":  # it runs `foreman-runner -d DIR -p -- LINE` through a shell
+        line = f"{bin_dir / 'foreman-runner'} -d {ROOT} -p -- {line}"
+    base = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "PROCFILE_CALLS": str(calls)}
+    subprocess.run(
+        ["/bin/sh", "-c", line], env={**base, **env}, cwd=ROOT, timeout=30, check=True
+    )  # fmt: skip  (honcho runs each line with `sh -c`)
+    lines = calls.read_text().split("\n")[:-1]  # not splitlines(): it splits at \036 too
+    records = [record.split("\036") for record in lines]
+    return [(url, rest.split("\037")) for url, rest in records]
 
 
-def test_the_procfile_worker_runs_the_consumer_and_the_producer_watches_the_repo() -> None:
-    lines = procfile()
+@pytest.mark.parametrize("manager", ["honcho", "foreman"])
+def test_the_procfile_worker_runs_the_consumer_on_the_private_redis(
+    manager: str, tmp_path: Path
+) -> None:
+    [(_, redis_argv)] = run_line("redis", manager, tmp_path)
+    [(worker_url, worker_argv)] = run_line("worker", manager, tmp_path)
+    [(given_url, _)] = run_line("worker", manager, tmp_path, BDP_REDIS_URL="redis://q:6379/1")
 
-    assert {"worker", "producer"} <= set(lines)
-    config = consumer_config(exec_words(lines["worker"]))
+    assert redis_argv[0] == "redis-server"
+    port = redis_argv[redis_argv.index("--port") + 1]
+    assert port != "6379"  # the usual system Redis
+    assert worker_url == f"redis://127.0.0.1:{port}/0"
+    assert given_url == "redis://q:6379/1"  # a Redis elsewhere, with the redis line dropped
+    config = consumer_config(worker_argv)
     assert config.worker_type == "thread"
     assert config.workers >= 1
-    assert exec_words(lines["producer"], BDP_REPO="/src/repo") == [
-        "bdp", "enqueue", "--watch", "/src/repo",
-    ]  # fmt: skip
 
 
-def test_the_procfile_redis_is_private_durable_and_optional() -> None:
-    lines = procfile()
-    words = exec_words(lines["redis"], HOME="/home/someone")
+@pytest.mark.parametrize("manager", ["honcho", "foreman"])
+def test_the_procfile_producer_watches_the_repo_once_the_broker_answers(
+    manager: str, tmp_path: Path
+) -> None:
+    calls = run_line("producer", manager, tmp_path, BDP_REPO="/src/repo", BDP_REDIS_PORT="7001")
 
-    assert words[0] == "redis-server"
-    assert words[words.index("--bind") + 1] == "127.0.0.1"
-    assert words[words.index("--appendonly") + 1] == "yes"
-    port = words[words.index("--port") + 1]
-    assert port != "6379"  # the usual system Redis
-    # worker and producer default to that private Redis, unless BDP_REDIS_URL says otherwise
-    for name in ("worker", "producer"):
-        assert f"${{BDP_REDIS_URL:-redis://127.0.0.1:${{BDP_REDIS_PORT:-{port}}}/0}}" in lines[name]
+    assert [argv for _, argv in calls] == [
+        ["bdp", "status"],
+        ["bdp", "enqueue", "--watch", "/src/repo"],
+    ]
+    assert {url for url, _ in calls} == {"redis://127.0.0.1:7001/0"}
+
+
+def test_the_procfile_redis_is_private_durable_and_optional(tmp_path: Path) -> None:
+    [(_, argv)] = run_line("redis", "honcho", tmp_path, BDP_REDIS_DIR=str(tmp_path / "data"))
+
+    assert argv[argv.index("--bind") + 1] == "127.0.0.1"
+    assert argv[argv.index("--appendonly") + 1] == "yes"
+    assert argv[argv.index("--dir") + 1] == str(tmp_path / "data")
+    assert (tmp_path / "data").is_dir()
     comments = [line for line in PROCFILE.read_text().splitlines() if line.startswith("#")]
     assert any("redis:" in line and "BDP_REDIS_URL" in line for line in comments)
 
