@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from bdp.beads import BdCli, Beads, Claim
 from bdp.config import Settings
@@ -35,6 +36,7 @@ from bdp.transcript import Redactor, Transcript, log_path
 from bdp.watchdog import LEASE_RENEWAL, Watch, watching
 
 log = logging.getLogger("bdp.worker")
+T = TypeVar("T")
 
 
 @dataclass
@@ -97,7 +99,7 @@ def work_on(args: TaskArgs, task_id: str, deps: WorkerDeps) -> RunRecord:
         log.info("not running %s: %s", args.issue_id, claim.reason)
         _unmark_if_ours(deps.state, args.repo, args.issue_id, task_id)
         record = _unclaimed(args, outcome, claim.reason)
-    deps.state.record(record)
+    _despite_broker(f"record the outcome of {args.issue_id}", deps.state.record, record)
     if record.outcome is not Outcome.SKIPPED:  # a duplicate task finding the issue taken
         notify_outcome(deps.notifier, record)
     return record
@@ -230,8 +232,12 @@ def _finish(job: _Job, result: SessionResult) -> RunRecord:
 
 
 def _still_owner(job: _Job) -> bool:
-    """The fencing check: our run is still registered and bd still has us as the assignee."""
-    if not job.deps.state.has_run(job.run.run_id):
+    """The fencing check: our run is still registered and bd still has us as the assignee.
+
+    With the broker unreachable, bd's assignee alone decides: the issue must not stay claimed.
+    """
+    registered = _despite_broker("check the run registry", job.deps.state.has_run, job.run.run_id)
+    if registered is False:
         return False
     try:
         issue = job.beads.show(job.issue.id)
@@ -314,8 +320,22 @@ def _release(job: _Job) -> None:
     released = job.locks.release_all(job.run.run_id)
     if released:
         job.transcript.line(f"bdp: released locks {', '.join(released)}")
-    job.deps.state.pop_run(job.run.run_id)
-    _unmark_if_ours(job.deps.state, job.args.repo, job.args.issue_id, job.task_id)
+    _despite_broker("unregister the run", job.deps.state.pop_run, job.run.run_id)
+    _despite_broker("drop the enqueue marker", _unmark_if_ours, job.deps.state, job.args.repo,
+                    job.args.issue_id, job.task_id)  # fmt: skip
+
+
+def _despite_broker(step: str, action: Callable[..., T], *args: object) -> T | None:
+    """Run a bookkeeping step; if the broker is down, log it and go on finishing the run.
+
+    What is left behind (a registered run, a marker) is recovered by the janitor later, while
+    the bd reset and the lock release, which other agents wait for, still happen now.
+    """
+    try:
+        return action(*args)
+    except Exception as error:  # redis-py and sqlite3 errors share no base class
+        log.warning("could not %s (broker unreachable?): %s", step, error)
+        return None
 
 
 def _record(job: _Job, result: SessionResult, commit: str) -> RunRecord:

@@ -640,3 +640,44 @@ def test_every_outcome_but_a_lost_claim_is_notified(
         ("outcome", "t-missing", "FAILED"),
         ("attention", "t-missing", "FAILED"),
     ]
+
+
+class BrokerGoesDown(State):
+    """A State whose broker becomes unreachable once ``down`` is set."""
+
+    down = False
+
+    def __getattribute__(self, name: str) -> Any:
+        attribute = super().__getattribute__(name)
+        if name.startswith("_") or not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if super(BrokerGoesDown, self).__getattribute__("down"):
+                raise ConnectionError("Error 111 connecting to 127.0.0.1:6390. Refused.")
+            return attribute(*args, **kwargs)
+
+        return call
+
+
+def test_a_broker_outage_at_the_end_of_a_run_still_resets_the_issue_and_frees_its_locks(
+    repo: Path, settings: Settings, issue_id: str
+) -> None:
+    # Given a run whose broker goes away while the agent works
+    state = BrokerGoesDown(MemoryHuey("test-broker-down"))
+
+    def outage(_request: SessionRequest) -> None:
+        state.down = True
+
+    agent = StubAgentRunner(Outcome.BLOCKED, "needs a decision", files={"a.py": "a\n"},
+                            on_run=outage)  # fmt: skip
+
+    # When it finishes
+    record = work_on(TaskArgs(str(repo), issue_id, 1), TASK_ID, WorkerDeps(settings, state, agent))
+
+    # Then bd and the lock table, which other agents wait on, are put right anyway
+    assert record.outcome is Outcome.BLOCKED
+    shown = show_issue(repo, issue_id)
+    assert (shown["status"], shown.get("assignee") or "") == ("open", "")
+    assert any("BLOCKED" in c for c in comments_of(repo, issue_id))
+    assert LockTable(settings.home, repo).locks() == []
