@@ -165,7 +165,7 @@ def enqueue(repo: Path, priority: int | None, label: tuple[str, ...], type_: str
     if watch:
         seconds = parse_duration(interval, "--interval")
         with contextlib.suppress(KeyboardInterrupt):
-            watch_ready(_app(), repo, filters, seconds, _print_fresh, max_cost)
+            watch_ready(_app(), repo, filters, seconds, _print_fresh, max_cost, _warn)
         return
     results = enqueue_ready(_app(), repo, filters, dry_run, max_cost)
     if as_json:
@@ -174,6 +174,10 @@ def enqueue(repo: Path, priority: int | None, label: tuple[str, ...], type_: str
         click.echo(json.dumps(rows, indent=2))
         return
     _print_enqueued(results)
+
+
+def _warn(message: str) -> None:
+    click.echo(f"{time.strftime('%H:%M:%S')} warning: {message}", err=True)
 
 
 def _print_fresh(results: list[Any]) -> None:

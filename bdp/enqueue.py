@@ -6,6 +6,7 @@ concurrent enqueues of the same backlog never queue an issue twice.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -20,6 +21,7 @@ from bdp.errors import BeadsError
 from bdp.gitops import work_tree_root
 from bdp.models import Issue
 
+log = logging.getLogger("bdp.enqueue")
 EnqueueState = Literal["queued", "already queued", "running", "would queue"]
 
 
@@ -84,14 +86,23 @@ def watch_ready(
     interval: float,
     report: Callable[[list[Enqueued]], None],
     max_cost: float | None = None,
+    warn: Callable[[str], None] = log.warning,
 ) -> None:
     """Queue ready issues every ``interval`` seconds until interrupted (Ctrl-C).
 
     Picks up issues filed or unblocked since the last poll; issues already queued or running
-    are skipped by the markers, so polling often is cheap and safe.
+    are skipped by the markers, so polling often is cheap and safe. A failing first poll is a
+    mistake to report; a later one (Redis restarting, bd busy) is warned about and retried.
     """
+    first = True
     while True:
-        found = enqueue_ready(app, path, filters, max_cost=max_cost)
-        fresh = [e for e in found if e.state == "queued"]
-        report(fresh)
+        try:
+            found = enqueue_ready(app, path, filters, max_cost=max_cost)
+        except Exception as error:
+            if first:
+                raise
+            warn(f"poll failed, trying again in {interval:g}s: {error}")
+        else:
+            report([e for e in found if e.state == "queued"])
+        first = False
         time.sleep(interval)

@@ -21,9 +21,9 @@ from huey import MemoryHuey
 from bdp.app import App
 from bdp.beads import ReadyFilters
 from bdp.config import Settings
-from bdp.enqueue import enqueue_ready
+from bdp.enqueue import Enqueued, enqueue_ready, watch_ready
 from bdp.errors import TaskError
-from bdp.models import Outcome, RunRecord, TaskArgs
+from bdp.models import Issue, Outcome, RunRecord, TaskArgs
 from bdp.session import SessionRequest, StubAgentRunner
 from bdp.state import State
 from bdp.tasks import continued, task_args
@@ -326,3 +326,44 @@ def test_an_issue_whose_attempts_spent_its_budget_is_reset_without_a_session(
 def test_a_task_with_a_bad_budget_is_dropped(bad: object) -> None:
     with pytest.raises(TaskError, match="max_cost"):
         continued(TaskArgs(ABSOLUTE, "t-1"), 0, "", "", [], bad)
+
+
+# --- watch_ready ---------------------------------------------------------------------------
+
+
+def polls(monkeypatch: pytest.MonkeyPatch, *answers: object) -> None:
+    """Make each `bd ready` poll of watch_ready give the next answer (raised if an error)."""
+    queue = list(answers)
+
+    def poll(*_args: Any, **_kwargs: Any) -> Any:
+        answer = queue.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    monkeypatch.setattr("bdp.enqueue.enqueue_ready", poll)
+
+
+def test_watch_ready_rides_out_a_broker_outage_after_its_first_poll(
+    queued_app: App, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fresh = Enqueued(Issue("t-1", "new"), "queued")
+    polls(monkeypatch, [], ConnectionError("Redis restarting"), [fresh], KeyboardInterrupt())
+    reports: list[list[Enqueued]] = []
+    warnings: list[str] = []
+
+    with pytest.raises(KeyboardInterrupt):
+        watch_ready(queued_app, repo, ReadyFilters(), 0.001, reports.append, warn=warnings.append)
+
+    assert reports == [[], [fresh]]
+    [warning] = warnings
+    assert "Redis restarting" in warning
+
+
+def test_watch_ready_reports_a_failing_first_poll_at_once(
+    queued_app: App, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    polls(monkeypatch, ConnectionError("no Redis"))
+
+    with pytest.raises(ConnectionError):
+        watch_ready(queued_app, repo, ReadyFilters(), 0.001, lambda _found: None)
