@@ -57,6 +57,8 @@ DEFAULT_MAX_CONTINUATIONS = 2
 DEFAULT_WATCH_INTERVAL = 30.0
 #: Seconds the queue pauses after a usage limit that gives no reset time (doubles up to 1 h).
 DEFAULT_PAUSE_BACKOFF = 60.0
+#: Seconds between a budget-held task's checks whether the budget was raised.
+DEFAULT_HOLD_RECHECK = 30.0
 #: Huey queue name; every Redis key bdp uses starts from it.
 DEFAULT_QUEUE = "bdp"
 #: Outcome records kept for `bdp status`.
@@ -124,6 +126,7 @@ class Settings:
     budget_usd: float | None = None  # the queue's budget: no session starts once it is spent
     max_cost_per_issue: float | None = None  # a session crossing it is stopped, issue reset
     pause_backoff: float = DEFAULT_PAUSE_BACKOFF
+    hold_recheck: float = DEFAULT_HOLD_RECHECK  # seconds between a held task's looks
     notify: str | None = field(default=None, repr=False)  # a command or http(s) URL per event
 
     def __post_init__(self) -> None:
@@ -205,6 +208,7 @@ def _read_numbers(env: Mapping[str, str]) -> dict[str, object]:
         ("budget_usd", "BDP_BUDGET_USD", float),
         ("max_cost_per_issue", "BDP_MAX_COST_PER_ISSUE", float),
         ("pause_backoff", "BDP_PAUSE_BACKOFF", float),
+        ("hold_recheck", "BDP_HOLD_RECHECK", float),
     )
     for key, name, kind in spec:
         if env.get(name):

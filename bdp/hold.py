@@ -15,14 +15,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from bdp.config import Settings
+from bdp.keys import BUDGET_HOLD_KEY
+
+HoldKind = Literal["paused", "budget"]
 
 if TYPE_CHECKING:  # status reads holds without importing Huey
     from bdp.state import State
 
 #: Longest pause without a reset time from the API (the backoff doubles up to it).
 MAX_PAUSE = 3600.0
-#: Seconds between a budget-held task's checks whether the budget was raised.
-BUDGET_RECHECK = 30.0
 #: A reset time in an API error: an epoch after ``|`` (the CLI's usage-limit text), or an
 #: ISO-8601 time after "reset(s)".
 _EPOCH = re.compile(r"\|(\d{10})\b")
@@ -35,14 +36,14 @@ _ISO = re.compile(
 class Hold:
     """The queue is held: no new session starts until ``until`` (None: until raised)."""
 
-    kind: Literal["paused", "budget"]
+    kind: HoldKind
     reason: str
     until: float | None = None
 
-    def retry_in(self, now: float | None = None) -> float:
-        """Seconds until a held task should look again."""
+    def retry_in(self, recheck: float, now: float | None = None) -> float:
+        """Seconds until a held task should look again (``recheck`` without an end time)."""
         if self.until is None:
-            return BUDGET_RECHECK
+            return recheck
         return max(1.0, self.until - (time.time() if now is None else now))
 
     def describe(self) -> str:
@@ -101,9 +102,18 @@ def reset_time(text: str, now: float | None = None) -> float | None:
     return epoch if epoch > now else None
 
 
-def hold_from_json(data: dict[str, Any] | None, now: float | None = None) -> Hold | None:
-    """A pause record as a Hold, when it is still in force (for status, without a State)."""
+def note_budget_hold(state: State, settings: Settings, hold: Hold) -> None:
+    """Say in the broker that workers hold tasks for the budget, so any `bdp status` sees it."""
+    until = time.time() + 2 * settings.hold_recheck + 5  # stale unless workers keep saying so
+    state.put_meta(BUDGET_HOLD_KEY, {"reason": hold.reason, "until": until})
+
+
+def hold_from_json(
+    data: dict[str, Any] | None, now: float | None = None, kind: HoldKind = "paused"
+) -> Hold | None:
+    """A pause (or budget hold) record as a Hold while it is in force (for status)."""
     now = time.time() if now is None else now
     if not data or float(data.get("until", 0.0)) <= now:
         return None
-    return Hold("paused", str(data.get("reason", "")), float(data["until"]))
+    until = float(data["until"]) if kind == "paused" else None
+    return Hold(kind, str(data.get("reason", "")), until)

@@ -17,6 +17,8 @@ NAMESPACES = ("markers", "runs", "beats", "progress", "outcomes", "repos", "meta
 SPENT_COUNTER = "cost_microusd"
 #: The meta key of the queue-wide usage-limit pause.
 PAUSE_KEY = "pause"
+#: The meta key where workers say they hold tasks for a spent budget (status shows it).
+BUDGET_HOLD_KEY = "budget_hold"
 
 
 def namespace_name(queue: str, namespace: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 from bdp.config import Settings
 from bdp.hold import Hold, budget_hold, hold_from_json
 from bdp.keys import (
+    BUDGET_HOLD_KEY,
     PAUSE_KEY,
     SPENT_COUNTER,
     namespace_name,
@@ -127,7 +128,7 @@ def _read_redis(client: Any, settings: Settings, recent: int) -> StatusReport:
     for namespace in ("runs", "beats", "progress"):
         pipe.hgetall(redis_namespace_key(queue, namespace))
     pipe.hkeys(redis_namespace_key(queue, "outcomes"))
-    pipe.hmget(redis_namespace_key(queue, "meta"), [LAST_SWEEP, PAUSE_KEY])
+    pipe.hmget(redis_namespace_key(queue, "meta"), [LAST_SWEEP, PAUSE_KEY, BUDGET_HOLD_KEY])
     pipe.hget(redis_counter_key(queue, "counters"), SPENT_COUNTER)
     queued, scheduled, runs, beats, progress, outcome_keys, meta, spent = pipe.execute()
     report = StatusReport(settings.broker_label, int(queued), int(scheduled), [], [])
@@ -140,11 +141,16 @@ def _read_redis(client: Any, settings: Settings, recent: int) -> StatusReport:
     report.day = [by_key[k] for k in wanted if k >= since and k in by_key]
     report.runs = _runs(runs.values(), {k.decode(): float(v) for k, v in beats.items()})
     report.activities = {k.decode(): Activity.from_json(json.loads(v)) for k, v in progress.items()}
-    sweep, pause = meta
-    report.last_sweep = json.loads(sweep) if sweep else None
-    report.hold = hold_from_json(json.loads(pause) if pause else None, report.now)
+    sweep, pause, budget = (json.loads(raw) if raw else None for raw in meta)
+    report.last_sweep = sweep
+    report.hold = _hold(pause, budget, report.now)
     report.spent_usd = int(spent or 0) / 1_000_000
     return report
+
+
+def _hold(pause: Any, budget: Any, now: float) -> Hold | None:
+    """A pause in force, else a budget hold the workers reported recently."""
+    return hold_from_json(pause, now) or hold_from_json(budget, now, kind="budget")
 
 
 def _runs(records: Iterable[bytes], beats: dict[str, float]) -> list[Run]:
@@ -193,9 +199,9 @@ def _fill_from_sqlite(
     report.recent = [RunRecord.from_json(json.loads(v)) for _, v in reversed(newest)]
     day = rows("outcomes", " and key >= ? order by key", outcome_key(report.now - DAY, ""))
     report.day = [RunRecord.from_json(json.loads(v)) for _, v in day]
-    meta = dict(rows("meta", " and key in (?, ?)", LAST_SWEEP, PAUSE_KEY))
-    report.last_sweep = json.loads(meta[LAST_SWEEP]) if LAST_SWEEP in meta else None
-    pause = json.loads(meta[PAUSE_KEY]) if PAUSE_KEY in meta else None
-    report.hold = hold_from_json(pause, report.now)
+    wanted = (LAST_SWEEP, PAUSE_KEY, BUDGET_HOLD_KEY)
+    meta = {k: json.loads(v) for k, v in rows("meta", " and key in (?, ?, ?)", *wanted)}
+    report.last_sweep = meta.get(LAST_SWEEP)
+    report.hold = _hold(meta.get(PAUSE_KEY), meta.get(BUDGET_HOLD_KEY), report.now)
     spent = db.execute(_COUNTER, (namespace_name(queue, "counters"), SPENT_COUNTER)).fetchone()
     report.spent_usd = int(spent[0]) / 1_000_000 if spent else 0.0

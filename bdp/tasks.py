@@ -18,7 +18,7 @@ from huey.exceptions import RetryTask
 from bdp.app import AgentFactory
 from bdp.config import Settings
 from bdp.errors import TaskError
-from bdp.hold import Hold, current_hold
+from bdp.hold import Hold, current_hold, note_budget_hold
 from bdp.models import TaskArgs
 from bdp.notify import Event, Notifier
 from bdp.session import AgentRunner
@@ -109,7 +109,7 @@ def register_tasks(huey: Huey, settings: Settings, agent: AgentFactory = claude_
         if hold is not None:  # back to the schedule, unchanged: nothing is claimed or dropped
             log.info("holding %s: %s", issue_id, hold.describe())
             _announce_budget_stop(deps(), hold, repo, issue_id)
-            raise RetryTask(delay=hold.retry_in())
+            raise RetryTask(delay=hold.retry_in(settings.hold_recheck))
         record = work_on(args, task.id if task else "", deps())
         return record.outcome.value
 
@@ -135,9 +135,10 @@ def register_tasks(huey: Huey, settings: Settings, agent: AgentFactory = claude_
 def _announce_budget_stop(deps: WorkerDeps, hold: Hold, repo: str, issue_id: str) -> None:
     """Tell BDP_NOTIFY once per budget that it is spent (pauses are told where they start)."""
     budget = deps.settings.budget_usd
-    if hold.kind != "budget" or deps.notifier is None:
+    if hold.kind != "budget":
         return
-    if deps.state.claim_once(f"budget-spent:{budget}"):
+    note_budget_hold(deps.state, deps.settings, hold)
+    if deps.notifier is not None and deps.state.claim_once(f"budget-spent:{budget}"):
         deps.notifier.send(Event.attention(issue_id, repo, hold.reason))
 
 

@@ -11,11 +11,11 @@ import pytest
 from bdp.app import App
 from bdp.config import Settings
 from bdp.hold import (
-    BUDGET_RECHECK,
     MAX_PAUSE,
     budget_hold,
     current_hold,
     hold_from_json,
+    note_budget_hold,
     pause_queue,
     reset_time,
 )
@@ -52,7 +52,7 @@ def test_no_hold_while_the_budget_lasts_then_a_budget_hold(app: App) -> None:
     assert "$1.00 of $1.00" in hold.reason
     assert "BDP_BUDGET_USD" in hold.reason
     assert hold.until is None
-    assert hold.retry_in() == BUDGET_RECHECK
+    assert hold.retry_in(30.0) == 30.0
 
 
 def test_without_a_budget_spending_never_holds() -> None:
@@ -78,7 +78,7 @@ def test_a_pause_with_a_reset_time_holds_every_worker_until_then(app: App) -> No
     hold = current_hold(app.state, app.settings)
     assert hold is not None
     assert (hold.kind, hold.until) == ("paused", until)
-    assert 100 < hold.retry_in() <= 120
+    assert 100 < hold.retry_in(30.0) <= 120
     assert "paused until" in hold.describe()
     assert "usage limit" in hold.describe()
     assert current_hold(app.state, app.settings, now=until + 1) is None  # it ends by itself
@@ -145,3 +145,22 @@ def test_a_pause_record_is_a_hold_only_while_in_force() -> None:
     assert hold_from_json(record, now=NOW) is not None
     assert hold_from_json(record, now=NOW + 11) is None
     assert hold_from_json(None, now=NOW) is None
+
+
+def test_workers_report_a_budget_hold_that_status_sees_without_the_budget_setting(
+    app: App,
+) -> None:
+    from bdp.status import collect_status
+
+    held = budget_hold(1.0, 1.0)
+    assert held is not None
+    note_budget_hold(app.state, app.settings, held)
+    unaware = Settings(home=app.settings.home, redis_url=app.settings.redis_url)
+
+    hold = collect_status(unaware).hold
+
+    assert hold is not None
+    assert (hold.kind, hold.reason) == ("budget", held.reason)
+    record = app.state.get_meta("budget_hold")
+    assert record is not None
+    assert hold_from_json(record, now=record["until"] + 1, kind="budget") is None  # goes stale
