@@ -47,6 +47,7 @@ class Claim:
 
     won: bool
     reason: str = ""
+    issue: Issue | None = None  # the claimed issue as bd re-read it, saving a `bd show`
 
 
 class Beads(Protocol):
@@ -100,8 +101,10 @@ class BdCli:
     def claim(self, issue_id: str, actor: str) -> Claim:
         """Compare-and-set claim: only an open issue, unassigned or already ours, is won."""
         reply = self._run("update", issue_id, "--claim", "--actor", actor)
-        if reply.code == 0 and _as_list(_parse(reply.stdout) if reply.stdout.strip() else []):
-            return Claim(True)
+        claimed = _as_list(_parse(reply.stdout) if reply.stdout.strip() else [])
+        if reply.code == 0 and claimed:
+            first = claimed[0]
+            return Claim(True, issue=Issue.from_json(first) if isinstance(first, dict) else None)
         reason = reply.error_text()
         if _NOT_FOUND in reason or _NO_WORKSPACE in reason:
             self._check(reply, f"claim {issue_id}", issue_id)
@@ -222,7 +225,7 @@ class MemoryBeads:
         if issue.status != "open" and issue.assignee != actor:
             return Claim(False, f"issue not claimable: status {issue.status}")
         self.issues[issue_id] = replace(issue, status="in_progress", assignee=actor)
-        return Claim(True)
+        return Claim(True, issue=self.issues[issue_id])
 
     def close(self, issue_id: str, reason: str, actor: str) -> None:
         self.issues[issue_id] = replace(self.show(issue_id), status="closed")

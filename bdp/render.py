@@ -18,6 +18,8 @@ from bdp.status import StatusReport
 if TYPE_CHECKING:  # enqueue pulls in Huey; status rendering must not
     from bdp.enqueue import Enqueued
 
+#: Rows of the "needs attention" table; the rest is counted (JSON has them all).
+ATTENTION_ROWS = 10
 _STYLE = {
     "queued": "green", "would queue": "cyan", "already queued": "yellow", "running": "magenta",
     Outcome.DONE: "green", Outcome.BLOCKED: "yellow", Outcome.FAILED: "red",
@@ -76,7 +78,10 @@ def status_view(report: StatusReport) -> Group:
         parts.append(_locks_table(report))
     attention = report.attention()
     if attention:
-        parts.append(_attention_table(attention, report.now))
+        parts.append(_attention_table(attention[:ATTENTION_ROWS], report.now))
+    if len(attention) > ATTENTION_ROWS:
+        more = len(attention) - ATTENTION_ROWS
+        parts.append(Text(f"… and {more} more (bdp status --json lists them all)", style="red"))
     if report.recent:
         parts.append(outcome_table(reversed(report.recent), "recent outcomes"))
     if report.last_sweep:

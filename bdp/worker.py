@@ -94,7 +94,7 @@ def work_on(args: TaskArgs, task_id: str, deps: WorkerDeps) -> RunRecord:
     else:
         outcome = Outcome.SKIPPED
     if claim.won:
-        record = _run_claimed(args, task_id, deps, beads, actor)
+        record = _run_claimed(args, task_id, deps, beads, actor, claim)
     else:
         log.info("not running %s: %s", args.issue_id, claim.reason)
         _unmark_if_ours(deps.state, args.repo, args.issue_id, task_id)
@@ -106,9 +106,9 @@ def work_on(args: TaskArgs, task_id: str, deps: WorkerDeps) -> RunRecord:
 
 
 def _run_claimed(
-    args: TaskArgs, task_id: str, deps: WorkerDeps, beads: Beads, actor: str
+    args: TaskArgs, task_id: str, deps: WorkerDeps, beads: Beads, actor: str, claim: Claim
 ) -> RunRecord:
-    issue = beads.show(args.issue_id)
+    issue = claim.issue if claim.issue and claim.issue.id else beads.show(args.issue_id)
     job = _start(args, task_id, deps, beads, actor, issue)
     settings = deps.settings
     lease_every = min(LEASE_RENEWAL, settings.stale_after / 2)

@@ -90,7 +90,11 @@ def overhead(settings: Settings, tasks: int, work: Path) -> tuple[float, float]:
     for n in range(tasks):
         name = f"f{n}.txt"
         agent.files = {name: "x\n"}
-        samples += timed_execute(huey, 1, lambda _n, n=n: wrapper(str(repo), f"b-{n}", 1))
+
+        def enqueue(_n: int, issue: str = f"b-{n}") -> None:
+            wrapper(str(repo), issue, 1)
+
+        samples += timed_execute(huey, 1, enqueue)
     return statistics.median(baseline), statistics.median(samples)
 
 

@@ -147,13 +147,21 @@ def test_show_returns_the_issue_with_its_current_status_and_assignee(bd: BdCli, 
 
 
 def test_claim_of_an_open_unassigned_issue_is_won_and_assigns_it(bd: BdCli, repo: Path) -> None:
-    issue_id = create_issue(repo, "free")
+    issue_id = create_issue(repo, "free", description="Say hello")
 
     claim = bd.claim(issue_id, ME)
 
     assert (claim.won, claim.reason) == (True, "")
     shown = show_issue(repo, issue_id)
     assert (shown["status"], shown["assignee"]) == ("in_progress", ME)
+    # And the claim hands back the issue as bd re-read it, so no `bd show` is needed
+    assert claim.issue is not None
+    assert (claim.issue.id, claim.issue.title, claim.issue.description) == (
+        issue_id,
+        "free",
+        "Say hello",
+    )
+    assert claim.issue.assignee == ME
 
 
 def test_claim_of_an_issue_another_actor_holds_is_lost_with_bds_reason(

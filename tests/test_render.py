@@ -107,3 +107,15 @@ def test_the_live_view_redraws_with_fresh_numbers_until_ctrl_c() -> None:
     assert "queued 99" in text
     assert "queued 97" in text
     assert len(calls) == 4
+
+
+def test_a_long_attention_list_is_cut_and_counted() -> None:
+    failures = [RunRecord(f"r{n}", f"t-{n}", "/repo", "x", Outcome.FAILED, "no",
+                          finished=NOW - n) for n in range(25)]  # fmt: skip
+
+    text = rendered(report(day=failures, recent=[]))
+
+    assert "t-0 " in text
+    assert "t-9 " in text
+    assert "t-10 " not in text
+    assert "… and 15 more (bdp status --json lists them all)" in text

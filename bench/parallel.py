@@ -1,0 +1,370 @@
+"""Parallel efficiency: do N workers finish a backlog N times faster than one?
+
+    uv run python bench/parallel.py [--agent stub|claude] [--rounds 3] [--workers 1 2 4 8]
+
+Why: bdp's value is running many agents at once, so the time between sessions (claiming through
+bd, registering, committing under the per-repo git lock, closing, and Huey handing out the next
+task) must stay small next to the sessions themselves, or adding workers stops paying.
+
+24 ready issues in a stand-in bd workspace in a temp git repo; each session takes ~2 s. One real
+``huey_consumer -w N -k thread`` on a private redis-server works through them. Makespan runs from
+the start of the enqueue (bdp's enqueue API, in this process) to the end of the last run (its
+outcome record, written right after `bd close`). Ideal: ceil(24 / N) x the session time;
+efficiency = ideal / makespan. "scaling" compares with this run's own 1-worker makespan instead
+(ceil(24 / N) x makespan(1) / 24), which leaves out the per-session cost every N pays.
+
+Agents: ``stub`` (default) is bench/sleepy_worker.py, bdp's real tasks with an agent that sleeps
+the session time and writes one file; it also logs a timeline, printed as "where the time goes".
+``claude`` is workers/consumer.py with the real bundled Claude CLI talking to the scripted fake
+Messages API (tests/support/fake_api.py), whose first answer is delayed by the session time.
+
+For investigating: ``--broker sqlite`` (Huey's SQLite queue polls, Redis blocks on BRPOP),
+``--settle 60`` (let idle workers back off first), ``--consumer-args "-m 1"`` (any huey_consumer
+option), ``--beads memory`` (stub only: no bd processes, to isolate bdp's own overhead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import shlex
+import signal
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bdp.app import App  # noqa: E402
+from bdp.beads import ReadyFilters  # noqa: E402
+from bdp.config import Settings  # noqa: E402
+from bdp.enqueue import enqueue_ready  # noqa: E402
+from bdp.models import Outcome, RunRecord  # noqa: E402
+from bench.harness import Consumer, clean_env, copy_repo, make_repo, median, wait_until  # noqa: E402
+from bench.harness import private_redis as redis_server  # noqa: E402
+from tests.integration.helpers import marker  # noqa: E402
+from tests.support.beads import AMBIENT_VARS, BIN_DIR, create_issue, init_workspace  # noqa: E402
+from tests.support.fake_api import Delay, FakeApi, Text, ToolUse, cli_env  # noqa: E402
+from tests.support.processes import agent_processes  # noqa: E402
+
+MODULES = {"stub": "bench.sleepy_worker.huey", "claude": "workers.consumer.huey"}
+
+
+@dataclass
+class Trial:
+    """One consumer with N workers through the whole backlog."""
+
+    workers: int
+    makespan: float  # start of enqueue -> last outcome record
+    enqueue: float  # seconds the enqueue call took
+    runs: list[float]  # per-run durations (run registered -> outcome recorded)
+    cpu_busy: float  # fraction of all cores busy during the makespan (any process)
+    cpu_ours: tuple[float, float]  # CPU s of the consumer, of its children, in the makespan
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    t0: float = 0.0
+
+
+@dataclass
+class Setup:
+    """What every trial shares."""
+
+    agent: str
+    broker: str
+    issues: list[str]
+    template: Path
+    session: float
+    settle: float
+    consumer_args: list[str]
+    base_env: dict[str, str]
+    beads: str = "bd"  # or "memory": the stub worker's in-process MemoryBeads
+    redis: Any = None  # a RedisServer when the broker is redis
+    api: FakeApi | None = None
+
+
+def cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies over all cores, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def build_template(work: Path, count: int) -> tuple[Path, list[str]]:
+    """A git repo with a stand-in bd workspace holding ``count`` ready issues."""
+    repo = make_repo(work / "template")
+    init_workspace(repo)
+    ids = [create_issue(repo, f"Bench issue {n}", description=f"Write bench/{n}.txt")
+           for n in range(count)]  # fmt: skip
+    return repo, ids
+
+
+def script_sessions(api: FakeApi, issues: list[str], session: float) -> None:
+    """Each issue's session: the first answer comes after ``session`` s and writes one file."""
+    for issue_id in issues:
+        name = f"bench/{issue_id}.txt"
+        write = ToolUse("Write", {"file_path": name, "content": f"work for {issue_id}\n"})
+        api.script([Delay(session, write), Text(f"Wrote {name}.\nDONE: added {name}")],
+                   match=marker(issue_id))  # fmt: skip
+
+
+def trial_env(setup: Setup, work: Path) -> dict[str, str]:
+    env = dict(setup.base_env)
+    env.update(BDP_HOME=str(work / "home"), BENCH_TIMELINE=str(work / "timeline.jsonl"),
+               BENCH_SESSION_SECONDS=str(setup.session))  # fmt: skip
+    if setup.redis is not None:
+        env["BDP_REDIS_URL"] = setup.redis.url
+    if setup.beads == "memory":
+        env.update(BENCH_BEADS="memory", BENCH_ISSUES=",".join(setup.issues))
+    return env
+
+
+def run_trial(setup: Setup, workers: int, work: Path) -> Trial:
+    work.mkdir(parents=True)
+    repo = copy_repo(setup.template, work / "repo")
+    if setup.redis is not None:
+        setup.redis.client().flushall()
+    env = trial_env(setup, work)
+    app = App.create(Settings.from_env(env))
+    module = MODULES[setup.agent]
+    consumer = Consumer(module, workers, env, work / "consumer.log", setup.consumer_args)
+    try:
+        consumer.start()
+        time.sleep(setup.settle)  # let every worker finish its start-up hook (SDK import)
+        own, children = consumer.cpu_seconds()
+        trial = _measure(setup, app, repo, workers, work)
+        own_after, children_after = consumer.cpu_seconds()
+        trial.cpu_ours = (own_after - own, children_after - children)
+        return trial
+    finally:
+        consumer.stop()
+        _end_leftover_clis(setup)
+
+
+def _measure(setup: Setup, app: App, repo: Path, workers: int, work: Path) -> Trial:
+    count = len(setup.issues)
+    busy0, total0 = cpu_times()
+    t0 = time.time()
+    queued = [e for e in enqueue_ready(app, repo, ReadyFilters()) if e.state == "queued"]
+    enqueued = time.time() - t0
+    if len(queued) != count:
+        raise SystemExit(f"enqueue queued {len(queued)} of {count} issues")
+    timeout = math.ceil(count / workers) * (setup.session * 4 + 10) + 60
+    if not wait_until(lambda: len(app.state.outcomes()) >= count, timeout, interval=0.05):
+        raise SystemExit(f"not all issues finished within {timeout:.0f}s\n{_log_tail(work)}")
+    busy1, total1 = cpu_times()
+    records = app.state.outcomes()
+    _check(records, repo if setup.beads == "bd" else None, work)
+    end = max(r.finished for r in records)
+    timeline_path = work / "timeline.jsonl"
+    timeline = [json.loads(line) for line in timeline_path.read_text().splitlines()] \
+        if timeline_path.exists() else []  # fmt: skip
+    return Trial(workers, end - t0, enqueued, [r.duration for r in records],
+                 (busy1 - busy0) / max(total1 - total0, 1), (0.0, 0.0), timeline, t0)  # fmt: skip
+
+
+def _check(records: list[RunRecord], repo: Path | None, work: Path) -> None:
+    """Every run ended DONE and bd has every issue closed, or the numbers mean nothing."""
+    bad = [f"{r.issue_id}: {r.outcome.value} {r.summary}" for r in records
+           if r.outcome is not Outcome.DONE]  # fmt: skip
+    still_open = []
+    if repo is not None:
+        store = json.loads((repo / ".beads" / "issues.json").read_text())
+        still_open = [i for i, issue in store["issues"].items() if issue["status"] != "closed"]
+    if bad or still_open:
+        raise SystemExit("runs did not all close their issue:\n"
+                         + "\n".join(bad + [f"{i} not closed" for i in still_open])
+                         + f"\n{_log_tail(work)}")  # fmt: skip
+
+
+def _log_tail(work: Path, lines: int = 30) -> str:
+    """The end of the trial's consumer log (the temp dir is gone once the benchmark exits)."""
+    text = (work / "consumer.log").read_text(errors="replace").splitlines()
+    return "consumer log, last lines:\n" + "\n".join(text[-lines:])
+
+
+def _end_leftover_clis(setup: Setup) -> None:
+    """Claude CLIs our consumer started and left behind (after a SIGKILL), by their PIDs."""
+    if setup.api is None:
+        return
+    for pid in agent_processes(setup.api.url):
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        print(f"warning: ended a leftover claude CLI, pid {pid}", file=sys.stderr)
+
+
+# -- reporting ---------------------------------------------------------------------------
+
+
+def report(setup: Setup, trials: dict[int, list[Trial]]) -> None:
+    count, session = len(setup.issues), setup.session
+    one = median([t.makespan for t in trials[1]]) if 1 in trials else None
+    beads = "" if setup.beads == "bd" else " beads=memory (diagnostic: no bd processes)"
+    print(f"\nagent={setup.agent}{beads} broker={setup.broker} issues={count} "
+          f"session={session:g}s "
+          f"rounds={len(next(iter(trials.values())))} settle={setup.settle:g}s "
+          f"consumer: huey_consumer {MODULES[setup.agent]} -w N -k thread "
+          f"{' '.join(setup.consumer_args)}".rstrip())  # fmt: skip
+    print(f"{'workers':>7} {'ideal s':>8} {'makespan s (median)':>20} {'efficiency':>10} "
+          f"{'scaling vs 1':>12} {'run s (median)':>14} {'machine cpu':>11} {'bdp cpu s':>11}"
+          f"  makespans")  # fmt: skip
+    for workers, group in sorted(trials.items()):
+        waves = math.ceil(count / workers)
+        ideal = waves * session
+        span = median([t.makespan for t in group])
+        scaling = f"{waves * one / count / span:12.2f}" if one else f"{'-':>12}"
+        runs = median([d for t in group for d in t.runs])
+        cpu = median([t.cpu_busy for t in group])
+        own = median([t.cpu_ours[0] for t in group])
+        children = median([t.cpu_ours[1] for t in group])
+        ours = f"{own:.1f}+{children:.1f}"
+        spans = " ".join(f"{t.makespan:.2f}" for t in group)
+        print(f"{workers:>7} {ideal:8.1f} {span:20.2f} {ideal / span:10.2f} {scaling} "
+              f"{runs:14.2f} {cpu:11.0%} {ours:>11}  {spans}")  # fmt: skip
+    print(
+        "  run s: one run from registration to its outcome record (after bd close); machine "
+        "cpu: all cores, any process; bdp cpu s: the consumer and its children"
+    )
+
+
+def phases(trial: Trial) -> dict[str, list[float]]:
+    """Seconds spent around each session, from the stub worker's timeline."""
+    out: dict[str, list[float]] = defaultdict(list)
+    by_issue: dict[str, dict[str, float]] = defaultdict(dict)
+    by_thread: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    for event in trial.timeline:
+        if event["ev"] == "call":
+            out[f"call:{event['name']}"].append(event["seconds"])
+            continue
+        if event.get("task", "").endswith("janitor"):
+            out["janitor"].append(event["t"])
+            continue
+        by_issue[event["issue"]][event["ev"]] = event["t"]
+        if event["ev"] in ("task_start", "task_end"):
+            by_thread[event["thread"]].append((event["t"], event["ev"]))
+    for ev in by_issue.values():
+        if len(ev) == 4:
+            out["pre"].append(ev["session_start"] - ev["task_start"])
+            out["post"].append(ev["task_end"] - ev["session_end"])
+    for events in by_thread.values():
+        events.sort()
+        out["pickup"].append(events[0][0] - trial.t0)
+        for (t_end, kind), (t_next, _) in itertools.pairwise(events):
+            if kind == "task_end":
+                out["gap"].append(t_next - t_end)
+    return out
+
+
+def _pool(group: list[Trial]) -> dict[str, list[float]]:
+    pooled: dict[str, list[float]] = defaultdict(list)
+    for trial in group:
+        for key, values in phases(trial).items():
+            pooled[key] += values
+    return pooled
+
+
+def _cell(values: list[float] | None, width: int) -> str:
+    values = values or [0.0]
+    return f"{median(values):.2f} / {max(values):.2f}".rjust(width)
+
+
+def report_phases(trials: dict[int, list[Trial]], issues: int) -> None:
+    pooled = {workers: _pool(group) for workers, group in sorted(trials.items())}
+    print("\nwhere the time goes (stub agent; seconds, median / max over all runs):")
+    print(f"{'workers':>7} {'first pickup':>13} {'before session':>15} {'after session':>14} "
+          f"{'between tasks':>14} {'janitor runs':>12}")  # fmt: skip
+    for workers, pool in pooled.items():
+        janitor = len(pool.get("janitor", [])) // 2 // len(trials[workers])
+        print(f"{workers:>7} {_cell(pool.get('pickup'), 13)} {_cell(pool.get('pre'), 15)} "
+              f"{_cell(pool.get('post'), 14)} {_cell(pool.get('gap'), 14)} "
+              f"{janitor:>12}")  # fmt: skip
+    print(
+        "  first pickup: enqueue start -> each worker's first task; before session: task start "
+        "-> session start\n  (bd claim, bd show, run registry); after session: session end -> "
+        "task end (ownership check,\n  git commit, bd close, locks, outcome record); between "
+        "tasks: a worker's task end -> its next task start"
+    )
+    names = sorted({k for pool in pooled.values() for k in pool if k.startswith("call:")})
+    print("\nbd and git calls (median ms per call; calls per issue in brackets):")
+    print(f"{'call':>38} " + " ".join(f"{f'{w} workers':>14}" for w in pooled))
+    for name in names:
+        cells = []
+        for workers, pool in pooled.items():
+            values = pool.get(name, [])
+            per_issue = len(values) / (issues * len(trials[workers]))
+            text = f"{median(values) * 1000:.0f} [{per_issue:.1f}]" if values else "-"
+            cells.append(f"{text:>14}")
+        print(f"{name.removeprefix('call:'):>38} " + " ".join(cells))
+
+
+# -- main ----------------------------------------------------------------------------------
+
+
+@contextmanager
+def prepared(options: argparse.Namespace, work: Path) -> Iterator[Setup]:
+    for name in AMBIENT_VARS:
+        os.environ.pop(name, None)
+    template, issues = build_template(work, options.issues)
+    base = clean_env(BDP_BD=str(BIN_DIR / "bd"), PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1",
+                     BDP_WRAPUP="5")  # fmt: skip
+    setup = Setup(options.agent, options.broker, issues, template, options.session,
+                  options.settle, shlex.split(options.consumer_args), base,
+                  options.beads)  # fmt: skip
+    with ExitStack() as stack:
+        if options.broker == "redis":
+            setup.redis = stack.enter_context(redis_server(work / "redis"))
+        if options.agent == "claude":
+            setup.api = stack.enter_context(FakeApi())
+            script_sessions(setup.api, issues, options.session)
+            setup.base_env.update(cli_env(setup.api.url, work / "claude-home"))
+        yield setup
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 2)[2],
+    )  # fmt: skip
+    parser.add_argument("--agent", choices=sorted(MODULES), default="stub")
+    parser.add_argument("--rounds", type=int, default=3, help="trials per worker count")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--issues", type=int, default=24)
+    parser.add_argument("--session", type=float, default=2.0, help="seconds per session")
+    parser.add_argument("--broker", choices=["redis", "sqlite"], default="redis")
+    parser.add_argument("--settle", type=float, help="seconds between consumer start and "
+                        "enqueue, for the start-up hooks (default: 2 stub, 5 claude)")  # fmt: skip
+    parser.add_argument("--consumer-args", default="",
+                        help='extra huey_consumer options, e.g. "-d 0.01 -m 1"')  # fmt: skip
+    parser.add_argument("--beads", choices=["bd", "memory"], default="bd",
+                        help="memory (stub agent only): diagnostic, the workers use an in-process "
+                             "MemoryBeads instead of running bd")  # fmt: skip
+    options = parser.parse_args(argv)
+    if options.beads == "memory" and options.agent != "stub":
+        parser.error("--beads memory needs --agent stub")
+    if options.settle is None:
+        options.settle = 5.0 if options.agent == "claude" else 2.0
+    trials: dict[int, list[Trial]] = defaultdict(list)
+    with tempfile.TemporaryDirectory(prefix="bdp-bench-parallel-") as tmp, \
+            prepared(options, Path(tmp)) as setup:  # fmt: skip
+        for round_no in range(options.rounds):
+            for workers in options.workers:  # interleaved, so drift hits every N alike
+                work = Path(tmp) / f"w{workers}-r{round_no}"
+                trial = run_trial(setup, workers, work)
+                trials[workers].append(trial)
+                print(f"round {round_no + 1}, {workers} workers: makespan {trial.makespan:.2f}s "
+                      f"(enqueue {trial.enqueue:.2f}s)", flush=True)  # fmt: skip
+    report(setup, trials)
+    if options.agent == "stub":
+        report_phases(trials, len(setup.issues))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""A consumer module for bench/parallel.py: bdp's real tasks, with an agent that only sleeps.
+
+    huey_consumer bench.sleepy_worker.huey -w 8 -k thread      # with PYTHONPATH at the repo
+
+Built like workers/consumer.py, except that the agent factory returns `SleepyAgent`: each
+session sleeps ``BENCH_SESSION_SECONDS`` (default 2) and then locks and writes one file, so the
+rest of bdp's pipeline (claim through bd, run registry, heartbeats, locks, git commit, bd close,
+outcome record) runs for real around a session of known length.
+
+With ``BENCH_TIMELINE`` set to a file, every task start and end (from Huey's signals), every
+session start and end, and the duration of every bd and git call and of each whole commit step
+are appended there as JSON lines, so the benchmark can say where the time between sessions goes.
+The calls are timed by wrapping bdp's functions in this process only; bdp itself is unchanged.
+
+Diagnostic mode, ``BENCH_BEADS=memory`` with ``BENCH_ISSUES=id,id,...``: the workers talk to one
+in-process `MemoryBeads` (the double bench/overhead.py uses) instead of running `bd`, to show
+what bdp's own orchestration costs without bd's process start-ups. bd's store is not updated.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from huey.signals import SIGNAL_COMPLETE, SIGNAL_ERROR, SIGNAL_EXECUTING
+
+from bdp import beads, gitops, worker
+from bdp.app import App
+from bdp.beads import MemoryBeads
+from bdp.config import Settings
+from bdp.models import Issue, Outcome
+from bdp.session import AgentRunner, SessionRequest, SessionResult
+
+
+class Timeline:
+    """Appends one JSON line per event to a file; does nothing without a path."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def event(self, kind: str, issue_id: str, **more: Any) -> None:
+        if not self.path:
+            return
+        line = {"t": time.time(), "ev": kind, "issue": issue_id,
+                "thread": threading.current_thread().name, **more}  # fmt: skip
+        with self._lock, open(self.path, "a", encoding="utf-8") as out:
+            out.write(json.dumps(line) + "\n")
+
+
+TIMELINE = Timeline(os.environ.get("BENCH_TIMELINE"))
+
+
+class SleepyAgent:
+    """A session that takes ``seconds`` and edits one file named after its issue."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def run(self, request: SessionRequest) -> SessionResult:
+        issue_id = request.issue.id
+        TIMELINE.event("session_start", issue_id)
+        deadline = time.monotonic() + self.seconds
+        while not request.stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(left, 0.05))
+        if request.stop.is_set():
+            return SessionResult(request.stop.outcome, request.stop.reason, attempts=1)
+        name = f"bench/{issue_id}.txt"
+        request.locks.acquire([name], request.holder, wait=0)
+        path: Path = request.repo / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"work for {issue_id}\n")
+        TIMELINE.event("session_end", issue_id)
+        return SessionResult(Outcome.DONE, f"wrote {name}", [name], turns=1, attempts=1)
+
+
+def sleepy_agent(settings: Settings) -> AgentRunner:
+    return SleepyAgent(float(os.environ.get("BENCH_SESSION_SECONDS", "2")))
+
+
+def _memory_beads(issue_ids: str) -> None:
+    """Every worker of this process shares one in-memory tracker holding ``issue_ids``."""
+    shared = MemoryBeads([Issue(id=i, title=f"Bench issue {i}") for i in issue_ids.split(",")])
+
+    def beads_for(self: worker.WorkerDeps, repo: Path) -> beads.Beads:
+        return shared
+
+    worker.WorkerDeps.beads_for = beads_for  # type: ignore[method-assign]
+
+
+if os.environ.get("BENCH_BEADS") == "memory":
+    _memory_beads(os.environ["BENCH_ISSUES"])
+
+app = App.create(Settings.from_env(), agent=sleepy_agent)
+huey = app.huey
+tasks = app.tasks
+
+
+def _timed(owner: Any, attribute: str, label: Callable[..., str]) -> None:
+    """Wrap ``owner.attribute`` so each call logs a "call" event with its duration."""
+    original = getattr(owner, attribute, None)
+    if original is None or not TIMELINE.path:
+        return
+
+    @functools.wraps(original)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.time()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            TIMELINE.event("call", "", name=label(*args), seconds=time.time() - start)
+
+    setattr(owner, attribute, wrapper)
+
+
+def _bd_label(_self: object, *args: str) -> str:
+    return f"bd {args[0]}"
+
+
+def _git_label(_repo: object, *args: str) -> str:
+    return f"git {args[0]}"
+
+
+def _commit_label(*_args: object) -> str:
+    return "commit_paths (git lock + git calls)"
+
+
+_timed(beads.BdCli, "_run", _bd_label)
+_timed(gitops, "git", _git_label)
+_timed(worker, "commit_paths", _commit_label)
+
+
+def _issue_of(task: Any) -> str:
+    args: tuple[Any, ...] = tuple(getattr(task, "args", None) or ())
+    return str(args[1]) if len(args) > 1 else ""
+
+
+@huey.signal(SIGNAL_EXECUTING)  # type: ignore[untyped-decorator]
+def _executing(signal: str, task: Any, *args: Any) -> None:
+    TIMELINE.event("task_start", _issue_of(task), task=task.name)
+
+
+@huey.signal(SIGNAL_COMPLETE, SIGNAL_ERROR)  # type: ignore[untyped-decorator]
+def _finished(signal: str, task: Any, *args: Any) -> None:
+    TIMELINE.event("task_end", _issue_of(task), task=task.name)
