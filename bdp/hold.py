@@ -9,6 +9,7 @@ worker hitting a usage limit pauses every consumer sharing the queue.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,8 @@ HoldKind = Literal["paused", "budget"]
 if TYPE_CHECKING:  # status reads holds without importing Huey
     from bdp.state import State
 
+#: Seconds a worker process reuses its last look at the hold (see `HoldGate`).
+GATE_TTL = 1.0
 #: Longest pause without a reset time from the API (the backoff doubles up to it).
 MAX_PAUSE = 3600.0
 #: A reset time in an API error: an epoch after ``|`` (the CLI's usage-limit text), or an
@@ -62,6 +65,31 @@ def current_hold(state: State, settings: Settings, now: float | None = None) -> 
     if settings.budget_usd is None:
         return None
     return budget_hold(settings.budget_usd, state.spent_usd())
+
+
+class HoldGate:
+    """The hold check of one worker process: while held, one look at the broker per ``ttl``.
+
+    Held tasks come back every few seconds; with thousands of them queued, looking the hold up
+    for each would cost more than the work it guards. A lifted hold is seen within ``ttl``; a
+    new one at once (a task about to start a session always looks).
+    """
+
+    def __init__(self, state: State, settings: Settings, ttl: float = GATE_TTL) -> None:
+        self._state, self._settings, self._ttl = state, settings, ttl
+        self._guard = threading.Lock()
+        self._hold: Hold | None = None
+        self._expires = 0.0
+
+    def check(self) -> tuple[Hold | None, bool]:
+        """The hold in force, and whether this call looked it up (only then say so)."""
+        with self._guard:
+            now = time.monotonic()
+            if self._hold is not None and now < self._expires:
+                return self._hold, False
+            self._hold = current_hold(self._state, self._settings)
+            self._expires = now + self._ttl
+            return self._hold, True
 
 
 def budget_hold(budget: float | None, spent: float) -> Hold | None:

@@ -18,7 +18,7 @@ from huey.exceptions import RetryTask
 from bdp.app import AgentFactory
 from bdp.config import Settings
 from bdp.errors import TaskError
-from bdp.hold import Hold, current_hold, note_budget_hold
+from bdp.hold import Hold, HoldGate, note_budget_hold
 from bdp.models import TaskArgs
 from bdp.notify import Event, Notifier
 from bdp.session import AgentRunner
@@ -83,6 +83,7 @@ def continued(args: TaskArgs, continuation: Any, resume: Any, prior: Any, files:
 def register_tasks(huey: Huey, settings: Settings, agent: AgentFactory = claude_agent) -> Tasks:
     """Define bdp's tasks on ``huey``; worker dependencies are built once per process."""
     deps_by_pid: dict[int, WorkerDeps] = {}
+    gates_by_pid: dict[int, HoldGate] = {}
 
     def deps() -> WorkerDeps:
         pid = os.getpid()
@@ -105,13 +106,15 @@ def register_tasks(huey: Huey, settings: Settings, agent: AgentFactory = claude_
         except TaskError as error:  # nothing to retry: say what is wrong and drop it
             log.error("dropping task %s: %s", task.id if task else "?", error)
             return "FAILED"
-        hold = current_hold(deps().state, settings)
-        if hold is not None:  # back to the schedule, unchanged: nothing is claimed or dropped
-            log.info("holding %s: %s", issue_id, hold.describe())
-            _announce_budget_stop(deps(), hold, repo, issue_id)
-            raise RetryTask(delay=hold.retry_in(settings.hold_recheck))
+        _hold_back(gate(), deps(), repo, issue_id)
         record = work_on(args, task.id if task else "", deps())
         return record.outcome.value
+
+    def gate() -> HoldGate:
+        pid = os.getpid()
+        if pid not in gates_by_pid:
+            gates_by_pid[pid] = HoldGate(deps().state, settings)
+        return gates_by_pid[pid]
 
     def warm_up() -> None:
         """Build the worker's dependencies (and import the SDK) before the first task."""
@@ -130,6 +133,18 @@ def register_tasks(huey: Huey, settings: Settings, agent: AgentFactory = claude_
         state=State(huey),
     )
     return tasks
+
+
+def _hold_back(gate: HoldGate, deps: WorkerDeps, repo: str, issue_id: str) -> None:
+    """While the queue is held, send the task back to the schedule, unchanged: nothing is
+    claimed or dropped."""
+    hold, looked = gate.check()
+    if hold is None:
+        return
+    if looked:  # once per look at the broker, not once per held task
+        log.info("holding tasks: %s", hold.describe())
+        _announce_budget_stop(deps, hold, repo, issue_id)
+    raise RetryTask(delay=hold.retry_in(deps.settings.hold_recheck))
 
 
 def _announce_budget_stop(deps: WorkerDeps, hold: Hold, repo: str, issue_id: str) -> None:

@@ -12,6 +12,7 @@ from bdp.app import App
 from bdp.config import Settings
 from bdp.hold import (
     MAX_PAUSE,
+    HoldGate,
     budget_hold,
     current_hold,
     hold_from_json,
@@ -164,3 +165,30 @@ def test_workers_report_a_budget_hold_that_status_sees_without_the_budget_settin
     record = app.state.get_meta("budget_hold")
     assert record is not None
     assert hold_from_json(record, now=record["until"] + 1, kind="budget") is None  # goes stale
+
+
+def test_a_gate_looks_at_the_broker_at_most_once_per_ttl(app: App) -> None:
+    gate = HoldGate(app.state, app.settings, ttl=0.2)
+    pause_queue(app.state, app.settings, "usage limit", time.time() + 60)
+
+    first, looked = gate.check()
+    app.state.set_pause({"until": 0.0, "reason": "lifted"})  # the pause is lifted meanwhile
+    cached, looked_again = gate.check()
+    time.sleep(0.25)
+    later, looked_later = gate.check()
+
+    assert first is not None
+    assert looked
+    assert (cached, looked_again) == (first, False)  # no broker read for this task
+    assert (later, looked_later) == (None, True)  # seen once the ttl is over
+
+
+def test_a_gate_sees_a_new_hold_at_once(app: App) -> None:
+    gate = HoldGate(app.state, app.settings, ttl=60)
+    assert gate.check() == (None, True)
+
+    pause_queue(app.state, app.settings, "usage limit", time.time() + 60)
+
+    hold, looked = gate.check()
+    assert hold is not None
+    assert looked
