@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from bdp.config import Settings
 from bdp.keys import BUDGET_HOLD_KEY
+from bdp.notify import Event, Notifier
 
 HoldKind = Literal["paused", "budget"]
 
@@ -77,6 +78,7 @@ class HoldGate:
 
     def __init__(self, state: State, settings: Settings, ttl: float = GATE_TTL) -> None:
         self._state, self._settings, self._ttl = state, settings, ttl
+        self._notifier = Notifier.from_settings(settings)
         self._guard = threading.Lock()
         self._hold: Hold | None = None
         self._expires = 0.0
@@ -89,7 +91,16 @@ class HoldGate:
                 return self._hold, False
             self._hold = current_hold(self._state, self._settings)
             self._expires = now + self._ttl
+            if self._hold is not None and self._hold.kind == "budget":
+                self._announce(self._hold)
             return self._hold, True
+
+    def _announce(self, hold: Hold) -> None:
+        """Record the budget hold for `bdp status`; tell BDP_NOTIFY once per budget."""
+        note_budget_hold(self._state, self._settings, hold)
+        once = f"budget-spent:{self._settings.budget_usd}"
+        if self._notifier is not None and self._state.claim_once(once):
+            self._notifier.send(Event.attention("", "", hold.reason))
 
 
 def budget_hold(budget: float | None, spent: float) -> Hold | None:

@@ -45,6 +45,7 @@ def build_huey(settings: Settings) -> Huey:
         filename = str(settings.home / "queue.db")
         huey = BdpSqliteHuey(settings.queue, filename=filename, results=False)
     huey.bdp_periodic_seconds = settings.janitor_interval
+    huey.bdp_settings = settings  # its consumers hold work while the queue is held
     return huey
 
 

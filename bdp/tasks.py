@@ -18,9 +18,9 @@ from huey.exceptions import RetryTask
 from bdp.app import AgentFactory
 from bdp.config import Settings
 from bdp.errors import TaskError
-from bdp.hold import Hold, HoldGate, note_budget_hold
+from bdp.hold import HoldGate
 from bdp.models import TaskArgs
-from bdp.notify import Event, Notifier
+from bdp.notify import Notifier
 from bdp.session import AgentRunner
 from bdp.state import State
 from bdp.worker import WorkerDeps, work_on
@@ -106,7 +106,7 @@ def register_tasks(huey: Huey, settings: Settings, agent: AgentFactory = claude_
         except TaskError as error:  # nothing to retry: say what is wrong and drop it
             log.error("dropping task %s: %s", task.id if task else "?", error)
             return "FAILED"
-        _hold_back(gate(), deps(), repo, issue_id)
+        _hold_back(gate(), settings.hold_recheck)
         record = work_on(args, task.id if task else "", deps())
         return record.outcome.value
 
@@ -135,26 +135,16 @@ def register_tasks(huey: Huey, settings: Settings, agent: AgentFactory = claude_
     return tasks
 
 
-def _hold_back(gate: HoldGate, deps: WorkerDeps, repo: str, issue_id: str) -> None:
+def _hold_back(gate: HoldGate, recheck: float) -> None:
     """While the queue is held, send the task back to the schedule, unchanged: nothing is
-    claimed or dropped."""
+    claimed or dropped. (Consumers take no task while held; this catches one taken just
+    before the hold began, and runs without a BdpConsumer.)"""
     hold, looked = gate.check()
     if hold is None:
         return
     if looked:  # once per look at the broker, not once per held task
         log.info("holding tasks: %s", hold.describe())
-        _announce_budget_stop(deps, hold, repo, issue_id)
-    raise RetryTask(delay=hold.retry_in(deps.settings.hold_recheck))
-
-
-def _announce_budget_stop(deps: WorkerDeps, hold: Hold, repo: str, issue_id: str) -> None:
-    """Tell BDP_NOTIFY once per budget that it is spent (pauses are told where they start)."""
-    budget = deps.settings.budget_usd
-    if hold.kind != "budget":
-        return
-    note_budget_hold(deps.state, deps.settings, hold)
-    if deps.notifier is not None and deps.state.claim_once(f"budget-spent:{budget}"):
-        deps.notifier.send(Event.attention(issue_id, repo, hold.reason))
+    raise RetryTask(delay=hold.retry_in(recheck))
 
 
 def _every_check(_when: object) -> bool:

@@ -1,12 +1,18 @@
-"""BdpConsumer's own settings: how often idle workers look for work."""
+"""BdpConsumer's own behaviour: how often idle workers look for work, and holding."""
 
 from __future__ import annotations
 
+import datetime
+import time
 from pathlib import Path
 
+from bdp.app import App
 from bdp.config import Settings
-from bdp.consumer import IDLE_POLL_CAP
+from bdp.consumer import HELD_WAIT, IDLE_POLL_CAP
+from bdp.models import Outcome, RunRecord
 from bdp.queue import build_huey
+from bdp.session import StubAgentRunner
+from bdp.status import LAST_SWEEP
 
 
 def test_idle_workers_poll_a_sqlite_queue_at_least_once_a_second(tmp_path: Path) -> None:
@@ -24,3 +30,39 @@ def test_a_redis_queue_keeps_hueys_delay_because_its_workers_block(redis_url: st
 
     assert consumer.max_delay == 10.0
     huey.storage.pool.disconnect()
+
+
+def held_app(tmp_path: Path) -> App:
+    """A SQLite queue whose $1 budget is spent, with one issue's task queued."""
+    app = App.create(Settings(home=tmp_path / "home", budget_usd=1.0),
+                     agent=lambda _s: StubAgentRunner())  # fmt: skip
+    app.state.record(RunRecord("r0", "t-0", "/repo", "x", Outcome.DONE, "ok", cost_usd=1.0))
+    app.tasks.run_issue("/repo", "t-1", 1)
+    return app
+
+
+def test_a_held_queue_is_not_dequeued_and_its_tasks_wait_untouched(tmp_path: Path) -> None:
+    app = held_app(tmp_path)
+    consumer = app.huey.create_consumer(workers=1)
+    worker = consumer._create_worker()
+
+    started = time.monotonic()
+    worker.loop()
+
+    assert app.huey.pending_count() == 1  # still there, same place
+    assert time.monotonic() - started >= HELD_WAIT * 0.9  # it waited instead of polling
+    record = app.state.get_meta("budget_hold")
+    assert record is not None
+    assert "queue budget spent" in record["reason"]  # so any `bdp status` shows why
+
+
+def test_while_held_the_janitor_runs_in_the_scheduler_not_the_queue(tmp_path: Path) -> None:
+    app = held_app(tmp_path)
+    consumer = app.huey.create_consumer(workers=1, periodic=True)
+    scheduler = consumer._create_scheduler()
+
+    scheduler.enqueue_periodic_tasks(datetime.datetime.now())
+
+    assert app.huey.pending_count() == 1  # only the issue's task: no janitor task queued
+    sweep = app.state.get_meta(LAST_SWEEP)
+    assert sweep is not None  # the sweep ran right here
