@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from bdp.config import Settings
 from bdp.keys import BUDGET_HOLD_KEY
-from bdp.notify import Event, Notifier
 
 HoldKind = Literal["paused", "budget"]
 
-if TYPE_CHECKING:  # status reads holds without importing Huey
+if TYPE_CHECKING:  # status reads holds without importing Huey (or the notifier's urllib)
+    from bdp.notify import Notifier
     from bdp.state import State
 
 #: Seconds a worker process reuses its last look at the hold (see `HoldGate`).
@@ -77,8 +77,10 @@ class HoldGate:
     """
 
     def __init__(self, state: State, settings: Settings, ttl: float = GATE_TTL) -> None:
+        from bdp.notify import Notifier
+
         self._state, self._settings, self._ttl = state, settings, ttl
-        self._notifier = Notifier.from_settings(settings)
+        self._notifier: Notifier | None = Notifier.from_settings(settings)
         self._guard = threading.Lock()
         self._hold: Hold | None = None
         self._expires = 0.0
@@ -100,6 +102,8 @@ class HoldGate:
         note_budget_hold(self._state, self._settings, hold)
         once = f"budget-spent:{self._settings.budget_usd}"
         if self._notifier is not None and self._state.claim_once(once):
+            from bdp.notify import Event
+
             self._notifier.send(Event.attention("", "", hold.reason))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 RUN_ENV = "BDP_RUN_ID"
@@ -19,13 +20,18 @@ _PROC = Path("/proc")
 def pids_of_run(run_id: str) -> list[int]:
     """Live processes whose environment carries this run's marker (Linux; [] elsewhere)."""
     needle = f"{RUN_ENV}={run_id}".encode()
+    return pids_where(lambda environ: needle in environ)
+
+
+def pids_where(match: Callable[[list[bytes]], bool]) -> list[int]:
+    """Processes other than this one whose environment entries (``NAME=value``) match."""
     found = []
     for entry in _PROC.glob("[0-9]*"):
         try:
             environ = (entry / "environ").read_bytes()
         except OSError:
             continue
-        if needle in environ.split(b"\0") and int(entry.name) != os.getpid():
+        if match(environ.split(b"\0")) and int(entry.name) != os.getpid():
             found.append(int(entry.name))
     return found
 

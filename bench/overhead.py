@@ -38,25 +38,11 @@ from bdp.queue import build_huey  # noqa: E402
 from bdp.session import StubAgentRunner  # noqa: E402
 from bdp.state import State  # noqa: E402
 from bdp.worker import WorkerDeps, work_on  # noqa: E402
+from bench.harness import make_repo  # noqa: E402
 from tests.support.beads import bd_env, init_workspace  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 
 BDP = str(Path(sys.executable).parent / "bdp")
-
-
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
-
-
-def make_repo(path: Path) -> Path:
-    path.mkdir(parents=True)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.name", "Bench")
-    git(path, "config", "user.email", "bench@example.invalid")
-    (path / "README.md").write_text("bench\n")
-    git(path, "add", "README.md")
-    git(path, "commit", "-qm", "initial")
-    return path
 
 
 def timed_execute(huey: Huey, count: int, enqueue: Callable[[int], None]) -> list[float]:

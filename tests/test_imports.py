@@ -66,6 +66,7 @@ def test_help_and_status_never_load_the_sdk_tasks_or_agent(
     modules = loaded_by(tmp_path, env, ["--help"], ["status"])
     assert "bdp.status" in modules  # the probe really ran `bdp status`
     assert not modules & HEAVY
+    assert not modules & {"bdp.notify", "urllib.request"}  # the notifier is the workers' part
 
 
 def test_enqueue_dry_run_never_loads_the_sdk_or_agent(

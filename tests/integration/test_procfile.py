@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from bdp.procs import pid_alive, pids_where
 from tests.conftest import _need_redis, git
 from tests.integration.helpers import script_write_then_done
 from tests.support.beads import BIN_DIR, create_issue, show_issue
@@ -73,15 +74,7 @@ class Honcho:
     def leftovers(self) -> list[int]:
         """Live processes carrying this run's mark: whatever honcho started, at any depth."""
         needle = f"{MARK}={self.token}".encode()
-        found = []
-        for entry in Path("/proc").glob("[0-9]*"):
-            try:
-                environ = (entry / "environ").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if needle in environ and alive(int(entry.name)):
-                found.append(int(entry.name))
-        return found
+        return [pid for pid in pids_where(lambda env: needle in env) if pid_alive(pid)]
 
     def kill_everything(self) -> None:
         """Teardown, also of a failed test: SIGKILL honcho if it still runs, then every process
@@ -97,15 +90,6 @@ class Honcho:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
             time.sleep(0.2)
-
-
-def alive(pid: int) -> bool:
-    """The process exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 @pytest.fixture
@@ -192,6 +176,6 @@ def test_the_procfile_runs_an_issue_to_its_commit_and_ctrl_c_stops_every_process
     # connection; bdp's own code must not have raised
     assert f'File "{ROOT / "bdp"}' not in output, output
     # ... and nothing it started is left: not its processes, not a consumer, not a claude CLI
-    assert not [pid for pid in started.values() if alive(pid)]
+    assert not [pid for pid in started.values() if pid_alive(pid)]
     assert honcho.leftovers() == []
     assert agent_processes(fake_api.url) == []

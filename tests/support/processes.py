@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bdp.procs import RUN_ENV, pid_alive, pids_where
+
 CONSUMER = str(Path(sys.executable).parent / "huey_consumer")
 
 
@@ -79,20 +81,9 @@ def agent_processes(api_url: str) -> list[int]:
     CLI it starts; the consumer itself has the URL but no run marker.
     """
     url = f"ANTHROPIC_BASE_URL={api_url}".encode()
-    found = []
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            environ = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if url in environ and any(v.startswith(b"BDP_RUN_ID=") for v in environ):
-            found.append(int(entry.name))
-    return [pid for pid in found if pid != os.getpid() and _not_zombie(pid)]
+    marked = f"{RUN_ENV}=".encode()
 
+    def is_agent(environ: list[bytes]) -> bool:
+        return url in environ and any(v.startswith(marked) for v in environ)
 
-def _not_zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+    return [pid for pid in pids_where(is_agent) if pid_alive(pid)]
