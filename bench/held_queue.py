@@ -12,9 +12,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bdp.app import App
 from bdp.config import Settings
 from bdp.models import Outcome, RunRecord
+from bdp.queue.app import App
 from bench.harness import Consumer, clean_env, median, private_redis
 
 
@@ -32,7 +32,7 @@ def cpu_percent(
     env: dict[str, str], log: Path, workers: int, settle: float, window: float
 ) -> float:
     """The consumer's CPU use, in % of one core, over ``window`` s after ``settle`` s."""
-    consumer = Consumer("workers.consumer.huey", workers, env, log).start()
+    consumer = Consumer("bdp.consumer.huey", workers, env, log).start()
     try:
         time.sleep(settle)
         before, start = sum(consumer.cpu_seconds()), time.monotonic()

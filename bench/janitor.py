@@ -21,13 +21,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bdp.app import App  # noqa: E402
-from bdp.beads import MemoryBeads  # noqa: E402
+from bdp.agent.session import StubAgentRunner  # noqa: E402
 from bdp.config import Settings  # noqa: E402
-from bdp.janitor import Janitor  # noqa: E402
-from bdp.locks import Holder, LockTable  # noqa: E402
 from bdp.models import Run  # noqa: E402
-from bdp.session import StubAgentRunner  # noqa: E402
+from bdp.queue.app import App  # noqa: E402
+from bdp.queue.janitor import Janitor  # noqa: E402
+from bdp.repo.beads import MemoryBeads  # noqa: E402
+from bdp.repo.locks import Holder, LockTable  # noqa: E402
 
 RUNS, LOCKS_PER_RUN = 1000, 10
 

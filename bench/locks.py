@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bdp.locks import Holder, LockTable  # noqa: E402
+from bdp.repo.locks import Holder, LockTable  # noqa: E402
 
 
 def median_us(step: Callable[[], None], iterations: int) -> float:

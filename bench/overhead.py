@@ -30,14 +30,14 @@ sys.path.insert(0, str(ROOT))
 
 from huey import Huey  # noqa: E402
 
-from bdp.app import App  # noqa: E402
-from bdp.beads import MemoryBeads  # noqa: E402
+from bdp.agent.session import StubAgentRunner  # noqa: E402
+from bdp.broker.state import State  # noqa: E402
 from bdp.config import Settings  # noqa: E402
 from bdp.models import Issue, TaskArgs  # noqa: E402
-from bdp.queue import build_huey  # noqa: E402
-from bdp.session import StubAgentRunner  # noqa: E402
-from bdp.state import State  # noqa: E402
-from bdp.worker import WorkerDeps, work_on  # noqa: E402
+from bdp.queue.app import App  # noqa: E402
+from bdp.queue.instance import build_huey  # noqa: E402
+from bdp.repo.beads import MemoryBeads  # noqa: E402
+from bdp.run.work import WorkerDeps, work_on  # noqa: E402
 from bench.harness import make_repo  # noqa: E402
 from tests.support.beads import bd_env, init_workspace  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402

@@ -45,11 +45,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bdp.app import App  # noqa: E402
-from bdp.beads import ReadyFilters  # noqa: E402
 from bdp.config import Settings  # noqa: E402
-from bdp.enqueue import enqueue_ready  # noqa: E402
 from bdp.models import Outcome, RunRecord  # noqa: E402
+from bdp.queue.app import App  # noqa: E402
+from bdp.queue.enqueue import enqueue_ready  # noqa: E402
+from bdp.repo.beads import ReadyFilters  # noqa: E402
 from bench.harness import Consumer, clean_env, copy_repo, make_repo, median, wait_until  # noqa: E402
 from bench.harness import private_redis as redis_server  # noqa: E402
 from tests.integration.helpers import marker  # noqa: E402
@@ -57,7 +57,7 @@ from tests.support.beads import AMBIENT_VARS, BIN_DIR, create_issue, init_worksp
 from tests.support.fake_api import Delay, FakeApi, Text, ToolUse, cli_env  # noqa: E402
 from tests.support.processes import agent_processes  # noqa: E402
 
-MODULES = {"stub": "bench.sleepy_worker.huey", "claude": "workers.consumer.huey"}
+MODULES = {"stub": "bench.sleepy_worker.huey", "claude": "bdp.consumer.huey"}
 
 
 @dataclass

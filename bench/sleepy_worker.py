@@ -30,12 +30,14 @@ from typing import Any
 
 from huey.signals import SIGNAL_COMPLETE, SIGNAL_ERROR, SIGNAL_EXECUTING
 
-from bdp import beads, gitops, worker
-from bdp.app import App
-from bdp.beads import MemoryBeads
+from bdp.agent.session import AgentRunner, SessionRequest, SessionResult
 from bdp.config import Settings
 from bdp.models import Issue, Outcome
-from bdp.session import AgentRunner, SessionRequest, SessionResult
+from bdp.queue.app import App
+from bdp.repo import beads
+from bdp.repo import git as gitops
+from bdp.repo.beads import MemoryBeads
+from bdp.run import work as worker
 
 
 class Timeline:

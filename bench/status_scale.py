@@ -35,10 +35,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bdp.app import App  # noqa: E402
 from bdp.config import Settings  # noqa: E402
-from bdp.locks import Holder, LockTable  # noqa: E402
 from bdp.models import Outcome, Run, RunRecord  # noqa: E402
+from bdp.queue.app import App  # noqa: E402
+from bdp.repo.locks import Holder, LockTable  # noqa: E402
 from bench.harness import BDP, clean_env, median, private_redis, wall_ms  # noqa: E402
 
 RUNS, LOCKS_PER_RUN = 8, 3

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from bdp.agent import ClaudeAgentRunner
+from bdp.agent.claude import ClaudeAgentRunner
+from bdp.agent.session import SessionRequest, SessionResult
+from bdp.agent.transcript import Redactor, Transcript
 from bdp.config import Settings
-from bdp.gate import GateResult
-from bdp.locks import Holder, LockTable
 from bdp.models import Activity, Issue, Outcome
-from bdp.session import SessionRequest, SessionResult
-from bdp.transcript import Redactor, Transcript
+from bdp.repo.locks import Holder, LockTable
+from bdp.repo.quality_gate import GateResult
 from tests.support.fake_api import Delay, FakeApi, Status, Text, ToolUse, cli_env, tool_results
 from tests.support.processes import agent_processes, wait_for
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from bdp.beads import BdCli, ReadyFilters, _as_list
 from bdp.errors import BeadsError, RepoError, UnknownIssue
 from bdp.models import Issue
+from bdp.repo.beads import BdCli, ReadyFilters, _as_list
 from tests.support.beads import create_issue, run_bd_ok, show_issue
 
 #: Longer than any id hash the stand-in makes, so it never resolves as a substring.

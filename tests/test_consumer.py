@@ -6,13 +6,13 @@ import datetime
 import time
 from pathlib import Path
 
-from bdp.app import App
+from bdp.agent.session import StubAgentRunner
 from bdp.config import Settings
-from bdp.consumer import HELD_WAIT, IDLE_POLL_CAP
 from bdp.models import Outcome, RunRecord
-from bdp.queue import build_huey
-from bdp.session import StubAgentRunner
-from bdp.status import LAST_SWEEP
+from bdp.ops.status import LAST_SWEEP
+from bdp.queue.app import App
+from bdp.queue.consumer import HELD_WAIT, IDLE_POLL_CAP
+from bdp.queue.instance import build_huey
 
 
 def test_idle_workers_poll_a_sqlite_queue_at_least_once_a_second(tmp_path: Path) -> None:

@@ -18,9 +18,9 @@ import yaml
 from honcho.environ import parse_procfile
 from huey.consumer_options import ConsumerConfig, OptionParserHandler
 
+from bdp.broker.keys import redis_queue_key
 from bdp.config import DEFAULT_QUEUE, DEFAULT_WRAPUP
-from bdp.consumer import CLEANUP_WINDOW
-from bdp.keys import redis_queue_key
+from bdp.queue.consumer import CLEANUP_WINDOW
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -30,7 +30,7 @@ DOCKERFILE = DEPLOY / "Dockerfile"
 K8S = DEPLOY / "k8s"
 PROCFILE = ROOT / "Procfile"
 #: What every worker runs: Huey's consumer pointed at bdp's Huey instance.
-CONSUMER, TARGET = "huey_consumer", "workers.consumer.huey"
+CONSUMER, TARGET = "huey_consumer", "bdp.consumer.huey"
 #: Seconds a graceful stop may take: sessions wrap up, then reset issues and free locks.
 STOP_WINDOW = DEFAULT_WRAPUP + CLEANUP_WINDOW
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bdp.errors import RepoError
-from bdp.gitops import GitError, changed_paths, commit_paths, git, repo_lock, work_tree_root
+from bdp.repo.git import GitError, changed_paths, commit_paths, git, repo_lock, work_tree_root
 
 
 def run_git(repo: Path, *args: str) -> str:
@@ -291,7 +291,7 @@ def test_commit_paths_commits_a_staged_rename(repo: Path, lock_dir: Path) -> Non
 
 
 def test_diff_of_shows_modified_and_new_files_without_touching_the_index(repo: Path) -> None:
-    from bdp.gitops import diff_of
+    from bdp.repo.git import diff_of
 
     (repo / "a.py").write_text("changed\n")
     (repo / "new.py").write_text("brand new\n")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bdp.guards import check_bash, check_edit, edit_target
+from bdp.repo.guards import check_bash, check_edit, edit_target
 
 
 @pytest.fixture

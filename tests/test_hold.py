@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bdp.app import App
-from bdp.config import Settings
-from bdp.hold import (
+from bdp.agent.session import StubAgentRunner
+from bdp.broker.hold import (
     MAX_PAUSE,
     HoldGate,
     budget_hold,
@@ -20,8 +19,9 @@ from bdp.hold import (
     pause_queue,
     reset_time,
 )
+from bdp.config import Settings
 from bdp.models import Outcome, RunRecord
-from bdp.session import StubAgentRunner
+from bdp.queue.app import App
 
 NOW = 1_800_000_000.0
 
@@ -151,7 +151,7 @@ def test_a_pause_record_is_a_hold_only_while_in_force() -> None:
 def test_workers_report_a_budget_hold_that_status_sees_without_the_budget_setting(
     app: App,
 ) -> None:
-    from bdp.status import collect_status
+    from bdp.ops.status import collect_status
 
     held = budget_hold(1.0, 1.0)
     assert held is not None

@@ -14,7 +14,7 @@ from pathlib import Path
 from tests.support.beads import create_issue
 
 SDK = "claude_agent_sdk"
-HEAVY = {SDK, "bdp.tasks", "bdp.agent"}
+HEAVY = {SDK, "bdp.queue.tasks", "bdp.agent.claude"}
 
 #: Runs ``bdp`` once per argument list in argv[2] (JSON), then writes the loaded modules.
 CLI_PROBE = """
@@ -32,9 +32,9 @@ Path(sys.argv[1]).write_text(json.dumps(sorted(sys.modules)))
 CONSUMER_PROBE = """
 import json, sys
 from pathlib import Path
-import workers.consumer
+import bdp.consumer
 imported = sorted(sys.modules)
-for hook in workers.consumer.huey._startup.values():
+for hook in bdp.consumer.huey._startup.values():
     hook()
 started = sorted(sys.modules)
 Path(sys.argv[1]).write_text(json.dumps({"imported": imported, "started": started}))
@@ -64,9 +64,9 @@ def test_help_and_status_never_load_the_sdk_tasks_or_agent(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
     modules = loaded_by(tmp_path, env, ["--help"], ["status"])
-    assert "bdp.status" in modules  # the probe really ran `bdp status`
+    assert "bdp.ops.status" in modules  # the probe really ran `bdp status`
     assert not modules & HEAVY
-    assert not modules & {"bdp.notify", "urllib.request"}  # the notifier is the workers' part
+    assert not modules & {"bdp.ops.notify", "urllib.request"}  # the notifier is the workers' part
 
 
 def test_enqueue_dry_run_never_loads_the_sdk_or_agent(
@@ -74,8 +74,8 @@ def test_enqueue_dry_run_never_loads_the_sdk_or_agent(
 ) -> None:
     create_issue(repo, "Something to enqueue")
     modules = loaded_by(tmp_path, env, ["enqueue", "--dry-run", str(repo)])
-    assert "bdp.enqueue" in modules  # the probe really ran `bdp enqueue`
-    assert not modules & {SDK, "bdp.agent"}
+    assert "bdp.queue.enqueue" in modules  # the probe really ran `bdp enqueue`
+    assert not modules & {SDK, "bdp.agent.claude"}
 
 
 def test_enqueue_queues_a_task_without_loading_the_sdk_or_agent(
@@ -83,8 +83,8 @@ def test_enqueue_queues_a_task_without_loading_the_sdk_or_agent(
 ) -> None:
     create_issue(repo, "Something to enqueue")
     modules = loaded_by(tmp_path, env, ["enqueue", str(repo)])
-    assert "bdp.tasks" in modules  # queuing needs the task, so this path is not vacuous
-    assert not modules & {SDK, "bdp.agent"}
+    assert "bdp.queue.tasks" in modules  # queuing needs the task, so this path is not vacuous
+    assert not modules & {SDK, "bdp.agent.claude"}
 
 
 def test_the_consumer_module_loads_the_sdk_only_when_a_worker_starts(
@@ -94,8 +94,8 @@ def test_the_consumer_module_loads_the_sdk_only_when_a_worker_starts(
     result = probe(tmp_path, env, CONSUMER_PROBE)
     assert isinstance(result, dict)
     # Then importing it registers the tasks but leaves the SDK alone
-    assert "bdp.tasks" in result["imported"]
+    assert "bdp.queue.tasks" in result["imported"]
     assert SDK not in result["imported"]
-    assert "bdp.agent" not in result["imported"]
+    assert "bdp.agent.claude" not in result["imported"]
     # And starting a worker is what loads it
     assert SDK in result["started"]

@@ -23,24 +23,24 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from bdp import janitor as janitor_module
-from bdp import state as state_module
-from bdp.app import App
-from bdp.beads import Beads, MemoryBeads
+from bdp.agent.session import StubAgentRunner
+from bdp.broker import state as state_module
 from bdp.cli import main
 from bdp.config import Settings
 from bdp.errors import BeadsError
-from bdp.janitor import Janitor, SweepReport
-from bdp.locks import Holder, LockTable, lock_name
 from bdp.models import Issue, Outcome, Run
-from bdp.procs import RUN_ENV, end_run_processes
-from bdp.session import StubAgentRunner
-from bdp.status import collect_status
+from bdp.ops.status import collect_status
+from bdp.queue import janitor as janitor_module
+from bdp.queue.app import App
+from bdp.queue.janitor import Janitor, SweepReport
+from bdp.repo.beads import Beads, MemoryBeads
+from bdp.repo.locks import Holder, LockTable, lock_name
+from bdp.repo.procs import RUN_ENV, end_run_processes
 from tests.support.processes import wait_for
 
 HOST = socket.gethostname()
 WORKER = "w1"
-ACTOR = f"bdp/{HOST}/{WORKER}"  # how a worker on this host claims (bdp.worker.actor_name)
+ACTOR = f"bdp/{HOST}/{WORKER}"  # how a worker on this host claims (bdp.run.work.actor_name)
 ISSUE = "t-1"
 STALE = 5.0
 LONG_AGO = 60.0  # seconds: well past STALE
@@ -130,7 +130,7 @@ def unowned_lock(table: LockTable, path: str, age: float) -> Path:
 
 @contextmanager
 def stamped_long_ago() -> Iterator[None]:
-    """What bdp.state writes inside the block is stamped LONG_AGO seconds in the past."""
+    """What bdp.broker.state writes inside the block is stamped LONG_AGO seconds in the past."""
     then = time.time() - LONG_AGO
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(state_module, "time", SimpleNamespace(time=lambda: then))
@@ -753,7 +753,7 @@ def test_a_failing_step_is_logged_and_the_rest_of_the_sweep_goes_on(
         return healthy_beads if repo == healthy else MemoryBeads()
 
     janitor = Janitor(settings, app.huey, app.state, app.tasks.requeue, beads=beads_for)
-    caplog.set_level(logging.ERROR, logger="bdp.janitor")
+    caplog.set_level(logging.ERROR, logger="bdp.queue.janitor")
 
     # When the janitor sweeps
     report = janitor.sweep()
@@ -762,7 +762,7 @@ def test_a_failing_step_is_logged_and_the_rest_of_the_sweep_goes_on(
     assert table.locks() == []
     assert report.reset == ["t-2"]
     # And each failed step was logged, with its traceback
-    failures = [r for r in caplog.records if r.name == "bdp.janitor"]
+    failures = [r for r in caplog.records if r.name == "bdp.queue.janitor"]
     assert [r.getMessage() for r in failures] == [
         "janitor step _recover_run failed; going on",
         "janitor step _reset_orphan_claims failed; going on",

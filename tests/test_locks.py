@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from bdp.errors import DeadlockError, LockError
-from bdp.locks import Holder, LockTable, lock_name, repo_lock_dir
+from bdp.repo.locks import Holder, LockTable, lock_name, repo_lock_dir
 from tests.support.processes import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -469,7 +469,7 @@ CRASHING_WAITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from bdp.locks import Holder, LockTable
+    from bdp.repo.locks import Holder, LockTable
 
     table = LockTable(Path(sys.argv[1]), Path(sys.argv[2]))
     holder = Holder.here("run-old", "bd-old", 1.0)
@@ -571,7 +571,7 @@ STRESS_WORKER = textwrap.dedent(
     """
     import os, random, sys
     from pathlib import Path
-    from bdp.locks import Holder, LockTable, lock_name
+    from bdp.repo.locks import Holder, LockTable, lock_name
 
     home, repo, work, index, rounds = sys.argv[1:6]
     table = LockTable(Path(home), Path(repo))

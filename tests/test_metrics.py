@@ -10,12 +10,12 @@ import pytest
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
-from bdp.app import App
+from bdp.agent.session import StubAgentRunner
 from bdp.cli import main
 from bdp.config import Settings
-from bdp.metrics import render_metrics
 from bdp.models import Outcome, RunRecord
-from bdp.session import StubAgentRunner
+from bdp.ops.metrics import render_metrics
+from bdp.queue.app import App
 
 
 @pytest.fixture(params=["sqlite", "redis"])

@@ -19,8 +19,8 @@ import pytest
 
 from bdp.config import Settings
 from bdp.models import NEEDS_ATTENTION, Outcome, RunRecord
-from bdp.notify import Event, Notifier, needs_attention, notify_outcome
-from bdp.procs import pid_alive
+from bdp.ops.notify import Event, Notifier, needs_attention, notify_outcome
+from bdp.repo.procs import pid_alive
 from tests.support.processes import wait_for
 
 PASSWORD = "s3cret-hook-pw"
@@ -105,7 +105,7 @@ def record(outcome: str = "DONE") -> RunRecord:
 
 def send_failing(notifier: Notifier, caplog: pytest.LogCaptureFixture) -> str:
     """Send one event that must fail: False, no exception, one warning; returns its text."""
-    with caplog.at_level(logging.WARNING, logger="bdp.notify"):
+    with caplog.at_level(logging.WARNING, logger="bdp.ops.notify"):
         delivered = notifier.send(Event.for_outcome(record("FAILED")))
 
     assert delivered is False

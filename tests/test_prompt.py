@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from bdp.agent.prompt import WORKFLOW, Verdict, build_prompt, parse_verdict, system_rules
 from bdp.models import Issue, Outcome
-from bdp.prompt import WORKFLOW, Verdict, build_prompt, parse_verdict, system_rules
 
 FULL_ISSUE = Issue(
     id="proj-7x2",

@@ -6,11 +6,11 @@ import time
 
 from rich.console import Console
 
-from bdp.hold import Hold
-from bdp.locks import Holder, Lock
+from bdp.broker.hold import Hold
+from bdp.cli.render import live_status, status_view
 from bdp.models import Activity, Outcome, Run, RunRecord
-from bdp.render import live_status, status_view
-from bdp.status import StatusReport
+from bdp.ops.status import StatusReport
+from bdp.repo.locks import Holder, Lock
 
 NOW = time.time()
 

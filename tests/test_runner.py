@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from bdp.app import App
+from bdp.agent.session import StubAgentRunner
+from bdp.broker.hold import Hold
+from bdp.cli.oneshot import Progress, RunOptions, run_repo
 from bdp.config import Settings
-from bdp.hold import Hold
 from bdp.models import Outcome, RunRecord
-from bdp.runner import Progress, RunOptions, run_repo
-from bdp.session import StubAgentRunner
+from bdp.queue.app import App
 from tests.support.beads import create_issue, show_issue
 
 pytestmark = [pytest.mark.usefixtures("stand_in_bd"), pytest.mark.timeout(60)]

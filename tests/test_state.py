@@ -15,9 +15,9 @@ import pytest
 import redis
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
 
-from bdp import state as state_module
+from bdp.broker import state as state_module
+from bdp.broker.state import Marker, State, marker_key
 from bdp.models import Outcome, Run, RunRecord
-from bdp.state import Marker, State, marker_key
 
 REPO = "/work/repo"
 

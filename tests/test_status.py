@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from bdp.app import App
+from bdp.agent.session import StubAgentRunner
 from bdp.config import Settings
 from bdp.models import Activity, Outcome, Run, RunRecord
-from bdp.session import StubAgentRunner
-from bdp.status import LAST_SWEEP, collect_status
+from bdp.ops.status import LAST_SWEEP, collect_status
+from bdp.queue.app import App
 
 
 @pytest.fixture(params=["sqlite", "redis"])

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from claude_agent_sdk import AssistantMessage, ResultMessage, TextBlock, ToolUseBlock
 
-from bdp.tally import Tally, tool_label
+from bdp.agent.tally import Tally, tool_label
 
 
 def assistant(message_id: str, *blocks: object, tokens: tuple[int, int] = (100, 10)) -> object:

@@ -18,15 +18,15 @@ from typing import Any
 import pytest
 from huey import MemoryHuey
 
-from bdp.app import App
-from bdp.beads import ReadyFilters
+from bdp.agent.session import SessionRequest, StubAgentRunner
+from bdp.broker.state import State
 from bdp.config import Settings
-from bdp.enqueue import Enqueued, enqueue_ready, watch_ready
 from bdp.errors import TaskError
 from bdp.models import Issue, Outcome, RunRecord, TaskArgs
-from bdp.session import SessionRequest, StubAgentRunner
-from bdp.state import State
-from bdp.tasks import continued, task_args
+from bdp.queue.app import App
+from bdp.queue.enqueue import Enqueued, enqueue_ready, watch_ready
+from bdp.queue.tasks import continued, task_args
+from bdp.repo.beads import ReadyFilters
 from tests.support.beads import create_issue, run_bd_ok, show_issue
 
 ABSOLUTE = "/srv/repo"
@@ -134,7 +134,9 @@ def test_run_issue_with_a_malformed_argument_logs_and_drops_the_task(
 
     assert result.get() == "FAILED"
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert [(r.name, "malformed task" in r.getMessage()) for r in errors] == [("bdp.tasks", True)]
+    assert [(r.name, "malformed task" in r.getMessage()) for r in errors] == [
+        ("bdp.queue.tasks", True)
+    ]
     assert immediate_app.state.outcomes() == []
 
 
@@ -341,7 +343,7 @@ def polls(monkeypatch: pytest.MonkeyPatch, *answers: object) -> None:
             raise answer
         return answer
 
-    monkeypatch.setattr("bdp.enqueue.enqueue_ready", poll)
+    monkeypatch.setattr("bdp.queue.enqueue.enqueue_ready", poll)
 
 
 def test_watch_ready_rides_out_a_broker_outage_after_its_first_poll(

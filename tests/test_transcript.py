@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from bdp.agent.transcript import Redactor, Transcript, describe, find_logs, log_path, logs_dir
 from bdp.config import Settings
-from bdp.transcript import Redactor, Transcript, describe, find_logs, log_path, logs_dir
 
 API_KEY = "sk-ant-api03-very-secret-key"
 GH_TOKEN = "ghp_0123456789abcdef"

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 import pytest
 from huey import MemoryHuey
 
-from bdp import shutdown
-from bdp.beads import MemoryBeads
+from bdp.agent.session import StopSignal
+from bdp.broker.state import State
 from bdp.models import Issue, Outcome, Run
-from bdp.session import StopSignal
-from bdp.state import State
-from bdp.watchdog import Watch, watching
+from bdp.repo.beads import MemoryBeads
+from bdp.run import shutdown
+from bdp.run.watchdog import Watch, watching
 from tests.support.processes import wait_for
 
 

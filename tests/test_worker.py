@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 from huey import MemoryHuey
 
+from bdp.agent.session import SessionRequest, SessionResult, StubAgentRunner
+from bdp.broker.state import Marker, State
 from bdp.config import Settings
-from bdp.locks import LockTable
 from bdp.models import Outcome, Run, RunRecord, TaskArgs
-from bdp.notify import Event, Notifier
-from bdp.session import SessionRequest, SessionResult, StubAgentRunner
-from bdp.state import Marker, State
-from bdp.worker import WorkerDeps, work_on, worker_name
+from bdp.ops.notify import Event, Notifier
+from bdp.repo.locks import LockTable
+from bdp.run.work import WorkerDeps, work_on, worker_name
 from tests.support.beads import create_issue, run_bd_ok, show_issue
 
 TASK_ID = "task-1"

@@ -87,8 +87,7 @@ def test_two_consumers_never_run_the_same_issue_twice(
         script_write_then_done(fake_api, issue_id, f"{issue_id}.txt")
     assert bdp(broker_env, "enqueue", str(repo)).returncode == 0
     duplicate = (
-        "from workers.consumer import tasks\n"
-        f"for i in {ids!r}: tasks.run_issue({str(repo)!r}, i, 1)\n"
+        f"from bdp.consumer import tasks\nfor i in {ids!r}: tasks.run_issue({str(repo)!r}, i, 1)\n"
     )
     subprocess.run(["python", "-c", duplicate], env=broker_env, check=True, cwd=Path.cwd())
 

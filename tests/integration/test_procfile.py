@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bdp.procs import pid_alive, pids_where
+from bdp.repo.procs import pid_alive, pids_where
 from tests.conftest import _need_redis, git
 from tests.integration.helpers import script_write_then_done
 from tests.support.beads import BIN_DIR, create_issue, show_issue

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from bdp.app import App
 from bdp.config import Settings
+from bdp.queue.app import App
 from tests.conftest import git
 from tests.integration.helpers import bdp, bdp_json, first_turns, marker, script_write_then_done
 from tests.support.beads import create_issue, run_bd_ok, show_issue
@@ -64,7 +64,7 @@ def wait_until_warm(consumer: HueyConsumer) -> None:
 
     def swept() -> bool:
         lines = consumer.output().splitlines()
-        return any("bdp.tasks.janitor" in line and "executed in" in line for line in lines)
+        return any("bdp.queue.tasks.janitor" in line and "executed in" in line for line in lines)
 
     wait_for(swept, timeout=30)
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bdp.app import App
 from bdp.config import Settings
 from bdp.models import Activity, Run
+from bdp.queue.app import App
 from tests.integration.helpers import BDP
 from tests.support.processes import wait_for
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bdp.procs import RUN_ENV, pid_alive, pids_where
+from bdp.repo.procs import RUN_ENV, pid_alive, pids_where
 
 CONSUMER = str(Path(sys.executable).parent / "huey_consumer")
 
@@ -28,7 +28,7 @@ def wait_for(
 
 
 class HueyConsumer:
-    """`huey_consumer workers.consumer.huey` as a subprocess, output in a log file."""
+    """`huey_consumer bdp.consumer.huey` as a subprocess, output in a log file."""
 
     started: list[HueyConsumer] = []  # noqa: RUF012 - every consumer a test started, for teardown
 
@@ -41,7 +41,7 @@ class HueyConsumer:
     def __init__(self, env: dict[str, str], log: Path, workers: int = 2, kind: str = "thread"):
         self.env = env
         self.log = log
-        self.argv = [CONSUMER, "workers.consumer.huey", "-w", str(workers), "-k", kind]
+        self.argv = [CONSUMER, "bdp.consumer.huey", "-w", str(workers), "-k", kind]
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> HueyConsumer:

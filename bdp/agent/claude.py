@@ -40,15 +40,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from bdp import lock_tools
-from bdp.config import Settings
-from bdp.errors import DeadlockError, LockError
-from bdp.gitops import diff_of
-from bdp.guards import EDIT_TOOLS, check_bash, check_edit, edit_target, resolve_in_repo
-from bdp.hold import reset_time
-from bdp.models import Outcome
-from bdp.procs import RUN_ENV, end_run_processes
-from bdp.prompt import (
+from bdp.agent import lock_tools
+from bdp.agent.prompt import (
     CONTINUE,
     REVIEWER_RULES,
     Review,
@@ -58,7 +51,7 @@ from bdp.prompt import (
     review_prompt,
     system_rules,
 )
-from bdp.session import (
+from bdp.agent.session import (
     PermanentSessionError,
     SessionRequest,
     SessionResult,
@@ -66,8 +59,15 @@ from bdp.session import (
     TransientSessionError,
     UsageLimitError,
 )
-from bdp.tally import Tally
-from bdp.transcript import Transcript, describe
+from bdp.agent.tally import Tally
+from bdp.agent.transcript import Transcript, describe
+from bdp.broker.hold import reset_time
+from bdp.config import Settings
+from bdp.errors import DeadlockError, LockError
+from bdp.models import Outcome
+from bdp.repo.git import diff_of
+from bdp.repo.guards import EDIT_TOOLS, check_bash, check_edit, edit_target, resolve_in_repo
+from bdp.repo.procs import RUN_ENV, end_run_processes
 
 #: AssistantMessage.error values that a later attempt may not hit.
 TRANSIENT_ERRORS = {"server_error", "unknown"}

@@ -15,11 +15,11 @@ from pathlib import Path
 
 from huey.consumer import Consumer, ConsumerStopped
 
-from bdp.app import App
-from bdp.beads import ReadyFilters
-from bdp.enqueue import Enqueued, enqueue_ready, resolve_repo
-from bdp.hold import Hold, current_hold
+from bdp.broker.hold import Hold, current_hold
 from bdp.models import Run, RunRecord
+from bdp.queue.app import App
+from bdp.queue.enqueue import Enqueued, enqueue_ready, resolve_repo
+from bdp.repo.beads import ReadyFilters
 
 #: Seconds between progress polls.
 POLL_INTERVAL = 0.5

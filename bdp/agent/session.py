@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from bdp.gate import GateResult
-from bdp.locks import Holder, LockTable
+from bdp.agent.transcript import Transcript
 from bdp.models import Activity, Issue, Outcome
-from bdp.transcript import Transcript
+from bdp.repo.locks import Holder, LockTable
+from bdp.repo.quality_gate import GateResult
 
 
 class TransientSessionError(Exception):

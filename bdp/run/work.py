@@ -21,21 +21,21 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from bdp.beads import BdCli, Beads, Claim
+from bdp.agent.session import AgentRunner, LiveProgress, SessionRequest, SessionResult, StopSignal
+from bdp.agent.transcript import Redactor, Transcript, log_path
+from bdp.broker.hold import pause_queue
+from bdp.broker.state import State
 from bdp.config import Settings
 from bdp.errors import BdpError, ConfigError
-from bdp.gate import load_repo_config, run_gate
-from bdp.gitops import changed_paths, commit_paths
-from bdp.hold import pause_queue
-from bdp.locks import Holder, LockTable
 from bdp.models import Issue, Outcome, Run, RunRecord, TaskArgs
-from bdp.notify import Event, Notifier, notify_outcome
-from bdp.session import AgentRunner, LiveProgress, SessionRequest, SessionResult, StopSignal
-from bdp.state import State
-from bdp.transcript import Redactor, Transcript, log_path
-from bdp.watchdog import LEASE_RENEWAL, Watch, watching
+from bdp.ops.notify import Event, Notifier, notify_outcome
+from bdp.repo.beads import BdCli, Beads, Claim
+from bdp.repo.git import changed_paths, commit_paths
+from bdp.repo.locks import Holder, LockTable
+from bdp.repo.quality_gate import load_repo_config, run_gate
+from bdp.run.watchdog import LEASE_RENEWAL, Watch, watching
 
-log = logging.getLogger("bdp.worker")
+log = logging.getLogger("bdp.run.work")
 T = TypeVar("T")
 
 

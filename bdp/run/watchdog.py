@@ -14,13 +14,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from bdp import shutdown
-from bdp.beads import Beads
+from bdp.agent.session import LiveProgress, StopSignal
+from bdp.broker.state import State
 from bdp.models import Outcome
-from bdp.session import LiveProgress, StopSignal
-from bdp.state import State
+from bdp.repo.beads import Beads
+from bdp.run import shutdown
 
-log = logging.getLogger("bdp.watchdog")
+log = logging.getLogger("bdp.run.watchdog")
 #: Seconds between checks for shutdown; heartbeats are written every `Settings.heartbeat`.
 TICK = 0.25
 #: Seconds between writes of a session's live progress (only when it changed).

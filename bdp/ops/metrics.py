@@ -16,10 +16,10 @@ from prometheus_client.core import (
     Metric,
 )
 
-from bdp.app import App
-from bdp.janitor import JANITOR_ACTIONS
+from bdp.broker.state import DURATION_BUCKETS
 from bdp.models import Outcome
-from bdp.state import DURATION_BUCKETS
+from bdp.queue.app import App
+from bdp.queue.janitor import JANITOR_ACTIONS
 
 
 class _QueueCollector:

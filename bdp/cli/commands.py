@@ -21,9 +21,9 @@ from bdp.config import DEFAULT_WATCH_INTERVAL, Settings, parse_duration
 from bdp.errors import BdpError, BrokerUnavailable
 
 if TYPE_CHECKING:  # the commands import these lazily, to keep `bdp --help` fast
-    from bdp.app import App
-    from bdp.beads import ReadyFilters
-    from bdp.runner import Progress
+    from bdp.cli.oneshot import Progress
+    from bdp.queue.app import App
+    from bdp.repo.beads import ReadyFilters
 
 _REPO = click.Path(path_type=Path)
 
@@ -77,7 +77,7 @@ def _settings_label() -> str:
 
 
 def _app(**overrides: object) -> App:
-    from bdp.app import App
+    from bdp.queue.app import App
 
     return App.create(Settings.from_env(None, **overrides))
 
@@ -85,7 +85,7 @@ def _app(**overrides: object) -> App:
 def _filters(
     priority: int | None, label: tuple[str, ...], type_: str | None, limit: int
 ) -> ReadyFilters:
-    from bdp.beads import ReadyFilters
+    from bdp.repo.beads import ReadyFilters
 
     return ReadyFilters(limit=limit, priority=priority, labels=label, issue_type=type_)
 
@@ -132,7 +132,7 @@ def main() -> None:
     Example:
         bdp run ~/src/myrepo -n 4        # one shot: enqueue, work, summarise
         bdp enqueue ~/src/myrepo         # or queue work for huey_consumer workers
-        huey_consumer workers.consumer.huey -w 4 -k thread
+        huey_consumer bdp.consumer.huey -w 4 -k thread
     """
 
 
@@ -159,7 +159,7 @@ def enqueue(repo: Path, priority: int | None, label: tuple[str, ...], type_: str
         bdp enqueue ~/src/myrepo --watch --interval 1m
         bdp enqueue ~/src/myrepo --max-cost-per-issue 2.50
     """
-    from bdp.enqueue import enqueue_ready, watch_ready
+    from bdp.queue.enqueue import enqueue_ready, watch_ready
 
     filters = _filters(priority, label, type_, limit)
     if watch:
@@ -188,7 +188,7 @@ def _print_fresh(results: list[Any]) -> None:
 def _print_enqueued(results: list[Any]) -> None:
     from rich.console import Console
 
-    from bdp.render import enqueue_table
+    from bdp.cli.render import enqueue_table
 
     console = Console()
     if not results:
@@ -224,7 +224,7 @@ def run(repo: Path, max_agents: int, timeout: str, verbose: bool, limit: int,
         bdp run ~/src/myrepo -n 4 -t 45
         bdp run ~/src/myrepo --watch --interval 1m
     """
-    from bdp.runner import RunOptions, run_repo
+    from bdp.cli.oneshot import RunOptions, run_repo
 
     source = click.get_current_context().get_parameter_source("timeout")
     name = "BDP_TIMEOUT" if source is ParameterSource.ENVIRONMENT else "--timeout"
@@ -240,8 +240,8 @@ def run(repo: Path, max_agents: int, timeout: str, verbose: bool, limit: int,
 def _progress(verbose: bool) -> Progress:
     from rich.console import Console
 
-    from bdp.render import clock
-    from bdp.runner import Progress
+    from bdp.cli.oneshot import Progress
+    from bdp.cli.render import clock
 
     console = Console()
 
@@ -265,8 +265,8 @@ def _progress(verbose: bool) -> Progress:
 def _print_summary(records: list[Any]) -> bool:
     from rich.console import Console
 
+    from bdp.cli.render import outcome_table, summary_line
     from bdp.models import Outcome
-    from bdp.render import outcome_table, summary_line
 
     console = Console()
     if records:
@@ -292,7 +292,7 @@ def status(as_json: bool, watch: bool, interval: str) -> None:
         bdp status --watch            # live view, Ctrl-C to leave
         BDP_REDIS_URL=redis://queuehost:6379/0 bdp status --json
     """
-    from bdp.status import collect_status
+    from bdp.ops.status import collect_status
 
     settings = Settings.from_env()
     if as_json:
@@ -300,7 +300,7 @@ def status(as_json: bool, watch: bool, interval: str) -> None:
         return
     from rich.console import Console
 
-    from bdp.render import live_status, print_status
+    from bdp.cli.render import live_status, print_status
 
     if watch:
         period = parse_duration(interval, "--interval")
@@ -324,7 +324,7 @@ def logs(issue_id: str | None, tail: int | None, follow: bool, as_json: bool) ->
         bdp logs -f                   # follow the latest run live
         bdp logs --agent acme-k3x --json | jq .type
     """
-    from bdp.transcript import find_logs
+    from bdp.agent.transcript import find_logs
 
     settings = Settings.from_env()
     found = find_logs(settings, issue_id)
@@ -378,14 +378,14 @@ def clean(locks_only: bool, logs_only: bool, older_than: str, force: bool) -> No
     if not logs_only:
         _sweep(force)
     if not locks_only:
-        from bdp.janitor import clean_logs
+        from bdp.queue.janitor import clean_logs
 
         removed = clean_logs(settings, age)
         click.echo(f"deleted {len(removed)} log files older than {older_than}")
 
 
 def _sweep(force: bool) -> None:
-    from bdp.janitor import Janitor
+    from bdp.queue.janitor import Janitor
 
     app = _app()
     report = Janitor(app.settings, app.huey, app.state, app.tasks.requeue).sweep(force=force)
@@ -409,6 +409,6 @@ def metrics() -> None:
         bdp metrics
         bdp metrics > /var/lib/node_exporter/textfile/bdp.prom
     """
-    from bdp.metrics import render_metrics
+    from bdp.ops.metrics import render_metrics
 
     click.echo(render_metrics(_app()), nl=False)

@@ -18,10 +18,10 @@ from typing import Any, Literal
 from huey import Huey
 from huey.constants import EmptyData
 
+from bdp.broker.keys import PAUSE_KEY, SPENT_COUNTER, issue_cost_key, marker_key, outcome_key
 from bdp.config import OUTCOMES_KEPT
-from bdp.keys import PAUSE_KEY, SPENT_COUNTER, issue_cost_key, marker_key, outcome_key
 from bdp.models import Activity, Outcome, Run, RunRecord
-from bdp.queue import namespace_storage
+from bdp.queue.instance import namespace_storage
 
 MarkerState = Literal["queued", "running"]
 #: Upper bounds (seconds) of the session duration histogram.

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bdp.errors import ConfigError
-from bdp.procs import RUN_ENV
+from bdp.repo.procs import RUN_ENV
 
 #: Seconds one gate command may run.
 DEFAULT_GATE_TIMEOUT = 600.0

@@ -1,7 +1,7 @@
 """The composition root: settings, the Huey instance, its tasks and bdp's state, together.
 
 Tasks are registered on first use, so read-only commands (`bdp status`) never import
-`bdp.tasks` or anything behind it.
+`bdp.queue.tasks` or anything behind it.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 
 from huey import Huey
 
+from bdp.agent.session import AgentRunner
+from bdp.broker.state import State
 from bdp.config import Settings
-from bdp.queue import build_huey
-from bdp.session import AgentRunner
-from bdp.state import State
+from bdp.queue.instance import build_huey
 
 if TYPE_CHECKING:
-    from bdp.tasks import Tasks
+    from bdp.queue.tasks import Tasks
 
 AgentFactory = Callable[[Settings], AgentRunner]
 
@@ -41,6 +41,6 @@ class App:
     @cached_property
     def tasks(self) -> Tasks:
         """bdp's tasks, registered on this app's Huey."""
-        from bdp.tasks import claude_agent, register_tasks
+        from bdp.queue.tasks import claude_agent, register_tasks
 
         return register_tasks(self.huey, self.settings, self.agent or claude_agent)

@@ -21,11 +21,11 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from bdp.agent.transcript import Redactor
 from bdp.config import Settings, mask_url
 from bdp.models import NEEDS_ATTENTION, Outcome, RunRecord
-from bdp.transcript import Redactor
 
-log = logging.getLogger("bdp.notify")
+log = logging.getLogger("bdp.ops.notify")
 
 #: Seconds a webhook or command may take before it is given up on (a command is killed).
 DEFAULT_NOTIFY_TIMEOUT = 5.0

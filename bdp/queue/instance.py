@@ -12,8 +12,8 @@ from typing import Any
 from huey import Huey, RedisHuey, SqliteHuey
 from huey.storage import RedisStorage, SqliteStorage
 
+from bdp.broker.keys import namespace_name
 from bdp.config import Settings
-from bdp.keys import namespace_name
 
 
 class _BdpHueyMixin:
@@ -22,7 +22,7 @@ class _BdpHueyMixin:
     bdp_periodic_seconds = 60.0
 
     def create_consumer(self, **options: Any) -> Any:
-        from bdp.consumer import BdpConsumer
+        from bdp.queue.consumer import BdpConsumer
 
         return BdpConsumer(self, **options)
 

@@ -19,16 +19,16 @@ from typing import Any
 
 from huey import Huey
 
-from bdp.beads import BdCli, Beads
+from bdp.broker.state import State
 from bdp.config import Settings
-from bdp.locks import Lock, LockTable
 from bdp.models import Outcome, Run, RunRecord
-from bdp.notify import Notifier, notify_outcome
-from bdp.procs import end_run_processes, pid_alive
-from bdp.state import State
-from bdp.status import LAST_SWEEP
+from bdp.ops.notify import Notifier, notify_outcome
+from bdp.ops.status import LAST_SWEEP
+from bdp.repo.beads import BdCli, Beads
+from bdp.repo.locks import Lock, LockTable
+from bdp.repo.procs import end_run_processes, pid_alive
 
-log = logging.getLogger("bdp.janitor")
+log = logging.getLogger("bdp.queue.janitor")
 Requeue = Callable[..., str]  # (repo, issue_id, attempt, **task options) -> task id
 #: What a sweep can do, each counted for `bdp metrics`.
 JANITOR_ACTIONS = ("freed_locks", "killed", "reset", "requeued", "needs_human", "cleared_markers")

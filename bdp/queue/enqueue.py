@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from bdp.app import App
-from bdp.beads import BdCli, ReadyFilters
 from bdp.errors import BeadsError
-from bdp.gitops import work_tree_root
 from bdp.models import Issue
+from bdp.queue.app import App
+from bdp.repo.beads import BdCli, ReadyFilters
+from bdp.repo.git import work_tree_root
 
-log = logging.getLogger("bdp.enqueue")
+log = logging.getLogger("bdp.queue.enqueue")
 EnqueueState = Literal["queued", "already queued", "running", "would queue"]
 
 

@@ -1,6 +1,6 @@
 """What a run's sessions did, accumulated across retries, fix rounds and reviews.
 
-Fed from SDK messages by `bdp.agent` (matched by duck typing: no SDK import here).
+Fed from SDK messages by `bdp.agent.claude` (matched by duck typing: no SDK import here).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from bdp.gate import GateResult
+from bdp.agent.prompt import Review
+from bdp.agent.session import SessionResult
 from bdp.models import Activity, Outcome
-from bdp.prompt import Review
-from bdp.session import SessionResult
+from bdp.repo.quality_gate import GateResult
 
 
 @dataclasses.dataclass

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from bdp.broker.keys import BUDGET_HOLD_KEY
 from bdp.config import Settings
-from bdp.keys import BUDGET_HOLD_KEY
 
 HoldKind = Literal["paused", "budget"]
 
 if TYPE_CHECKING:  # status reads holds without importing Huey (or the notifier's urllib)
-    from bdp.notify import Notifier
-    from bdp.state import State
+    from bdp.broker.state import State
+    from bdp.ops.notify import Notifier
 
 #: Seconds a worker process reuses its last look at the hold (see `HoldGate`).
 GATE_TTL = 1.0
@@ -77,7 +77,7 @@ class HoldGate:
     """
 
     def __init__(self, state: State, settings: Settings, ttl: float = GATE_TTL) -> None:
-        from bdp.notify import Notifier
+        from bdp.ops.notify import Notifier
 
         self._state, self._settings, self._ttl = state, settings, ttl
         self._notifier: Notifier | None = Notifier.from_settings(settings)
@@ -102,7 +102,7 @@ class HoldGate:
         note_budget_hold(self._state, self._settings, hold)
         once = f"budget-spent:{self._settings.budget_usd}"
         if self._notifier is not None and self._state.claim_once(once):
-            from bdp.notify import Event
+            from bdp.ops.notify import Event
 
             self._notifier.send(Event.attention("", "", hold.reason))
 

@@ -1,4 +1,4 @@
-"""The Huey tasks: thin wrappers that check their arguments and call `bdp.worker`.
+"""The Huey tasks: thin wrappers that check their arguments and call `bdp.run.work`.
 
 The agent runner is created inside the worker process on first use, so enqueueing a task
 never imports the Claude SDK.
@@ -15,22 +15,22 @@ from huey import Huey
 from huey.api import Task, TaskWrapper
 from huey.exceptions import RetryTask
 
-from bdp.app import AgentFactory
+from bdp.agent.session import AgentRunner
+from bdp.broker.hold import HoldGate
+from bdp.broker.state import State
 from bdp.config import Settings
 from bdp.errors import TaskError
-from bdp.hold import HoldGate
 from bdp.models import TaskArgs
-from bdp.notify import Notifier
-from bdp.session import AgentRunner
-from bdp.state import State
-from bdp.worker import WorkerDeps, work_on
+from bdp.ops.notify import Notifier
+from bdp.queue.app import AgentFactory
+from bdp.run.work import WorkerDeps, work_on
 
-log = logging.getLogger("bdp.tasks")
+log = logging.getLogger("bdp.queue.tasks")
 
 
 def claude_agent(settings: Settings) -> AgentRunner:
     """The real runner; imported here, lazily, to keep the SDK off the fast paths."""
-    from bdp.agent import ClaudeAgentRunner
+    from bdp.agent.claude import ClaudeAgentRunner
 
     return ClaudeAgentRunner(settings)
 
@@ -121,7 +121,7 @@ def register_tasks(huey: Huey, settings: Settings, agent: AgentFactory = claude_
         deps()
 
     def janitor() -> None:
-        from bdp.janitor import Janitor
+        from bdp.queue.janitor import Janitor
 
         Janitor(settings, huey, deps().state, tasks.requeue).sweep()
 

@@ -1,6 +1,6 @@
 """Read-only views of the queue for `bdp status`: cheap calls only (counts, small hashes).
 
-The report is read straight from the broker through the names in `bdp.keys`, without
+The report is read straight from the broker through the names in `bdp.broker.keys`, without
 importing Huey (with SQLite not even redis-py, most of a cold start): status stays fast.
 """
 
@@ -14,9 +14,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bdp.config import Settings
-from bdp.hold import Hold, budget_hold, hold_from_json
-from bdp.keys import (
+from bdp.broker.hold import Hold, budget_hold, hold_from_json
+from bdp.broker.keys import (
     BUDGET_HOLD_KEY,
     PAUSE_KEY,
     SPENT_COUNTER,
@@ -27,8 +26,9 @@ from bdp.keys import (
     redis_queue_key,
     redis_schedule_key,
 )
-from bdp.locks import Lock, LockTable
+from bdp.config import Settings
 from bdp.models import NEEDS_ATTENTION, Activity, Outcome, Run, RunRecord
+from bdp.repo.locks import Lock, LockTable
 
 #: Outcomes `bdp status` shows.
 RECENT_OUTCOMES = 10

@@ -13,10 +13,10 @@ from rich.table import Table
 from rich.text import Text
 
 from bdp.models import Outcome, RunRecord
-from bdp.status import StatusReport
+from bdp.ops.status import StatusReport
 
 if TYPE_CHECKING:  # enqueue pulls in Huey; status rendering must not
-    from bdp.enqueue import Enqueued
+    from bdp.queue.enqueue import Enqueued
 
 #: Rows of the "needs attention" table; the rest is counted (JSON has them all).
 ATTENTION_ROWS = 10

@@ -6,10 +6,10 @@ nothing) instead of discovering conflicts one edit at a time.
 
 from __future__ import annotations
 
+from bdp.agent.session import StopSignal
 from bdp.errors import DeadlockError, LockError
-from bdp.locks import Holder, LockTable
 from bdp.models import Outcome
-from bdp.session import StopSignal
+from bdp.repo.locks import Holder, LockTable
 
 LOCK_ADVICE = "Work on other files meanwhile, or end with BLOCKED: <reason> if you cannot."
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 from bdp.errors import DeadlockError, LockError
-from bdp.guards import resolve_in_repo
+from bdp.repo.guards import resolve_in_repo
 
 #: Seconds to wait for a lock before giving up.
 LOCK_WAIT = 60.0

@@ -1,0 +1,3 @@
+from bdp.cli.commands import main
+
+__all__ = ["main"]

@@ -1,0 +1,103 @@
+"""Huey's consumer, taught three things bdp needs.
+
+1. The periodic janitor runs every ``BDP_JANITOR_INTERVAL`` seconds (Huey's scheduler checks
+   periodic tasks once a minute, which is too coarse for tests and small setups).
+2. Shutdown reaches running sessions: a signal sets `bdp.run.shutdown`, and an immediate stop
+   waits (bounded) for the workers to reset their issues and free their locks before the
+   process exits, instead of dropping them mid-task.
+3. Idle workers poll a SQLite queue at least once a second (measured with
+   bench/parallel.py: a first pickup after a minute of quiet took 6.5 s, 0.5 s with the cap).
+4. While the queue is held (a spent budget, a usage-limit pause) workers take no task: the
+   tasks wait in the queue untouched, and the janitor runs in the scheduler thread instead.
+   Cycling 10,000 held tasks through the workers cost 40% of a core; holding them, 0.5%.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from huey.consumer import Consumer, Scheduler, Worker
+
+from bdp.broker.hold import HoldGate
+from bdp.broker.state import State
+from bdp.run import shutdown
+
+#: Seconds an immediate stop waits for workers to clean up (reset issue, free locks).
+CLEANUP_WINDOW = 20.0
+#: Longest idle poll interval on a broker that cannot block (SQLite): Huey's default backs
+#: off to 10 s, which delays the first task after a quiet spell by up to that long.
+IDLE_POLL_CAP = 1.0
+#: Seconds a held worker waits before looking at the hold again.
+HELD_WAIT = 1.0
+
+
+class _HeldWorker(Worker):  # type: ignore[misc]
+    """A worker that takes no task while the queue is held."""
+
+    gate: HoldGate | None = None
+
+    def loop(self, now: Any = None) -> None:
+        if self.gate is not None and self.gate.check()[0] is not None:
+            self.stop_flag.wait(HELD_WAIT)
+            return
+        super().loop(now)
+
+
+class _HeldScheduler(Scheduler):  # type: ignore[misc]
+    """While workers hold, periodic tasks (the janitor) run here instead of in the queue."""
+
+    gate: HoldGate | None = None
+
+    def enqueue_periodic_tasks(self, now: Any) -> None:
+        if self.gate is None or self.gate.check()[0] is None:
+            super().enqueue_periodic_tasks(now)
+            return
+        for task in self.huey.read_periodic(now):
+            try:
+                self.huey.execute(task)
+            except Exception:
+                self._logger.exception("periodic task %s failed", task)
+
+
+class BdpConsumer(Consumer):  # type: ignore[misc]
+    """A Huey consumer whose periodic interval and shutdown are bdp's."""
+
+    periodic_seconds = 60.0
+    worker_class = _HeldWorker
+    scheduler_class = _HeldScheduler
+
+    def __init__(self, huey: Any, **options: Any) -> None:
+        self.periodic_seconds = float(getattr(huey, "bdp_periodic_seconds", 60.0))
+        if not getattr(huey.storage, "blocking", False):  # Redis blocks on its queue; SQLite polls
+            options["max_delay"] = min(float(options.get("max_delay", 10.0)), IDLE_POLL_CAP)
+        settings = getattr(huey, "bdp_settings", None)
+        self.gate = HoldGate(State(huey), settings) if settings is not None else None
+        super().__init__(huey, **options)
+        shutdown.reset()
+        shutdown.watch(self.stop_flag)
+
+    def _create_scheduler(self) -> Scheduler:
+        scheduler = super()._create_scheduler()
+        scheduler.periodic_task_seconds = self.periodic_seconds
+        scheduler.gate = self.gate
+        return scheduler
+
+    def _create_worker(self) -> Worker:
+        worker = super()._create_worker()
+        worker.gate = self.gate
+        return worker
+
+    def _handle_signal(self, signum: int, frame: Any) -> None:
+        super()._handle_signal(signum, frame)
+        shutdown.request("graceful" if self._graceful else "immediate")
+
+    def _interrupt_workers(self) -> None:
+        """Stop now, but give running tasks a bounded window to clean up first."""
+        shutdown.request("immediate")
+        procs = [p for _, p in self.worker_threads]
+        if self.environment.forks:
+            self.environment.interrupt_workers(procs)
+        deadline = time.monotonic() + CLEANUP_WINDOW
+        for proc in procs:
+            proc.join(max(deadline - time.monotonic(), 0))
