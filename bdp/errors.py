@@ -6,6 +6,8 @@ into one ``Error: ...`` line and a non-zero exit; library code never prints or e
 
 from __future__ import annotations
 
+import sqlite3
+
 
 class BdpError(Exception):
     """Base class: a problem the user can act on, never a bug."""
@@ -53,3 +55,15 @@ class LockError(BdpError):
 
 class DeadlockError(LockError):
     """Waiting for a lock would close a cycle of runs waiting on each other."""
+
+
+def is_broker_error(error: BaseException) -> bool:
+    """True when ``error`` comes from the queue's storage: Redis or the SQLite file.
+
+    The one place that decides it, for the CLI's error line and for a worker finishing a run
+    while the broker is away. redis-py's errors share no base class with sqlite3's (nor with
+    OSError), and redis-py is not imported here: its errors are known by their module.
+    """
+    if type(error).__module__.partition(".")[0] == "redis":
+        return True
+    return isinstance(error, sqlite3.OperationalError)

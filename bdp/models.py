@@ -1,14 +1,23 @@
-"""The domain nouns: Issue, Run, Outcome and the record of how a run ended."""
+"""The domain nouns: Issue, Run, Outcome, the arguments a task carries and how a run ended.
+
+Everything here is plain data, JSON-safe, and imports nothing of bdp but its errors: every
+other layer may use it.
+"""
 
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field
+import os
+import time
+import uuid
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
+
+from bdp.errors import TaskError
 
 
 class Outcome(enum.StrEnum):
-    """How one run of one issue ended."""
+    """How one run of one issue ended; the policy for each lives on the member."""
 
     DONE = "DONE"  # closed with a commit
     BLOCKED = "BLOCKED"  # the agent said it cannot proceed; issue reset
@@ -23,12 +32,57 @@ class Outcome(enum.StrEnum):
     OVER_BUDGET = "OVER_BUDGET"  # the issue's cost crossed its budget; stopped and reset
     PAUSED = "PAUSED"  # the account hit a usage limit; the queue pauses and the issue waits
 
+    @property
+    def attention_reason(self) -> str:
+        """Why a person should look at the issue (it is back in the backlog), or ""."""
+        return _ATTENTION.get(self, "")
 
-#: Outcomes a person should look at: the issue is back in the backlog with a reason.
-NEEDS_ATTENTION = frozenset(
-    {Outcome.FAILED, Outcome.TIMED_OUT, Outcome.BLOCKED, Outcome.ABANDONED, Outcome.NO_CHANGE,
-     Outcome.OVER_BUDGET}
-)  # fmt: skip
+    @property
+    def needs_attention(self) -> bool:
+        return self in _ATTENTION
+
+    @property
+    def counts_as_failed(self) -> bool:
+        """Counted as "failed" in `bdp status` totals."""
+        return self in _STATUS_FAILED
+
+    @property
+    def fails_run_command(self) -> bool:
+        """Counted as "failed" by `bdp run`: its summary, and its exit status 1."""
+        return self in (Outcome.FAILED, Outcome.TIMED_OUT)
+
+    @property
+    def resets_issue(self) -> bool:
+        """The worker (or janitor) puts the issue back to open, with a comment saying why."""
+        return self not in (Outcome.DONE, Outcome.SKIPPED, Outcome.SUPERSEDED)
+
+    @property
+    def is_notified(self) -> bool:
+        """Sent to BDP_NOTIFY (a duplicate task finding its issue taken is not news)."""
+        return self is not Outcome.SKIPPED
+
+    @property
+    def ran_session(self) -> bool:
+        """A session ran (counted in the duration histogram); a lost claim or a dead run did not."""
+        return self not in (Outcome.SKIPPED, Outcome.ABANDONED)
+
+
+_ATTENTION = {
+    Outcome.FAILED: "the run failed and the issue was reset",
+    Outcome.TIMED_OUT: "the run hit its time limit and the issue was reset",
+    Outcome.BLOCKED: "the agent is blocked and needs a decision",
+    Outcome.ABANDONED: "the run's worker died and the janitor reset the issue",
+    Outcome.NO_CHANGE: "the agent said DONE but changed no file",
+    Outcome.OVER_BUDGET: "the run went over its cost limit and was stopped",
+}
+_STATUS_FAILED = frozenset(
+    {Outcome.FAILED, Outcome.TIMED_OUT, Outcome.OVER_BUDGET, Outcome.ABANDONED, Outcome.NO_CHANGE}
+)
+
+
+def remaining_budget(budget: float | None, spent: float) -> float | None:
+    """USD left of ``budget`` after ``spent`` (negative once crossed), or None without one."""
+    return None if budget is None else budget - spent
 
 
 @dataclass(frozen=True)
@@ -79,6 +133,72 @@ class TaskArgs:
     prior: str = ""  # what the unfinished session did, for a fresh session to build on
     files: tuple[str, ...] = ()  # files the unfinished sessions changed, still uncommitted
     max_cost: float | None = None  # USD this issue may cost over all its attempts
+
+    def to_task(self) -> dict[str, Any]:
+        """The task's payload: JSON-simple values only (what Huey stores on the queue)."""
+        payload = asdict(self)
+        payload["files"] = list(self.files)
+        return payload
+
+    @classmethod
+    def from_task(cls, payload: object) -> TaskArgs:
+        """The arguments a queued task carries, checked; TaskError names what is malformed."""
+        if not isinstance(payload, dict):
+            raise TaskError(f"malformed task: expected a mapping of arguments, got {payload!r}")
+        unknown = sorted(set(payload) - {f.name for f in fields(cls)})
+        if unknown:
+            raise TaskError(f"malformed task: unknown arguments {unknown} (from a newer bdp?)")
+        get = payload.get
+        args = cls(_repo(get("repo")), _issue_id(get("issue_id")), _attempt(get("attempt", 1)))
+        resume, prior = get("resume", ""), get("prior", "")
+        if not isinstance(resume, str) or not isinstance(prior, str):
+            raise TaskError("malformed task: resume and prior must be strings")
+        return replace(
+            args,
+            continuation=_continuation(get("continuation", 0)),
+            resume=resume,
+            prior=prior,
+            files=_files(get("files", ())),
+            max_cost=_max_cost(get("max_cost")),
+        )
+
+
+def _repo(repo: object) -> str:
+    if not isinstance(repo, str) or not os.path.isabs(repo):
+        raise TaskError(f"malformed task: repo must be an absolute path, got {repo!r}")
+    return repo
+
+
+def _issue_id(issue_id: object) -> str:
+    if not isinstance(issue_id, str) or not issue_id.strip():
+        raise TaskError(f"malformed task: issue id must be a non-empty string, got {issue_id!r}")
+    return issue_id
+
+
+def _attempt(attempt: object) -> int:
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
+        raise TaskError(f"malformed task: attempt must be a positive integer, got {attempt!r}")
+    return attempt
+
+
+def _continuation(continuation: object) -> int:
+    if isinstance(continuation, bool) or not isinstance(continuation, int) or continuation < 0:
+        raise TaskError(f"malformed task: continuation must be >= 0, got {continuation!r}")
+    return continuation
+
+
+def _files(files: object) -> tuple[str, ...]:
+    if not isinstance(files, list | tuple) or not all(isinstance(f, str) for f in files):
+        raise TaskError(f"malformed task: files must be a list of paths, got {files!r}")
+    return tuple(files)
+
+
+def _max_cost(max_cost: object) -> float | None:
+    if max_cost is None:
+        return None
+    if isinstance(max_cost, bool) or not isinstance(max_cost, int | float) or max_cost <= 0:
+        raise TaskError(f"malformed task: max_cost must be a positive number, got {max_cost!r}")
+    return float(max_cost)
 
 
 @dataclass
@@ -165,3 +285,35 @@ class RunRecord:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunRecord:
         return cls(**{**data, "outcome": Outcome(data["outcome"])})
+
+    @classmethod
+    def ended(cls, run: Run, outcome: Outcome, summary: str) -> RunRecord:
+        """The record of ``run`` ending now; the caller adds what its session used."""
+        return cls(
+            run_id=run.run_id,
+            issue_id=run.issue_id,
+            repo=run.repo,
+            title=run.title,
+            outcome=outcome,
+            summary=summary,
+            attempt=run.attempt,
+            started=run.started,
+            finished=time.time(),
+            log_path=run.log_path,
+        )
+
+    @classmethod
+    def unclaimed(cls, args: TaskArgs, outcome: Outcome, reason: str) -> RunRecord:
+        """The record of a task that never got its issue (a lost claim, or bd failing)."""
+        now = time.time()
+        return cls(
+            run_id=uuid.uuid4().hex[:12],
+            issue_id=args.issue_id,
+            repo=args.repo,
+            title="",
+            outcome=outcome,
+            summary=reason,
+            attempt=args.attempt,
+            started=now,
+            finished=now,
+        )

@@ -37,7 +37,8 @@ from bdp.models import Issue, TaskArgs  # noqa: E402
 from bdp.queue.app import App  # noqa: E402
 from bdp.queue.instance import build_huey  # noqa: E402
 from bdp.repo.beads import MemoryBeads  # noqa: E402
-from bdp.run.work import WorkerDeps, work_on  # noqa: E402
+from bdp.run.deps import RunDeps  # noqa: E402
+from bdp.run.work import work_on  # noqa: E402
 from bench.harness import make_repo  # noqa: E402
 from tests.support.beads import bd_env, init_workspace  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
@@ -65,7 +66,7 @@ def overhead(settings: Settings, tasks: int, work: Path) -> tuple[float, float]:
     repo = make_repo(work / "repo")
     beads = MemoryBeads([Issue(id=f"b-{n}", title=f"Bench {n}") for n in range(tasks)])
     agent = StubAgentRunner()
-    deps = WorkerDeps(settings, State(huey), agent, beads=lambda _repo: beads)
+    deps = RunDeps(settings, State(huey), agent, beads=lambda _repo: beads)
 
     def run_issue(repo: str, issue_id: str, attempt: int, task: object = None) -> None:
         work_on(TaskArgs(repo, issue_id, attempt), "bench", deps)

@@ -48,8 +48,7 @@ sys.path.insert(0, str(ROOT))
 from bdp.config import Settings  # noqa: E402
 from bdp.models import Outcome, RunRecord  # noqa: E402
 from bdp.queue.app import App  # noqa: E402
-from bdp.queue.enqueue import enqueue_ready  # noqa: E402
-from bdp.repo.beads import ReadyFilters  # noqa: E402
+from bdp.queue.enqueue import EnqueueOptions, enqueue_ready  # noqa: E402
 from bench.harness import Consumer, clean_env, copy_repo, make_repo, median, wait_until  # noqa: E402
 from bench.harness import private_redis as redis_server  # noqa: E402
 from tests.integration.helpers import marker  # noqa: E402
@@ -153,7 +152,7 @@ def _measure(setup: Setup, app: App, repo: Path, workers: int, work: Path) -> Tr
     count = len(setup.issues)
     busy0, total0 = cpu_times()
     t0 = time.time()
-    queued = [e for e in enqueue_ready(app, repo, ReadyFilters()) if e.state == "queued"]
+    queued = [e for e in enqueue_ready(app, repo, EnqueueOptions()) if e.state == "queued"]
     enqueued = time.time() - t0
     if len(queued) != count:
         raise SystemExit(f"enqueue queued {len(queued)} of {count} issues")

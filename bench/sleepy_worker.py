@@ -37,7 +37,8 @@ from bdp.queue.app import App
 from bdp.repo import beads
 from bdp.repo import git as gitops
 from bdp.repo.beads import MemoryBeads
-from bdp.run import work as worker
+from bdp.run import deps as worker_deps
+from bdp.run import finish as run_finish
 
 
 class Timeline:
@@ -93,10 +94,10 @@ def _memory_beads(issue_ids: str) -> None:
     """Every worker of this process shares one in-memory tracker holding ``issue_ids``."""
     shared = MemoryBeads([Issue(id=i, title=f"Bench issue {i}") for i in issue_ids.split(",")])
 
-    def beads_for(self: worker.WorkerDeps, repo: Path) -> beads.Beads:
+    def beads_for(self: worker_deps.RunDeps, repo: Path) -> beads.Beads:
         return shared
 
-    worker.WorkerDeps.beads_for = beads_for  # type: ignore[method-assign]
+    worker_deps.RunDeps.beads_for = beads_for  # type: ignore[method-assign]
 
 
 if os.environ.get("BENCH_BEADS") == "memory":
@@ -138,7 +139,7 @@ def _commit_label(*_args: object) -> str:
 
 _timed(beads.BdCli, "_run", _bd_label)
 _timed(gitops, "git", _git_label)
-_timed(worker, "commit_paths", _commit_label)
+_timed(run_finish, "commit_paths", _commit_label)
 
 
 def _issue_of(task: Any) -> str:

@@ -1,6 +1,6 @@
 """The seam between a worker and an agent: request, result, and the runner protocol.
 
-`agent.ClaudeAgentRunner` is the real runner (the only code that imports the SDK);
+`bdp.agent.claude.ClaudeAgentRunner` is the real runner (loaded only when a worker starts);
 `StubAgentRunner` is the in-memory double for fast unit tests of the worker pipeline.
 """
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bdp.agent.transcript import Transcript
+from bdp.config import Settings
 from bdp.models import Activity, Issue, Outcome
 from bdp.repo.locks import Holder, LockTable
 from bdp.repo.quality_gate import GateResult
@@ -115,6 +116,10 @@ class AgentRunner(Protocol):
     """Runs one agent session to completion, within ``request.deadline``."""
 
     def run(self, request: SessionRequest) -> SessionResult: ...
+
+
+#: Builds a worker process's agent runner from its settings (tests pass a stub's).
+AgentFactory = Callable[[Settings], AgentRunner]
 
 
 @dataclass

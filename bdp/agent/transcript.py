@@ -1,6 +1,6 @@
 """Per-run transcripts: a readable ``.log`` and a ``.jsonl`` of the SDK messages.
 
-Files are private to the user (0600 in a 0700 folder) and pass through a redactor that
+Files are private to the user (0600 in a 0700 folder) and pass through `bdp.redact`, which
 removes secret values (API keys, tokens, passwords from the environment and the Redis URL),
 so an agent that runs ``env`` cannot leak them into a log.
 """
@@ -16,38 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bdp.config import Settings
-
-_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
-_URL_PASSWORD = re.compile(r"(?<=://)([^:/@\s]*):([^@/\s]+)@")
-_MIN_SECRET = 6
-
-
-class Redactor:
-    """Replaces known secret values with ``***``."""
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        unique = sorted({s for s in secrets if len(s) >= _MIN_SECRET}, key=len, reverse=True)
-        self._pattern = re.compile("|".join(map(re.escape, unique))) if unique else None
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str], settings: Settings) -> Redactor:
-        secrets = [value for name, value in env.items() if _SECRET_NAME.search(name)]
-        match = _URL_PASSWORD.search(settings.redis_url or "")
-        return cls([*secrets, *([match.group(2)] if match else [])])
-
-    def __call__(self, text: str) -> str:
-        text = _URL_PASSWORD.sub(r"\1:***@", text)
-        return self._pattern.sub("***", text) if self._pattern else text
-
-    def tree(self, value: Any) -> Any:
-        """``value`` with every string inside it redacted (before JSON escapes them)."""
-        if isinstance(value, str):
-            return self(value)
-        if isinstance(value, Mapping):
-            return {self(str(k)): self.tree(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self.tree(v) for v in value]
-        return value
+from bdp.redact import Redactor
 
 
 def logs_dir(settings: Settings) -> Path:
@@ -145,3 +114,15 @@ def _describe_blocks(blocks: Iterable[Any]) -> list[str]:
             flag = " (error)" if block.is_error else ""
             lines.append(f"tool result{flag}: {_clip(str(block.content))}")
     return lines
+
+
+def prune_logs(settings: Settings, older_than: float) -> list[Path]:
+    """Delete run logs older than ``older_than`` seconds; the files deleted."""
+    folder = settings.home / "logs"
+    if not folder.is_dir():
+        return []
+    cutoff = time.time() - older_than
+    removed = [p for p in folder.iterdir() if p.is_file() and p.stat().st_mtime < cutoff]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed

@@ -8,32 +8,19 @@ worker hitting a usage limit pauses every consumer sharing the queue.
 
 from __future__ import annotations
 
-import re
-import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from bdp.broker.keys import BUDGET_HOLD_KEY
 from bdp.config import Settings
 
-HoldKind = Literal["paused", "budget"]
-
-if TYPE_CHECKING:  # status reads holds without importing Huey (or the notifier's urllib)
+if TYPE_CHECKING:  # status reads holds without importing Huey
     from bdp.broker.state import State
-    from bdp.ops.notify import Notifier
 
-#: Seconds a worker process reuses its last look at the hold (see `HoldGate`).
-GATE_TTL = 1.0
+HoldKind = Literal["paused", "budget"]
 #: Longest pause without a reset time from the API (the backoff doubles up to it).
 MAX_PAUSE = 3600.0
-#: A reset time in an API error: an epoch after ``|`` (the CLI's usage-limit text), or an
-#: ISO-8601 time after "reset(s)".
-_EPOCH = re.compile(r"\|(\d{10})\b")
-_ISO = re.compile(
-    r"resets?\D{0,12}(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2})?(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?)"
-)
 
 
 @dataclass(frozen=True)
@@ -68,51 +55,12 @@ def current_hold(state: State, settings: Settings, now: float | None = None) -> 
     return budget_hold(settings.budget_usd, state.spent_usd())
 
 
-class HoldGate:
-    """The hold check of one worker process: while held, one look at the broker per ``ttl``.
-
-    Held tasks come back every few seconds; with thousands of them queued, looking the hold up
-    for each would cost more than the work it guards. A lifted hold is seen within ``ttl``; a
-    new one at once (a task about to start a session always looks).
-    """
-
-    def __init__(self, state: State, settings: Settings, ttl: float = GATE_TTL) -> None:
-        from bdp.ops.notify import Notifier
-
-        self._state, self._settings, self._ttl = state, settings, ttl
-        self._notifier: Notifier | None = Notifier.from_settings(settings)
-        self._guard = threading.Lock()
-        self._hold: Hold | None = None
-        self._expires = 0.0
-
-    def check(self) -> tuple[Hold | None, bool]:
-        """The hold in force, and whether this call looked it up (only then say so)."""
-        with self._guard:
-            now = time.monotonic()
-            if self._hold is not None and now < self._expires:
-                return self._hold, False
-            self._hold = current_hold(self._state, self._settings)
-            self._expires = now + self._ttl
-            if self._hold is not None and self._hold.kind == "budget":
-                self._announce(self._hold)
-            return self._hold, True
-
-    def _announce(self, hold: Hold) -> None:
-        """Record the budget hold for `bdp status`; tell BDP_NOTIFY once per budget."""
-        note_budget_hold(self._state, self._settings, hold)
-        once = f"budget-spent:{self._settings.budget_usd}"
-        if self._notifier is not None and self._state.claim_once(once):
-            from bdp.ops.notify import Event
-
-            self._notifier.send(Event.attention("", "", hold.reason))
-
-
 def budget_hold(budget: float | None, spent: float) -> Hold | None:
     """A hold when the queue budget is spent."""
     if budget is None or spent < budget:
         return None
-    return Hold("budget", f"queue budget spent: ${spent:.2f} of ${budget:.2f} "
-                          "(raise BDP_BUDGET_USD to go on)")  # fmt: skip
+    reason = f"queue budget spent: ${spent:.2f} of ${budget:.2f} (raise BDP_BUDGET_USD to go on)"
+    return Hold("budget", reason)
 
 
 def pause_queue(state: State, settings: Settings, reason: str, until: float | None) -> Hold:
@@ -128,21 +76,6 @@ def pause_queue(state: State, settings: Settings, reason: str, until: float | No
     until = max(until, float(previous.get("until", 0.0)))  # never shorten a pause in force
     state.set_pause({"until": until, "reason": reason, "since": now, "backoff": backoff})
     return Hold("paused", reason, until)
-
-
-def reset_time(text: str, now: float | None = None) -> float | None:
-    """The reset time an API error message gives, as an epoch; None when it gives none."""
-    now = time.time() if now is None else now
-    if match := _EPOCH.search(text):
-        epoch = float(match.group(1))
-    elif match := _ISO.search(text):
-        try:
-            epoch = datetime.fromisoformat(match.group(1).replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return None
-    else:
-        return None
-    return epoch if epoch > now else None
 
 
 def note_budget_hold(state: State, settings: Settings, hold: Hold) -> None:

@@ -3,7 +3,7 @@
 It lives in the broker beside the queue (a Redis hash per namespace, or SQLite kv rows), so
 every feature works on both and every consumer sharing the broker sees the same state.
 Heartbeats are kept apart from run records so a beat can never resurrect a run the janitor
-has taken away: removing a run (`pop_run`) is the single atomic step that decides who owns
+has taken away: removing a run (`unregister`) is the single atomic step that decides who owns
 its clean-up.
 """
 
@@ -19,15 +19,13 @@ from huey import Huey
 from huey.constants import EmptyData
 
 from bdp.broker.keys import PAUSE_KEY, SPENT_COUNTER, issue_cost_key, marker_key, outcome_key
+from bdp.broker.storage import namespace_storage
 from bdp.config import OUTCOMES_KEPT
-from bdp.models import Activity, Outcome, Run, RunRecord
-from bdp.queue.instance import namespace_storage
+from bdp.models import Activity, Run, RunRecord
 
 MarkerState = Literal["queued", "running"]
 #: Upper bounds (seconds) of the session duration histogram.
 DURATION_BUCKETS = (60, 300, 900, 1800, 3600, 7200)
-#: Outcomes of runs that ran a session (a lost claim is not a session).
-SESSION_OUTCOMES = frozenset(Outcome) - {Outcome.SKIPPED, Outcome.ABANDONED}
 
 __all__ = ["Marker", "MarkerState", "State", "marker_key"]
 
@@ -102,15 +100,12 @@ class State:
     def has_run(self, run_id: str) -> bool:
         return bool(self._runs.has_data_for_key(run_id))
 
-    def pop_run(self, run_id: str) -> Run | None:
+    def unregister(self, run_id: str) -> Run | None:
         """Remove the run atomically; only the caller that gets it back owns its clean-up."""
         raw = self._runs.pop_data(run_id)
         self._beats.delete_data(run_id)
         self._progress.delete_data(run_id)
         return None if raw is EmptyData else Run.from_json(_load(raw))
-
-    def unregister(self, run_id: str) -> None:
-        self.pop_run(run_id)
 
     def runs(self) -> list[Run]:
         """Registered runs, oldest first, each with its latest heartbeat."""
@@ -172,7 +167,7 @@ class State:
             incr("lock_waits", record.lock_waits)
             incr("lock_wait_ms", round(record.lock_wait_seconds * 1000))
             incr("lock_timeouts", record.lock_timeouts)
-        if record.outcome in SESSION_OUTCOMES:
+        if record.outcome.ran_session:
             incr("duration_count")
             incr("duration_ms_sum", round(record.duration * 1000))
             for bound in DURATION_BUCKETS:

@@ -1,5 +1,5 @@
 """`bdp run`: the one-shot mode. Enqueue a repo's ready work, run workers in this process,
-report progress, and stop once that repo's work is done.
+report what happens, and stop once that repo's work is done.
 
 The in-process consumer serves the shared queue, so with a shared Redis it may also pick up
 other repositories' tasks while it runs; it waits for those before exiting.
@@ -18,8 +18,7 @@ from huey.consumer import Consumer, ConsumerStopped
 from bdp.broker.hold import Hold, current_hold
 from bdp.models import Run, RunRecord
 from bdp.queue.app import App
-from bdp.queue.enqueue import Enqueued, enqueue_ready, resolve_repo
-from bdp.repo.beads import ReadyFilters
+from bdp.queue.enqueue import Enqueued, EnqueueOptions, enqueue_ready, resolve_repo
 
 #: Seconds between progress polls.
 POLL_INTERVAL = 0.5
@@ -28,7 +27,7 @@ STALE_POLLS = 10
 
 
 @dataclass
-class Progress:
+class RunEvents:
     """Callbacks `bdp run` reports through (the CLI prints them)."""
 
     enqueued: Callable[[list[Enqueued]], None] = lambda items: None
@@ -38,7 +37,9 @@ class Progress:
 
 
 @dataclass
-class _Watch:
+class _Tracker:
+    """What `bdp run` has seen of its repo's runs so far."""
+
     repo: str
     issue_ids: set[str]
     since: float
@@ -55,30 +56,29 @@ class _Watch:
 class RunOptions:
     """How `bdp run` works: which issues, how many agents, and whether to keep watching."""
 
-    filters: ReadyFilters = field(default_factory=ReadyFilters)
+    enqueue: EnqueueOptions = field(default_factory=EnqueueOptions)
     max_agents: int = 3
     watch_interval: float | None = None  # seconds between `bd ready` polls; None: one shot
-    max_cost: float | None = None  # each issue's budget in USD
 
 
-def run_repo(app: App, path: Path, options: RunOptions, progress: Progress) -> list[RunRecord]:
+def run_repo(app: App, path: Path, options: RunOptions, events: RunEvents) -> list[RunRecord]:
     """Work through the repo's ready issues with ``max_agents`` in-process workers."""
     since = time.time()
     repo = str(resolve_repo(path, app.settings.bd))
-    enqueued = enqueue_ready(app, Path(repo), options.filters, max_cost=options.max_cost)
-    progress.enqueued(enqueued)
+    enqueued = enqueue_ready(app, Path(repo), options.enqueue)
+    events.enqueued(enqueued)
     waiting = {e.issue.id for e in enqueued if e.state != "would queue"}
     if not waiting and options.watch_interval is None:
         return []
-    watch = _Watch(repo, waiting, since, options=options)
+    tracker = _Tracker(repo, waiting, since, options=options)
     consumer = _consumer(app, options.max_agents)
     consumer.start()
     try:
-        _loop(app, consumer, watch, progress)
+        _loop(app, consumer, tracker, events)
     finally:
         consumer.stop(graceful=True)
-    _report(app, watch, progress)  # outcomes are recorded just after the markers go
-    return watch.records
+    _report(app, tracker, events)  # outcomes are recorded just after the markers go
+    return tracker.records
 
 
 def _consumer(app: App, max_agents: int) -> Consumer:
@@ -86,13 +86,13 @@ def _consumer(app: App, max_agents: int) -> Consumer:
     return app.huey.create_consumer(workers=max_agents, worker_type="thread", periodic=False)
 
 
-def _loop(app: App, consumer: Consumer, watch: _Watch, progress: Progress) -> None:
+def _loop(app: App, consumer: Consumer, tracker: _Tracker, events: RunEvents) -> None:
     health = time.monotonic()
     try:
-        while not _done(app, watch):
-            _report(app, watch, progress)
-            _check_hold(app, watch, progress)
-            _poll_ready(app, watch, progress)
+        while not _done(app, tracker):
+            _report(app, tracker, events)
+            _check_hold(app, tracker, events)
+            _poll_ready(app, tracker, events)
             deadline = time.monotonic() + POLL_INTERVAL
             while time.monotonic() < deadline:
                 health = consumer.loop(health)
@@ -100,56 +100,55 @@ def _loop(app: App, consumer: Consumer, watch: _Watch, progress: Progress) -> No
         pass
 
 
-def _report(app: App, watch: _Watch, progress: Progress) -> None:
+def _report(app: App, tracker: _Tracker, events: RunEvents) -> None:
     for run in app.state.runs():
-        if run.repo == watch.repo and run.run_id not in watch.seen_runs:
-            watch.seen_runs.add(run.run_id)
-            progress.started(run)
+        if run.repo == tracker.repo and run.run_id not in tracker.seen_runs:
+            tracker.seen_runs.add(run.run_id)
+            events.started(run)
     for record in app.state.outcomes(limit=200):
-        fresh = record.finished >= watch.since and record.run_id not in watch.seen_records
-        if fresh and record.repo == watch.repo and record.issue_id in watch.issue_ids:
-            watch.seen_records.add(record.run_id)
-            watch.records.append(record)
-            progress.finished(record)
+        fresh = record.finished >= tracker.since and record.run_id not in tracker.seen_records
+        if fresh and record.repo == tracker.repo and record.issue_id in tracker.issue_ids:
+            tracker.seen_records.add(record.run_id)
+            tracker.records.append(record)
+            events.finished(record)
 
 
-def _check_hold(app: App, watch: _Watch, progress: Progress) -> None:
+def _check_hold(app: App, tracker: _Tracker, events: RunEvents) -> None:
     hold = current_hold(app.state, app.settings)
-    if hold != watch.hold:
-        watch.hold = hold
-        progress.held(hold)
+    if hold != tracker.hold:
+        tracker.hold = hold
+        events.held(hold)
 
 
-def _poll_ready(app: App, watch: _Watch, progress: Progress) -> None:
+def _poll_ready(app: App, tracker: _Tracker, events: RunEvents) -> None:
     """In watch mode, queue issues that became ready (new ones, or unblocked by a close)."""
-    interval = watch.options.watch_interval
-    if interval is None or time.monotonic() < watch.next_poll:
+    interval = tracker.options.watch_interval
+    if interval is None or time.monotonic() < tracker.next_poll:
         return
-    watch.next_poll = time.monotonic() + interval
-    found = enqueue_ready(app, Path(watch.repo), watch.options.filters,
-                          max_cost=watch.options.max_cost)  # fmt: skip
+    tracker.next_poll = time.monotonic() + interval
+    found = enqueue_ready(app, Path(tracker.repo), tracker.options.enqueue)
     fresh = [e for e in found if e.state == "queued"]
     if fresh:
-        watch.issue_ids |= {e.issue.id for e in fresh}
-        progress.enqueued(fresh)
+        tracker.issue_ids |= {e.issue.id for e in fresh}
+        events.enqueued(fresh)
 
 
-def _done(app: App, watch: _Watch) -> bool:
+def _done(app: App, tracker: _Tracker) -> bool:
     """All of the repo's markers are gone, or only stale ones remain (nothing can run them),
     or the queue budget is spent and none of the repo's sessions still runs.
 
     In watch mode never: only a signal (Ctrl-C) ends the run.
     """
-    if watch.options.watch_interval is not None:
+    if tracker.options.watch_interval is not None:
         return False
     pending = [
-        m for m in app.state.markers() if m.repo == watch.repo and m.issue_id in watch.issue_ids
+        m for m in app.state.markers() if m.repo == tracker.repo and m.issue_id in tracker.issue_ids
     ]
     if not pending:
         return True
-    running = any(r.repo == watch.repo for r in app.state.runs())
-    if watch.hold is not None and watch.hold.kind == "budget" and not running:
+    running = any(r.repo == tracker.repo for r in app.state.runs())
+    if tracker.hold is not None and tracker.hold.kind == "budget" and not running:
         return True  # the rest stays queued until the budget is raised
     busy = running or app.huey.pending_count() > 0 or app.huey.scheduled_count() > 0
-    watch.idle_polls = 0 if busy else watch.idle_polls + 1
-    return watch.idle_polls > STALE_POLLS
+    tracker.idle_polls = 0 if busy else tracker.idle_polls + 1
+    return tracker.idle_polls > STALE_POLLS

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from huey import Huey
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -16,73 +17,90 @@ from prometheus_client.core import (
     Metric,
 )
 
-from bdp.broker.state import DURATION_BUCKETS
+from bdp.broker.keys import JANITOR_ACTIONS, SPENT_COUNTER
+from bdp.broker.state import DURATION_BUCKETS, State
 from bdp.models import Outcome
-from bdp.queue.app import App
-from bdp.queue.janitor import JANITOR_ACTIONS
+
+#: Every counter a scrape reads, in one round of atomic reads.
+COUNTERS = (
+    *(f"outcomes:{outcome.value}" for outcome in Outcome),
+    SPENT_COUNTER,
+    "input_tokens",
+    "output_tokens",
+    "duration_count",
+    "duration_ms_sum",
+    *(f"duration_le:{bound}" for bound in DURATION_BUCKETS),
+    *(f"janitor:{action}" for action in JANITOR_ACTIONS),
+    "lock_waits",
+    "lock_wait_ms",
+    "lock_timeouts",
+)
 
 
 class _QueueCollector:
     """Reads the broker at scrape time."""
 
-    def __init__(self, app: App) -> None:
-        self.app = app
+    def __init__(self, huey: Huey, state: State) -> None:
+        self.huey = huey
+        self.state = state
 
     def collect(self) -> Iterator[Metric]:
         yield from self._gauges()
-        keys = [f"outcomes:{o.value}" for o in Outcome] + [
-            "cost_microusd", "input_tokens", "output_tokens", "duration_count", "duration_ms_sum",
-            *(f"duration_le:{b}" for b in DURATION_BUCKETS),
-            *(f"janitor:{a}" for a in JANITOR_ACTIONS),
-            "lock_waits", "lock_wait_ms", "lock_timeouts",
-        ]  # fmt: skip
-        counts = self.app.state.counters(keys)
-        outcomes = CounterMetricFamily(
-            "bdp_outcomes", "Runs ended, by outcome.", labels=["outcome"]
-        )
-        for outcome in Outcome:
-            outcomes.add_metric([outcome.value], counts[f"outcomes:{outcome.value}"])
-        yield outcomes
-        yield CounterMetricFamily("bdp_cost_usd", "USD spent by sessions.",
-                                  value=counts["cost_microusd"] / 1_000_000)  # fmt: skip
-        tokens = CounterMetricFamily("bdp_tokens", "Tokens used by sessions.", labels=["kind"])
-        tokens.add_metric(["input"], counts["input_tokens"])
-        tokens.add_metric(["output"], counts["output_tokens"])
-        yield tokens
-        yield self._durations(counts)
-        yield from self._lock_waits(counts)
+        counts = self.state.counters(COUNTERS)
+        yield from _spending(counts)
+        yield _durations(counts)
+        yield from _lock_waits(counts)
         janitor = CounterMetricFamily("bdp_janitor_actions", "Janitor actions.", labels=["action"])
         for action in JANITOR_ACTIONS:
             janitor.add_metric([action], counts[f"janitor:{action}"])
         yield janitor
 
-    def _lock_waits(self, counts: dict[str, int]) -> Iterator[Metric]:
-        yield CounterMetricFamily("bdp_lock_waits", "File lock acquires that had to wait.",
-                                  value=counts["lock_waits"])  # fmt: skip
-        yield CounterMetricFamily("bdp_lock_wait_seconds", "Time spent waiting for file locks.",
-                                  value=counts["lock_wait_ms"] / 1000)  # fmt: skip
-        yield CounterMetricFamily("bdp_lock_timeouts", "Lock waits that ran out (edit denied).",
-                                  value=counts["lock_timeouts"])  # fmt: skip
-
     def _gauges(self) -> Iterator[Metric]:
-        huey = self.app.huey
-        yield GaugeMetricFamily("bdp_queue_depth", "Tasks waiting.", value=huey.pending_count())
-        yield GaugeMetricFamily("bdp_scheduled", "Tasks scheduled (retries, delays).",
-                                value=huey.scheduled_count())  # fmt: skip
-        yield GaugeMetricFamily("bdp_running", "Agent sessions running.",
-                                value=len(self.app.state.runs()))  # fmt: skip
-
-    def _durations(self, counts: dict[str, int]) -> Metric:
-        buckets = [(f"{b:g}", counts[f"duration_le:{b}"]) for b in DURATION_BUCKETS]
-        buckets.append(("+Inf", counts["duration_count"]))
-        return HistogramMetricFamily(
-            "bdp_session_duration_seconds", "How long runs took.", buckets=buckets,
-            sum_value=counts["duration_ms_sum"] / 1000,
-        )  # fmt: skip
+        pending, scheduled = self.huey.pending_count(), self.huey.scheduled_count()
+        yield GaugeMetricFamily("bdp_queue_depth", "Tasks waiting.", value=pending)
+        yield GaugeMetricFamily("bdp_scheduled", "Tasks scheduled (retries, delays).", scheduled)
+        running = len(self.state.runs())
+        yield GaugeMetricFamily("bdp_running", "Agent sessions running.", value=running)
 
 
-def render_metrics(app: App) -> str:
-    """The current metrics in Prometheus text exposition format."""
+def _spending(counts: dict[str, int]) -> Iterator[Metric]:
+    outcomes = CounterMetricFamily("bdp_outcomes", "Runs ended, by outcome.", labels=["outcome"])
+    for outcome in Outcome:
+        outcomes.add_metric([outcome.value], counts[f"outcomes:{outcome.value}"])
+    yield outcomes
+    usd = counts[SPENT_COUNTER] / 1_000_000
+    yield CounterMetricFamily("bdp_cost_usd", "USD spent by sessions.", value=usd)
+    tokens = CounterMetricFamily("bdp_tokens", "Tokens used by sessions.", labels=["kind"])
+    tokens.add_metric(["input"], counts["input_tokens"])
+    tokens.add_metric(["output"], counts["output_tokens"])
+    yield tokens
+
+
+def _lock_waits(counts: dict[str, int]) -> Iterator[Metric]:
+    waits, seconds = counts["lock_waits"], counts["lock_wait_ms"] / 1000
+    yield CounterMetricFamily("bdp_lock_waits", "File lock acquires that had to wait.", waits)
+    yield CounterMetricFamily(
+        "bdp_lock_wait_seconds", "Time spent waiting for file locks.", seconds
+    )
+    timeouts = counts["lock_timeouts"]
+    yield CounterMetricFamily(
+        "bdp_lock_timeouts", "Lock waits that ran out (edit denied).", timeouts
+    )
+
+
+def _durations(counts: dict[str, int]) -> Metric:
+    buckets = [(f"{b:g}", counts[f"duration_le:{b}"]) for b in DURATION_BUCKETS]
+    buckets.append(("+Inf", counts["duration_count"]))
+    return HistogramMetricFamily(
+        "bdp_session_duration_seconds",
+        "How long runs took.",
+        buckets=buckets,
+        sum_value=counts["duration_ms_sum"] / 1000,
+    )
+
+
+def render_metrics(huey: Huey, state: State) -> str:
+    """The current metrics of ``huey``'s queue in Prometheus text exposition format."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_QueueCollector(app))
+    registry.register(_QueueCollector(huey, state))
     return generate_latest(registry).decode()

@@ -21,30 +21,16 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from bdp.agent.transcript import Redactor
 from bdp.config import Settings, mask_url
-from bdp.models import NEEDS_ATTENTION, Outcome, RunRecord
+from bdp.models import RunRecord
+from bdp.redact import Redactor
 
-log = logging.getLogger("bdp.ops.notify")
+log = logging.getLogger(__name__)
 
 #: Seconds a webhook or command may take before it is given up on (a command is killed).
 DEFAULT_NOTIFY_TIMEOUT = 5.0
 
-# Outcomes a person should look at, by value: OVER_BUDGET may be newer than this module's Outcome.
-_ATTENTION = {
-    Outcome.FAILED: "the run failed and the issue was reset",
-    Outcome.TIMED_OUT: "the run hit its time limit and the issue was reset",
-    Outcome.BLOCKED: "the agent is blocked and needs a decision",
-    Outcome.ABANDONED: "the run's worker died and the janitor reset the issue",
-    Outcome.NO_CHANGE: "the agent said DONE but changed no file",
-    Outcome.OVER_BUDGET: "the run went over its cost limit and was stopped",
-}
 _STDERR_CLIP = 200
-
-
-def needs_attention(record: RunRecord) -> str | None:
-    """Why a person should look at this run, or None when its outcome speaks for itself."""
-    return _ATTENTION.get(record.outcome) if record.outcome in NEEDS_ATTENTION else None
 
 
 @dataclass(frozen=True)
@@ -166,11 +152,11 @@ class Notifier:
 
 
 def notify_outcome(notifier: Notifier | None, record: RunRecord) -> None:
-    """Send the run's outcome, and a call for attention when it needs a human."""
-    if notifier is None:
+    """Send the run's outcome (if it is news), and a call for attention when it needs a human."""
+    if notifier is None or not record.outcome.is_notified:
         return
     notifier.send(Event.for_outcome(record))
-    reason = needs_attention(record)
+    reason = record.outcome.attention_reason
     if reason:
         notifier.send(Event.attention(record.issue_id, record.repo, reason, record))
 

@@ -17,6 +17,7 @@ from typing import Any
 from bdp.broker.hold import Hold, budget_hold, hold_from_json
 from bdp.broker.keys import (
     BUDGET_HOLD_KEY,
+    LAST_SWEEP_KEY,
     PAUSE_KEY,
     SPENT_COUNTER,
     namespace_name,
@@ -27,16 +28,13 @@ from bdp.broker.keys import (
     redis_schedule_key,
 )
 from bdp.config import Settings
-from bdp.models import NEEDS_ATTENTION, Activity, Outcome, Run, RunRecord
+from bdp.models import Activity, Outcome, Run, RunRecord
 from bdp.repo.locks import Lock, LockTable
 
 #: Outcomes `bdp status` shows.
 RECENT_OUTCOMES = 10
-LAST_SWEEP = "last_sweep"
 #: Seconds of outcome history behind the day's totals and the "needs attention" list.
 DAY = 86400.0
-_FAILED = (Outcome.FAILED, Outcome.TIMED_OUT, Outcome.OVER_BUDGET, Outcome.ABANDONED,
-           Outcome.NO_CHANGE)  # fmt: skip
 
 
 @dataclass
@@ -67,7 +65,7 @@ class StatusReport:
         return {
             "closed": sum(r.outcome is Outcome.DONE for r in records),
             "blocked": sum(r.outcome is Outcome.BLOCKED for r in records),
-            "failed": sum(r.outcome in _FAILED for r in records),
+            "failed": sum(r.outcome.counts_as_failed for r in records),
             "spent_usd": round(sum(r.cost_usd + r.review_cost_usd for r in records), 6),
         }
 
@@ -76,7 +74,7 @@ class StatusReport:
         latest: dict[tuple[str, str], RunRecord] = {}
         for record in self.day:
             latest[(record.repo, record.issue_id)] = record
-        flagged = [r for r in latest.values() if r.outcome in NEEDS_ATTENTION]
+        flagged = [r for r in latest.values() if r.outcome.needs_attention]
         return sorted(flagged, key=lambda r: r.finished, reverse=True)
 
     def to_json(self) -> dict[str, Any]:
@@ -128,7 +126,7 @@ def _read_redis(client: Any, settings: Settings, recent: int) -> StatusReport:
     for namespace in ("runs", "beats", "progress"):
         pipe.hgetall(redis_namespace_key(queue, namespace))
     pipe.hkeys(redis_namespace_key(queue, "outcomes"))
-    pipe.hmget(redis_namespace_key(queue, "meta"), [LAST_SWEEP, PAUSE_KEY, BUDGET_HOLD_KEY])
+    pipe.hmget(redis_namespace_key(queue, "meta"), [LAST_SWEEP_KEY, PAUSE_KEY, BUDGET_HOLD_KEY])
     pipe.hget(redis_counter_key(queue, "counters"), SPENT_COUNTER)
     queued, scheduled, runs, beats, progress, outcome_keys, meta, spent = pipe.execute()
     report = StatusReport(settings.broker_label, int(queued), int(scheduled), [], [])
@@ -199,9 +197,9 @@ def _fill_from_sqlite(
     report.recent = [RunRecord.from_json(json.loads(v)) for _, v in reversed(newest)]
     day = rows("outcomes", " and key >= ? order by key", outcome_key(report.now - DAY, ""))
     report.day = [RunRecord.from_json(json.loads(v)) for _, v in day]
-    wanted = (LAST_SWEEP, PAUSE_KEY, BUDGET_HOLD_KEY)
+    wanted = (LAST_SWEEP_KEY, PAUSE_KEY, BUDGET_HOLD_KEY)
     meta = {k: json.loads(v) for k, v in rows("meta", " and key in (?, ?, ?)", *wanted)}
-    report.last_sweep = meta.get(LAST_SWEEP)
+    report.last_sweep = meta.get(LAST_SWEEP_KEY)
     report.hold = _hold(meta.get(PAUSE_KEY), meta.get(BUDGET_HOLD_KEY), report.now)
     spent = db.execute(_COUNTER, (namespace_name(queue, "counters"), SPENT_COUNTER)).fetchone()
     report.spent_usd = int(spent[0]) / 1_000_000 if spent else 0.0

@@ -6,22 +6,19 @@ Tasks are registered on first use, so read-only commands (`bdp status`) never im
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from huey import Huey
 
-from bdp.agent.session import AgentRunner
+from bdp.agent.session import AgentFactory
 from bdp.broker.state import State
 from bdp.config import Settings
 from bdp.queue.instance import build_huey
 
 if TYPE_CHECKING:
     from bdp.queue.tasks import Tasks
-
-AgentFactory = Callable[[Settings], AgentRunner]
 
 
 @dataclass
@@ -31,7 +28,7 @@ class App:
     settings: Settings
     huey: Huey
     state: State
-    agent: AgentFactory | None = None
+    agent: AgentFactory | None = None  # None: the real Claude agent
 
     @classmethod
     def create(cls, settings: Settings, agent: AgentFactory | None = None) -> App:
@@ -41,6 +38,7 @@ class App:
     @cached_property
     def tasks(self) -> Tasks:
         """bdp's tasks, registered on this app's Huey."""
-        from bdp.queue.tasks import claude_agent, register_tasks
+        from bdp.queue.tasks import TaskContext, claude_agent, register_tasks
 
-        return register_tasks(self.huey, self.settings, self.agent or claude_agent)
+        context = TaskContext(self.settings, self.huey, self.agent or claude_agent)
+        return register_tasks(context)

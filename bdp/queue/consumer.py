@@ -1,4 +1,4 @@
-"""Huey's consumer, taught three things bdp needs.
+"""Huey's consumer, taught four things bdp needs.
 
 1. The periodic janitor runs every ``BDP_JANITOR_INTERVAL`` seconds (Huey's scheduler checks
    periodic tasks once a minute, which is too coarse for tests and small setups).
@@ -17,10 +17,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from huey import Huey
 from huey.consumer import Consumer, Scheduler, Worker
 
-from bdp.broker.hold import HoldGate
 from bdp.broker.state import State
+from bdp.config import Settings
+from bdp.queue.hold_check import HoldCheck
 from bdp.run import shutdown
 
 #: Seconds an immediate stop waits for workers to clean up (reset issue, free locks).
@@ -35,10 +37,10 @@ HELD_WAIT = 1.0
 class _HeldWorker(Worker):  # type: ignore[misc]
     """A worker that takes no task while the queue is held."""
 
-    gate: HoldGate | None = None
+    hold: HoldCheck
 
     def loop(self, now: Any = None) -> None:
-        if self.gate is not None and self.gate.check()[0] is not None:
+        if self.hold.check()[0] is not None:
             self.stop_flag.wait(HELD_WAIT)
             return
         super().loop(now)
@@ -47,10 +49,10 @@ class _HeldWorker(Worker):  # type: ignore[misc]
 class _HeldScheduler(Scheduler):  # type: ignore[misc]
     """While workers hold, periodic tasks (the janitor) run here instead of in the queue."""
 
-    gate: HoldGate | None = None
+    hold: HoldCheck
 
     def enqueue_periodic_tasks(self, now: Any) -> None:
-        if self.gate is None or self.gate.check()[0] is None:
+        if self.hold.check()[0] is None:
             super().enqueue_periodic_tasks(now)
             return
         for task in self.huey.read_periodic(now):
@@ -61,18 +63,16 @@ class _HeldScheduler(Scheduler):  # type: ignore[misc]
 
 
 class BdpConsumer(Consumer):  # type: ignore[misc]
-    """A Huey consumer whose periodic interval and shutdown are bdp's."""
+    """A Huey consumer whose periodic interval, idle polling, holds and shutdown are bdp's."""
 
-    periodic_seconds = 60.0
     worker_class = _HeldWorker
     scheduler_class = _HeldScheduler
 
-    def __init__(self, huey: Any, **options: Any) -> None:
-        self.periodic_seconds = float(getattr(huey, "bdp_periodic_seconds", 60.0))
+    def __init__(self, huey: Huey, settings: Settings, **options: Any) -> None:
+        self.periodic_seconds = settings.janitor_interval
         if not getattr(huey.storage, "blocking", False):  # Redis blocks on its queue; SQLite polls
             options["max_delay"] = min(float(options.get("max_delay", 10.0)), IDLE_POLL_CAP)
-        settings = getattr(huey, "bdp_settings", None)
-        self.gate = HoldGate(State(huey), settings) if settings is not None else None
+        self.hold = HoldCheck(State(huey), settings)
         super().__init__(huey, **options)
         shutdown.reset()
         shutdown.watch(self.stop_flag)
@@ -80,12 +80,12 @@ class BdpConsumer(Consumer):  # type: ignore[misc]
     def _create_scheduler(self) -> Scheduler:
         scheduler = super()._create_scheduler()
         scheduler.periodic_task_seconds = self.periodic_seconds
-        scheduler.gate = self.gate
+        scheduler.hold = self.hold
         return scheduler
 
     def _create_worker(self) -> Worker:
         worker = super()._create_worker()
-        worker.gate = self.gate
+        worker.hold = self.hold
         return worker
 
     def _handle_signal(self, signum: int, frame: Any) -> None:

@@ -10,19 +10,34 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from bdp.errors import BeadsError
-from bdp.models import Issue
+from bdp.models import Issue, TaskArgs
 from bdp.queue.app import App
 from bdp.repo.beads import BdCli, ReadyFilters
 from bdp.repo.git import work_tree_root
 
-log = logging.getLogger("bdp.queue.enqueue")
+log = logging.getLogger(__name__)
 EnqueueState = Literal["queued", "already queued", "running", "would queue"]
+
+
+@dataclass(frozen=True)
+class EnqueueOptions:
+    """Which ready issues to queue, and with what budget."""
+
+    filters: ReadyFilters = field(default_factory=ReadyFilters)
+    max_cost: float | None = None  # each issue's budget in USD (else BDP_MAX_COST_PER_ISSUE)
+    dry_run: bool = False  # report what would be queued; queue nothing
+
+
+class WatchReport(Protocol):
+    """Where `watch_ready` reports: issues it queued, and polls that failed."""
+
+    def queued(self, items: list[Enqueued]) -> None: ...
+    def warn(self, message: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -44,31 +59,22 @@ def resolve_repo(path: Path, bd: str) -> Path:
     return root
 
 
-def enqueue_ready(
-    app: App, path: Path, filters: ReadyFilters, dry_run: bool = False,
-    max_cost: float | None = None,
-) -> list[Enqueued]:  # fmt: skip
-    """Queue one task per ready issue of the repo at ``path``; report each issue's state.
-
-    ``max_cost`` is each issue's budget in USD (else the worker's BDP_MAX_COST_PER_ISSUE).
-    """
+def enqueue_ready(app: App, path: Path, options: EnqueueOptions) -> list[Enqueued]:
+    """Queue one task per ready issue of the repo at ``path``; report each issue's state."""
     repo = resolve_repo(path, app.settings.bd)
-    issues = BdCli(repo, app.settings.bd).ready(filters)
-    if issues and not dry_run:
+    issues = BdCli(repo, app.settings.bd).ready(options.filters)
+    if issues and not options.dry_run:
         app.state.remember_repo(str(repo))
-    return [_enqueue_one(app, str(repo), issue, dry_run, max_cost) for issue in issues]
+    return [_enqueue_one(app, str(repo), issue, options) for issue in issues]
 
 
-def _enqueue_one(
-    app: App, repo: str, issue: Issue, dry_run: bool, max_cost: float | None
-) -> Enqueued:
+def _enqueue_one(app: App, repo: str, issue: Issue, options: EnqueueOptions) -> Enqueued:
     marker = app.state.marker(repo, issue.id)
     if marker is not None:
         return Enqueued(issue, "running" if marker.state == "running" else "already queued")
-    if dry_run:
+    if options.dry_run:
         return Enqueued(issue, "would queue")
-    budget = {} if max_cost is None else {"max_cost": max_cost}
-    task = app.tasks.run_issue.s(repo, issue.id, 1, **budget)
+    task = app.tasks.queue(TaskArgs(repo, issue.id, 1, max_cost=options.max_cost))
     if not app.state.mark_queued(repo, issue.id, task.id):
         return Enqueued(issue, "already queued")
     try:
@@ -80,13 +86,7 @@ def _enqueue_one(
 
 
 def watch_ready(
-    app: App,
-    path: Path,
-    filters: ReadyFilters,
-    interval: float,
-    report: Callable[[list[Enqueued]], None],
-    max_cost: float | None = None,
-    warn: Callable[[str], None] = log.warning,
+    app: App, path: Path, options: EnqueueOptions, interval: float, report: WatchReport
 ) -> None:
     """Queue ready issues every ``interval`` seconds until interrupted (Ctrl-C).
 
@@ -97,12 +97,12 @@ def watch_ready(
     first = True
     while True:
         try:
-            found = enqueue_ready(app, path, filters, max_cost=max_cost)
+            found = enqueue_ready(app, path, options)
         except Exception as error:
             if first:
                 raise
-            warn(f"poll failed, trying again in {interval:g}s: {error}")
+            report.warn(f"poll failed, trying again in {interval:g}s: {error}")
         else:
-            report([e for e in found if e.state == "queued"])
+            report.queued([e for e in found if e.state == "queued"])
         first = False
         time.sleep(interval)

@@ -1,69 +1,56 @@
-"""The Huey instance and the key-value namespaces bdp keeps beside it.
+"""The Huey instance for the configured broker, and the names bdp's tasks carry on it.
 
 Redis when ``BDP_REDIS_URL`` is set (what several terminals or machines share), otherwise
-Huey's SQLite storage in the state directory. Every Redis key bdp touches is derived here
-from the queue name, so two bdp installations can share one Redis with different names.
+Huey's SQLite storage in the state directory. Every key bdp touches is derived from the
+queue name (`bdp.broker.keys`), so two bdp installations can share one Redis.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from huey import Huey, RedisHuey, SqliteHuey
+from huey import Huey
+from huey.api import TaskWrapper
 from huey.storage import RedisStorage, SqliteStorage
 
-from bdp.broker.keys import namespace_name
 from bdp.config import Settings
 
+#: The module part of every bdp task's name on the queue (``bdp.tasks.run_issue``): fixed, so
+#: tasks already queued keep their name when the code that runs them moves.
+TASK_NAMESPACE = "bdp.tasks"
 
-class _BdpHueyMixin:
-    """Consumers of bdp's Huey are `BdpConsumer`s, whatever starts them."""
 
-    bdp_periodic_seconds = 60.0
+class _StableTaskNames(TaskWrapper):  # type: ignore[misc]
+    """Names task classes ``bdp.tasks.<name>`` wherever their function is defined."""
+
+    def create_task(
+        self, func: Any, context: bool = False, name: Any = None, **options: Any
+    ) -> Any:
+        task_class = super().create_task(func, context, name, **options)
+        task_class.__module__ = TASK_NAMESPACE
+        return task_class
+
+
+class BdpHuey(Huey):  # type: ignore[misc]
+    """bdp's Huey: knows its Settings, so the consumers it creates are `BdpConsumer`s."""
+
+    def __init__(self, settings: Settings, storage: type[Any], **storage_options: Any) -> None:
+        self.settings = settings
+        # Task results are not stored: bdp keeps its own outcome records.
+        super().__init__(settings.queue, results=False, storage_class=storage, **storage_options)
+
+    def get_task_wrapper_class(self) -> type[TaskWrapper]:
+        return _StableTaskNames
 
     def create_consumer(self, **options: Any) -> Any:
         from bdp.queue.consumer import BdpConsumer
 
-        return BdpConsumer(self, **options)
+        return BdpConsumer(self, self.settings, **options)
 
 
-class BdpRedisHuey(_BdpHueyMixin, RedisHuey):  # type: ignore[misc]
-    pass
-
-
-class BdpSqliteHuey(_BdpHueyMixin, SqliteHuey):  # type: ignore[misc]
-    pass
-
-
-def build_huey(settings: Settings) -> Huey:
-    """A Huey for the configured broker; task results are not stored (bdp keeps its own)."""
-    huey: Huey
+def build_huey(settings: Settings) -> BdpHuey:
+    """A Huey for the configured broker: Redis with a URL, else SQLite in the state dir."""
     if settings.redis_url:
-        huey = BdpRedisHuey(settings.queue, url=settings.redis_url, results=False)
-    else:
-        settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
-        filename = str(settings.home / "queue.db")
-        huey = BdpSqliteHuey(settings.queue, filename=filename, results=False)
-    huey.bdp_periodic_seconds = settings.janitor_interval
-    huey.bdp_settings = settings  # its consumers hold work while the queue is held
-    return huey
-
-
-def namespace_storage(huey: Huey, namespace: str) -> Any:
-    """A storage object of the same kind as the queue's, with its own key space.
-
-    Cached on the Huey instance: in-memory storages are only shared if they are the same object.
-    """
-    cache: dict[str, Any] = huey.__dict__.setdefault("_bdp_namespaces", {})
-    if namespace not in cache:
-        cache[namespace] = _new_storage(huey, namespace_name(huey.name, namespace))
-    return cache[namespace]
-
-
-def _new_storage(huey: Huey, name: str) -> Any:
-    storage = huey.storage
-    if isinstance(storage, RedisStorage):
-        return RedisStorage(name, connection_pool=storage.pool)
-    if isinstance(storage, SqliteStorage):
-        return SqliteStorage(name, filename=storage.filename)
-    return type(storage)(name)
+        return BdpHuey(settings, RedisStorage, url=settings.redis_url)
+    settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return BdpHuey(settings, SqliteStorage, filename=str(settings.home / "queue.db"))

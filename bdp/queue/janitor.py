@@ -12,26 +12,24 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from huey import Huey
 
+from bdp.broker.keys import JANITOR_ACTIONS, LAST_SWEEP_KEY
 from bdp.broker.state import State
 from bdp.config import Settings
-from bdp.models import Outcome, Run, RunRecord
+from bdp.models import Outcome, Run, RunRecord, TaskArgs
 from bdp.ops.notify import Notifier, notify_outcome
-from bdp.ops.status import LAST_SWEEP
 from bdp.repo.beads import BdCli, Beads
 from bdp.repo.locks import Lock, LockTable
 from bdp.repo.procs import end_run_processes, pid_alive
+from bdp.run.deps import Requeue
 
-log = logging.getLogger("bdp.queue.janitor")
-Requeue = Callable[..., str]  # (repo, issue_id, attempt, **task options) -> task id
-#: What a sweep can do, each counted for `bdp metrics`.
-JANITOR_ACTIONS = ("freed_locks", "killed", "reset", "requeued", "needs_human", "cleared_markers")
+log = logging.getLogger(__name__)
 _BDP_ACTOR = "bdp/"
 
 
@@ -51,6 +49,16 @@ class SweepReport:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    def listed(self) -> list[tuple[str, list[str]]]:
+        """Each kind of action with what it was done to, for `bdp clean` to print."""
+        return [
+            ("freed lock", self.freed_locks),
+            ("reset", self.reset),
+            ("requeued", self.requeued),
+            ("needs a human", self.needs_human),
+            ("cleared marker", self.cleared_markers),
+        ]
+
     def summary(self) -> str:
         return (
             f"freed {len(self.freed_locks)} locks, reset {len(self.reset)} issues, "
@@ -62,8 +70,14 @@ class SweepReport:
 class Janitor:
     """One sweep over the registry, the lock folders, bd and the enqueue markers."""
 
-    def __init__(self, settings: Settings, huey: Huey, state: State, requeue: Requeue,
-                 beads: Callable[[Path], Beads] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        settings: Settings,
+        huey: Huey,
+        state: State,
+        requeue: Requeue,
+        beads: Callable[[Path], Beads] | None = None,
+    ) -> None:
         self.settings = settings
         self.huey = huey
         self.state = state
@@ -86,7 +100,7 @@ class Janitor:
         self._guarded(self._clear_markers, report)
         for run_id in self.state.orphan_beats():
             self.state.drop_beat(run_id)
-        self.state.put_meta(LAST_SWEEP, report.to_json())
+        self.state.put_meta(LAST_SWEEP_KEY, report.to_json())
         for action in JANITOR_ACTIONS:
             if getattr(report, action):
                 self.state.count(f"janitor:{action}", len(getattr(report, action)))
@@ -110,7 +124,7 @@ class Janitor:
     def _recover_run(self, run: Run, report: SweepReport) -> None:
         if run.host == self.host:
             report.killed += end_run_processes(run.run_id)
-        if self.state.pop_run(run.run_id) is None:
+        if self.state.unregister(run.run_id) is None:
             return  # another sweep got there first
         if run.host == self.host:
             table = LockTable(self.settings.home, Path(run.repo))
@@ -118,15 +132,17 @@ class Janitor:
         actor = f"{_BDP_ACTOR}{run.host}/{run.worker}"
         note = (f"bdp janitor: run {run.run_id} ({run.host}/{run.worker}) stopped responding "
                 f"during attempt {run.attempt}")  # fmt: skip
-        self._reset_and_requeue(run.repo, run.issue_id, run.attempt, actor, note, report,
-                                max_cost=run.max_cost)  # fmt: skip
-        record = _abandoned(run, note)
+        args = TaskArgs(run.repo, run.issue_id, run.attempt, max_cost=run.max_cost)
+        self._reset_and_requeue(args, actor, note, report)
+        record = RunRecord.ended(run, Outcome.ABANDONED, note)
         self.state.record(record)
         notify_outcome(self.notifier, record)
 
-    def _reset_and_requeue(self, repo: str, issue_id: str, attempt: int, actor: str | None,
-                           note: str, report: SweepReport,
-                           max_cost: float | None = None) -> None:  # fmt: skip
+    def _reset_and_requeue(
+        self, args: TaskArgs, actor: str | None, note: str, report: SweepReport
+    ) -> None:
+        """Reset a claim nobody works on, then queue its next attempt (or give up on it)."""
+        repo, issue_id, attempt = args.repo, args.issue_id, args.attempt
         beads = self.beads(Path(repo))
         issue = beads.show(issue_id)
         if issue.status != "in_progress" or (actor and issue.assignee != actor):
@@ -148,7 +164,7 @@ class Janitor:
             report.needs_human.append(issue_id)
             return
         beads.comment(issue_id, f"{note}; queued again as attempt {attempt + 1}", "bdp")
-        self.requeue(repo, issue_id, attempt + 1, max_cost=max_cost)
+        self.requeue(replace(args, attempt=attempt + 1))
         report.requeued.append(issue_id)
 
     # -- locks ----------------------------------------------------------------------------
@@ -183,7 +199,7 @@ class Janitor:
                 continue  # a worker may be between its claim and its registration
             attempt = self._last_attempt(repo, issue.id)
             note = f"bdp janitor: {issue.assignee} claimed this issue but no bdp run holds it"
-            self._reset_and_requeue(repo, issue.id, attempt, None, note, report)
+            self._reset_and_requeue(TaskArgs(repo, issue.id, attempt), None, note, report)
 
     def _last_attempt(self, repo: str, issue_id: str) -> int:
         attempts = [
@@ -219,29 +235,9 @@ class Janitor:
         return True
 
 
-def _abandoned(run: Run, note: str) -> RunRecord:
-    return RunRecord(
-        run_id=run.run_id, issue_id=run.issue_id, repo=run.repo, title=run.title,
-        outcome=Outcome.ABANDONED, summary=note, attempt=run.attempt, started=run.started,
-        finished=time.time(), log_path=run.log_path,
-    )  # fmt: skip
-
-
 def _age(stamp: str) -> float:
     """Seconds since an RFC 3339 time from bd; infinite when missing or unreadable."""
     try:
         return time.time() - datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return float("inf")
-
-
-def clean_logs(settings: Settings, older_than: float) -> list[Path]:
-    """Delete run logs older than ``older_than`` seconds; the files deleted."""
-    folder = settings.home / "logs"
-    if not folder.is_dir():
-        return []
-    cutoff = time.time() - older_than
-    removed = [p for p in folder.iterdir() if p.is_file() and p.stat().st_mtime < cutoff]
-    for path in removed:
-        path.unlink(missing_ok=True)
-    return removed

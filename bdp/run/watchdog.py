@@ -12,16 +12,17 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bdp.agent.session import LiveProgress, StopSignal
 from bdp.broker.state import State
-from bdp.models import Outcome
+from bdp.config import Settings
+from bdp.models import Outcome, Run
 from bdp.repo.beads import Beads
 from bdp.run import shutdown
 
-log = logging.getLogger("bdp.run.watchdog")
-#: Seconds between checks for shutdown; heartbeats are written every `Settings.heartbeat`.
+log = logging.getLogger(__name__)
+#: Seconds between checks for shutdown; heartbeats are written every `Pace.heartbeat`.
 TICK = 0.25
 #: Seconds between writes of a session's live progress (only when it changed).
 PROGRESS_EVERY = 1.0
@@ -29,69 +30,92 @@ PROGRESS_EVERY = 1.0
 LEASE_RENEWAL = 60.0
 
 
+@dataclass(frozen=True)
+class Pace:
+    """How often the watchdog acts, in seconds."""
+
+    heartbeat: float
+    wrapup: float  # how long a graceful shutdown lets the session wrap up
+    lease_every: float = LEASE_RENEWAL
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Pace:
+        """Leases renewed at least twice per stale period, so the janitor never sees a gap."""
+        lease_every = min(LEASE_RENEWAL, settings.stale_after / 2)
+        return cls(settings.heartbeat, settings.wrapup, lease_every)
+
+
 @dataclass
-class Watch:
-    """What the watchdog looks after."""
+class _Clock:
+    """When each of the watchdog's duties was last done (monotonic seconds)."""
+
+    beat: float
+    lease: float
+    progress: float
+    graceful: float | None = None  # when a graceful shutdown was first seen
+
+
+@dataclass
+class Watchdog:
+    """Looks after one run: its registry entry, its bd claim, and its session's stop signal."""
 
     state: State
     beads: Beads
-    run_id: str
-    issue_id: str
+    run: Run
     actor: str
     stop: StopSignal
-    heartbeat: float
-    wrapup: float
-    lease_every: float = LEASE_RENEWAL
+    pace: Pace
     progress: LiveProgress | None = None
+    _done: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
 
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        """Run the watchdog for the duration of the block."""
+        start = time.monotonic()
+        clock = _Clock(beat=start, lease=start, progress=start)
+        self._done.clear()
+        thread = threading.Thread(
+            target=self._loop, args=(clock,), name=f"watchdog-{self.run.run_id}", daemon=True
+        )
+        thread.start()
+        try:
+            yield
+        finally:
+            self._done.set()
+            thread.join()
 
-def _tick(watch: Watch, clock: dict[str, float]) -> None:
-    now = time.monotonic()
-    if now - clock["beat"] >= watch.heartbeat:
-        clock["beat"] = now
-        watch.state.beat(watch.run_id)
-        if not watch.state.has_run(watch.run_id):
-            watch.stop.stop(Outcome.SUPERSEDED, "the janitor reset this issue; another run owns it")
-    if watch.progress is not None and now - clock["progress"] >= PROGRESS_EVERY:
-        clock["progress"] = now
-        activity = watch.progress.take()
-        if activity is not None:
-            watch.state.report_activity(watch.run_id, activity)
-    if now - clock["lease"] >= watch.lease_every:
-        clock["lease"] = now
-        watch.beads.renew_lease(watch.issue_id, watch.actor)
-    _check_shutdown(watch, clock, now)
-
-
-def _check_shutdown(watch: Watch, clock: dict[str, float], now: float) -> None:
-    mode = shutdown.requested()
-    if mode == "immediate":
-        watch.stop.stop(Outcome.INTERRUPTED, "the worker was stopped")
-    elif mode == "graceful":
-        clock.setdefault("graceful", now)
-        if now - clock["graceful"] >= watch.wrapup:
-            reason = f"the worker shut down; the {watch.wrapup:g}s wrap-up window ended"
-            watch.stop.stop(Outcome.INTERRUPTED, reason)
-
-
-@contextmanager
-def watching(watch: Watch) -> Iterator[None]:
-    """Run the watchdog for the duration of the block."""
-    done = threading.Event()
-    start = time.monotonic()
-    clock = {"beat": start, "lease": start, "progress": start}
-
-    def loop() -> None:
-        while not done.wait(TICK):
+    def _loop(self, clock: _Clock) -> None:
+        while not self._done.wait(TICK):
             try:
-                _tick(watch, clock)
+                self._tick(clock, time.monotonic())
             except Exception:  # a broker blip must not kill the run; the next tick retries
-                log.warning("watchdog of %s failed", watch.run_id, exc_info=True)
+                log.warning("watchdog of %s failed", self.run.run_id, exc_info=True)
 
-    thread = threading.Thread(target=loop, name=f"watchdog-{watch.run_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join()
+    def _tick(self, clock: _Clock, now: float) -> None:
+        if now - clock.beat >= self.pace.heartbeat:
+            clock.beat = now
+            self._beat()
+        if self.progress is not None and now - clock.progress >= PROGRESS_EVERY:
+            clock.progress = now
+            activity = self.progress.take()
+            if activity is not None:
+                self.state.report_activity(self.run.run_id, activity)
+        if now - clock.lease >= self.pace.lease_every:
+            clock.lease = now
+            self.beads.renew_lease(self.run.issue_id, self.actor)
+        self._check_shutdown(clock, now)
+
+    def _beat(self) -> None:
+        self.state.beat(self.run.run_id)
+        if not self.state.has_run(self.run.run_id):
+            self.stop.stop(Outcome.SUPERSEDED, "the janitor reset this issue; another run owns it")
+
+    def _check_shutdown(self, clock: _Clock, now: float) -> None:
+        mode = shutdown.requested()
+        if mode == "immediate":
+            self.stop.stop(Outcome.INTERRUPTED, "the worker was stopped")
+        elif mode == "graceful":
+            clock.graceful = now if clock.graceful is None else clock.graceful
+            if now - clock.graceful >= self.pace.wrapup:
+                reason = f"the worker shut down; the {self.pace.wrapup:g}s wrap-up window ended"
+                self.stop.stop(Outcome.INTERRUPTED, reason)

@@ -87,7 +87,8 @@ def test_two_consumers_never_run_the_same_issue_twice(
         script_write_then_done(fake_api, issue_id, f"{issue_id}.txt")
     assert bdp(broker_env, "enqueue", str(repo)).returncode == 0
     duplicate = (
-        f"from bdp.consumer import tasks\nfor i in {ids!r}: tasks.run_issue({str(repo)!r}, i, 1)\n"
+        "from bdp.consumer import tasks\nfrom bdp.models import TaskArgs\n"
+        f"for i in {ids!r}: tasks.run_issue(TaskArgs({str(repo)!r}, i, 1).to_task())\n"
     )
     subprocess.run(["python", "-c", duplicate], env=broker_env, check=True, cwd=Path.cwd())
 

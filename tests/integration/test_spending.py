@@ -64,7 +64,7 @@ def wait_until_warm(consumer: HueyConsumer) -> None:
 
     def swept() -> bool:
         lines = consumer.output().splitlines()
-        return any("bdp.queue.tasks.janitor" in line and "executed in" in line for line in lines)
+        return any("bdp.tasks.janitor" in line and "executed in" in line for line in lines)
 
     wait_for(swept, timeout=30)
 

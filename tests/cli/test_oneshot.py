@@ -9,7 +9,7 @@ import pytest
 
 from bdp.agent.session import StubAgentRunner
 from bdp.broker.hold import Hold
-from bdp.cli.oneshot import Progress, RunOptions, run_repo
+from bdp.cli.oneshot import RunEvents, RunOptions, run_repo
 from bdp.config import Settings
 from bdp.models import Outcome, RunRecord
 from bdp.queue.app import App
@@ -30,7 +30,7 @@ def test_a_spent_budget_ends_bdp_run_with_its_issues_still_queued(
 
     # When `bdp run` works on the repo
     started = time.monotonic()
-    records = run_repo(app, repo, RunOptions(), Progress(held=holds.append))
+    records = run_repo(app, repo, RunOptions(), RunEvents(held=holds.append))
 
     # Then it says why it holds and returns soon, with nothing run and nothing dropped
     assert time.monotonic() - started < 30

@@ -24,7 +24,8 @@ from bdp.config import Settings
 from bdp.models import Outcome, Run, RunRecord, TaskArgs
 from bdp.ops.notify import Event, Notifier
 from bdp.repo.locks import LockTable
-from bdp.run.work import WorkerDeps, work_on, worker_name
+from bdp.run.deps import RunDeps, worker_name
+from bdp.run.work import work_on
 from tests.support.beads import create_issue, run_bd_ok, show_issue
 
 TASK_ID = "task-1"
@@ -59,7 +60,7 @@ class Worker:
     def run(self, issue_id: str, agent: Any, attempt: int = 1, mark: bool = True) -> RunRecord:
         if mark:
             assert self.state.mark_queued(str(self.repo), issue_id, TASK_ID)
-        deps = WorkerDeps(self.settings, self.state, agent)
+        deps = RunDeps(self.settings, self.state, agent)
         return work_on(TaskArgs(str(self.repo), issue_id, attempt), TASK_ID, deps)
 
     def marker(self, issue_id: str) -> Marker | None:
@@ -493,25 +494,28 @@ class UnfinishedAgent:
 def test_an_unfinished_session_is_continued_by_a_new_task_that_resumes_it(
     worker: Worker, repo: Path, issue_id: str, state: State
 ) -> None:
-    requeued: list[tuple[Any, ...]] = []
+    requeued: list[TaskArgs] = []
 
-    def requeue(*args: Any, **more: Any) -> str:
-        requeued.append((args, more))
+    def requeue(args: TaskArgs) -> str:
+        requeued.append(args)
         return "task-2"
 
-    deps = WorkerDeps(worker.settings, state, UnfinishedAgent(), requeue=requeue)
+    deps = RunDeps(worker.settings, state, UnfinishedAgent(), requeue=requeue)
 
     record = work_on(TaskArgs(str(repo), issue_id, 1), TASK_ID, deps)
 
     assert record.outcome is Outcome.UNFINISHED
-    expected = {
-        "continuation": 1,
-        "resume": "sess-1",
-        "prior": "Files changed: half.py.",
-        "files": ["half.py"],
-        "max_cost": None,
-    }
-    assert requeued == [((str(repo), issue_id, 1), expected)]
+    expected = TaskArgs(
+        str(repo),
+        issue_id,
+        1,
+        continuation=1,
+        resume="sess-1",
+        prior="Files changed: half.py.",
+        files=("half.py",),
+        max_cost=None,
+    )
+    assert requeued == [expected]
     assert (repo / "half.py").read_text() == "half\n"  # the work stays in the tree
     assert porcelain(repo)["half.py"] == "??"  # uncommitted: nothing is closed unfinished
     assert show_issue(repo, issue_id)["status"] == "open"
@@ -524,13 +528,13 @@ def test_an_unfinished_session_is_continued_by_a_new_task_that_resumes_it(
 def test_an_issue_still_unfinished_after_the_last_continuation_waits_for_a_human(
     worker: Worker, repo: Path, issue_id: str, state: State
 ) -> None:
-    requeued: list[object] = []
+    requeued: list[TaskArgs] = []
 
-    def requeue(*args: Any, **more: Any) -> str:
+    def requeue(args: TaskArgs) -> str:
         requeued.append(args)
         return "x"
 
-    deps = WorkerDeps(worker.settings, state, UnfinishedAgent(), requeue=requeue)
+    deps = RunDeps(worker.settings, state, UnfinishedAgent(), requeue=requeue)
 
     record = work_on(TaskArgs(str(repo), issue_id, 1, continuation=2), TASK_ID, deps)
 
@@ -589,15 +593,15 @@ def test_a_usage_limit_pauses_the_queue_and_puts_the_issue_back_for_later(
     repo: Path, settings: Settings, state: State, issue_id: str
 ) -> None:
     # Given a session stopped by a usage limit that resets in 10 minutes
-    requeued: list[tuple[Any, ...]] = []
+    requeued: list[TaskArgs] = []
 
-    def requeue(*args: Any, **more: Any) -> str:
-        requeued.append((args, more))
+    def requeue(args: TaskArgs) -> str:
+        requeued.append(args)
         return "task-2"
 
     notifier = RecordingNotifier()
-    deps = WorkerDeps(settings, state, LimitedAgent(time.time() + 600), requeue=requeue,
-                      notifier=notifier)  # fmt: skip
+    agent = LimitedAgent(time.time() + 600)
+    deps = RunDeps(settings, state, agent, requeue=requeue, notifier=notifier)
     sent = notifier.sent
 
     record = work_on(TaskArgs(str(repo), issue_id, 2, continuation=1), TASK_ID, deps)
@@ -611,9 +615,9 @@ def test_a_usage_limit_pauses_the_queue_and_puts_the_issue_back_for_later(
     assert show_issue(repo, issue_id)["status"] == "open"
     assert comments_of(repo, issue_id) == []  # a pause is nobody's failure: no comment
     # And it is requeued with the same attempt and continuation, resuming the session
-    [(args, more)] = requeued
-    assert args == (str(repo), issue_id, 2)
-    assert (more["continuation"], more["resume"], more["files"]) == (1, "sess-9", ["half.py"])
+    [args] = requeued
+    assert (args.repo, args.issue_id, args.attempt) == (str(repo), issue_id, 2)
+    assert (args.continuation, args.resume, args.files) == (1, "sess-9", ("half.py",))
     # And BDP_NOTIFY heard of the outcome and of the pause
     assert [e.kind for e in sent] == ["attention", "outcome"]
     assert "paused until" in sent[0].reason
@@ -624,7 +628,7 @@ def test_every_outcome_but_a_lost_claim_is_notified(
     worker: Worker, state: State, repo: Path, issue_id: str, settings: Settings
 ) -> None:
     notifier = RecordingNotifier()
-    deps = WorkerDeps(settings, state, StubAgentRunner(Outcome.BLOCKED, "need input"),
+    deps = RunDeps(settings, state, StubAgentRunner(Outcome.BLOCKED, "need input"),
                       notifier=notifier)  # fmt: skip
     sent = notifier.sent
 
@@ -673,7 +677,7 @@ def test_a_broker_outage_at_the_end_of_a_run_still_resets_the_issue_and_frees_it
                             on_run=outage)  # fmt: skip
 
     # When it finishes
-    record = work_on(TaskArgs(str(repo), issue_id, 1), TASK_ID, WorkerDeps(settings, state, agent))
+    record = work_on(TaskArgs(str(repo), issue_id, 1), TASK_ID, RunDeps(settings, state, agent))
 
     # Then bd and the lock table, which other agents wait on, are put right anyway
     assert record.outcome is Outcome.BLOCKED

@@ -13,7 +13,7 @@ from bdp.broker.state import State
 from bdp.models import Issue, Outcome, Run
 from bdp.repo.beads import MemoryBeads
 from bdp.run import shutdown
-from bdp.run.watchdog import Watch, watching
+from bdp.run.watchdog import Pace, Watchdog
 from tests.support.processes import wait_for
 
 
@@ -36,21 +36,25 @@ def no_shutdown() -> Iterator[None]:
 @pytest.fixture
 def state() -> State:
     state = State(MemoryHuey("watchdog"))
-    now = time.time()
-    state.register(Run("r1", "t-1", "/repo", "x", "h", 1, "w", 1, now, now + 60, now - 100))
+    state.register(a_run())
     return state
 
 
-def watch_for(state: State, beads: CountingBeads, wrapup: float = 30) -> Watch:
-    return Watch(state, beads, "r1", "t-1", "me", StopSignal(), heartbeat=0.05, wrapup=wrapup,
-                 lease_every=0.05)  # fmt: skip
+def a_run() -> Run:
+    now = time.time()
+    return Run("r1", "t-1", "/repo", "x", "h", 1, "w", 1, now, now + 60, now - 100)
+
+
+def watch_for(state: State, beads: CountingBeads, wrapup: float = 30) -> Watchdog:
+    pace = Pace(heartbeat=0.05, wrapup=wrapup, lease_every=0.05)
+    return Watchdog(state, beads, a_run(), "me", StopSignal(), pace)
 
 
 def test_heartbeats_and_leases_are_renewed_while_the_run_lasts(state: State) -> None:
     beads = CountingBeads()
     watch = watch_for(state, beads)
 
-    with watching(watch):
+    with watch.running():
         wait_for(lambda: state.runs()[0].heartbeat > time.time() - 1 and beads.renewals >= 2, 5)
 
     assert not watch.stop.is_set()
@@ -59,8 +63,8 @@ def test_heartbeats_and_leases_are_renewed_while_the_run_lasts(state: State) -> 
 def test_a_run_taken_away_by_the_janitor_is_told_to_stop_as_superseded(state: State) -> None:
     watch = watch_for(state, CountingBeads())
 
-    with watching(watch):
-        state.pop_run("r1")
+    with watch.running():
+        state.unregister("r1")
         wait_for(watch.stop.is_set, 5)
 
     assert watch.stop.outcome is Outcome.SUPERSEDED
@@ -70,7 +74,7 @@ def test_a_run_taken_away_by_the_janitor_is_told_to_stop_as_superseded(state: St
 def test_an_immediate_shutdown_stops_the_session_at_once(state: State) -> None:
     watch = watch_for(state, CountingBeads())
 
-    with watching(watch):
+    with watch.running():
         shutdown.request("immediate")
         wait_for(watch.stop.is_set, 5)
 
@@ -83,7 +87,7 @@ def test_an_immediate_shutdown_stops_the_session_at_once(state: State) -> None:
 def test_a_graceful_shutdown_waits_for_the_wrap_up_window(state: State) -> None:
     watch = watch_for(state, CountingBeads(), wrapup=0.5)
 
-    with watching(watch):
+    with watch.running():
         shutdown.request("graceful")
         started = time.monotonic()
         wait_for(watch.stop.is_set, 5)

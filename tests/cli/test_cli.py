@@ -21,7 +21,7 @@ from tests.support.beads import create_issue
 from tests.support.processes import wait_for
 from tests.support.redis_server import RedisServer, free_port
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 COMMANDS = ("enqueue", "run", "status", "logs")
 SECRET = "hunter2-secret"
 

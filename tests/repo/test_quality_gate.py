@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from bdp.errors import ConfigError
-from bdp.repo.quality_gate import OUTPUT_KEPT, GateCommand, RepoConfig, load_repo_config, run_gate
+from bdp.repo.quality_gate import OUTPUT_KEPT, run_gate
+from bdp.repo.repo_config import GateCommand, RepoConfig, load_repo_config
 
 
 def test_a_repo_without_configuration_has_no_gate(tmp_path: Path) -> None:

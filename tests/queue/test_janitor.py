@@ -28,7 +28,7 @@ from bdp.broker import state as state_module
 from bdp.cli import main
 from bdp.config import Settings
 from bdp.errors import BeadsError
-from bdp.models import Issue, Outcome, Run
+from bdp.models import Issue, Outcome, Run, TaskArgs
 from bdp.ops.status import collect_status
 from bdp.queue import janitor as janitor_module
 from bdp.queue.app import App
@@ -112,7 +112,13 @@ def janitor_of(app: App, beads: Beads) -> Janitor:
 
 
 def queued(app: App) -> list[tuple[str, tuple[Any, ...]]]:
-    return [(task.name, task.args) for task in app.huey.pending()]
+    """Each pending task's name, and the repo, issue and attempt its payload carries."""
+    return [(task.name, named(task)) for task in app.huey.pending()]
+
+
+def named(task: Any) -> tuple[str, str, int]:
+    args = TaskArgs.from_task(*task.args)
+    return (args.repo, args.issue_id, args.attempt)
 
 
 def holder(run_id: str) -> Holder:
@@ -228,7 +234,7 @@ def test_a_dead_run_is_unregistered_reset_requeued_and_recorded_as_abandoned(
     assert "queued again as attempt 2" in comment
     # And one task runs it again as attempt 2, the marker pointing at that task
     [task] = app.huey.pending()
-    assert (task.name, task.args) == ("run_issue", (str(tree), ISSUE, 2))
+    assert (task.name, named(task)) == ("run_issue", (str(tree), ISSUE, 2))
     marker = app.state.marker(str(tree), ISSUE)
     assert marker is not None
     assert (marker.state, marker.task_id) == ("queued", task.id)
@@ -680,7 +686,7 @@ def test_an_old_queued_marker_whose_task_is_still_pending_is_kept(
     app: App, janitor: Janitor, tree: Path
 ) -> None:
     with stamped_long_ago():
-        task_id = app.tasks.requeue(str(tree), ISSUE, 1)
+        task_id = app.tasks.requeue(TaskArgs(str(tree), ISSUE, 1))
 
     report = janitor.sweep()
 

@@ -11,13 +11,11 @@ import pytest
 from bdp.agent.session import StubAgentRunner
 from bdp.broker.hold import (
     MAX_PAUSE,
-    HoldGate,
     budget_hold,
     current_hold,
     hold_from_json,
     note_budget_hold,
     pause_queue,
-    reset_time,
 )
 from bdp.config import Settings
 from bdp.models import Outcome, RunRecord
@@ -126,20 +124,6 @@ def test_a_later_pause_never_shortens_one_in_force(app: App) -> None:
     assert hold.until == far
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        (f"API Error: Claude AI usage limit reached|{int(NOW) + 600}", NOW + 600),
-        ("limit exceeded; resets at 2027-01-15T10:00:00Z", 1_800_007_200.0),
-        ("Your limit resets 2027-01-15T12:00:00+02:00.", 1_800_007_200.0),
-        ("Request rejected (429) · rate limited", None),
-        (f"usage limit reached|{int(NOW) - 60}", None),  # already past: no use
-    ],
-)
-def test_reset_times_are_read_from_api_error_texts(text: str, expected: float | None) -> None:
-    assert reset_time(text, now=NOW) == expected
-
-
 def test_a_pause_record_is_a_hold_only_while_in_force() -> None:
     record = {"until": NOW + 10, "reason": "usage limit"}
 
@@ -165,30 +149,3 @@ def test_workers_report_a_budget_hold_that_status_sees_without_the_budget_settin
     record = app.state.get_meta("budget_hold")
     assert record is not None
     assert hold_from_json(record, now=record["until"] + 1, kind="budget") is None  # goes stale
-
-
-def test_a_gate_looks_at_the_broker_at_most_once_per_ttl(app: App) -> None:
-    gate = HoldGate(app.state, app.settings, ttl=0.2)
-    pause_queue(app.state, app.settings, "usage limit", time.time() + 60)
-
-    first, looked = gate.check()
-    app.state.set_pause({"until": 0.0, "reason": "lifted"})  # the pause is lifted meanwhile
-    cached, looked_again = gate.check()
-    time.sleep(0.25)
-    later, looked_later = gate.check()
-
-    assert first is not None
-    assert looked
-    assert (cached, looked_again) == (first, False)  # no broker read for this task
-    assert (later, looked_later) == (None, True)  # seen once the ttl is over
-
-
-def test_a_gate_sees_a_new_hold_at_once(app: App) -> None:
-    gate = HoldGate(app.state, app.settings, ttl=60)
-    assert gate.check() == (None, True)
-
-    pause_queue(app.state, app.settings, "usage limit", time.time() + 60)
-
-    hold, looked = gate.check()
-    assert hold is not None
-    assert looked

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from bdp.agent.transcript import Redactor, Transcript, describe, find_logs, log_path, logs_dir
+from bdp.agent.transcript import Transcript, describe, find_logs, log_path, logs_dir
 from bdp.config import Settings
+from bdp.redact import Redactor
 
 API_KEY = "sk-ant-api03-very-secret-key"
 GH_TOKEN = "ghp_0123456789abcdef"

@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 from bdp.agent.session import StubAgentRunner
+from bdp.broker.keys import LAST_SWEEP_KEY
 from bdp.config import Settings
 from bdp.models import Outcome, RunRecord
-from bdp.ops.status import LAST_SWEEP
 from bdp.queue.app import App
 from bdp.queue.consumer import HELD_WAIT, IDLE_POLL_CAP
 from bdp.queue.instance import build_huey
@@ -64,5 +64,5 @@ def test_while_held_the_janitor_runs_in_the_scheduler_not_the_queue(tmp_path: Pa
     scheduler.enqueue_periodic_tasks(datetime.datetime.now())
 
     assert app.huey.pending_count() == 1  # only the task: no janitor task queued
-    sweep = app.state.get_meta(LAST_SWEEP)
+    sweep = app.state.get_meta(LAST_SWEEP_KEY)
     assert sweep is not None  # the sweep ran right here

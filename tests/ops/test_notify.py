@@ -18,8 +18,8 @@ from typing import Any, cast
 import pytest
 
 from bdp.config import Settings
-from bdp.models import NEEDS_ATTENTION, Outcome, RunRecord
-from bdp.ops.notify import Event, Notifier, needs_attention, notify_outcome
+from bdp.models import Outcome, RunRecord
+from bdp.ops.notify import Event, Notifier, notify_outcome
 from bdp.repo.procs import pid_alive
 from tests.support.processes import wait_for
 
@@ -224,18 +224,20 @@ def test_a_command_past_its_timeout_is_killed_with_what_it_started(
 
 @pytest.mark.parametrize("outcome", ATTENTION)
 def test_outcomes_a_person_must_look_at_have_a_reason(outcome: str) -> None:
-    assert needs_attention(record(outcome))
+    assert Outcome(outcome).needs_attention
+    assert Outcome(outcome).attention_reason
 
 
 @pytest.mark.parametrize("outcome", QUIET)
 def test_outcomes_that_speak_for_themselves_need_no_attention(outcome: str) -> None:
-    assert needs_attention(record(outcome)) is None
+    assert not Outcome(outcome).needs_attention
+    assert Outcome(outcome).attention_reason == ""
 
 
 def test_every_outcome_is_sorted_into_attention_or_quiet() -> None:
     # A new Outcome fails here until someone decides whether it needs a person
     assert {o.value for o in Outcome} <= set(ATTENTION) | set(QUIET)
-    assert {o.value for o in NEEDS_ATTENTION} == set(ATTENTION)  # status lists the same ones
+    assert {o.value for o in Outcome if o.needs_attention} == set(ATTENTION)  # status too
 
 
 def test_notify_outcome_sends_one_event_for_done(receiver: Receiver) -> None:
@@ -250,7 +252,7 @@ def test_notify_outcome_adds_a_call_for_attention_for_failed(receiver: Receiver)
     outcome, attention = (json.loads(r.body) for r in receiver.got)
     assert (outcome["kind"], outcome["reason"]) == ("outcome", "")
     assert (attention["kind"], attention["outcome"]) == ("attention", "FAILED")
-    assert attention["reason"] == needs_attention(record("FAILED"))
+    assert attention["reason"] == Outcome.FAILED.attention_reason
 
 
 def test_an_attention_event_without_a_run_carries_the_issue_and_reason() -> None:

@@ -15,9 +15,10 @@ import pytest
 
 from bdp.agent.claude import ClaudeAgentRunner
 from bdp.agent.session import SessionRequest, SessionResult
-from bdp.agent.transcript import Redactor, Transcript
+from bdp.agent.transcript import Transcript
 from bdp.config import Settings
 from bdp.models import Activity, Issue, Outcome
+from bdp.redact import Redactor
 from bdp.repo.locks import Holder, LockTable
 from bdp.repo.quality_gate import GateResult
 from tests.support.fake_api import Delay, FakeApi, Status, Text, ToolUse, cli_env, tool_results

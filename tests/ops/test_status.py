@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from bdp.agent.session import StubAgentRunner
+from bdp.broker.keys import LAST_SWEEP_KEY
 from bdp.config import Settings
 from bdp.models import Activity, Outcome, Run, RunRecord
-from bdp.ops.status import LAST_SWEEP, collect_status
+from bdp.ops.status import collect_status
 from bdp.queue.app import App
 
 
@@ -45,7 +46,7 @@ def test_status_matches_what_huey_and_the_state_hold(app: App) -> None:
     app.state.beat("run1", now)
     for n in range(15):
         app.state.record(record(n))
-    app.state.put_meta(LAST_SWEEP, {"at": now, "reset": ["t-9"]})
+    app.state.put_meta(LAST_SWEEP_KEY, {"at": now, "reset": ["t-9"]})
 
     # When status reads the broker directly
     report = collect_status(app.settings, recent=10)

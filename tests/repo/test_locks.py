@@ -23,7 +23,7 @@ from bdp.errors import DeadlockError, LockError
 from bdp.repo.locks import Holder, LockTable, lock_name, repo_lock_dir
 from tests.support.processes import wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -1,0 +1,125 @@
+"""The SDK hooks and in-process tools that keep an agent inside its lane.
+
+Edits are checked (`bdp.repo.guards`) and locked before they happen; Bash commands are
+checked; the lock tools let an agent take every file it will edit at once. Each wraps a
+plain function from `bdp.repo` or `bdp.agent.lock_tools`, so the rules are tested without
+a session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+from claude_agent_sdk import HookCallback, HookMatcher, McpSdkServerConfig, tool
+from claude_agent_sdk import create_sdk_mcp_server as create_mcp_server
+from claude_agent_sdk.types import HookEvent
+
+from bdp.agent import lock_tools
+from bdp.agent.session import SessionRequest
+from bdp.agent.tally import Tally
+from bdp.errors import DeadlockError, LockError
+from bdp.models import Outcome
+from bdp.repo.guards import EDIT_TOOLS, check_bash, check_edit, edit_target, resolve_in_repo
+
+#: The lock tools' names as the agent's server offers them.
+LOCK_TOOLS = ("lock_files", "unlock_files", "list_locks")
+#: Seconds the edit hook may take beyond the lock wait before the CLI gives up on it.
+HOOK_MARGIN = 30.0
+_PATHS_SCHEMA = {
+    "type": "object",
+    "properties": {"paths": {"type": "array", "items": {"type": "string"}}},
+    "required": ["paths"],
+}
+_NO_ARGS_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
+_HookReply = dict[str, Any]
+
+
+def session_hooks(
+    request: SessionRequest, tally: Tally, lock_wait: float
+) -> dict[HookEvent, list[HookMatcher]]:
+    """PreToolUse hooks: edits inside the repo and locked, Bash commands checked."""
+
+    async def guard_edit(data: Any, _tool_use_id: str | None, _ctx: Any) -> _HookReply:
+        return await _guard_edit(request, tally, lock_wait, data)
+
+    async def guard_bash(data: Any, _tool_use_id: str | None, _ctx: Any) -> _HookReply:
+        reason = check_bash(str((data.get("tool_input") or {}).get("command", "")))
+        if reason:
+            request.transcript.line(f"bdp: denied command: {reason}")
+            return _deny(reason)
+        return {}
+
+    edits = HookMatcher(
+        matcher="|".join(EDIT_TOOLS),
+        hooks=[cast(HookCallback, guard_edit)],
+        timeout=lock_wait + HOOK_MARGIN,
+    )
+    bash = HookMatcher(matcher="Bash", hooks=[cast(HookCallback, guard_bash)])
+    return {"PreToolUse": [edits, bash]}
+
+
+async def _guard_edit(
+    request: SessionRequest, tally: Tally, lock_wait: float, data: Any
+) -> _HookReply:
+    target = edit_target(data.get("tool_name", ""), data.get("tool_input") or {})
+    if target is None:
+        return {}
+    with tally.working():
+        reason = check_edit(request.repo, target) or await _lock_for_edit(
+            request, target, lock_wait
+        )
+    if reason:
+        request.transcript.line(f"bdp: denied edit: {reason}")
+        return _deny(reason)
+    tally.changed.add(str(resolve_in_repo(request.repo, target)))
+    return {}
+
+
+async def _lock_for_edit(request: SessionRequest, target: str, wait: float) -> str | None:
+    """Take the lock of an edit's file; why the edit is denied, or None when it is ours."""
+    try:
+        await asyncio.to_thread(request.locks.acquire, [target], request.holder, wait)
+    except DeadlockError as error:
+        request.stop.stop(Outcome.BLOCKED, str(error))
+        return f"{error}. End now with BLOCKED."
+    except LockError as error:
+        return f"{error}. {lock_tools.LOCK_ADVICE}"
+    return None
+
+
+def _deny(reason: str) -> _HookReply:
+    return {
+        "hookSpecificOutput": {
+            "hookEventName": "PreToolUse",
+            "permissionDecision": "deny",
+            "permissionDecisionReason": reason,
+        }
+    }
+
+
+def lock_server(request: SessionRequest, wait: float) -> McpSdkServerConfig:
+    """The agent's lock tools, as an in-process MCP server named ``bdp``."""
+    locks, holder, stop = request.locks, request.holder, request.stop
+
+    def reply(text: str) -> dict[str, Any]:
+        request.transcript.line(f"bdp: {text}")
+        return {"content": [{"type": "text", "text": text}]}
+
+    lock_help = "Lock repository files you will edit (all or none; waits if taken)."
+
+    @tool("lock_files", lock_help, _PATHS_SCHEMA)
+    async def lock_files(args: dict[str, Any]) -> dict[str, Any]:
+        paths = list(args.get("paths") or [])
+        text = await asyncio.to_thread(lock_tools.lock_files, locks, holder, paths, wait, stop)
+        return reply(text)
+
+    @tool("unlock_files", "Release locks on files you will not edit after all.", _PATHS_SCHEMA)
+    async def unlock_files(args: dict[str, Any]) -> dict[str, Any]:
+        return reply(lock_tools.unlock_files(locks, holder, list(args.get("paths") or [])))
+
+    @tool("list_locks", "List locked files and who holds them.", _NO_ARGS_SCHEMA)
+    async def list_locks(args: dict[str, Any]) -> dict[str, Any]:
+        return reply(lock_tools.list_locks(locks, holder))
+
+    return create_mcp_server("bdp", tools=[lock_files, unlock_files, list_locks])

@@ -1,0 +1,154 @@
+"""`bdp status`, `bdp logs`, `bdp metrics` and `bdp clean`: look at the queue, tidy it up."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from bdp.cli.main import app_from_env, main
+from bdp.config import Settings, parse_duration
+from bdp.errors import BdpError
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.option("--watch", "-w", is_flag=True, help="Keep the view live until Ctrl-C.")
+@click.option("--interval", default="2s", show_default=True, help="Refresh period of --watch.")
+def status(as_json: bool, watch: bool, interval: str) -> None:
+    """Show the queue, running agents, locks and recent results.
+
+    Running agents show their current tool, turns, tokens and cost so far;
+    issues whose last run needs a person are listed under "needs attention",
+    and a spent budget or a usage-limit pause is shown as a HOLD.
+
+    \b
+    Example:
+        bdp status
+        bdp status --watch            # live view, Ctrl-C to leave
+        BDP_REDIS_URL=redis://queuehost:6379/0 bdp status --json
+    """
+    from bdp.ops.status import collect_status
+
+    settings = Settings.from_env()
+    if as_json:
+        click.echo(json.dumps(collect_status(settings).to_json(), indent=2))
+        return
+    from rich.console import Console
+
+    from bdp.cli.render import live_status, print_status
+
+    if watch:
+        period = parse_duration(interval, "--interval")
+        live_status(Console(), lambda: collect_status(settings), period)
+        return
+    print_status(Console(), collect_status(settings))
+
+
+@main.command()
+@click.option("--agent", "issue_id", help="Only runs of this issue id.")
+@click.option("--tail", "-n", type=click.IntRange(1), help="Only the last N lines.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing while the run goes on.")
+@click.option("--json", "as_json", is_flag=True, help="The raw SDK messages, one JSON per line.")
+def logs(issue_id: str | None, tail: int | None, follow: bool, as_json: bool) -> None:
+    """Show what an agent did (default: the latest run).
+
+    \b
+    Example:
+        bdp logs                      # the latest run
+        bdp logs --agent acme-k3x -n 50
+        bdp logs -f                   # follow the latest run live
+        bdp logs --agent acme-k3x --json | jq .type
+    """
+    from bdp.agent.transcript import find_logs
+
+    settings = Settings.from_env()
+    found = find_logs(settings, issue_id)
+    if not found:
+        which = f"issue {issue_id}" if issue_id else "any run"
+        raise BdpError(
+            f"no logs found for {which} in {settings.home / 'logs'}",
+            "runs write logs there once a worker has started them",
+        )
+    path = found[-1].with_suffix(".jsonl") if as_json else found[-1]
+    if not path.exists():
+        raise BdpError(f"{path} does not exist", "the run has not sent a message yet")
+    _print_log(path, tail, follow)
+
+
+def _print_log(path: Path, tail: int | None, follow: bool) -> None:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for line in lines[-tail:] if tail else lines:
+        click.echo(line)
+    if not follow:
+        return
+    with path.open(encoding="utf-8") as handle:
+        handle.seek(0, 2)
+        while True:
+            line = handle.readline()
+            if line:
+                click.echo(line.rstrip("\n"))
+            else:
+                time.sleep(0.2)
+
+
+@main.command()
+@click.option("--locks", "locks_only", is_flag=True, help="Only the sweep: locks, runs, markers.")
+@click.option("--logs", "logs_only", is_flag=True, help="Only delete old run logs.")
+@click.option(
+    "--older-than", default="7d", show_default=True, help="Age of logs to delete: 7d, 12h, 30m."
+)
+@click.option("--force", is_flag=True, help="Also free locks and runs of live agents.")
+def clean(locks_only: bool, logs_only: bool, older_than: str, force: bool) -> None:
+    """Free orphaned locks, reset abandoned issues, prune logs.
+
+    Runs the janitor's sweep now: locks whose run is dead, runs with no
+    heartbeat, issues claimed by bdp with no run, stale enqueue markers.
+    Without --force it never touches a live run.
+
+    \b
+    Example:
+        bdp clean                     # sweep, and delete logs older than 7 days
+        bdp clean --logs --older-than 2d
+        bdp clean --locks --force     # free everything, e.g. after a crash
+    """
+    settings = Settings.from_env()
+    age = parse_duration(older_than, "--older-than")
+    if not logs_only:
+        _sweep(force)
+    if not locks_only:
+        from bdp.agent.transcript import prune_logs
+
+        removed = prune_logs(settings, age)
+        click.echo(f"deleted {len(removed)} log files older than {older_than}")
+
+
+def _sweep(force: bool) -> None:
+    from bdp.queue.janitor import Janitor
+
+    app = app_from_env()
+    report = Janitor(app.settings, app.huey, app.state, app.tasks.requeue).sweep(force=force)
+    click.echo(f"janitor: {report.summary()}")
+    for label, items in report.listed():
+        for item in items:
+            click.echo(f"  {label}: {item}")
+
+
+@main.command()
+def metrics() -> None:
+    """Print metrics in Prometheus text format.
+
+    Queue depth, running sessions, outcomes by kind, session durations, cost,
+    tokens and janitor actions, summed over every consumer sharing the broker.
+
+    \b
+    Example:
+        bdp metrics
+        bdp metrics > /var/lib/node_exporter/textfile/bdp.prom
+    """
+    from bdp.ops.metrics import render_metrics
+
+    app = app_from_env()
+    click.echo(render_metrics(app.huey, app.state), nl=False)

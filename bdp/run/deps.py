@@ -1,0 +1,51 @@
+"""What a run needs from the worker process it runs in, built once per process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from bdp.agent.session import AgentRunner
+from bdp.broker.state import State
+from bdp.config import Settings
+from bdp.models import TaskArgs
+from bdp.ops.notify import Notifier
+from bdp.repo.beads import BdCli, Beads
+
+
+class Requeue(Protocol):
+    """Queues a task again (a continuation, a recovery); returns the new task's id."""
+
+    def __call__(self, args: TaskArgs) -> str: ...
+
+
+@dataclass
+class RunDeps:
+    """The worker process's settings, state, agent and the ways out of a run."""
+
+    settings: Settings
+    state: State
+    agent: AgentRunner
+    beads: Callable[[Path], Beads] | None = None  # None: the real `bd` (BdCli)
+    requeue: Requeue | None = None  # queues a continuation task
+    notifier: Notifier | None = None  # BDP_NOTIFY: told of every outcome
+
+    def beads_for(self, repo: Path) -> Beads:
+        if self.beads is None:
+            return BdCli(repo, self.settings.bd)
+        return self.beads(repo)
+
+
+def worker_name() -> str:
+    """This worker's name: pid plus thread, unique on the host."""
+    return f"{os.getpid()}-{threading.current_thread().name}"
+
+
+def actor_name(worker: str) -> str:
+    """The bd actor a worker claims as: names bdp, the host and the worker."""
+    return f"bdp/{socket.gethostname()}/{worker}"

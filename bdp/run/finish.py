@@ -1,0 +1,173 @@
+"""How a run ends: commit and close, or reset (continue, pause), then free what it held.
+
+Every finishing step is fenced: a run that the janitor has reset in the meantime (it
+stalled, then woke up) ends as SUPERSEDED without committing, closing, commenting or
+touching locks.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from bdp.agent.session import SessionResult
+from bdp.broker.hold import pause_queue
+from bdp.errors import BdpError
+from bdp.models import Outcome, RunRecord
+from bdp.ops.notify import Event
+from bdp.repo.git import changed_paths, commit_paths
+from bdp.run.bookkeeping import despite_broker, unmark_if_ours
+from bdp.run.job import Job
+
+log = logging.getLogger(__name__)
+
+
+def finish(job: Job, result: SessionResult) -> RunRecord:
+    """Commit and close, or reset; fenced so a superseded run changes nothing."""
+    if not _still_owner(job):
+        result.outcome = Outcome.SUPERSEDED
+        result.summary = "the janitor gave this issue to another run; nothing was changed"
+        job.transcript.line(f"bdp: {result.summary}")
+        return _record(job, result, "")
+    commit = _land(job, result)
+    try:
+        if result.outcome is Outcome.UNFINISHED:
+            _continue(job, result)
+        elif result.outcome is Outcome.PAUSED:
+            _pause(job, result)
+        elif result.outcome.resets_issue:
+            _reset(job, result)
+    finally:
+        _release(job)
+    job.transcript.line(f"bdp: {result.outcome.value}: {result.summary}")
+    return _record(job, result, commit)
+
+
+def _land(job: Job, result: SessionResult) -> str:
+    """Commit a DONE run's files and close its issue; the commit, or "" (outcome adjusted)."""
+    try:
+        if result.outcome is Outcome.DONE and not _held_changes(job, result):
+            result.outcome = Outcome.NO_CHANGE
+            result.summary = f"said DONE ({result.summary}) but changed no file"
+        if result.outcome is Outcome.DONE:
+            return _commit_and_close(job, result)
+    except BdpError as error:
+        result.outcome, result.summary = Outcome.FAILED, f"could not finish: {error}"
+    return ""
+
+
+def _still_owner(job: Job) -> bool:
+    """The fencing check: our run is still registered and bd still has us as the assignee.
+
+    With the broker unreachable, bd's assignee alone decides: the issue must not stay claimed.
+    """
+    state, run_id = job.deps.state, job.run.run_id
+    registered = despite_broker("check the run registry", lambda: state.has_run(run_id))
+    if registered is False:
+        return False
+    try:
+        issue = job.beads.show(job.issue.id)
+    except BdpError:
+        return True  # bd unreachable: the registry says we own it; finishing will report errors
+    return issue.assignee == job.actor and issue.status == "in_progress"
+
+
+def _held_changes(job: Job, result: SessionResult) -> list[str]:
+    """The run's changed files that it holds locks on and that differ from HEAD."""
+    held = {lock.path for lock in job.locks.locks() if lock.holder.run_id == job.run.run_id}
+    result.changed_files = [path for path in result.changed_files if path in held]
+    return changed_paths(job.repo, result.changed_files)
+
+
+def _commit_and_close(job: Job, result: SessionResult) -> str:
+    """Commit the changed files this run holds locks on, then close the issue."""
+    message = f"{job.issue.id}: {job.issue.title}"
+    lock_dir = job.deps.settings.home / "locks"
+    commit = commit_paths(job.repo, result.changed_files, message, lock_dir) or ""
+    job.beads.close(job.issue.id, result.summary, job.actor)
+    return commit
+
+
+def _reset(job: Job, result: SessionResult) -> None:
+    """Put the issue back to open, with a comment saying what happened and where the log is."""
+    note = (
+        f"bdp: {result.outcome.value} on attempt {job.args.attempt}: {result.summary}. "
+        f"Cost ${result.cost_usd:.4f}, {result.turns} turns. Log: {job.run.log_path}"
+    )
+    if result.details:
+        note += f"\n\n```\n{result.details}\n```"
+    try:
+        job.beads.reset(job.issue.id, job.actor)
+        job.beads.comment(job.issue.id, note, job.actor)
+    except BdpError as error:
+        log.error("could not reset %s: %s", job.issue.id, error)
+
+
+def _continue(job: Job, result: SessionResult) -> None:
+    """Queue a continuation that resumes the session (its work stays in the tree), or give up."""
+    number = job.args.continuation + 1
+    limit = job.deps.settings.max_continuations
+    requeue = job.deps.requeue
+    if number > limit or requeue is None:
+        result.summary += f"; still unfinished after {limit} continuations: needs a human"
+        _reset(job, result)
+        return
+    result.summary += f"; continuing ({number} of {limit})"
+    details, result.details = result.details, ""
+    _reset(job, result)
+    files = tuple(sorted({*job.args.files, *result.changed_files}))
+    requeue(
+        replace(job.args, continuation=number, resume=result.session_id, prior=details, files=files)
+    )
+
+
+def _pause(job: Job, result: SessionResult) -> None:
+    """Pause the whole queue and put this issue back to resume after the pause.
+
+    It keeps its attempt and continuation numbers: a usage limit is nobody's failure.
+    """
+    hold = pause_queue(job.deps.state, job.deps.settings, result.summary, result.resets_at)
+    result.summary = f"{result.summary}; the queue is {hold.describe()}"
+    if job.deps.notifier is not None:
+        reason = f"the queue is {hold.describe()}"
+        job.deps.notifier.send(Event.attention(job.issue.id, job.args.repo, reason))
+    try:
+        job.beads.reset(job.issue.id, job.actor)
+    except BdpError as error:
+        log.error("could not reset %s: %s", job.issue.id, error)
+    if job.deps.requeue is None:
+        return
+    files = tuple(sorted({*job.args.files, *result.changed_files}))
+    job.deps.requeue(replace(job.args, resume=result.session_id, prior=result.details, files=files))
+
+
+def _release(job: Job) -> None:
+    """Free the run's locks, its registry entry and its marker."""
+    released = job.locks.release_all(job.run.run_id)
+    if released:
+        job.transcript.line(f"bdp: released locks {', '.join(released)}")
+    state, args = job.deps.state, job.args
+    despite_broker("unregister the run", lambda: state.unregister(job.run.run_id))
+    despite_broker(
+        "drop the enqueue marker",
+        lambda: unmark_if_ours(state, args.repo, args.issue_id, job.task_id),
+    )
+
+
+def _record(job: Job, result: SessionResult, commit: str) -> RunRecord:
+    """How the run ended, with what its sessions used: the one place a run's record is made."""
+    waited = job.locks.waited
+    return replace(
+        RunRecord.ended(job.run, result.outcome, result.summary),
+        turns=result.turns,
+        cost_usd=result.cost_usd,
+        input_tokens=result.input_tokens,
+        output_tokens=result.output_tokens,
+        commit=commit,
+        files=result.changed_files,
+        review=result.review,
+        review_cost_usd=result.review_cost_usd,
+        lock_waits=waited.waits,
+        lock_wait_seconds=round(waited.seconds, 3),
+        lock_timeouts=waited.timeouts,
+    )

@@ -1,0 +1,91 @@
+"""One claimed issue inside a worker: its Run registered, its transcript open, its locks.
+
+Starting a job is where a claimed issue becomes visible to everyone sharing the broker: the
+run registry (with its heartbeat) and the enqueue marker, now "running".
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bdp.agent.session import LiveProgress, StopSignal
+from bdp.agent.transcript import Transcript, log_path
+from bdp.models import Issue, Run, TaskArgs
+from bdp.redact import Redactor
+from bdp.repo.beads import Beads
+from bdp.repo.locks import LockTable
+from bdp.run.deps import RunDeps, worker_name
+
+
+@dataclass
+class Job:
+    """Everything one run of one issue holds while it works."""
+
+    args: TaskArgs
+    task_id: str
+    deps: RunDeps
+    beads: Beads
+    actor: str
+    run: Run
+    issue: Issue
+    transcript: Transcript
+    locks: LockTable
+    stop: StopSignal = field(default_factory=StopSignal)
+    progress: LiveProgress = field(default_factory=LiveProgress)
+
+    @property
+    def repo(self) -> Path:
+        return Path(self.args.repo)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A claim just won: by whom, on which issue, for which task."""
+
+    args: TaskArgs
+    task_id: str
+    actor: str
+    issue: Issue
+
+
+def start_job(claimed: Claimed, deps: RunDeps, beads: Beads) -> Job:
+    """Open the run's transcript and register it, its repo and its running marker."""
+    args, issue = claimed.args, claimed.issue
+    run = _new_run(args, issue, deps)
+    transcript = Transcript(Path(run.log_path), Redactor.from_env(os.environ, deps.settings))
+    transcript.line(
+        f"bdp: run {run.run_id} of {issue.id} ({issue.title}) by {claimed.actor}, "
+        f"attempt {args.attempt}"
+    )
+    deps.state.register(run)
+    deps.state.remember_repo(args.repo)
+    marker = deps.state.marker(args.repo, args.issue_id)  # keyed as the task names the issue
+    if marker is None or marker.task_id == claimed.task_id:  # never take over another's marker
+        deps.state.mark_running(args.repo, args.issue_id, claimed.task_id)
+    locks = LockTable(deps.settings.home, Path(args.repo))
+    return Job(args, claimed.task_id, deps, beads, claimed.actor, run, issue, transcript, locks)
+
+
+def _new_run(args: TaskArgs, issue: Issue, deps: RunDeps) -> Run:
+    run_id = uuid.uuid4().hex[:12]
+    now = time.time()
+    return Run(
+        run_id=run_id,
+        issue_id=issue.id,
+        repo=args.repo,
+        title=issue.title,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        worker=worker_name(),
+        attempt=args.attempt,
+        started=now,
+        deadline=now + deps.settings.timeout,
+        heartbeat=now,
+        log_path=str(log_path(deps.settings, issue.id, run_id)),
+        max_cost=args.max_cost or deps.settings.max_cost_per_issue,
+    )
