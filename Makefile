@@ -5,6 +5,7 @@ lint:
 	uv run ruff check .
 	uv run ruff format --check .
 	uv run mypy
+	uv run lint-imports
 
 test:
 	uv run pytest

@@ -137,8 +137,10 @@ class Settings:
             )
         if min(self.retries, self.max_turns, self.max_attempts) < 1:
             raise ConfigError("BDP_RETRIES, BDP_MAX_TURNS and BDP_MAX_ATTEMPTS must be at least 1")
-        for name, value in (("BDP_BUDGET_USD", self.budget_usd),
-                            ("BDP_MAX_COST_PER_ISSUE", self.max_cost_per_issue)):  # fmt: skip
+        for name, value in (
+            ("BDP_BUDGET_USD", self.budget_usd),
+            ("BDP_MAX_COST_PER_ISSUE", self.max_cost_per_issue),
+        ):
             if value is not None and value <= 0:
                 raise ConfigError(f"{name}={value!r} must be a positive amount of USD")
         if self.redis_url and urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):

@@ -95,8 +95,9 @@ def wait_until(predicate: Callable[[], object], timeout: float, interval: float 
 class Consumer:
     """One ``huey_consumer`` process we started; output goes to ``log``."""
 
-    def __init__(self, module: str, workers: int, env: dict[str, str], log: Path,
-                 extra: Sequence[str] = ()) -> None:  # fmt: skip
+    def __init__(
+        self, module: str, workers: int, env: dict[str, str], log: Path, extra: Sequence[str] = ()
+    ) -> None:
         self.argv = [HUEY_CONSUMER, module, "-w", str(workers), "-k", "thread", *extra]
         self.env = env
         self.log = log
@@ -106,9 +107,14 @@ class Consumer:
         with self.log.open("ab") as out:
             # its own session: a Ctrl-C of the benchmark reaches it only through stop()
             self.process = subprocess.Popen(
-                self.argv, env=self.env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )  # fmt: skip
+                self.argv,
+                env=self.env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         if not wait_until(self._started, timeout):
             raise RuntimeError(f"huey_consumer did not start; see {self.log}")
         return self

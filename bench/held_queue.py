@@ -64,8 +64,9 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=30.0, help="seconds measured")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    results = [measure(args.tasks, args.workers, args.settle, args.window)
-               for _ in range(args.rounds)]  # fmt: skip
+    results = [
+        measure(args.tasks, args.workers, args.settle, args.window) for _ in range(args.rounds)
+    ]
     idle, held = median([r[0] for r in results]), median([r[1] for r in results])
     print(f"consumer -w {args.workers}, CPU in % of one core (median of {args.rounds}):")
     print(f"  empty queue (baseline):        {idle:5.1f}%")

@@ -37,8 +37,19 @@ def populate(app: App, repo: Path) -> None:
     now = time.time()
     for n in range(RUNS):
         run_id = f"run{n:05d}"
-        run = Run(run_id, f"b-{n}", str(repo), "bench", socket.gethostname(), os.getpid(),
-                  "bench", 1, now, now + 3600, now)  # fmt: skip
+        run = Run(
+            run_id,
+            f"b-{n}",
+            str(repo),
+            "bench",
+            socket.gethostname(),
+            os.getpid(),
+            "bench",
+            1,
+            now,
+            now + 3600,
+            now,
+        )
         app.state.register(run)
         paths = [f"src/m{n:05d}_{k}.py" for k in range(LOCKS_PER_RUN)]
         table.acquire(paths, Holder.here(run_id, run.issue_id, now))
@@ -72,17 +83,20 @@ def main() -> None:
         settings = Settings(home=Path(tmp) / "home", stale_after=3600)
         app = App.create(settings, agent=lambda s: StubAgentRunner())
         populate(app, repo)
-        janitor = Janitor(settings, app.huey, app.state, app.tasks.requeue,
-                          beads=lambda _repo: MemoryBeads())  # fmt: skip
+        janitor = Janitor(
+            settings, app.huey, app.state, app.tasks.requeue, beads=lambda _repo: MemoryBeads()
+        )
         root = LockTable(settings.home, repo).root
         baseline = median_ms(lambda: read_all(root), rounds)
         sweep = median_ms(janitor.sweep, rounds)
         report = janitor.sweep()
         if report.freed_locks or report.reset:
             raise SystemExit("the sweep touched a live run: the benchmark is invalid")
-        print(f"janitor sweep, {RUNS * LOCKS_PER_RUN:,} locks / {RUNS:,} live runs: "
-              f"{sweep:.0f} ms median; raw scan of the lock files {baseline:.0f} ms "
-              f"(ratio {sweep / baseline:.1f}x)")  # fmt: skip
+        print(
+            f"janitor sweep, {RUNS * LOCKS_PER_RUN:,} locks / {RUNS:,} live runs: "
+            f"{sweep:.0f} ms median; raw scan of the lock files {baseline:.0f} ms "
+            f"(ratio {sweep / baseline:.1f}x)"
+        )
 
 
 if __name__ == "__main__":

@@ -93,9 +93,15 @@ def seed_ready_issues(repo: Path, count: int) -> None:
     for n in range(count):
         issue_id = f"t-{n:05d}"
         store["issues"][issue_id] = {
-            "id": issue_id, "title": f"Seeded issue {n}", "status": "open", "priority": 2,
-            "issue_type": "task", "created_at": stamp, "updated_at": stamp, "created_by": "bench",
-        }  # fmt: skip
+            "id": issue_id,
+            "title": f"Seeded issue {n}",
+            "status": "open",
+            "priority": 2,
+            "issue_type": "task",
+            "created_at": stamp,
+            "updated_at": stamp,
+            "created_by": "bench",
+        }
     store_path.write_text(json.dumps(store))
 
 
@@ -147,13 +153,17 @@ def brokers(work: Path) -> Iterator[list[tuple[str, dict[str, str]]]]:
 def report(name: str, settings: Settings, env: dict[str, str], work: Path, rounds: int) -> None:
     tasks = int(env.get("BENCH_TASKS", "200"))
     raw, ours = overhead(settings, tasks, work)
-    print(f"[{name}] orchestration per task: bdp {ours:.2f} ms vs raw Huey no-op {raw:.2f} ms "
-          f"(medians; ratio {ours / raw:.1f}x, overhead {ours - raw:.2f} ms)")  # fmt: skip
+    print(
+        f"[{name}] orchestration per task: bdp {ours:.2f} ms vs raw Huey no-op {raw:.2f} ms "
+        f"(medians; ratio {ours / raw:.1f}x, overhead {ours - raw:.2f} ms)"
+    )
     numbers = enqueue_and_status(settings, env, work, rounds)
     enqueue_ms, status_ms = numbers["enqueue_2000_ms"], numbers["status_10000_ms"]
     print(f"[{name}] bdp enqueue, 2,000 ready issues: {enqueue_ms:.0f} ms median")
-    print(f"[{name}] bdp status, 10,000 queued: {status_ms:.0f} ms median "
-          f"(python -c 'import huey': {numbers['python_import_huey_ms']:.0f} ms)")  # fmt: skip
+    print(
+        f"[{name}] bdp status, 10,000 queued: {status_ms:.0f} ms median "
+        f"(python -c 'import huey': {numbers['python_import_huey_ms']:.0f} ms)"
+    )
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ efficiency = ideal / makespan. "scaling" compares with this run's own 1-worker m
 
 Agents: ``stub`` (default) is bench/sleepy_worker.py, bdp's real tasks with an agent that sleeps
 the session time and writes one file; it also logs a timeline, printed as "where the time goes".
-``claude`` is workers/consumer.py with the real bundled Claude CLI talking to the scripted fake
+``claude`` is bdp/consumer.py with the real bundled Claude CLI talking to the scripted fake
 Messages API (tests/support/fake_api.py), whose first answer is delayed by the session time.
 
 For investigating: ``--broker sqlite`` (Huey's SQLite queue polls, Redis blocks on BRPOP),
@@ -101,8 +101,10 @@ def build_template(work: Path, count: int) -> tuple[Path, list[str]]:
     """A git repo with a stand-in bd workspace holding ``count`` ready issues."""
     repo = make_repo(work / "template")
     init_workspace(repo)
-    ids = [create_issue(repo, f"Bench issue {n}", description=f"Write bench/{n}.txt")
-           for n in range(count)]  # fmt: skip
+    ids = [
+        create_issue(repo, f"Bench issue {n}", description=f"Write bench/{n}.txt")
+        for n in range(count)
+    ]
     return repo, ids
 
 
@@ -111,14 +113,19 @@ def script_sessions(api: FakeApi, issues: list[str], session: float) -> None:
     for issue_id in issues:
         name = f"bench/{issue_id}.txt"
         write = ToolUse("Write", {"file_path": name, "content": f"work for {issue_id}\n"})
-        api.script([Delay(session, write), Text(f"Wrote {name}.\nDONE: added {name}")],
-                   match=marker(issue_id))  # fmt: skip
+        api.script(
+            [Delay(session, write), Text(f"Wrote {name}.\nDONE: added {name}")],
+            match=marker(issue_id),
+        )
 
 
 def trial_env(setup: Setup, work: Path) -> dict[str, str]:
     env = dict(setup.base_env)
-    env.update(BDP_HOME=str(work / "home"), BENCH_TIMELINE=str(work / "timeline.jsonl"),
-               BENCH_SESSION_SECONDS=str(setup.session))  # fmt: skip
+    env.update(
+        BDP_HOME=str(work / "home"),
+        BENCH_TIMELINE=str(work / "timeline.jsonl"),
+        BENCH_SESSION_SECONDS=str(setup.session),
+    )
     if setup.redis is not None:
         env["BDP_REDIS_URL"] = setup.redis.url
     if setup.beads == "memory":
@@ -164,24 +171,40 @@ def _measure(setup: Setup, app: App, repo: Path, workers: int, work: Path) -> Tr
     _check(records, repo if setup.beads == "bd" else None, work)
     end = max(r.finished for r in records)
     timeline_path = work / "timeline.jsonl"
-    timeline = [json.loads(line) for line in timeline_path.read_text().splitlines()] \
-        if timeline_path.exists() else []  # fmt: skip
-    return Trial(workers, end - t0, enqueued, [r.duration for r in records],
-                 (busy1 - busy0) / max(total1 - total0, 1), (0.0, 0.0), timeline, t0)  # fmt: skip
+    timeline = (
+        [json.loads(line) for line in timeline_path.read_text().splitlines()]
+        if timeline_path.exists()
+        else []
+    )
+    return Trial(
+        workers,
+        end - t0,
+        enqueued,
+        [r.duration for r in records],
+        (busy1 - busy0) / max(total1 - total0, 1),
+        (0.0, 0.0),
+        timeline,
+        t0,
+    )
 
 
 def _check(records: list[RunRecord], repo: Path | None, work: Path) -> None:
     """Every run ended DONE and bd has every issue closed, or the numbers mean nothing."""
-    bad = [f"{r.issue_id}: {r.outcome.value} {r.summary}" for r in records
-           if r.outcome is not Outcome.DONE]  # fmt: skip
+    bad = [
+        f"{r.issue_id}: {r.outcome.value} {r.summary}"
+        for r in records
+        if r.outcome is not Outcome.DONE
+    ]
     still_open = []
     if repo is not None:
         store = json.loads((repo / ".beads" / "issues.json").read_text())
         still_open = [i for i, issue in store["issues"].items() if issue["status"] != "closed"]
     if bad or still_open:
-        raise SystemExit("runs did not all close their issue:\n"
-                         + "\n".join(bad + [f"{i} not closed" for i in still_open])
-                         + f"\n{_log_tail(work)}")  # fmt: skip
+        raise SystemExit(
+            "runs did not all close their issue:\n"
+            + "\n".join(bad + [f"{i} not closed" for i in still_open])
+            + f"\n{_log_tail(work)}"
+        )
 
 
 def _log_tail(work: Path, lines: int = 30) -> str:
@@ -207,14 +230,18 @@ def report(setup: Setup, trials: dict[int, list[Trial]]) -> None:
     count, session = len(setup.issues), setup.session
     one = median([t.makespan for t in trials[1]]) if 1 in trials else None
     beads = "" if setup.beads == "bd" else " beads=memory (diagnostic: no bd processes)"
-    print(f"\nagent={setup.agent}{beads} broker={setup.broker} issues={count} "
-          f"session={session:g}s "
-          f"rounds={len(next(iter(trials.values())))} settle={setup.settle:g}s "
-          f"consumer: huey_consumer {MODULES[setup.agent]} -w N -k thread "
-          f"{' '.join(setup.consumer_args)}".rstrip())  # fmt: skip
-    print(f"{'workers':>7} {'ideal s':>8} {'makespan s (median)':>20} {'efficiency':>10} "
-          f"{'scaling vs 1':>12} {'run s (median)':>14} {'machine cpu':>11} {'bdp cpu s':>11}"
-          f"  makespans")  # fmt: skip
+    print(
+        f"\nagent={setup.agent}{beads} broker={setup.broker} issues={count} "
+        f"session={session:g}s "
+        f"rounds={len(next(iter(trials.values())))} settle={setup.settle:g}s "
+        f"consumer: huey_consumer {MODULES[setup.agent]} -w N -k thread "
+        f"{' '.join(setup.consumer_args)}".rstrip()
+    )
+    print(
+        f"{'workers':>7} {'ideal s':>8} {'makespan s (median)':>20} {'efficiency':>10} "
+        f"{'scaling vs 1':>12} {'run s (median)':>14} {'machine cpu':>11} {'bdp cpu s':>11}"
+        f"  makespans"
+    )
     for workers, group in sorted(trials.items()):
         waves = math.ceil(count / workers)
         ideal = waves * session
@@ -226,8 +253,10 @@ def report(setup: Setup, trials: dict[int, list[Trial]]) -> None:
         children = median([t.cpu_ours[1] for t in group])
         ours = f"{own:.1f}+{children:.1f}"
         spans = " ".join(f"{t.makespan:.2f}" for t in group)
-        print(f"{workers:>7} {ideal:8.1f} {span:20.2f} {ideal / span:10.2f} {scaling} "
-              f"{runs:14.2f} {cpu:11.0%} {ours:>11}  {spans}")  # fmt: skip
+        print(
+            f"{workers:>7} {ideal:8.1f} {span:20.2f} {ideal / span:10.2f} {scaling} "
+            f"{runs:14.2f} {cpu:11.0%} {ours:>11}  {spans}"
+        )
     print(
         "  run s: one run from registration to its outcome record (after bd close); machine "
         "cpu: all cores, any process; bdp cpu s: the consumer and its children"
@@ -278,13 +307,17 @@ def _cell(values: list[float] | None, width: int) -> str:
 def report_phases(trials: dict[int, list[Trial]], issues: int) -> None:
     pooled = {workers: _pool(group) for workers, group in sorted(trials.items())}
     print("\nwhere the time goes (stub agent; seconds, median / max over all runs):")
-    print(f"{'workers':>7} {'first pickup':>13} {'before session':>15} {'after session':>14} "
-          f"{'between tasks':>14} {'janitor runs':>12}")  # fmt: skip
+    print(
+        f"{'workers':>7} {'first pickup':>13} {'before session':>15} {'after session':>14} "
+        f"{'between tasks':>14} {'janitor runs':>12}"
+    )
     for workers, pool in pooled.items():
         janitor = len(pool.get("janitor", [])) // 2 // len(trials[workers])
-        print(f"{workers:>7} {_cell(pool.get('pickup'), 13)} {_cell(pool.get('pre'), 15)} "
-              f"{_cell(pool.get('post'), 14)} {_cell(pool.get('gap'), 14)} "
-              f"{janitor:>12}")  # fmt: skip
+        print(
+            f"{workers:>7} {_cell(pool.get('pickup'), 13)} {_cell(pool.get('pre'), 15)} "
+            f"{_cell(pool.get('post'), 14)} {_cell(pool.get('gap'), 14)} "
+            f"{janitor:>12}"
+        )
     print(
         "  first pickup: enqueue start -> each worker's first task; before session: task start "
         "-> session start\n  (bd claim, bd show, run registry); after session: session end -> "
@@ -312,11 +345,20 @@ def prepared(options: argparse.Namespace, work: Path) -> Iterator[Setup]:
     for name in AMBIENT_VARS:
         os.environ.pop(name, None)
     template, issues = build_template(work, options.issues)
-    base = clean_env(BDP_BD=str(BIN_DIR / "bd"), PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1",
-                     BDP_WRAPUP="5")  # fmt: skip
-    setup = Setup(options.agent, options.broker, issues, template, options.session,
-                  options.settle, shlex.split(options.consumer_args), base,
-                  options.beads)  # fmt: skip
+    base = clean_env(
+        BDP_BD=str(BIN_DIR / "bd"), PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", BDP_WRAPUP="5"
+    )
+    setup = Setup(
+        options.agent,
+        options.broker,
+        issues,
+        template,
+        options.session,
+        options.settle,
+        shlex.split(options.consumer_args),
+        base,
+        options.beads,
+    )
     with ExitStack() as stack:
         if options.broker == "redis":
             setup.redis = stack.enter_context(redis_server(work / "redis"))
@@ -329,37 +371,52 @@ def prepared(options: argparse.Namespace, work: Path) -> Iterator[Setup]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n\n", 2)[2],
-    )  # fmt: skip
+    )
     parser.add_argument("--agent", choices=sorted(MODULES), default="stub")
     parser.add_argument("--rounds", type=int, default=3, help="trials per worker count")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--issues", type=int, default=24)
     parser.add_argument("--session", type=float, default=2.0, help="seconds per session")
     parser.add_argument("--broker", choices=["redis", "sqlite"], default="redis")
-    parser.add_argument("--settle", type=float, help="seconds between consumer start and "
-                        "enqueue, for the start-up hooks (default: 2 stub, 5 claude)")  # fmt: skip
-    parser.add_argument("--consumer-args", default="",
-                        help='extra huey_consumer options, e.g. "-d 0.01 -m 1"')  # fmt: skip
-    parser.add_argument("--beads", choices=["bd", "memory"], default="bd",
-                        help="memory (stub agent only): diagnostic, the workers use an in-process "
-                             "MemoryBeads instead of running bd")  # fmt: skip
+    parser.add_argument(
+        "--settle",
+        type=float,
+        help="seconds between consumer start and "
+        "enqueue, for the start-up hooks (default: 2 stub, 5 claude)",
+    )
+    parser.add_argument(
+        "--consumer-args", default="", help='extra huey_consumer options, e.g. "-d 0.01 -m 1"'
+    )
+    parser.add_argument(
+        "--beads",
+        choices=["bd", "memory"],
+        default="bd",
+        help="memory (stub agent only): diagnostic, the workers use an in-process "
+        "MemoryBeads instead of running bd",
+    )
     options = parser.parse_args(argv)
     if options.beads == "memory" and options.agent != "stub":
         parser.error("--beads memory needs --agent stub")
     if options.settle is None:
         options.settle = 5.0 if options.agent == "claude" else 2.0
     trials: dict[int, list[Trial]] = defaultdict(list)
-    with tempfile.TemporaryDirectory(prefix="bdp-bench-parallel-") as tmp, \
-            prepared(options, Path(tmp)) as setup:  # fmt: skip
+    with (
+        tempfile.TemporaryDirectory(prefix="bdp-bench-parallel-") as tmp,
+        prepared(options, Path(tmp)) as setup,
+    ):
         for round_no in range(options.rounds):
             for workers in options.workers:  # interleaved, so drift hits every N alike
                 work = Path(tmp) / f"w{workers}-r{round_no}"
                 trial = run_trial(setup, workers, work)
                 trials[workers].append(trial)
-                print(f"round {round_no + 1}, {workers} workers: makespan {trial.makespan:.2f}s "
-                      f"(enqueue {trial.enqueue:.2f}s)", flush=True)  # fmt: skip
+                print(
+                    f"round {round_no + 1}, {workers} workers: makespan {trial.makespan:.2f}s "
+                    f"(enqueue {trial.enqueue:.2f}s)",
+                    flush=True,
+                )
     report(setup, trials)
     if options.agent == "stub":
         report_phases(trials, len(setup.issues))

@@ -2,7 +2,7 @@
 
     huey_consumer bench.sleepy_worker.huey -w 8 -k thread      # with PYTHONPATH at the repo
 
-Built like workers/consumer.py, except that the agent factory returns `SleepyAgent`: each
+Built like bdp/consumer.py, except that the agent factory returns `SleepyAgent`: each
 session sleeps ``BENCH_SESSION_SECONDS`` (default 2) and then locks and writes one file, so the
 rest of bdp's pipeline (claim through bd, run registry, heartbeats, locks, git commit, bd close,
 outcome record) runs for real around a session of known length.
@@ -51,8 +51,13 @@ class Timeline:
     def event(self, kind: str, issue_id: str, **more: Any) -> None:
         if not self.path:
             return
-        line = {"t": time.time(), "ev": kind, "issue": issue_id,
-                "thread": threading.current_thread().name, **more}  # fmt: skip
+        line = {
+            "t": time.time(),
+            "ev": kind,
+            "issue": issue_id,
+            "thread": threading.current_thread().name,
+            **more,
+        }
         with self._lock, open(self.path, "a", encoding="utf-8") as out:
             out.write(json.dumps(line) + "\n")
 

@@ -73,8 +73,19 @@ def register_runs(app: App, repo: Path) -> None:
     for n in range(RUNS):
         run_id, issue_id = f"run{n:04d}", f"r-{n:03d}"
         started = now - 60 * (n + 1)
-        run = Run(run_id, issue_id, str(repo), f"Running issue {n}", socket.gethostname(),
-                  1_000_000 + n, f"bench-{n}", 1, started, started + 1800, now)  # fmt: skip
+        run = Run(
+            run_id,
+            issue_id,
+            str(repo),
+            f"Running issue {n}",
+            socket.gethostname(),
+            1_000_000 + n,
+            f"bench-{n}",
+            1,
+            started,
+            started + 1800,
+            now,
+        )
         app.state.register(run)
         app.state.beat(run_id, now)
         paths = [f"src/r{n}_{k}.py" for k in range(LOCKS_PER_RUN)]
@@ -90,11 +101,22 @@ def record_outcomes(app: App, repo: str, count: int) -> None:
         outcome = others[(n // 5) % len(others)] if n % 5 == 0 else Outcome.DONE
         finished = now - OUTCOME_WINDOW + n * step
         duration = (37.0 * n) % 4000  # spread over the duration buckets
-        app.state.record(RunRecord(
-            run_id=f"done{n:05d}", issue_id=f"d-{n:05d}", repo=repo, title=f"Done issue {n}",
-            outcome=outcome, summary="bench outcome", started=finished - duration,
-            finished=finished, turns=5, cost_usd=0.12, input_tokens=12_000, output_tokens=900,
-        ))  # fmt: skip
+        app.state.record(
+            RunRecord(
+                run_id=f"done{n:05d}",
+                issue_id=f"d-{n:05d}",
+                repo=repo,
+                title=f"Done issue {n}",
+                outcome=outcome,
+                summary="bench outcome",
+                started=finished - duration,
+                finished=finished,
+                turns=5,
+                cost_usd=0.12,
+                input_tokens=12_000,
+                output_tokens=900,
+            )
+        )
 
 
 def populate(app: App, work: Path, tasks: int, outcomes: int) -> float:
@@ -110,10 +132,14 @@ def populate(app: App, work: Path, tasks: int, outcomes: int) -> float:
 
 def check(env: dict[str, str], tasks: int, outcomes: int) -> None:
     """The commands see the state we wrote, or the timings mean nothing."""
-    status = json.loads(subprocess.run(commands()["bdp status --json"], env=env, check=True,
-                                       capture_output=True, text=True).stdout)  # fmt: skip
-    metrics = subprocess.run(commands()["bdp metrics"], env=env, check=True,
-                             capture_output=True, text=True).stdout  # fmt: skip
+    status = json.loads(
+        subprocess.run(
+            commands()["bdp status --json"], env=env, check=True, capture_output=True, text=True
+        ).stdout
+    )
+    metrics = subprocess.run(
+        commands()["bdp metrics"], env=env, check=True, capture_output=True, text=True
+    ).stdout
     problems = []
     if status["queued"] != tasks or len(status["running"]) != RUNS:
         problems.append(f"status: {status['queued']} queued, {len(status['running'])} running")
@@ -121,8 +147,11 @@ def check(env: dict[str, str], tasks: int, outcomes: int) -> None:
         problems.append(f"status: {len(status['locks'])} locks")
     if f"bdp_queue_depth {tasks:.1f}" not in metrics or f"bdp_running {RUNS:.1f}" not in metrics:
         problems.append("metrics: queue depth or running count wrong")
-    counted = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
-                  if line.startswith("bdp_outcomes_total{"))  # fmt: skip
+    counted = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("bdp_outcomes_total{")
+    )
     if counted != outcomes:
         problems.append(f"metrics: {counted:g} outcomes counted")
     if problems:
@@ -149,37 +178,46 @@ def report(broker: str, samples: dict[str, list[float]]) -> None:
     for label, values in samples.items():
         ms = median(values)
         spread = f"{min(values):.0f}-{max(values):.0f}"
-        print(f"{broker:<7} {label:<28} {ms:9.0f} {spread:>11} {ms / base:6.2f}x "
-              f"{ms - base:+8.0f}")  # fmt: skip
+        print(f"{broker:<7} {label:<28} {ms:9.0f} {spread:>11} {ms / base:6.2f}x {ms - base:+8.0f}")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n\n", 2)[2],
-    )  # fmt: skip
+    )
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--tasks", type=int, default=10_000, help="queued tasks")
     parser.add_argument("--outcomes", type=int, default=1000, help="outcome records")
     options = parser.parse_args(argv)
     results: list[tuple[str, dict[str, list[float]]]] = []
-    with tempfile.TemporaryDirectory(prefix="bdp-bench-status-") as tmp, \
-            brokers(Path(tmp)) as kinds:  # fmt: skip
+    with (
+        tempfile.TemporaryDirectory(prefix="bdp-bench-status-") as tmp,
+        brokers(Path(tmp)) as kinds,
+    ):
         for broker, extra in kinds:
             work = Path(tmp) / broker
             env = clean_env(BDP_HOME=str(work / "home"), **extra)
             app = App.create(Settings.from_env(env))
             took = populate(app, work, options.tasks, options.outcomes)
-            print(f"[{broker}] wrote {options.tasks:,} queued tasks, {RUNS} runs, "
-                  f"{options.outcomes:,} outcomes in {took:.1f}s", flush=True)  # fmt: skip
+            print(
+                f"[{broker}] wrote {options.tasks:,} queued tasks, {RUNS} runs, "
+                f"{options.outcomes:,} outcomes in {took:.1f}s",
+                flush=True,
+            )
             check(env, options.tasks, options.outcomes)
             for argv_ in commands().values():  # warm-up: page cache, .pyc files
                 wall_ms(argv_, env, 0, warmup=1)
             results.append((broker, measure(env, options.rounds)))
-    print(f"\n{options.tasks:,} queued, {RUNS} running, {options.outcomes:,} outcomes; "
-          f"{options.rounds} rounds; baseline: {BASELINE}")  # fmt: skip
-    print(f"{'broker':<7} {'command':<28} {'median ms':>9} {'min-max':>11} {'ratio':>7} "
-          f"{'vs base':>8}")  # fmt: skip
+    print(
+        f"\n{options.tasks:,} queued, {RUNS} running, {options.outcomes:,} outcomes; "
+        f"{options.rounds} rounds; baseline: {BASELINE}"
+    )
+    print(
+        f"{'broker':<7} {'command':<28} {'median ms':>9} {'min-max':>11} {'ratio':>7} "
+        f"{'vs base':>8}"
+    )
     for broker, samples in results:
         report(broker, samples)
 

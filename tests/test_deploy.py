@@ -90,8 +90,13 @@ def test_systemd_analyze_verifies_an_instance_of_the_unit(tmp_path: Path) -> Non
     instance = tmp_path / "bdp-worker@1.service"
     shutil.copy(UNIT, instance)
 
-    done = subprocess.run(["systemd-analyze", "verify", str(instance)], capture_output=True,
-                          text=True, timeout=60, check=False)  # fmt: skip
+    done = subprocess.run(
+        ["systemd-analyze", "verify", str(instance)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stderr.strip() == ""
@@ -133,8 +138,12 @@ def run_line(name: str, manager: str, tmp_path: Path, **env: str) -> list[tuple[
     stubs; returns each program's (BDP_REDIS_URL, argv) in call order."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    for program, text in (("redis-server", STUB), ("huey_consumer", STUB), ("bdp", STUB),
-                          ("foreman-runner", FOREMAN_RUNNER)):  # fmt: skip
+    for program, text in (
+        ("redis-server", STUB),
+        ("huey_consumer", STUB),
+        ("bdp", STUB),
+        ("foreman-runner", FOREMAN_RUNNER),
+    ):
         (bin_dir / program).write_text(text)
         (bin_dir / program).chmod(0o755)
     calls = tmp_path / f"{name}.calls"
@@ -267,19 +276,31 @@ def test_the_dockerfile_installs_the_locked_project_and_runs_the_consumer() -> N
 def docker_compose_available() -> bool:
     if shutil.which("docker") is None:
         return False
-    done = subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30,
-                          check=False)  # fmt: skip
+    done = subprocess.run(
+        ["docker", "compose", "version"], capture_output=True, timeout=30, check=False
+    )
     return done.returncode == 0
 
 
-@pytest.mark.skipif(not docker_compose_available(),
-                    reason="the docker CLI with the compose plugin is not installed")  # fmt: skip
+@pytest.mark.skipif(
+    not docker_compose_available(), reason="the docker CLI with the compose plugin is not installed"
+)
 def test_docker_compose_accepts_the_compose_file(tmp_path: Path) -> None:
-    env = {**os.environ, "BDP_REPO": str(tmp_path), "ANTHROPIC_API_KEY": "sk-test-not-real",
-           "DOCKER_HOST": f"unix://{tmp_path / 'no-daemon.sock'}"}  # fmt: skip
+    env = {
+        **os.environ,
+        "BDP_REPO": str(tmp_path),
+        "ANTHROPIC_API_KEY": "sk-test-not-real",
+        "DOCKER_HOST": f"unix://{tmp_path / 'no-daemon.sock'}",
+    }
 
-    done = subprocess.run(["docker", "compose", "-f", str(COMPOSE), "config", "-q"], env=env,
-                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    done = subprocess.run(
+        ["docker", "compose", "-f", str(COMPOSE), "config", "-q"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
     assert done.returncode == 0, done.stdout + done.stderr
 

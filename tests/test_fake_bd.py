@@ -290,9 +290,26 @@ def test_create_defaults_to_an_open_priority_2_task_created_by_the_actor(bd: Bd)
 
 def test_create_records_every_field_it_was_given(bd: Bd) -> None:
     issue_id = bd.create(
-        "full", "-d", "desc", "-t", "bug", "-p", "P1", "-l", "b,a", "-l", "c",
-        "--acceptance", "acc", "--notes", "n", "--design", "des", "--assignee", "alice",
-    )  # fmt: skip
+        "full",
+        "-d",
+        "desc",
+        "-t",
+        "bug",
+        "-p",
+        "P1",
+        "-l",
+        "b,a",
+        "-l",
+        "c",
+        "--acceptance",
+        "acc",
+        "--notes",
+        "n",
+        "--design",
+        "des",
+        "--assignee",
+        "alice",
+    )
     shown = bd.show(issue_id)
     assert shown["labels"] == ["a", "b", "c"]
     expected = {

@@ -14,7 +14,9 @@ from pathlib import Path
 from tests.support.beads import create_issue
 
 SDK = "claude_agent_sdk"
-HEAVY = {SDK, "bdp.queue.tasks", "bdp.agent.claude"}
+#: The modules that import the SDK (only bdp.agent's), and the tasks that lead to them.
+SDK_USERS = {"bdp.agent.claude", "bdp.agent.conversation", "bdp.agent.hooks", "bdp.agent.review"}
+HEAVY = {SDK, "bdp.queue.tasks", *SDK_USERS}
 
 #: Runs ``bdp`` once per argument list in argv[2] (JSON), then writes the loaded modules.
 CLI_PROBE = """
@@ -46,9 +48,14 @@ def probe(tmp_path: Path, env: dict[str, str], script: str, *args: str) -> objec
     out = tmp_path / "modules.json"
     done = subprocess.run(
         [sys.executable, "-c", script, str(out), *args],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
-        stdin=subprocess.DEVNULL, check=False,
-    )  # fmt: skip
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     result: object = json.loads(out.read_text())
     return result
@@ -75,7 +82,7 @@ def test_enqueue_dry_run_never_loads_the_sdk_or_agent(
     create_issue(repo, "Something to enqueue")
     modules = loaded_by(tmp_path, env, ["enqueue", "--dry-run", str(repo)])
     assert "bdp.queue.enqueue" in modules  # the probe really ran `bdp enqueue`
-    assert not modules & {SDK, "bdp.agent.claude"}
+    assert not modules & {SDK, *SDK_USERS}
 
 
 def test_enqueue_queues_a_task_without_loading_the_sdk_or_agent(
@@ -84,7 +91,7 @@ def test_enqueue_queues_a_task_without_loading_the_sdk_or_agent(
     create_issue(repo, "Something to enqueue")
     modules = loaded_by(tmp_path, env, ["enqueue", str(repo)])
     assert "bdp.queue.tasks" in modules  # queuing needs the task, so this path is not vacuous
-    assert not modules & {SDK, "bdp.agent.claude"}
+    assert not modules & {SDK, *SDK_USERS}
 
 
 def test_the_consumer_module_loads_the_sdk_only_when_a_worker_starts(
@@ -96,6 +103,6 @@ def test_the_consumer_module_loads_the_sdk_only_when_a_worker_starts(
     # Then importing it registers the tasks but leaves the SDK alone
     assert "bdp.queue.tasks" in result["imported"]
     assert SDK not in result["imported"]
-    assert "bdp.agent.claude" not in result["imported"]
+    assert not set(result["imported"]) & SDK_USERS
     # And starting a worker is what loads it
     assert SDK in result["started"]

@@ -69,8 +69,12 @@ def build_prompt(issue: Issue, repo: Path, attempt: int = 1, prior: str = "") ->
     if attempt > 1:
         parts += [RETRY_NOTE, ""]
     if prior:
-        parts += ["An earlier session on this issue ran out of room before finishing. "
-                  "Its work is in the tree, uncommitted. What it reported:", prior, ""]  # fmt: skip
+        parts += [
+            "An earlier session on this issue ran out of room before finishing. "
+            "Its work is in the tree, uncommitted. What it reported:",
+            prior,
+            "",
+        ]
     parts.append(f"# {issue.id}: {issue.title}")
     for heading, text in (
         ("Description", issue.description),

@@ -1,4 +1,4 @@
-"""The command line: parse, call one function elsewhere, render; nothing below imports it.
+"""The command line: parse, call one function elsewhere, render. Nothing imports it.
 
 `main` is the click group and its single error boundary; `queue_commands` (enqueue, run)
 and `view_commands` (status, logs, metrics, clean) register the commands on it; `options`

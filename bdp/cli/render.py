@@ -21,12 +21,23 @@ if TYPE_CHECKING:  # enqueue pulls in Huey; status rendering must not
 #: Rows of the "needs attention" table; the rest is counted (JSON has them all).
 ATTENTION_ROWS = 10
 _STYLE = {
-    "queued": "green", "would queue": "cyan", "already queued": "yellow", "running": "magenta",
-    Outcome.DONE: "green", Outcome.BLOCKED: "yellow", Outcome.FAILED: "red",
-    Outcome.TIMED_OUT: "red", Outcome.SKIPPED: "dim", Outcome.INTERRUPTED: "yellow",
-    Outcome.SUPERSEDED: "dim", Outcome.ABANDONED: "red", Outcome.OVER_BUDGET: "red",
-    Outcome.PAUSED: "yellow", Outcome.NO_CHANGE: "yellow", Outcome.UNFINISHED: "cyan",
-}  # fmt: skip
+    "queued": "green",
+    "would queue": "cyan",
+    "already queued": "yellow",
+    "running": "magenta",
+    Outcome.DONE: "green",
+    Outcome.BLOCKED: "yellow",
+    Outcome.FAILED: "red",
+    Outcome.TIMED_OUT: "red",
+    Outcome.SKIPPED: "dim",
+    Outcome.INTERRUPTED: "yellow",
+    Outcome.SUPERSEDED: "dim",
+    Outcome.ABANDONED: "red",
+    Outcome.OVER_BUDGET: "red",
+    Outcome.PAUSED: "yellow",
+    Outcome.NO_CHANGE: "yellow",
+    Outcome.UNFINISHED: "cyan",
+}
 
 
 def age(seconds: float) -> str:
@@ -39,26 +50,32 @@ def age(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-def enqueue_table(results: Iterable[Enqueued]) -> Table:
-    table = Table(title="bdp enqueue", title_justify="left")
-    for column in ("issue", "priority", "title", "state"):
+def styled(state: str) -> str:
+    """An enqueue state or an outcome, in its colour."""
+    return f"[{_STYLE.get(state, '')}]{state}[/]"
+
+
+def _table(title: str, columns: Iterable[str], title_style: str = "") -> Table:
+    table = Table(title=title, title_justify="left", title_style=title_style or None)
+    for column in columns:
         table.add_column(column)
+    return table
+
+
+def enqueue_table(results: Iterable[Enqueued]) -> Table:
+    table = _table("bdp enqueue", ("issue", "priority", "title", "state"))
     for item in results:
-        style = _STYLE.get(item.state, "")
-        table.add_row(item.issue.id, f"P{item.issue.priority}", item.issue.title,
-                      f"[{style}]{item.state}[/]")  # fmt: skip
+        issue = item.issue
+        table.add_row(issue.id, f"P{issue.priority}", issue.title, styled(item.state))
     return table
 
 
 def outcome_table(records: Iterable[RunRecord], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in ("issue", "outcome", "attempt", "time", "turns", "cost", "summary"):
-        table.add_column(column)
+    table = _table(title, ("issue", "outcome", "attempt", "time", "turns", "cost", "summary"))
     for r in records:
-        style = _STYLE.get(r.outcome, "")
-        table.add_row(r.issue_id, f"[{style}]{r.outcome.value}[/]", str(r.attempt),
-                      age(r.duration), str(r.turns), f"${r.cost_usd:.4f}",
-                      escape(r.summary))  # fmt: skip
+        cost = f"${r.cost_usd:.4f}"
+        row = (r.issue_id, styled(r.outcome), str(r.attempt), age(r.duration), str(r.turns), cost)
+        table.add_row(*row, escape(r.summary))
     return table
 
 
@@ -101,39 +118,36 @@ def _headline(report: StatusReport) -> Text:
     )
 
 
+_RUNNING_COLUMNS = ("issue", "title", "worker", "elapsed", "tool", "turns", "tokens", "cost")
+
+
 def _running_table(report: StatusReport) -> Table:
-    table = Table(title="running", title_justify="left")
-    for column in ("issue", "title", "worker", "elapsed", "tool", "turns", "tokens", "cost",
-                   "heartbeat"):  # fmt: skip
-        table.add_column(column)
+    table = _table("running", (*_RUNNING_COLUMNS, "heartbeat"))
     for run in report.runs:
         act = report.activity(run)
-        table.add_row(run.issue_id, escape(run.title), f"{run.host}/{run.worker}",
-                      age(report.now - run.started), escape(act.tool) or "-", str(act.turns),
-                      f"{act.input_tokens + act.output_tokens:,}", f"${act.cost_usd:.4f}",
-                      f"{age(report.now - run.heartbeat)} ago")  # fmt: skip
+        tokens = f"{act.input_tokens + act.output_tokens:,}"
+        since = age(report.now - run.started)
+        who, tool = f"{run.host}/{run.worker}", escape(act.tool) or "-"
+        row = (run.issue_id, escape(run.title), who, since, tool, str(act.turns), tokens)
+        table.add_row(*row, f"${act.cost_usd:.4f}", f"{age(report.now - run.heartbeat)} ago")
     return table
 
 
 def _locks_table(report: StatusReport) -> Table:
-    table = Table(title="locks (this machine)", title_justify="left")
-    for column in ("path", "issue", "run", "host", "held for"):
-        table.add_column(column)
+    table = _table("locks (this machine)", ("path", "issue", "run", "host", "held for"))
     for lock in report.locks:
-        h = lock.holder
-        table.add_row(escape(lock.path), h.issue_id, h.run_id, h.host,
-                      age(report.now - lock.acquired))  # fmt: skip
+        h, held = lock.holder, age(report.now - lock.acquired)
+        table.add_row(escape(lock.path), h.issue_id, h.run_id, h.host, held)
     return table
 
 
 def _attention_table(records: Iterable[RunRecord], now: float) -> Table:
-    table = Table(title="needs attention", title_justify="left", title_style="bold red")
-    for column in ("issue", "outcome", "attempt", "when", "summary", "log"):
-        table.add_column(column)
+    columns = ("issue", "outcome", "attempt", "when", "summary", "log")
+    table = _table("needs attention", columns, title_style="bold red")
     for r in records:
-        style = _STYLE.get(r.outcome, "")
-        table.add_row(r.issue_id, f"[{style}]{r.outcome.value}[/]", str(r.attempt),
-                      f"{age(now - r.finished)} ago", escape(r.summary), r.log_path)  # fmt: skip
+        when = f"{age(now - r.finished)} ago"
+        row = (r.issue_id, styled(r.outcome), str(r.attempt), when, escape(r.summary))
+        table.add_row(*row, r.log_path)
     return table
 
 
@@ -159,10 +173,15 @@ def live_status(console: Console, collect: Callable[[], StatusReport], interval:
 
 def summary_line(records: list[RunRecord]) -> str:
     counts = {o: sum(1 for r in records if r.outcome is o) for o in Outcome}
+    failed = sum(1 for r in records if r.outcome.fails_run_command)
     cost = sum(r.cost_usd for r in records)
-    parts = [f"{counts[Outcome.DONE]} closed", f"{counts[Outcome.BLOCKED]} blocked",
-             f"{counts[Outcome.FAILED] + counts[Outcome.TIMED_OUT]} failed",
-             f"{counts[Outcome.SKIPPED]} skipped", f"${cost:.4f}"]  # fmt: skip
+    parts = [
+        f"{counts[Outcome.DONE]} closed",
+        f"{counts[Outcome.BLOCKED]} blocked",
+        f"{failed} failed",
+        f"{counts[Outcome.SKIPPED]} skipped",
+        f"${cost:.4f}",
+    ]
     return ", ".join(parts)
 
 

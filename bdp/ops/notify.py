@@ -70,11 +70,18 @@ class Event:
     @classmethod
     def for_outcome(cls, record: RunRecord) -> Event:
         return cls(
-            "outcome", record.issue_id, record.repo, title=record.title,
-            outcome=record.outcome.value, summary=record.summary, cost_usd=record.cost_usd,
-            log_path=record.log_path, attempt=record.attempt, run_id=record.run_id,
+            "outcome",
+            record.issue_id,
+            record.repo,
+            title=record.title,
+            outcome=record.outcome.value,
+            summary=record.summary,
+            cost_usd=record.cost_usd,
+            log_path=record.log_path,
+            attempt=record.attempt,
+            run_id=record.run_id,
             at=record.finished or time.time(),
-        )  # fmt: skip
+        )
 
     @classmethod
     def attention(
@@ -122,8 +129,9 @@ class Notifier:
                 self._run(body, event.to_env())
         except Exception as exc:  # whatever went wrong, the run's outcome stands
             why = self._redact(_why(exc, self.timeout))
-            log.warning("BDP_NOTIFY %s failed for %s %s: %s",
-                        self.label, event.kind, event.issue_id, why)  # fmt: skip
+            log.warning(
+                "BDP_NOTIFY %s failed for %s %s: %s", self.label, event.kind, event.issue_id, why
+            )
             return False
         return True
 
@@ -137,9 +145,13 @@ class Notifier:
     def _run(self, body: bytes, env: dict[str, str]) -> None:
         # A session of its own, so a timeout kills whatever the shell started too.
         with subprocess.Popen(
-            ["/bin/sh", "-c", self.target], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, env={**os.environ, **env}, start_new_session=True,
-        ) as proc:  # fmt: skip
+            ["/bin/sh", "-c", self.target],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **env},
+            start_new_session=True,
+        ) as proc:
             try:
                 _, err = proc.communicate(body, timeout=self.timeout)
             except subprocess.TimeoutExpired:

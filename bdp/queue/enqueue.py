@@ -6,7 +6,6 @@ concurrent enqueues of the same backlog never queue an issue twice.
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import time
@@ -20,7 +19,6 @@ from bdp.queue.app import App
 from bdp.repo.beads import BdCli, ReadyFilters
 from bdp.repo.git import work_tree_root
 
-log = logging.getLogger(__name__)
 EnqueueState = Literal["queued", "already queued", "running", "would queue"]
 
 

@@ -130,8 +130,10 @@ class Janitor:
             table = LockTable(self.settings.home, Path(run.repo))
             report.freed_locks += [f"{table.root.name}:{p}" for p in table.release_all(run.run_id)]
         actor = f"{_BDP_ACTOR}{run.host}/{run.worker}"
-        note = (f"bdp janitor: run {run.run_id} ({run.host}/{run.worker}) stopped responding "
-                f"during attempt {run.attempt}")  # fmt: skip
+        note = (
+            f"bdp janitor: run {run.run_id} ({run.host}/{run.worker}) stopped responding "
+            f"during attempt {run.attempt}"
+        )
         args = TaskArgs(run.repo, run.issue_id, run.attempt, max_cost=run.max_cost)
         self._reset_and_requeue(args, actor, note, report)
         record = RunRecord.ended(run, Outcome.ABANDONED, note)
@@ -158,8 +160,11 @@ class Janitor:
             raise
         report.reset.append(issue_id)
         if attempt >= self.settings.max_attempts:
-            beads.comment(issue_id, f"{note}; gave up after {attempt} attempts: needs a human",
-                          issue.assignee or "bdp")  # fmt: skip
+            beads.comment(
+                issue_id,
+                f"{note}; gave up after {attempt} attempts: needs a human",
+                issue.assignee or "bdp",
+            )
             self._unmark(repo, issue_id)
             report.needs_human.append(issue_id)
             return
@@ -168,8 +173,9 @@ class Janitor:
         report.requeued.append(issue_id)
 
     # -- locks ----------------------------------------------------------------------------
-    def _free_locks(self, table: LockTable, live: dict[str, Run], force: bool,
-                    report: SweepReport) -> None:  # fmt: skip
+    def _free_locks(
+        self, table: LockTable, live: dict[str, Run], force: bool, report: SweepReport
+    ) -> None:
         for lock in table.locks():
             if force or not self._lock_alive(lock, live):
                 if lock.holder.host == self.host:
@@ -209,6 +215,7 @@ class Janitor:
 
     # -- markers --------------------------------------------------------------------------
     def _clear_markers(self, report: SweepReport) -> None:
+        """Drop old markers whose task is no longer queued, or whose run no longer runs."""
         cutoff = time.time() - self.settings.stale_after
         old = [m for m in self.state.markers() if m.since < cutoff]
         if not old:
@@ -216,8 +223,10 @@ class Janitor:
         queued = {task.id for task in self.huey.pending()} | {t.id for t in self.huey.scheduled()}
         running = {(run.repo, run.issue_id) for run in self.state.runs()}
         for marker in old:
-            gone = marker.task_id not in queued if marker.state == "queued" else (
-                (marker.repo, marker.issue_id) not in running)  # fmt: skip
+            if marker.state == "queued":
+                gone = marker.task_id not in queued
+            else:
+                gone = (marker.repo, marker.issue_id) not in running
             if gone and self._unmark(marker.repo, marker.issue_id, marker.task_id):
                 report.cleared_markers.append(f"{marker.repo}:{marker.issue_id}")
 

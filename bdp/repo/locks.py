@@ -45,8 +45,13 @@ class Holder:
 
     @classmethod
     def here(cls, run_id: str, issue_id: str, started: float | None = None) -> Holder:
-        return cls(run_id, issue_id, socket.gethostname(), os.getpid(),
-                   time.time() if started is None else started)  # fmt: skip
+        return cls(
+            run_id,
+            issue_id,
+            socket.gethostname(),
+            os.getpid(),
+            time.time() if started is None else started,
+        )
 
 
 @dataclass(frozen=True)
@@ -259,10 +264,10 @@ class LockTable:
             return []
         cutoff = time.time() - older_than
         return [
-            d for d in self.root.iterdir()
-            if not d.name.startswith(".") and not (d / OWNER_FILE).exists()
-            and _mtime(d) < cutoff
-        ]  # fmt: skip
+            d
+            for d in self.root.iterdir()
+            if not d.name.startswith(".") and not (d / OWNER_FILE).exists() and _mtime(d) < cutoff
+        ]
 
     # -- waiting and deadlocks -------------------------------------------------------------
     def _wait_for(self, holder: Holder, blocker: Lock) -> None:
@@ -348,8 +353,9 @@ def _read_lock(directory: Path) -> Lock | None:
         data = json.loads((directory / OWNER_FILE).read_text())
     except (OSError, ValueError):
         return None
-    holder = Holder(data["run_id"], data["issue_id"], data["host"], int(data["pid"]),
-                    float(data["started"]))  # fmt: skip
+    holder = Holder(
+        data["run_id"], data["issue_id"], data["host"], int(data["pid"]), float(data["started"])
+    )
     return Lock(data.get("path") or unquote(directory.name), holder, float(data["acquired"]))
 
 

@@ -71,8 +71,12 @@ def run(
 def test_a_done_session_reports_its_files_cost_and_summary(
     api: FakeApi, workdir: Path, tmp_path: Path
 ) -> None:
-    api.script([ToolUse("Write", {"file_path": "hello.txt", "content": "hi\n"}),
-                Text("All good.\nDONE: wrote hello.txt")])  # fmt: skip
+    api.script(
+        [
+            ToolUse("Write", {"file_path": "hello.txt", "content": "hi\n"}),
+            Text("All good.\nDONE: wrote hello.txt"),
+        ]
+    )
 
     result = run(workdir, tmp_path)
 
@@ -145,8 +149,9 @@ def test_running_out_of_turns_leaves_the_session_unfinished_with_its_work_noted(
 def test_a_session_that_goes_quiet_is_stopped_as_hung(
     api: FakeApi, workdir: Path, tmp_path: Path
 ) -> None:
-    api.script([ToolUse("Write", {"file_path": "a.txt", "content": "a"}),
-                Delay(60, Text("DONE: late"))])  # fmt: skip
+    api.script(
+        [ToolUse("Write", {"file_path": "a.txt", "content": "a"}), Delay(60, Text("DONE: late"))]
+    )
 
     result = run(workdir, tmp_path, idle_timeout=2)
 
@@ -160,9 +165,13 @@ def test_a_continuation_resumes_the_earlier_session(
     api: FakeApi, workdir: Path, tmp_path: Path
 ) -> None:
     # Given a session that ran out of turns after one edit
-    api.script([ToolUse("Write", {"file_path": "a.txt", "content": "a"}),
-                ToolUse("Write", {"file_path": "b.txt", "content": "b"}),
-                Text("DONE: both files")])  # fmt: skip
+    api.script(
+        [
+            ToolUse("Write", {"file_path": "a.txt", "content": "a"}),
+            ToolUse("Write", {"file_path": "b.txt", "content": "b"}),
+            Text("DONE: both files"),
+        ]
+    )
     first = run(workdir, tmp_path, max_turns=1)
 
     # When a continuation resumes it
@@ -243,8 +252,12 @@ def test_live_progress_is_published_while_the_session_runs(
     api: FakeApi, workdir: Path, tmp_path: Path
 ) -> None:
     # Given a session whose second turn is slow, so it can be watched mid-way
-    api.script([ToolUse("Write", {"file_path": "a.txt", "content": "a"}),
-                Delay(1.5, Text("DONE: wrote a.txt"))])  # fmt: skip
+    api.script(
+        [
+            ToolUse("Write", {"file_path": "a.txt", "content": "a"}),
+            Delay(1.5, Text("DONE: wrote a.txt")),
+        ]
+    )
     request = request_for(workdir, tmp_path)
     seen: list[Activity] = []
 
@@ -327,8 +340,12 @@ def test_an_edit_of_a_file_another_run_holds_is_denied_with_the_holder_named(
     api: FakeApi, workdir: Path, tmp_path: Path
 ) -> None:
     LockTable(tmp_path / "home", workdir).acquire(["shared.py"], Holder.here("other", "t-zzz"))
-    api.script([ToolUse("Write", {"file_path": "shared.py", "content": "mine\n"}),
-                Text("BLOCKED: shared.py is busy")])  # fmt: skip
+    api.script(
+        [
+            ToolUse("Write", {"file_path": "shared.py", "content": "mine\n"}),
+            Text("BLOCKED: shared.py is busy"),
+        ]
+    )
 
     result = run(workdir, tmp_path, lock_wait=0.3)
 
@@ -344,12 +361,14 @@ def test_an_edit_of_a_file_another_run_holds_is_denied_with_the_holder_named(
 def test_the_agent_can_lock_list_and_unlock_files_with_its_tools(
     api: FakeApi, workdir: Path, tmp_path: Path
 ) -> None:
-    api.script([
-        ToolUse("mcp__bdp__lock_files", {"paths": ["b.py", "a.py"]}),
-        ToolUse("mcp__bdp__list_locks", {}),
-        ToolUse("mcp__bdp__unlock_files", {"paths": ["b.py"]}),
-        Text("DONE: planned"),
-    ])  # fmt: skip
+    api.script(
+        [
+            ToolUse("mcp__bdp__lock_files", {"paths": ["b.py", "a.py"]}),
+            ToolUse("mcp__bdp__list_locks", {}),
+            ToolUse("mcp__bdp__unlock_files", {"paths": ["b.py"]}),
+            Text("DONE: planned"),
+        ]
+    )
 
     result = run(workdir, tmp_path)
 
@@ -425,12 +444,14 @@ def test_a_failing_gate_goes_back_to_the_session_until_it_passes(
     api: FakeApi, workdir: Path, tmp_path: Path
 ) -> None:
     # Given an agent that first writes a broken file, then fixes it when the gate complains
-    api.script([
-        ToolUse("Write", {"file_path": "feature.py", "content": "bad\n"}),
-        Text("DONE: wrote the feature"),
-        ToolUse("Write", {"file_path": "feature.py", "content": "good\n"}),
-        Text("DONE: fixed the failing test"),
-    ])  # fmt: skip
+    api.script(
+        [
+            ToolUse("Write", {"file_path": "feature.py", "content": "bad\n"}),
+            Text("DONE: wrote the feature"),
+            ToolUse("Write", {"file_path": "feature.py", "content": "good\n"}),
+            Text("DONE: fixed the failing test"),
+        ]
+    )
     calls: list[str] = []
     request = replace(request_for(workdir, tmp_path), gate=gate_on(workdir, calls), fix_rounds=2)
 
@@ -449,12 +470,14 @@ def test_a_failing_gate_goes_back_to_the_session_until_it_passes(
 def test_a_gate_that_never_passes_fails_the_run_with_its_output(
     api: FakeApi, workdir: Path, tmp_path: Path
 ) -> None:
-    api.script([
-        ToolUse("Write", {"file_path": "feature.py", "content": "bad\n"}),
-        Text("DONE: wrote it"),
-        Text("DONE: I am sure it is fine"),
-        Text("DONE: really"),
-    ])  # fmt: skip
+    api.script(
+        [
+            ToolUse("Write", {"file_path": "feature.py", "content": "bad\n"}),
+            Text("DONE: wrote it"),
+            Text("DONE: I am sure it is fine"),
+            Text("DONE: really"),
+        ]
+    )
     calls: list[str] = []
     request = replace(request_for(workdir, tmp_path), gate=gate_on(workdir, calls), fix_rounds=1)
 
@@ -473,12 +496,15 @@ def test_a_reviewer_rejects_then_approves_after_a_fix_round(
     api: FakeApi, workdir: Path, tmp_path: Path
 ) -> None:
     # Given an implementing session that fixes what the reviewer finds
-    api.script([
-        ToolUse("Write", {"file_path": "feature.py", "content": "x = 1\n"}),
-        Text("DONE: added x"),
-        ToolUse("Write", {"file_path": "test_feature.py", "content": "assert True\n"}),
-        Text("DONE: added x with a test"),
-    ], match="Implement beads issue t-abc")  # fmt: skip
+    api.script(
+        [
+            ToolUse("Write", {"file_path": "feature.py", "content": "x = 1\n"}),
+            Text("DONE: added x"),
+            ToolUse("Write", {"file_path": "test_feature.py", "content": "assert True\n"}),
+            Text("DONE: added x with a test"),
+        ],
+        match="Implement beads issue t-abc",
+    )
     api.fail_next(Text("No test for x.\nCHANGES: add a test for x"), match=REVIEW)
     api.script([Text("Looks right now.\nAPPROVE")], match=REVIEW)
     request = replace(request_for(workdir, tmp_path), review_rounds=1)
@@ -501,10 +527,13 @@ def test_a_reviewer_rejects_then_approves_after_a_fix_round(
 def test_findings_that_outlast_the_review_rounds_fail_the_run(
     api: FakeApi, workdir: Path, tmp_path: Path
 ) -> None:
-    api.script([
-        ToolUse("Write", {"file_path": "feature.py", "content": "x = 1\n"}),
-        Text("DONE: added x"),
-    ], match="Implement beads issue t-abc")  # fmt: skip
+    api.script(
+        [
+            ToolUse("Write", {"file_path": "feature.py", "content": "x = 1\n"}),
+            Text("DONE: added x"),
+        ],
+        match="Implement beads issue t-abc",
+    )
     api.script([Text("CHANGES: x is wrong")], match=REVIEW)
     request = replace(request_for(workdir, tmp_path), review_rounds=0)
 
@@ -519,8 +548,13 @@ def test_findings_that_outlast_the_review_rounds_fail_the_run(
 def test_a_session_whose_context_is_full_is_unfinished_not_failed(
     api: FakeApi, workdir: Path, tmp_path: Path
 ) -> None:
-    too_long = {"type": "error", "error": {"type": "invalid_request_error",
-                "message": "prompt is too long: 250000 tokens > 200000 maximum"}}  # fmt: skip
+    too_long = {
+        "type": "error",
+        "error": {
+            "type": "invalid_request_error",
+            "message": "prompt is too long: 250000 tokens > 200000 maximum",
+        },
+    }
     api.script([ToolUse("Write", {"file_path": "a.txt", "content": "a"}), Status(400, too_long)])
 
     result = run(workdir, tmp_path)

@@ -1,4 +1,4 @@
-"""Unit tests for bdp/prompt.py: the prompt an agent gets and how its verdict is read."""
+"""Unit tests for bdp/agent/prompt.py: the prompt an agent gets and how its verdict is read."""
 
 from __future__ import annotations
 

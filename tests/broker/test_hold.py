@@ -35,8 +35,11 @@ def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
 
 
 def spend(app: App, usd: float, issue: str = "t-1") -> None:
-    app.state.record(RunRecord("r" + issue, issue, "/repo", "x", Outcome.DONE, "ok",
-                               finished=time.time(), cost_usd=usd))  # fmt: skip
+    app.state.record(
+        RunRecord(
+            "r" + issue, issue, "/repo", "x", Outcome.DONE, "ok", finished=time.time(), cost_usd=usd
+        )
+    )
 
 
 def test_no_hold_while_the_budget_lasts_then_a_budget_hold(app: App) -> None:
@@ -61,8 +64,11 @@ def test_without_a_budget_spending_never_holds() -> None:
 
 
 def test_the_review_cost_counts_against_the_budget_and_the_issue(app: App) -> None:
-    app.state.record(RunRecord("r1", "t-1", "/repo", "x", Outcome.DONE, "ok", cost_usd=0.25,
-                               review_cost_usd=0.75))  # fmt: skip
+    app.state.record(
+        RunRecord(
+            "r1", "t-1", "/repo", "x", Outcome.DONE, "ok", cost_usd=0.25, review_cost_usd=0.75
+        )
+    )
 
     assert app.state.spent_usd() == pytest.approx(1.0)
     assert app.state.issue_cost("/repo", "t-1") == pytest.approx(1.0)

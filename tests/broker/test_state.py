@@ -1,4 +1,4 @@
-"""Unit tests for bdp/state.py on each kind of storage bdp can run on.
+"""Unit tests for bdp/broker/state.py on each kind of storage bdp can run on.
 
 Memory is Huey's in-process storage; SQLite is the default broker; fakeredis stands in
 for a Redis server (a real one is exercised by the integration tests).

@@ -262,10 +262,16 @@ def test_logs_json_gives_the_raw_messages_of_the_chosen_run(tmp_path: Path) -> N
     env = {**os.environ, "BDP_HOME": str(home)}
 
     # When scripts ask for one issue's messages as JSON
-    done = subprocess.run([BDP, "logs", "--agent", "t-abc", "--json"], env=env,
-                          capture_output=True, text=True, check=False)  # fmt: skip
-    tail = subprocess.run([BDP, "logs", "--json", "-n", "1"], env=env,
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        [BDP, "logs", "--agent", "t-abc", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    tail = subprocess.run(
+        [BDP, "logs", "--json", "-n", "1"], env=env, capture_output=True, text=True, check=False
+    )
 
     # Then every line is one JSON message of that run
     assert done.returncode == 0, done.stderr

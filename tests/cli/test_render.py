@@ -16,22 +16,65 @@ NOW = time.time()
 
 
 def report(**more: object) -> StatusReport:
-    run = Run("run1", "t-1", "/repo", "Add a greeting", "box", 7, "7-Worker-1", 1,
-              NOW - 125, NOW + 600, NOW - 3)  # fmt: skip
-    failed = RunRecord("r9", "t-9", "/repo", "Fix [bold] parser", Outcome.FAILED,
-                       "gate failed: [red]pytest[/red]", attempt=2, started=NOW - 90,
-                       finished=NOW - 60, cost_usd=0.4, log_path="/logs/t-9.log")  # fmt: skip
-    done = RunRecord("r8", "t-8", "/repo", "Docs", Outcome.DONE, "wrote docs",
-                     started=NOW - 80, finished=NOW - 70, cost_usd=0.1)  # fmt: skip
+    run = Run(
+        "run1",
+        "t-1",
+        "/repo",
+        "Add a greeting",
+        "box",
+        7,
+        "7-Worker-1",
+        1,
+        NOW - 125,
+        NOW + 600,
+        NOW - 3,
+    )
+    failed = RunRecord(
+        "r9",
+        "t-9",
+        "/repo",
+        "Fix [bold] parser",
+        Outcome.FAILED,
+        "gate failed: [red]pytest[/red]",
+        attempt=2,
+        started=NOW - 90,
+        finished=NOW - 60,
+        cost_usd=0.4,
+        log_path="/logs/t-9.log",
+    )
+    done = RunRecord(
+        "r8",
+        "t-8",
+        "/repo",
+        "Docs",
+        Outcome.DONE,
+        "wrote docs",
+        started=NOW - 80,
+        finished=NOW - 70,
+        cost_usd=0.1,
+    )
     lock = Lock("src/app.py", Holder("run1", "t-1", "box", 7, NOW - 125), NOW - 30)
     values: dict[str, object] = dict(
-        broker="redis://:***@127.0.0.1:6390/0", queued=12, scheduled=3, runs=[run],
-        recent=[failed, done], locks=[lock], now=NOW, day=[failed, done], spent_usd=1.5,
+        broker="redis://:***@127.0.0.1:6390/0",
+        queued=12,
+        scheduled=3,
+        runs=[run],
+        recent=[failed, done],
+        locks=[lock],
+        now=NOW,
+        day=[failed, done],
+        spent_usd=1.5,
         budget_usd=20.0,
         activities={"run1": Activity("Edit src/app.py", 7, 9000, 1500, 0.3456, NOW - 1)},
-        last_sweep={"at": NOW - 40, "host": "box", "freed_locks": ["a"], "reset": [],
-                    "requeued": [], "cleared_markers": []},
-    )  # fmt: skip
+        last_sweep={
+            "at": NOW - 40,
+            "host": "box",
+            "freed_locks": ["a"],
+            "reset": [],
+            "requeued": [],
+            "cleared_markers": [],
+        },
+    )
     values.update(more)
     return StatusReport(**values)  # type: ignore[arg-type]
 
@@ -46,8 +89,15 @@ def test_the_view_shows_each_running_agents_live_numbers() -> None:
     text = rendered(report())
 
     row = next(line for line in text.splitlines() if "t-1" in line and "Add a greeting" in line)
-    for shown in ("box/7-Worker-1", "2m05s", "Edit src/app.py", " 7 ", "10,500", "$0.3456",
-                  "3s ago"):  # fmt: skip
+    for shown in (
+        "box/7-Worker-1",
+        "2m05s",
+        "Edit src/app.py",
+        " 7 ",
+        "10,500",
+        "$0.3456",
+        "3s ago",
+    ):
         assert shown in row
     assert "queued 12   scheduled 3   running 1   spent $1.50 of $20.00" in text
 
@@ -110,8 +160,10 @@ def test_the_live_view_redraws_with_fresh_numbers_until_ctrl_c() -> None:
 
 
 def test_a_long_attention_list_is_cut_and_counted() -> None:
-    failures = [RunRecord(f"r{n}", f"t-{n}", "/repo", "x", Outcome.FAILED, "no",
-                          finished=NOW - n) for n in range(25)]  # fmt: skip
+    failures = [
+        RunRecord(f"r{n}", f"t-{n}", "/repo", "x", Outcome.FAILED, "no", finished=NOW - n)
+        for n in range(25)
+    ]
 
     text = rendered(report(day=failures, recent=[]))
 

@@ -16,9 +16,14 @@ BDP = str(Path(sys.executable).parent / "bdp")
 def bdp(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run the real `bdp` console script; never raises on a failing exit."""
     return subprocess.run(
-        [BDP, *args], env=env, capture_output=True, text=True, timeout=timeout,
-        stdin=subprocess.DEVNULL, check=False,
-    )  # fmt: skip
+        [BDP, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
 
 
 def bdp_json(env: dict[str, str], *args: str) -> Any:

@@ -22,10 +22,15 @@ def test_repeated_and_concurrent_enqueue_never_queues_an_issue_twice(
 
     # When six enqueues race, then one more runs after them
     racers = [
-        subprocess.Popen([BDP, "enqueue", str(repo), "--json"], env=broker_env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [BDP, "enqueue", str(repo), "--json"],
+            env=broker_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(6)
-    ]  # fmt: skip
+    ]
     outputs = [p.communicate(timeout=60) for p in racers]
     assert all(p.returncode == 0 for p in racers), [err for _, err in outputs]
     again = bdp_json(broker_env, "enqueue", str(repo))

@@ -17,8 +17,13 @@ from tests.support.processes import HueyConsumer, agent_processes, wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 
-def start_consumer(env: dict[str, str], tmp_path: Path, workers: int = 2, kind: str = "thread",
-                   name: str = "consumer") -> HueyConsumer:  # fmt: skip
+def start_consumer(
+    env: dict[str, str],
+    tmp_path: Path,
+    workers: int = 2,
+    kind: str = "thread",
+    name: str = "consumer",
+) -> HueyConsumer:
     return HueyConsumer(env, tmp_path / f"{name}.log", workers=workers, kind=kind).start()
 
 
@@ -37,8 +42,14 @@ def commits_by_subject(repo: Path) -> dict[str, str]:
 
 
 def comments_of(repo: Path, issue_id: str, env: dict[str, str]) -> str:
-    done = subprocess.run(["bd", "comments", issue_id, "--json"], cwd=repo, env=env,
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    done = subprocess.run(
+        ["bd", "comments", issue_id, "--json"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return done.stdout
 
 
@@ -51,8 +62,10 @@ def test_ready_issues_are_closed_with_commits_of_exactly_their_files(
     broker_env: dict[str, str], repo: Path, fake_api: FakeApi, tmp_path: Path, kind: str
 ) -> None:
     # Given three ready issues and an unrelated uncommitted change in the work tree
-    titles = {create_issue(repo, f"Feature {n}", description=f"Add feature {n}"): f"Feature {n}"
-              for n in range(3)}  # fmt: skip
+    titles = {
+        create_issue(repo, f"Feature {n}", description=f"Add feature {n}"): f"Feature {n}"
+        for n in range(3)
+    }
     for issue_id in titles:
         script_write_then_done(fake_api, issue_id, f"src/{issue_id}.txt")
     (repo / "README.md").write_text("someone else's edit\n")

@@ -48,14 +48,25 @@ class Honcho:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Honcho:
-        argv = [HONCHO, "start", "-f", "Procfile", "-e", str(self.log.with_suffix(".env")),
-                "--no-colour"]  # fmt: skip
+        argv = [
+            HONCHO,
+            "start",
+            "-f",
+            "Procfile",
+            "-e",
+            str(self.log.with_suffix(".env")),
+            "--no-colour",
+        ]
         self.log.with_suffix(".env").write_text("")  # no developer .env leaks into the test
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
-                argv, cwd=ROOT, env={**self.env, MARK: self.token}, stdout=out,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )  # fmt: skip
+                argv,
+                cwd=ROOT,
+                env={**self.env, MARK: self.token},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
         return self
 
     def output(self) -> str:

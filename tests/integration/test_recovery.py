@@ -27,10 +27,16 @@ def script_attempt(api: FakeApi, repo: Path, issue_id: str, attempt: int, steps:
 
 def hang_after_a_write(api: FakeApi, repo: Path, issue_id: str, filename: str) -> None:
     """Attempt 1 writes ``filename`` (taking its lock) and then waits on the API for good."""
-    script_attempt(api, repo, issue_id, 1, [
-        ToolUse("Write", {"file_path": filename, "content": "half done\n"}),
-        Delay(120, Text("DONE: too late")),
-    ])  # fmt: skip
+    script_attempt(
+        api,
+        repo,
+        issue_id,
+        1,
+        [
+            ToolUse("Write", {"file_path": filename, "content": "half done\n"}),
+            Delay(120, Text("DONE: too late")),
+        ],
+    )
 
 
 def lock_count(env: dict[str, str]) -> int:
@@ -103,10 +109,16 @@ def test_a_killed_consumer_is_recovered_by_another_and_the_issue_done_once(
     # Given attempt 1 hangs after writing its file, and attempt 2 will finish it
     issue_id = create_issue(repo, "Survive a crash")
     hang_after_a_write(fake_api, repo, issue_id, "crash.txt")
-    script_attempt(fake_api, repo, issue_id, 2, [
-        ToolUse("Write", {"file_path": "crash.txt", "content": "done right\n"}),
-        Text("DONE: finished after the crash"),
-    ])  # fmt: skip
+    script_attempt(
+        fake_api,
+        repo,
+        issue_id,
+        2,
+        [
+            ToolUse("Write", {"file_path": "crash.txt", "content": "done right\n"}),
+            Text("DONE: finished after the crash"),
+        ],
+    )
     fast = {**env, **FAST_RECOVERY}
     assert bdp(fast, "enqueue", str(repo)).returncode == 0
     first = consumer(fast, tmp_path, "first")
@@ -139,10 +151,13 @@ def test_two_sessions_editing_one_file_take_turns(
     # Given two issues whose sessions both write shared.txt, then take a while to finish
     ids = [create_issue(repo, f"Edit {n}") for n in range(2)]
     for issue_id in ids:
-        fake_api.script([
-            ToolUse("Write", {"file_path": "shared.txt", "content": f"{issue_id}\n"}),
-            Delay(2, Text(f"DONE: {issue_id} edited shared.txt")),
-        ], match=marker(issue_id))  # fmt: skip
+        fake_api.script(
+            [
+                ToolUse("Write", {"file_path": "shared.txt", "content": f"{issue_id}\n"}),
+                Delay(2, Text(f"DONE: {issue_id} edited shared.txt")),
+            ],
+            match=marker(issue_id),
+        )
 
     # When two workers run them at once
     assert bdp(env, "enqueue", str(repo)).returncode == 0
@@ -169,8 +184,13 @@ def test_a_redis_restart_loses_no_queued_task_and_workers_carry_on(
     try:
         ids = [create_issue(repo, f"Queued {n}") for n in range(2)]
         for issue_id in ids:
-            fake_api.script([ToolUse("Write", {"file_path": f"{issue_id}.txt", "content": "x"}),
-                             Text("DONE: ok")], match=marker(issue_id))  # fmt: skip
+            fake_api.script(
+                [
+                    ToolUse("Write", {"file_path": f"{issue_id}.txt", "content": "x"}),
+                    Text("DONE: ok"),
+                ],
+                match=marker(issue_id),
+            )
         assert bdp(redis_env, "enqueue", str(repo)).returncode == 0
 
         # While Redis is down, status and enqueue fail with one clear line
@@ -197,11 +217,14 @@ def test_an_issue_that_outgrows_its_session_is_continued_to_the_end(
 ) -> None:
     # Given a session allowed two turns, for work that takes three
     issue_id = create_issue(repo, "Big change")
-    fake_api.script([
-        ToolUse("Write", {"file_path": "part1.txt", "content": "one\n"}),
-        ToolUse("Write", {"file_path": "part2.txt", "content": "two\n"}),
-        Text("DONE: both parts"),
-    ], match=marker(issue_id))  # fmt: skip
+    fake_api.script(
+        [
+            ToolUse("Write", {"file_path": "part1.txt", "content": "one\n"}),
+            ToolUse("Write", {"file_path": "part2.txt", "content": "two\n"}),
+            Text("DONE: both parts"),
+        ],
+        match=marker(issue_id),
+    )
     short = {**env, "BDP_MAX_TURNS": "2"}
 
     # When a consumer works on it
@@ -226,10 +249,13 @@ def test_a_hung_session_is_stopped_and_continued_to_the_end(
 ) -> None:
     # Given a session whose API goes quiet once, after its first edit
     issue_id = create_issue(repo, "Flaky upstream mid-way")
-    fake_api.script([
-        ToolUse("Write", {"file_path": "first.txt", "content": "1\n"}),
-        Text("DONE: finished after the hang"),
-    ], match=marker(issue_id))  # fmt: skip
+    fake_api.script(
+        [
+            ToolUse("Write", {"file_path": "first.txt", "content": "1\n"}),
+            Text("DONE: finished after the hang"),
+        ],
+        match=marker(issue_id),
+    )
     fake_api.fail_next(Delay(120, Text("DONE: never")), match=marker(issue_id), at_turn=1)
     quiet = {**env, "BDP_IDLE_TIMEOUT": "2"}
 

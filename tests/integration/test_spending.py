@@ -191,8 +191,9 @@ def test_a_spent_queue_budget_holds_the_other_issues_until_it_is_raised(
 def usage_limit(epoch: int) -> Status:
     """A 429 as the API answers when the account's usage limit is reached."""
     message = f"Claude AI usage limit reached|{epoch}"
-    return Status(429, body={"type": "error", "error": {"type": "rate_limit_error",
-                                                        "message": message}})  # fmt: skip
+    return Status(
+        429, body={"type": "error", "error": {"type": "rate_limit_error", "message": message}}
+    )
 
 
 def test_a_usage_limit_pauses_the_queue_until_its_reset_time_then_work_resumes(

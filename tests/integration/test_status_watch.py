@@ -34,9 +34,14 @@ class Terminal:
         self.conf.write_text("set -g remain-on-exit on\n")
 
     def tmux(self, *args: str) -> str:
-        done = subprocess.run(["tmux", "-L", self.socket, "-f", str(self.conf), *args],
-                              env=self.env, capture_output=True, text=True, timeout=20,
-                              check=True)  # fmt: skip
+        done = subprocess.run(
+            ["tmux", "-L", self.socket, "-f", str(self.conf), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        )
         return done.stdout
 
     def start(self, command: str) -> None:
@@ -50,8 +55,13 @@ class Terminal:
         return self.tmux("display-message", "-p", "-t", "t", f"#{{{field}}}").strip()
 
     def stop(self) -> None:
-        subprocess.run(["tmux", "-L", self.socket, "kill-server"], env=self.env,
-                       capture_output=True, timeout=20, check=False)  # fmt: skip
+        subprocess.run(
+            ["tmux", "-L", self.socket, "kill-server"],
+            env=self.env,
+            capture_output=True,
+            timeout=20,
+            check=False,
+        )
 
 
 @pytest.fixture
@@ -71,8 +81,11 @@ def test_the_live_view_follows_the_queue_and_leaves_cleanly_on_ctrl_c(
 
     # When an agent starts and publishes what it is doing
     now = time.time()
-    app.state.register(Run("run1", "t-7", "/repo", "Add a greeting", "box", 1, "1-Worker-1",
-                           1, now, now + 600, now))  # fmt: skip
+    app.state.register(
+        Run(
+            "run1", "t-7", "/repo", "Add a greeting", "box", 1, "1-Worker-1", 1, now, now + 600, now
+        )
+    )
     app.state.report_activity("run1", Activity("Edit greet.py", 3, 4000, 500, 0.0421, now))
 
     # Then the screen shows it on a following refresh, without a restart

@@ -19,8 +19,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 def start(env: dict[str, str], tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], Path]:
     out = tmp_path / "watch.out"
     with out.open("w") as sink:
-        process = subprocess.Popen([BDP, *args], env=env, stdout=sink, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, text=True)  # fmt: skip
+        process = subprocess.Popen(
+            [BDP, *args],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
     return process, out
 
 
@@ -29,16 +35,26 @@ def test_run_watch_does_the_follow_up_work_an_agent_files(
 ) -> None:
     # Given an issue whose agent files a follow-up with `bd create --deps discovered-from`
     first = create_issue(repo, "Build the parser")
-    fake_api.script([
-        ToolUse("Write", {"file_path": "parser.py", "content": "parse = 1\n"}),
-        ToolUse("Bash", {"command": f"bd create 'Parser error messages' -d 'found while "
-                                    f"parsing' --deps discovered-from:{first} --silent"}),
-        Text("DONE: parser built; filed a follow-up"),
-    ], match=marker(first))  # fmt: skip
-    fake_api.script([
-        ToolUse("Write", {"file_path": "errors.py", "content": "errors = 1\n"}),
-        Text("DONE: error messages"),
-    ])  # fmt: skip
+    fake_api.script(
+        [
+            ToolUse("Write", {"file_path": "parser.py", "content": "parse = 1\n"}),
+            ToolUse(
+                "Bash",
+                {
+                    "command": f"bd create 'Parser error messages' -d 'found while "
+                    f"parsing' --deps discovered-from:{first} --silent"
+                },
+            ),
+            Text("DONE: parser built; filed a follow-up"),
+        ],
+        match=marker(first),
+    )
+    fake_api.script(
+        [
+            ToolUse("Write", {"file_path": "errors.py", "content": "errors = 1\n"}),
+            Text("DONE: error messages"),
+        ]
+    )
 
     # When `bdp run --watch` works on the repo
     process, out = start(env, tmp_path, "run", str(repo), "-n", "1", "--watch", "--interval", "1s")

@@ -38,17 +38,28 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def record(n: int, outcome: Outcome, seconds: float, cost: float) -> RunRecord:
-    return RunRecord(f"r{n}", f"t-{n}", "/repo", "x", outcome, "s", started=1000.0,
-                     finished=1000.0 + seconds, cost_usd=cost, input_tokens=100,
-                     output_tokens=10)  # fmt: skip
+    return RunRecord(
+        f"r{n}",
+        f"t-{n}",
+        "/repo",
+        "x",
+        outcome,
+        "s",
+        started=1000.0,
+        finished=1000.0 + seconds,
+        cost_usd=cost,
+        input_tokens=100,
+        output_tokens=10,
+    )
 
 
 def test_metrics_count_outcomes_cost_tokens_durations_and_queue(app: App) -> None:
     # Given three finished runs, a lost claim, two queued tasks and a janitor action
     app.state.record(record(1, Outcome.DONE, 30, 0.25))
     app.state.record(record(2, Outcome.DONE, 400, 0.5))
-    waited = replace(record(3, Outcome.FAILED, 5000, 0.0), lock_waits=3, lock_wait_seconds=61.5,
-                     lock_timeouts=1)  # fmt: skip
+    waited = replace(
+        record(3, Outcome.FAILED, 5000, 0.0), lock_waits=3, lock_wait_seconds=61.5, lock_timeouts=1
+    )
     app.state.record(waited)
     app.state.record(record(4, Outcome.SKIPPED, 0, 0.0))
     app.tasks.run_issue("/repo", "t-9", 1)
@@ -77,8 +88,9 @@ def test_metrics_count_outcomes_cost_tokens_durations_and_queue(app: App) -> Non
 
 
 def test_bdp_metrics_prints_the_text_format(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["metrics"], env={"BDP_HOME": str(tmp_path / "h")},
-                                catch_exceptions=False)  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["metrics"], env={"BDP_HOME": str(tmp_path / "h")}, catch_exceptions=False
+    )
 
     assert result.exit_code == 0
     assert "# TYPE bdp_queue_depth gauge" in result.output

@@ -98,9 +98,19 @@ def outcome_named(value: str) -> Outcome:
 
 
 def record(outcome: str = "DONE") -> RunRecord:
-    return RunRecord("r1", "t-1", "/repo", "Fix the parser", outcome_named(outcome),
-                     "fixed it's parser", attempt=2, started=1000.0, finished=1060.0,
-                     cost_usd=0.1234, log_path="/logs/t-1.log")  # fmt: skip
+    return RunRecord(
+        "r1",
+        "t-1",
+        "/repo",
+        "Fix the parser",
+        outcome_named(outcome),
+        "fixed it's parser",
+        attempt=2,
+        started=1000.0,
+        finished=1060.0,
+        cost_usd=0.1234,
+        log_path="/logs/t-1.log",
+    )
 
 
 def send_failing(notifier: Notifier, caplog: pytest.LogCaptureFixture) -> str:
@@ -121,10 +131,19 @@ def test_a_url_receives_the_event_as_a_json_post(receiver: Receiver) -> None:
     assert got.path == "/hook"
     assert got.headers["content-type"] == "application/json"
     assert json.loads(got.body) == {
-        "kind": "outcome", "issue_id": "t-1", "repo": "/repo", "title": "Fix the parser",
-        "outcome": "DONE", "summary": "fixed it's parser", "cost_usd": 0.1234,
-        "log_path": "/logs/t-1.log", "attempt": 2, "run_id": "r1", "reason": "", "at": 1060.0,
-    }  # fmt: skip
+        "kind": "outcome",
+        "issue_id": "t-1",
+        "repo": "/repo",
+        "title": "Fix the parser",
+        "outcome": "DONE",
+        "summary": "fixed it's parser",
+        "cost_usd": 0.1234,
+        "log_path": "/logs/t-1.log",
+        "attempt": 2,
+        "run_id": "r1",
+        "reason": "",
+        "at": 1060.0,
+    }
 
 
 def test_url_credentials_go_in_a_basic_auth_header_not_the_host(receiver: Receiver) -> None:
@@ -144,11 +163,19 @@ def test_a_command_gets_the_event_on_stdin_and_as_variables(tmp_path: Path) -> N
     assert json.loads(stdin.read_text())["summary"] == "fixed it's parser"
     assert json.loads(stdin.read_text())["issue_id"] == "t-1"
     variables = dict(line.split("=", 1) for line in env.read_text().splitlines() if "=" in line)
-    assert variables.items() >= {
-        "BDP_EVENT": "outcome", "BDP_ISSUE": "t-1", "BDP_OUTCOME": "DONE",
-        "BDP_SUMMARY": "fixed it's parser", "BDP_COST_USD": "0.1234",
-        "BDP_LOG": "/logs/t-1.log", "BDP_REPO": "/repo", "BDP_REASON": "",
-    }.items()  # fmt: skip
+    assert (
+        variables.items()
+        >= {
+            "BDP_EVENT": "outcome",
+            "BDP_ISSUE": "t-1",
+            "BDP_OUTCOME": "DONE",
+            "BDP_SUMMARY": "fixed it's parser",
+            "BDP_COST_USD": "0.1234",
+            "BDP_LOG": "/logs/t-1.log",
+            "BDP_REPO": "/repo",
+            "BDP_REASON": "",
+        }.items()
+    )
 
 
 def test_a_webhook_answering_500_is_a_warning(
@@ -259,10 +286,19 @@ def test_an_attention_event_without_a_run_carries_the_issue_and_reason() -> None
     event = Event.attention("t-7", "/repo", "3 attempts failed", title="Flaky")
 
     assert event.to_json() | {"at": 0} == {
-        "kind": "attention", "issue_id": "t-7", "repo": "/repo", "title": "Flaky", "outcome": "",
-        "summary": "", "cost_usd": 0.0, "log_path": "", "attempt": 1, "run_id": "",
-        "reason": "3 attempts failed", "at": 0,
-    }  # fmt: skip
+        "kind": "attention",
+        "issue_id": "t-7",
+        "repo": "/repo",
+        "title": "Flaky",
+        "outcome": "",
+        "summary": "",
+        "cost_usd": 0.0,
+        "log_path": "",
+        "attempt": 1,
+        "run_id": "",
+        "reason": "3 attempts failed",
+        "at": 0,
+    }
 
 
 def test_no_notifier_without_bdp_notify(tmp_path: Path) -> None:

@@ -28,8 +28,17 @@ def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
 
 
 def record(n: int) -> RunRecord:
-    return RunRecord(f"r{n}", f"t-{n}", "/repo", f"Issue {n}", Outcome.DONE, "ok",
-                     started=1000.0 + n, finished=2000.0 + n, cost_usd=0.01 * n)  # fmt: skip
+    return RunRecord(
+        f"r{n}",
+        f"t-{n}",
+        "/repo",
+        f"Issue {n}",
+        Outcome.DONE,
+        "ok",
+        started=1000.0 + n,
+        finished=2000.0 + n,
+        cost_usd=0.01 * n,
+    )
 
 
 def test_status_matches_what_huey_and_the_state_hold(app: App) -> None:
@@ -41,8 +50,9 @@ def test_status_matches_what_huey_and_the_state_hold(app: App) -> None:
     app.huey.add_schedule(retry)
     now = time.time()
     for n in (2, 1):
-        app.state.register(Run(f"run{n}", f"t-{n}", "/repo", "x", "h", 1, "w", 1,
-                               now - n, now + 60, now - 30))  # fmt: skip
+        app.state.register(
+            Run(f"run{n}", f"t-{n}", "/repo", "x", "h", 1, "w", 1, now - n, now + 60, now - 30)
+        )
     app.state.beat("run1", now)
     for n in range(15):
         app.state.record(record(n))
@@ -77,12 +87,27 @@ def test_status_shows_live_progress_holds_spending_and_what_needs_attention(app:
     app.state.register(Run("run1", "t-1", "/repo", "x", "h", 1, "w", 1, now, now + 60, now))
     app.state.report_activity("run1", Activity("Edit src/a.py", 4, 1200, 300, 0.25, now))
     app.state.set_pause({"until": now + 600, "reason": "usage limit", "since": now})
-    day = [("t-2", Outcome.FAILED), ("t-3", Outcome.DONE), ("t-2", Outcome.DONE),
-           ("t-4", Outcome.BLOCKED), ("t-5", Outcome.OVER_BUDGET)]  # fmt: skip
+    day = [
+        ("t-2", Outcome.FAILED),
+        ("t-3", Outcome.DONE),
+        ("t-2", Outcome.DONE),
+        ("t-4", Outcome.BLOCKED),
+        ("t-5", Outcome.OVER_BUDGET),
+    ]
     for n, (issue, outcome) in enumerate(day):
-        app.state.record(RunRecord(f"d{n}", issue, "/repo", "x", outcome, "s",
-                                   started=now - 100 + n, finished=now - 50 + n,
-                                   cost_usd=0.5))  # fmt: skip
+        app.state.record(
+            RunRecord(
+                f"d{n}",
+                issue,
+                "/repo",
+                "x",
+                outcome,
+                "s",
+                started=now - 100 + n,
+                finished=now - 50 + n,
+                cost_usd=0.5,
+            )
+        )
     app.state.record(record(1))  # long ago: in no daily total
 
     report = collect_status(app.settings, recent=3)
@@ -107,8 +132,12 @@ def test_status_shows_live_progress_holds_spending_and_what_needs_attention(app:
 
 def test_a_spent_budget_shows_as_a_hold_in_status(app: App, tmp_path: Path) -> None:
     app.state.record(record(100))  # $1.00
-    settings = Settings(home=app.settings.home, redis_url=app.settings.redis_url,
-                        queue=app.settings.queue, budget_usd=0.5)  # fmt: skip
+    settings = Settings(
+        home=app.settings.home,
+        redis_url=app.settings.redis_url,
+        queue=app.settings.queue,
+        budget_usd=0.5,
+    )
 
     report = collect_status(settings)
 

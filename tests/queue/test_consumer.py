@@ -34,8 +34,9 @@ def test_a_redis_queue_keeps_hueys_delay_because_its_workers_block(redis_url: st
 
 def held_app(tmp_path: Path) -> App:
     """A SQLite queue whose $1 budget is spent, with one issue's task queued."""
-    app = App.create(Settings(home=tmp_path / "home", budget_usd=1.0),
-                     agent=lambda _s: StubAgentRunner())  # fmt: skip
+    app = App.create(
+        Settings(home=tmp_path / "home", budget_usd=1.0), agent=lambda _s: StubAgentRunner()
+    )
     app.state.record(RunRecord("r0", "t-0", "/repo", "x", Outcome.DONE, "ok", cost_usd=1.0))
     app.tasks.run_issue("/repo", "t-1", 1)
     return app

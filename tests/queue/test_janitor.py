@@ -1,4 +1,4 @@
-"""Unit tests for bdp/janitor.py: one sweep at a time, on a real SQLite Huey in tmp_path.
+"""Unit tests for bdp/queue/janitor.py: one sweep at a time, on a real SQLite Huey in tmp_path.
 
 bd is the in-memory `MemoryBeads` double; runs are registered straight into the state, alive or
 dead by their heartbeat and pid. No redis-server, no claude CLI.
@@ -91,10 +91,18 @@ def a_run(tree: Path, **changes: Any) -> Run:
     """A live run of ISSUE by this process on this host; ``changes`` make it otherwise."""
     now = time.time()
     run = Run(
-        run_id="run-1", issue_id=ISSUE, repo=str(tree), title=f"Issue {ISSUE}", host=HOST,
-        pid=os.getpid(), worker=WORKER, attempt=1, started=now - 30, deadline=now + 600,
+        run_id="run-1",
+        issue_id=ISSUE,
+        repo=str(tree),
+        title=f"Issue {ISSUE}",
+        host=HOST,
+        pid=os.getpid(),
+        worker=WORKER,
+        attempt=1,
+        started=now - 30,
+        deadline=now + 600,
         heartbeat=now,
-    )  # fmt: skip
+    )
     return replace(run, **changes)
 
 

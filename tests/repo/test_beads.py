@@ -1,4 +1,4 @@
-"""Unit tests for bdp/beads.py: `BdCli` driving the bd stand-in as a real subprocess."""
+"""Unit tests for bdp/repo/beads.py: `BdCli` driving the bd stand-in as a real subprocess."""
 
 from __future__ import annotations
 
@@ -54,18 +54,32 @@ def test_ready_returns_typed_issues_with_description_acceptance_and_notes(
     bd: BdCli, repo: Path
 ) -> None:
     issue_id = create_issue(
-        repo, "Add retries", description="Retry the uploader", acceptance="tests pass",
-        notes="see RFC 7", design="backoff", priority=1, type="bug", labels=["backend", "io"],
-    )  # fmt: skip
+        repo,
+        "Add retries",
+        description="Retry the uploader",
+        acceptance="tests pass",
+        notes="see RFC 7",
+        design="backoff",
+        priority=1,
+        type="bug",
+        labels=["backend", "io"],
+    )
 
     assert bd.ready(ReadyFilters()) == [
         Issue(
-            id=issue_id, title="Add retries", description="Retry the uploader",
-            acceptance_criteria="tests pass", notes="see RFC 7", design="backoff",
-            status="open", priority=1, issue_type="bug", assignee="",
+            id=issue_id,
+            title="Add retries",
+            description="Retry the uploader",
+            acceptance_criteria="tests pass",
+            notes="see RFC 7",
+            design="backoff",
+            status="open",
+            priority=1,
+            issue_type="bug",
+            assignee="",
             labels=("backend", "io"),
         )
-    ]  # fmt: skip
+    ]
 
 
 def test_ready_of_an_empty_backlog_is_an_empty_list(bd: BdCli) -> None:
@@ -108,9 +122,21 @@ def test_ready_passes_priority_labels_type_and_limit_through_to_bd(
 
     # Then bd was asked once, with every filter, and only the match came back
     assert bd_log()[already_logged:] == [
-        ["ready", "--json", "--limit", "5", "--priority", "1", "--label", "api", "--label", "db",
-         "--type", "bug"]
-    ]  # fmt: skip
+        [
+            "ready",
+            "--json",
+            "--limit",
+            "5",
+            "--priority",
+            "1",
+            "--label",
+            "api",
+            "--label",
+            "db",
+            "--type",
+            "bug",
+        ]
+    ]
     assert [issue.id for issue in found] == [wanted]
 
 

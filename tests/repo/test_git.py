@@ -1,4 +1,4 @@
-"""Unit tests for bdp/gitops.py against real git repositories in tmp_path."""
+"""Unit tests for bdp/repo/git.py against real git repositories in tmp_path."""
 
 from __future__ import annotations
 

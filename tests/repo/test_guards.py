@@ -1,4 +1,4 @@
-"""Unit tests for bdp/guards.py: where agents may write and which git commands they may run."""
+"""Unit tests for bdp/repo/guards.py: where agents may write and which git commands they may run."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Unit tests for bdp/locks.py: the mkdir lock table agents share for one work tree.
+"""Unit tests for bdp/repo/locks.py: the mkdir lock table agents share for one work tree.
 
 Real directories under ``tmp_path``; threads and processes stand in for concurrent runs.
 """

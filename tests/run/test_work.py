@@ -1,4 +1,4 @@
-"""Unit tests for bdp/worker.py: `work_on` with the stub agent, the bd stand-in and real git.
+"""Unit tests for bdp/run/work.py: `work_on` with the stub agent, the bd stand-in and real git.
 
 State lives in a MemoryHuey; bd is the stand-in subprocess found on PATH, in the `repo` fixture.
 """
@@ -258,9 +258,13 @@ def test_an_agent_that_raises_fails_the_run_and_resets_the_issue(
 
 
 def test_an_issue_claimed_by_another_actor_is_skipped_without_running_the_agent(
-    worker: Worker, state: State, repo: Path, issue_id: str,
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-) -> None:  # fmt: skip
+    worker: Worker,
+    state: State,
+    repo: Path,
+    issue_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
     # Given the issue is already claimed by someone else
     run_bd_ok(repo, "update", issue_id, "--claim", "--actor", "other")
     before = show_issue(repo, issue_id)
@@ -487,8 +491,13 @@ class UnfinishedAgent:
     def run(self, request: SessionRequest) -> SessionResult:
         request.locks.acquire(["half.py"], request.holder, wait=0)
         (request.repo / "half.py").write_text("half\n")
-        return SessionResult(Outcome.UNFINISHED, "reached the limit of 5 turns", ["half.py"],
-                             session_id="sess-1", details="Files changed: half.py.")  # fmt: skip
+        return SessionResult(
+            Outcome.UNFINISHED,
+            "reached the limit of 5 turns",
+            ["half.py"],
+            session_id="sess-1",
+            details="Files changed: half.py.",
+        )
 
 
 def test_an_unfinished_session_is_continued_by_a_new_task_that_resumes_it(
@@ -546,8 +555,11 @@ def test_an_issue_still_unfinished_after_the_last_continuation_waits_for_a_human
 @dataclass
 class GateNeverPasses:
     def run(self, request: SessionRequest) -> SessionResult:
-        return SessionResult(Outcome.FAILED, "quality gate still failing: pytest -q",
-                             details="FAILED test_x.py::test_y - assert 1 == 2")  # fmt: skip
+        return SessionResult(
+            Outcome.FAILED,
+            "quality gate still failing: pytest -q",
+            details="FAILED test_x.py::test_y - assert 1 == 2",
+        )
 
 
 def test_a_gate_that_still_fails_resets_the_issue_with_its_output_in_the_comment(
@@ -583,8 +595,12 @@ class LimitedAgent:
     def run(self, request: SessionRequest) -> SessionResult:
         request.locks.acquire(["half.py"], request.holder, wait=0)
         (request.repo / "half.py").write_text("half\n")
-        result = SessionResult(Outcome.PAUSED, "the API account is rate- or usage-limited",
-                               ["half.py"], session_id="sess-9")  # fmt: skip
+        result = SessionResult(
+            Outcome.PAUSED,
+            "the API account is rate- or usage-limited",
+            ["half.py"],
+            session_id="sess-9",
+        )
         result.resets_at = self.resets_at
         return result
 
@@ -628,8 +644,9 @@ def test_every_outcome_but_a_lost_claim_is_notified(
     worker: Worker, state: State, repo: Path, issue_id: str, settings: Settings
 ) -> None:
     notifier = RecordingNotifier()
-    deps = RunDeps(settings, state, StubAgentRunner(Outcome.BLOCKED, "need input"),
-                      notifier=notifier)  # fmt: skip
+    deps = RunDeps(
+        settings, state, StubAgentRunner(Outcome.BLOCKED, "need input"), notifier=notifier
+    )
     sent = notifier.sent
 
     work_on(TaskArgs(str(repo), issue_id, 1), TASK_ID, deps)
@@ -673,8 +690,9 @@ def test_a_broker_outage_at_the_end_of_a_run_still_resets_the_issue_and_frees_it
     def outage(_request: SessionRequest) -> None:
         state.down = True
 
-    agent = StubAgentRunner(Outcome.BLOCKED, "needs a decision", files={"a.py": "a\n"},
-                            on_run=outage)  # fmt: skip
+    agent = StubAgentRunner(
+        Outcome.BLOCKED, "needs a decision", files={"a.py": "a\n"}, on_run=outage
+    )
 
     # When it finishes
     record = work_on(TaskArgs(str(repo), issue_id, 1), TASK_ID, RunDeps(settings, state, agent))

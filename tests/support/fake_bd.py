@@ -46,9 +46,21 @@ STORE_FILE = "issues.json"
 LOCK_FILE = "lock"
 STATUSES = ("open", "in_progress", "blocked", "deferred", "closed", "pinned", "hooked")
 TYPES = frozenset(
-    ("bug", "feature", "task", "epic", "chore", "decision", "message", "molecule", "gate", "spike",
-     "story", "milestone")
-)  # fmt: skip
+    (
+        "bug",
+        "feature",
+        "task",
+        "epic",
+        "chore",
+        "decision",
+        "message",
+        "molecule",
+        "gate",
+        "spike",
+        "story",
+        "milestone",
+    )
+)
 TYPE_ALIASES = {
     "enhancement": "feature",
     "feat": "feature",
@@ -66,10 +78,26 @@ BLOCKING = frozenset({"blocks", "conditional-blocks"})
 DONE = frozenset({"closed", "pinned"})
 SORT_POLICIES = ("hybrid", "priority", "oldest")
 FIELD_ORDER = (
-    "id", "title", "description", "design", "acceptance_criteria", "notes", "status", "priority",
-    "issue_type", "assignee", "owner", "created_at", "created_by", "updated_at", "started_at",
-    "closed_at", "close_reason", "defer_until", "labels",
-)  # fmt: skip
+    "id",
+    "title",
+    "description",
+    "design",
+    "acceptance_criteria",
+    "notes",
+    "status",
+    "priority",
+    "issue_type",
+    "assignee",
+    "owner",
+    "created_at",
+    "created_by",
+    "updated_at",
+    "started_at",
+    "closed_at",
+    "close_reason",
+    "defer_until",
+    "labels",
+)
 TEXT_UPDATES = {
     "title": "title",
     "description": "description",

@@ -47,9 +47,12 @@ class HueyConsumer:
     def start(self) -> HueyConsumer:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                self.argv,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-            )  # fmt: skip
+            )
         HueyConsumer.started.append(self)
         wait_for(lambda: b"consumer started" in self.log.read_bytes(), timeout=20)
         return self
