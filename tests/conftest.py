@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from bdp.agent.session import StubAgentRunner
+from bdp.config import Settings
+from bdp.queue.app import App
 from tests.support.beads import AMBIENT_VARS, bd_env, init_workspace
 from tests.support.fake_api import FakeApi, cli_env
 from tests.support.processes import HueyConsumer
@@ -92,6 +95,17 @@ def no_consumer_left_behind() -> Iterator[None]:
     """A test that fails mid-way still ends the consumers it started."""
     yield
     HueyConsumer.stop_all()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def budget_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
+    """An app with a $1 queue budget and a 60 s pause backoff, on each broker, stub agent."""
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    settings = Settings(home=tmp_path / "home", redis_url=url, budget_usd=1.0, pause_backoff=60)
+    app = App.create(settings, agent=lambda s: StubAgentRunner())
+    yield app
+    if url:
+        app.huey.storage.pool.disconnect()
 
 
 @pytest.fixture

@@ -14,18 +14,7 @@ import pytest
 from bdp.agent.transcript import Transcript, describe, find_logs, log_path, logs_dir
 from bdp.config import Settings
 from bdp.redact import Redactor
-
-API_KEY = "sk-ant-api03-very-secret-key"
-GH_TOKEN = "ghp_0123456789abcdef"
-DB_PASSWORD = "correct-horse-battery"
-REDIS_PASSWORD = "redis-pass-4242"
-SECRET_ENV = {
-    "ANTHROPIC_API_KEY": API_KEY,
-    "GITHUB_TOKEN": GH_TOKEN,
-    "MY_DB_PASSWORD_VALUE": DB_PASSWORD,
-    "HOME": "/home/someone",
-    "EDITOR": "vim-editor",
-}
+from tests.support.secrets import API_KEY, GH_TOKEN, REDIS_PASSWORD, SECRET_ENV
 
 
 @pytest.fixture

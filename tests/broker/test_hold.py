@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from bdp.agent.session import StubAgentRunner
 from bdp.broker.hold import (
     MAX_PAUSE,
     budget_hold,
@@ -24,14 +21,9 @@ from bdp.queue.app import App
 NOW = 1_800_000_000.0
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
-    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
-    settings = Settings(home=tmp_path / "home", redis_url=url, budget_usd=1.0, pause_backoff=60)
-    app = App.create(settings, agent=lambda s: StubAgentRunner())
-    yield app
-    if url:
-        app.huey.storage.pool.disconnect()
+@pytest.fixture
+def app(budget_app: App) -> App:
+    return budget_app
 
 
 def spend(app: App, usd: float, issue: str = "t-1") -> None:

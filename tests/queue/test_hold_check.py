@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from bdp.agent.session import StubAgentRunner
 from bdp.broker.hold import pause_queue
-from bdp.config import Settings
 from bdp.queue.app import App
 from bdp.queue.hold_check import HoldCheck
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
-    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
-    settings = Settings(home=tmp_path / "home", redis_url=url, budget_usd=1.0, pause_backoff=60)
-    app = App.create(settings, agent=lambda s: StubAgentRunner())
-    yield app
-    if url:
-        app.huey.storage.pool.disconnect()
+@pytest.fixture
+def app(budget_app: App) -> App:
+    return budget_app
 
 
 def test_a_hold_check_looks_at_the_broker_at_most_once_per_ttl(app: App) -> None:
