@@ -83,9 +83,12 @@ class StatusReport:
             "queued": self.queued,
             "scheduled": self.scheduled,
             "running": [
-                {**asdict(run), "elapsed": round(self.now - run.started, 1),
-                 "heartbeat_age": round(self.now - run.heartbeat, 1),
-                 "progress": self.activity(run).to_json()}
+                {
+                    **asdict(run),
+                    "elapsed": round(self.now - run.started, 1),
+                    "heartbeat_age": round(self.now - run.heartbeat, 1),
+                    "progress": self.activity(run).to_json(),
+                }
                 for run in self.runs
             ],
             "recent": [record.to_json() for record in self.recent],
@@ -99,7 +102,7 @@ class StatusReport:
             "budget_usd": self.budget_usd,
             "today": self.today(),
             "attention": [record.to_json() for record in self.attention()],
-        }  # fmt: skip
+        }
 
 
 def collect_status(settings: Settings, recent: int = RECENT_OUTCOMES) -> StatusReport:
