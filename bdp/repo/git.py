@@ -13,27 +13,54 @@ import os
 import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from tenacity import retry, retry_if_exception_message, stop_after_attempt, wait_random
 
 from bdp.errors import BdpError, RepoError
 
+#: Config that keeps git from running code the repository names: hooks (a commit runs
+#: post-commit even with --no-verify), the fsmonitor (`git status` runs it), signing
+#: programs, pagers and external diff drivers. An agent can write a repo's .git/config or its
+#: hooks; bdp's own git calls must never execute them.
+SAFE_CONFIG = (
+    "core.hooksPath=/dev/null",
+    "core.fsmonitor=false",
+    "core.pager=cat",
+    "commit.gpgSign=false",
+    "tag.gpgSign=false",
+    "diff.external=",
+    "core.sshCommand=ssh",
+    "protocol.ext.allow=never",
+)
+#: Environment for bdp's git: no prompts, no editor, no system or user config surprises.
+_SAFE_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_EDITOR": "true", "GIT_PAGER": "cat"}
+
 
 class GitError(BdpError):
     """A git command failed."""
 
 
+def safe_argv(*args: str) -> list[str]:
+    """The argv of ``git args`` with `SAFE_CONFIG` in force."""
+    config = [part for pair in SAFE_CONFIG for part in ("-c", pair)]
+    return ["git", *config, *args]
+
+
 def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    """Run git in ``repo`` and return stdout; GitError with git's message on failure."""
+    """Run git in ``repo`` and return stdout; GitError with git's message on failure.
+
+    Every call runs with `SAFE_CONFIG`, so nothing the repository configures is executed.
+    """
     done = subprocess.run(
-        ["git", *args],
+        safe_argv(*args),
         cwd=repo,
         capture_output=True,
         text=True,
         check=False,
         stdin=subprocess.DEVNULL,
-        env=env,
+        env={**(os.environ if env is None else env), **_SAFE_ENV},
     )
     if done.returncode != 0:
         raise GitError(f"git {args[0]} failed: {done.stderr.strip() or done.stdout.strip()}")
@@ -85,7 +112,38 @@ def repo_lock(repo: Path, lock_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def commit_paths(repo: Path, paths: Sequence[str], message: str, lock_dir: Path) -> str | None:
+@dataclass(frozen=True)
+class CommitMessage:
+    """A commit's subject line and its trailers (``Key: value`` lines git appends)."""
+
+    subject: str
+    trailers: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def for_run(cls, issue_id: str, title: str, run_id: str) -> CommitMessage:
+        """``<id>: <title's first line>``, with Bdp-Issue and Bdp-Run trailers.
+
+        Only one line of the title is used, so a title cannot add trailers of its own.
+        """
+        first = _one_line(title.strip().split("\n", 1)[0])
+        subject = f"{_one_line(issue_id)}: {first}" if first else _one_line(issue_id)
+        return cls(subject, (("Bdp-Issue", _one_line(issue_id)), ("Bdp-Run", _one_line(run_id))))
+
+    def args(self) -> list[str]:
+        """The arguments of `git commit` that write this message."""
+        args = ["-m", self.subject]
+        for key, value in self.trailers:
+            args += ["--trailer", f"{key}: {value}"]
+        return args
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def commit_paths(
+    repo: Path, paths: Sequence[str], message: CommitMessage, lock_dir: Path
+) -> str | None:
     """Commit exactly the changed ones among ``paths``; the new commit id, or None if none."""
     with repo_lock(repo, lock_dir):
         changed = changed_paths(repo, paths)
@@ -101,12 +159,12 @@ def commit_paths(repo: Path, paths: Sequence[str], message: str, lock_dir: Path)
     wait=wait_random(0.05, 0.3),
     reraise=True,
 )
-def _commit(repo: Path, paths: list[str], message: str) -> None:
+def _commit(repo: Path, paths: list[str], message: CommitMessage) -> None:
     env = {**os.environ, **_fallback_identity(repo)}
     present = [path for path in paths if (repo / path).exists()]  # deletions need no add
     if present:
         git(repo, "add", "--", *present, env=env)
-    git(repo, "commit", "--no-verify", "-m", message, "--", *paths, env=env)
+    git(repo, "commit", "--no-verify", *message.args(), "--", *paths, env=env)
 
 
 def _fallback_identity(repo: Path) -> dict[str, str]:
@@ -126,7 +184,8 @@ def _fallback_identity(repo: Path) -> dict[str, str]:
 def diff_of(repo: Path, paths: Sequence[str]) -> str:
     """The change of ``paths`` against HEAD, new files included, without touching the index."""
     tracked = {p for p in git(repo, "ls-files", "--", *paths).splitlines() if p} if paths else set()
-    parts = [git(repo, "diff", "HEAD", "--", *sorted(tracked))] if tracked else []
+    diff = ("diff", "--no-ext-diff", "--no-textconv", "HEAD", "--", *sorted(tracked))
+    parts = [git(repo, *diff)] if tracked else []
     for path in sorted(set(paths) - tracked):
         if (repo / path).is_file():
             lines = (repo / path).read_text(errors="replace").splitlines()

@@ -15,7 +15,7 @@ from bdp.broker.hold import pause_queue
 from bdp.errors import BdpError
 from bdp.models import Outcome, RunRecord
 from bdp.ops.notify import Event
-from bdp.repo.git import changed_paths, commit_paths
+from bdp.repo.git import CommitMessage, changed_paths, commit_paths
 from bdp.run.bookkeeping import despite_broker, unmark_if_ours
 from bdp.run.job import Job
 
@@ -81,7 +81,7 @@ def _held_changes(job: Job, result: SessionResult) -> list[str]:
 
 def _commit_and_close(job: Job, result: SessionResult) -> str:
     """Commit the changed files this run holds locks on, then close the issue."""
-    message = f"{job.issue.id}: {job.issue.title}"
+    message = CommitMessage.for_run(job.issue.id, job.issue.title, job.run.run_id)
     lock_dir = job.deps.settings.home / "locks"
     commit = commit_paths(job.repo, result.changed_files, message, lock_dir) or ""
     job.beads.close(job.issue.id, result.summary, job.actor)

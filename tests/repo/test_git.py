@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 
 from bdp.errors import RepoError
-from bdp.repo.git import GitError, changed_paths, commit_paths, git, repo_lock, work_tree_root
+from bdp.repo.git import (
+    CommitMessage,
+    GitError,
+    changed_paths,
+    commit_paths,
+    diff_of,
+    git,
+    repo_lock,
+    work_tree_root,
+)
 
 
 def run_git(repo: Path, *args: str) -> str:
@@ -151,7 +160,9 @@ def test_commit_paths_commits_exactly_the_listed_changed_files(repo: Path, lock_
     (repo / "b.py").write_text("someone else's\n")
 
     # When bdp commits our files (c.py is listed but unchanged)
-    sha = commit_paths(repo, ["a.py", "new.py", "c.py"], "proj-1: our change", lock_dir)
+    sha = commit_paths(
+        repo, ["a.py", "new.py", "c.py"], CommitMessage("proj-1: our change"), lock_dir
+    )
 
     # Then the commit holds only our changed files, with our message
     assert sha == run_git(repo, "rev-parse", "HEAD").strip()
@@ -169,7 +180,7 @@ def test_commit_paths_leaves_changes_staged_by_others_staged(repo: Path, lock_di
     run_git(repo, "add", "b.py")
     (repo / "a.py").write_text("ours\n")
 
-    commit_paths(repo, ["a.py"], "ours only", lock_dir)
+    commit_paths(repo, ["a.py"], CommitMessage("ours only"), lock_dir)
 
     assert files_in_head(repo) == ["a.py"]
     assert status(repo) == {"b.py": "M "}
@@ -178,7 +189,7 @@ def test_commit_paths_leaves_changes_staged_by_others_staged(repo: Path, lock_di
 def test_commit_paths_commits_a_deletion(repo: Path, lock_dir: Path) -> None:
     (repo / "c.py").unlink()
 
-    assert commit_paths(repo, ["c.py"], "remove c", lock_dir) is not None
+    assert commit_paths(repo, ["c.py"], CommitMessage("remove c"), lock_dir) is not None
 
     assert "c.py" not in run_git(repo, "ls-tree", "--name-only", "HEAD").split()
     assert status(repo) == {}
@@ -188,8 +199,8 @@ def test_commit_paths_returns_none_when_nothing_changed(repo: Path, lock_dir: Pa
     (repo / "b.py").write_text("not ours\n")
     head = run_git(repo, "rev-parse", "HEAD")
 
-    assert commit_paths(repo, ["a.py", "c.py"], "nothing", lock_dir) is None
-    assert commit_paths(repo, [], "nothing", lock_dir) is None
+    assert commit_paths(repo, ["a.py", "c.py"], CommitMessage("nothing"), lock_dir) is None
+    assert commit_paths(repo, [], CommitMessage("nothing"), lock_dir) is None
 
     assert run_git(repo, "rev-parse", "HEAD") == head
 
@@ -206,7 +217,7 @@ def test_concurrent_commits_of_different_files_all_succeed(repo: Path, lock_dir:
     def work(name: str) -> None:
         start.wait()
         try:
-            results[name] = commit_paths(repo, [name], f"add {name}", lock_dir)
+            results[name] = commit_paths(repo, [name], CommitMessage(f"add {name}"), lock_dir)
         except BaseException as exc:  # collected, asserted below
             errors.append(exc)
 
@@ -265,7 +276,7 @@ def test_commit_paths_in_a_repo_without_identity_uses_the_bdp_identity(
     (bare / "a.py").write_text("changed\n")
 
     # When bdp commits
-    sha = commit_paths(bare, ["a.py"], "anonymous change", lock_dir)
+    sha = commit_paths(bare, ["a.py"], CommitMessage("anonymous change"), lock_dir)
 
     # Then the commit exists under the fallback identity
     assert sha is not None
@@ -276,7 +287,7 @@ def test_commit_paths_in_a_repo_without_identity_uses_the_bdp_identity(
 def test_commit_paths_keeps_the_repos_own_identity(repo: Path, lock_dir: Path) -> None:
     (repo / "a.py").write_text("changed\n")
 
-    commit_paths(repo, ["a.py"], "with identity", lock_dir)
+    commit_paths(repo, ["a.py"], CommitMessage("with identity"), lock_dir)
 
     assert run_git(repo, "log", "-1", "--format=%an <%ae>").strip() == (
         "Test User <test@example.com>"
@@ -287,7 +298,7 @@ def test_commit_paths_commits_a_staged_rename(repo: Path, lock_dir: Path) -> Non
     run_git(repo, "mv", "a.py", "renamed.py")
 
     assert changed_paths(repo, ["a.py", "renamed.py"]) == ["a.py", "renamed.py"]
-    assert commit_paths(repo, ["a.py", "renamed.py"], "rename", lock_dir) is not None
+    assert commit_paths(repo, ["a.py", "renamed.py"], CommitMessage("rename"), lock_dir) is not None
 
 
 def test_diff_of_shows_modified_and_new_files_without_touching_the_index(repo: Path) -> None:
@@ -304,3 +315,84 @@ def test_diff_of_shows_modified_and_new_files_without_touching_the_index(repo: P
     assert "+brand new" in diff
     assert run_git(repo, "diff", "--cached", "--name-only") == before
     assert "??" in run_git(repo, "status", "--porcelain", "--", "new.py")
+
+
+# --- repository-controlled code --------------------------------------------------------------
+
+
+def planted(repo: Path, name: str) -> tuple[Path, Path]:
+    """An executable that leaves ``<name>.ran`` beside the repo when anything runs it."""
+    marker = repo.parent / f"{name}.ran"
+    script = repo.parent / f"{name}.sh"
+    script.write_text(f"#!/bin/sh\ntouch {marker}\ncat >/dev/null 2>&1 || true\n")
+    script.chmod(0o755)
+    return script, marker
+
+
+def test_a_hook_planted_in_the_repo_is_never_run_by_bdps_commit(repo: Path, lock_dir: Path) -> None:
+    # Given hooks an agent planted, in .git/hooks and through core.hooksPath
+    script, marker = planted(repo, "hook")
+    for hook in ("pre-commit", "commit-msg", "post-commit", "post-index-change"):
+        (repo / ".git" / "hooks" / hook).write_text(script.read_text())
+        (repo / ".git" / "hooks" / hook).chmod(0o755)
+    (repo / "new.txt").write_text("x\n")
+
+    # When bdp commits the agent's file
+    commit = commit_paths(repo, ["new.txt"], CommitMessage("t-1: add"), lock_dir)
+
+    # Then the commit exists and no hook ran
+    assert commit is not None
+    assert not marker.exists()
+
+
+def test_an_fsmonitor_planted_in_the_config_is_never_run_by_bdps_status(repo: Path) -> None:
+    script, marker = planted(repo, "fsmonitor")
+    run_git(repo, "config", "core.fsmonitor", str(script))
+    (repo / "new.txt").write_text("x\n")
+
+    assert changed_paths(repo, ["new.txt"]) == ["new.txt"]
+    assert not marker.exists()
+
+
+def test_signing_and_external_diff_programs_in_the_config_are_never_run(
+    repo: Path, lock_dir: Path
+) -> None:
+    # Given a config that would sign every commit and diff through a planted program
+    script, marker = planted(repo, "program")
+    run_git(repo, "config", "commit.gpgSign", "true")
+    run_git(repo, "config", "gpg.program", str(script))
+    run_git(repo, "config", "diff.external", str(script))
+    (repo / "README.md").write_text("changed\n")
+
+    # When bdp diffs and commits
+    diff = diff_of(repo, ["README.md"])
+    commit = commit_paths(repo, ["README.md"], CommitMessage("t-2: change"), lock_dir)
+
+    # Then git's own diff came back, the commit is made, and the program never ran
+    assert "+changed" in diff
+    assert commit is not None
+    assert not marker.exists()
+
+
+def test_a_runs_commit_names_its_issue_and_run_in_trailers(repo: Path, lock_dir: Path) -> None:
+    (repo / "new.txt").write_text("x\n")
+    message = CommitMessage.for_run("t-7", "Add the thing\nmore detail", "run123")
+
+    commit_paths(repo, ["new.txt"], message, lock_dir)
+
+    assert run_git(repo, "log", "-1", "--format=%s").strip() == "t-7: Add the thing"
+    trailers = run_git(repo, "log", "-1", "--format=%(trailers:only,unfold)").strip()
+    assert trailers.splitlines() == ["Bdp-Issue: t-7", "Bdp-Run: run123"]
+
+
+def test_a_title_cannot_inject_trailers_into_a_runs_commit(repo: Path, lock_dir: Path) -> None:
+    (repo / "new.txt").write_text("x\n")
+    title = "Fix it\n\nSigned-off-by: Mallory <m@example.invalid>\nBdp-Run: forged"
+    message = CommitMessage.for_run("t-8", title, "run456")
+
+    commit_paths(repo, ["new.txt"], message, lock_dir)
+
+    body = run_git(repo, "log", "-1", "--format=%B")
+    assert "Mallory" not in body
+    trailers = run_git(repo, "log", "-1", "--format=%(trailers:only,unfold)").strip()
+    assert trailers.splitlines() == ["Bdp-Issue: t-8", "Bdp-Run: run456"]
