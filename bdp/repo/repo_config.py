@@ -7,7 +7,9 @@
     review = false          # a read-only reviewer session must APPROVE the diff
     review_rounds = 1       # times its findings go back to the agent
 
-Read afresh for every run, so a change to the file applies to the next issue.
+Read afresh for every run from what is committed at HEAD, never from the work tree: an
+agent can edit its tree's ``.bdp.toml``, but not make its own gate empty. A change to the
+configuration applies to the next issue once it is committed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bdp.errors import ConfigError
+from bdp.repo.git import GitError, git
 
 #: Seconds one gate command may run.
 DEFAULT_GATE_TIMEOUT = 600.0
@@ -43,26 +46,37 @@ class RepoConfig:
     review_rounds: int = 1  # times the reviewer's findings go back for a fix
 
 
-def load_repo_config(repo: Path) -> RepoConfig:
-    """The config of ``repo``: ``.bdp.toml`` if present, else ``[tool.bdp]``, else defaults."""
-    for path, table in ((repo / ".bdp.toml", ()), (repo / "pyproject.toml", ("tool", "bdp"))):
-        if path.is_file():
-            data = _read_toml(path)
-            for key in table:
-                data = data.get(key, {})
-            if data:
-                return _parse(data, path)
+def load_repo_config(repo: Path, ref: str = "HEAD") -> RepoConfig:
+    """The config committed at ``ref``: ``.bdp.toml``, else ``[tool.bdp]``, else defaults."""
+    for name, table in ((".bdp.toml", ()), ("pyproject.toml", ("tool", "bdp"))):
+        text = _committed(repo, ref, name)
+        if text is None:
+            continue
+        label = f"{repo / name} (as committed at {ref})"
+        data = _read_toml(text, label)
+        for key in table:
+            data = data.get(key, {})
+        if data:
+            return _parse(data, label)
     return RepoConfig()
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _committed(repo: Path, ref: str, name: str) -> str | None:
+    """The text of ``name`` in ``ref``'s tree; None when it has no such file (or no commit)."""
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as error:
-        raise ConfigError(f"cannot read {path}: {error}", "fix the TOML syntax") from None
+        return git(repo, "cat-file", "blob", f"{ref}:{name}")
+    except GitError:
+        return None
 
 
-def _parse(data: dict[str, Any], path: Path) -> RepoConfig:
+def _read_toml(text: str, label: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"cannot read {label}: {error}", "fix the TOML syntax") from None
+
+
+def _parse(data: dict[str, Any], path: str) -> RepoConfig:
     commands = tuple(_gate_command(item, path) for item in data.get("gate", []))
     rounds = data.get("fix_rounds", DEFAULT_FIX_ROUNDS)
     if not isinstance(rounds, int) or rounds < 0:
@@ -73,7 +87,7 @@ def _parse(data: dict[str, Any], path: Path) -> RepoConfig:
     return RepoConfig(commands, rounds, review, review_rounds)
 
 
-def _gate_command(item: object, path: Path) -> GateCommand:
+def _gate_command(item: object, path: str) -> GateCommand:
     if isinstance(item, str):
         return GateCommand(item)
     if isinstance(item, dict) and isinstance(item.get("cmd"), str):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,27 +11,48 @@ from bdp.errors import ConfigError
 from bdp.repo.repo_config import GateCommand, RepoConfig, load_repo_config
 
 
-def test_a_repo_without_configuration_has_no_gate(tmp_path: Path) -> None:
-    assert load_repo_config(tmp_path) == RepoConfig()
+def git(tree: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=tree, check=True, capture_output=True)
 
 
-def test_the_gate_is_read_from_tool_bdp_in_pyproject(tmp_path: Path) -> None:
-    (tmp_path / "pyproject.toml").write_text(
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A git repository (with an identity) in the test's temp folder."""
+    git(tmp_path, "init", "-q", "-b", "main")
+    git(tmp_path, "config", "user.name", "Test")
+    git(tmp_path, "config", "user.email", "test@example.invalid")
+    return tmp_path
+
+
+def committed(tree: Path, name: str, text: str) -> None:
+    (tree / name).write_text(text)
+    git(tree, "add", name)
+    git(tree, "commit", "-qm", f"config {name}")
+
+
+def test_a_repo_without_configuration_has_no_gate(tree: Path) -> None:
+    assert load_repo_config(tree) == RepoConfig()
+
+
+def test_the_gate_is_read_from_tool_bdp_in_pyproject(tree: Path) -> None:
+    committed(
+        tree,
+        "pyproject.toml",
         '[project]\nname = "x"\n\n[tool.bdp]\n'
-        'gate = ["pytest -q", { cmd = "ruff check", timeout = 30 }]\nfix_rounds = 1\n'
+        'gate = ["pytest -q", { cmd = "ruff check", timeout = 30 }]\nfix_rounds = 1\n',
     )
 
-    config = load_repo_config(tmp_path)
+    config = load_repo_config(tree)
 
     assert config.gate == (GateCommand("pytest -q"), GateCommand("ruff check", 30.0))
     assert config.fix_rounds == 1
 
 
-def test_a_bdp_toml_wins_over_pyproject(tmp_path: Path) -> None:
-    (tmp_path / "pyproject.toml").write_text('[tool.bdp]\ngate = ["from-pyproject"]\n')
-    (tmp_path / ".bdp.toml").write_text('gate = ["from-bdp-toml"]\n')
+def test_a_bdp_toml_wins_over_pyproject(tree: Path) -> None:
+    committed(tree, "pyproject.toml", '[tool.bdp]\ngate = ["from-pyproject"]\n')
+    committed(tree, ".bdp.toml", 'gate = ["from-bdp-toml"]\n')
 
-    assert load_repo_config(tmp_path).gate == (GateCommand("from-bdp-toml"),)
+    assert load_repo_config(tree).gate == (GateCommand("from-bdp-toml"),)
 
 
 @pytest.mark.parametrize(
@@ -42,27 +64,52 @@ def test_a_bdp_toml_wins_over_pyproject(tmp_path: Path) -> None:
     ],
 )
 def test_a_broken_configuration_names_the_file_and_the_problem(
-    tmp_path: Path, text: str, message: str
+    tree: Path, text: str, message: str
 ) -> None:
-    (tmp_path / ".bdp.toml").write_text(text)
+    committed(tree, ".bdp.toml", text)
 
     with pytest.raises(ConfigError, match=message) as caught:
-        load_repo_config(tmp_path)
+        load_repo_config(tree)
 
     assert ".bdp.toml" in str(caught.value)
 
 
-def test_review_is_off_unless_asked_for(tmp_path: Path) -> None:
-    assert load_repo_config(tmp_path).review is False
-    (tmp_path / ".bdp.toml").write_text("review = true\nreview_rounds = 2\n")
+def test_review_is_off_unless_asked_for(tree: Path) -> None:
+    assert load_repo_config(tree).review is False
+    committed(tree, ".bdp.toml", "review = true\nreview_rounds = 2\n")
 
-    config = load_repo_config(tmp_path)
+    config = load_repo_config(tree)
 
     assert (config.review, config.review_rounds) == (True, 2)
 
 
-def test_a_bad_review_setting_is_refused(tmp_path: Path) -> None:
-    (tmp_path / ".bdp.toml").write_text('review = "yes"\n')
+def test_a_bad_review_setting_is_refused(tree: Path) -> None:
+    committed(tree, ".bdp.toml", 'review = "yes"\n')
 
     with pytest.raises(ConfigError, match="review must be true or false"):
-        load_repo_config(tmp_path)
+        load_repo_config(tree)
+
+
+def test_an_agent_emptying_its_trees_bdp_toml_does_not_change_the_gate(tree: Path) -> None:
+    # Given a committed gate
+    committed(tree, ".bdp.toml", 'gate = ["pytest -q"]\n')
+
+    # When the file in the work tree is emptied (uncommitted), or pyproject adds another
+    (tree / ".bdp.toml").write_text("")
+    (tree / "pyproject.toml").write_text('[tool.bdp]\ngate = ["true"]\n')
+
+    # Then the gate is still the committed one
+    assert load_repo_config(tree).gate == (GateCommand("pytest -q"),)
+
+
+def test_an_uncommitted_configuration_does_not_apply(tree: Path) -> None:
+    (tree / ".bdp.toml").write_text('gate = ["pytest -q"]\n')
+
+    assert load_repo_config(tree) == RepoConfig()
+
+
+def test_a_folder_that_is_not_a_repository_has_no_configuration(tree: Path) -> None:
+    plain = tree / "plain"
+    plain.mkdir()
+
+    assert load_repo_config(plain) == RepoConfig()

@@ -81,6 +81,12 @@ def head(repo: Path) -> str:
     return git(repo, "rev-parse", "HEAD").strip()
 
 
+def commit_file(repo: Path, name: str, text: str) -> None:
+    (repo / name).write_text(text)
+    git(repo, "add", name)
+    git(repo, "commit", "-qm", f"add {name}")
+
+
 def porcelain(repo: Path) -> dict[str, str]:
     """Path -> two-letter status of everything that differs from HEAD (bd's files excluded)."""
     out = git(repo, "status", "--porcelain", "-z", "--untracked-files=all")
@@ -453,7 +459,7 @@ def test_done_rewriting_a_file_with_its_own_content_is_no_change(
 def test_the_repos_gate_and_fix_rounds_reach_the_session(
     worker: Worker, repo: Path, issue_id: str
 ) -> None:
-    (repo / ".bdp.toml").write_text('gate = ["test -f gate-ok"]\nfix_rounds = 3\n')
+    commit_file(repo, ".bdp.toml", 'gate = ["test -f gate-ok"]\nfix_rounds = 3\n')
     seen: list[SessionRequest] = []
     agent = StubAgentRunner(files={"gate-ok": "yes\n"}, on_run=seen.append)
 
@@ -469,7 +475,7 @@ def test_the_repos_gate_and_fix_rounds_reach_the_session(
 def test_a_broken_repo_configuration_fails_the_run_with_a_clear_message(
     worker: Worker, repo: Path, issue_id: str
 ) -> None:
-    (repo / ".bdp.toml").write_text("gate = [42]\n")
+    commit_file(repo, ".bdp.toml", "gate = [42]\n")
     agent = StubAgentRunner(files={"x.py": "x\n"})
 
     record = worker.run(issue_id, agent)
