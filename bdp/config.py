@@ -65,6 +65,8 @@ DEFAULT_QUEUE = "bdp"
 OUTCOMES_KEPT = 1000
 
 PERMISSION_MODES = ("default", "acceptEdits", "plan", "bypassPermissions")
+#: Where agents work: a git worktree per run, or every agent in the repo's own work tree.
+ISOLATION_MODES = ("worktree", "shared")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"s": 1.0, "m": 60.0, "": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -78,6 +80,14 @@ def parse_duration(text: str, name: str) -> float:
             "use minutes (30), or a number with s, m, h or d (90s, 2m, 1h, 7d)",
         )
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def check_isolation(mode: str | None, name: str) -> None:
+    """ConfigError naming the modes when ``mode`` is not one (None means "not set")."""
+    if mode is not None and mode not in ISOLATION_MODES:
+        raise ConfigError(
+            f"{name}={mode!r} is not an isolation mode", f"use one of: {', '.join(ISOLATION_MODES)}"
+        )
 
 
 def mask_url(url: str) -> str:
@@ -128,6 +138,7 @@ class Settings:
     pause_backoff: float = DEFAULT_PAUSE_BACKOFF
     hold_recheck: float = DEFAULT_HOLD_RECHECK  # seconds between a held task's looks
     notify: str | None = field(default=None, repr=False)  # a command or http(s) URL per event
+    isolation: str | None = None  # BDP_ISOLATION; None: the repo's setting, else worktree
 
     def __post_init__(self) -> None:
         if self.permission_mode not in PERMISSION_MODES:
@@ -135,6 +146,7 @@ class Settings:
                 f"BDP_PERMISSION_MODE={self.permission_mode!r} is not a permission mode",
                 f"use one of: {', '.join(PERMISSION_MODES)}",
             )
+        check_isolation(self.isolation, "BDP_ISOLATION")
         if min(self.retries, self.max_turns, self.max_attempts) < 1:
             raise ConfigError("BDP_RETRIES, BDP_MAX_TURNS and BDP_MAX_ATTEMPTS must be at least 1")
         for name, value in (
@@ -178,6 +190,7 @@ def _read_env(env: Mapping[str, str]) -> dict[str, object]:
         ("model", "BDP_MODEL"),
         ("claude_cli", "BDP_CLAUDE_CLI"),
         ("notify", "BDP_NOTIFY"),
+        ("isolation", "BDP_ISOLATION"),
     )
     for key, name in names:
         if env.get(name):

@@ -133,6 +133,8 @@ class TaskArgs:
     prior: str = ""  # what the unfinished session did, for a fresh session to build on
     files: tuple[str, ...] = ()  # files the unfinished sessions changed, still uncommitted
     max_cost: float | None = None  # USD this issue may cost over all its attempts
+    isolation: str | None = None  # "worktree" or "shared" (`--isolation`); None: the default
+    branch: str = ""  # worktree isolation: the branch an earlier session left its work on
 
     def to_task(self) -> dict[str, Any]:
         """The task's payload: JSON-simple values only (what Huey stores on the queue)."""
@@ -160,6 +162,8 @@ class TaskArgs:
             prior=prior,
             files=_files(get("files", ())),
             max_cost=_max_cost(get("max_cost")),
+            isolation=_isolation(get("isolation")),
+            branch=_branch(get("branch", "")),
         )
 
 
@@ -191,6 +195,18 @@ def _files(files: object) -> tuple[str, ...]:
     if not isinstance(files, list | tuple) or not all(isinstance(f, str) for f in files):
         raise TaskError(f"malformed task: files must be a list of paths, got {files!r}")
     return tuple(files)
+
+
+def _branch(branch: object) -> str:
+    if not isinstance(branch, str) or (branch and not branch.startswith("bdp/")):
+        raise TaskError(f"malformed task: branch must be one of bdp's (bdp/...), got {branch!r}")
+    return branch
+
+
+def _isolation(isolation: object) -> str | None:
+    if isolation is not None and isolation not in ("worktree", "shared"):
+        raise TaskError(f"malformed task: isolation must be worktree or shared, got {isolation!r}")
+    return isolation
 
 
 def _max_cost(max_cost: object) -> float | None:
@@ -272,6 +288,7 @@ class RunRecord:
     lock_waits: int = 0  # acquires that had to wait for another run's lock
     lock_wait_seconds: float = 0.0
     lock_timeouts: int = 0  # waits that ran out (the edit was denied)
+    landed: bool = False  # DONE and its commit is on the target branch (worktree isolation)
 
     @property
     def duration(self) -> float:

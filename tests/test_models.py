@@ -35,7 +35,7 @@ def test_task_args_travel_as_one_json_simple_payload_and_come_back_equal() -> No
 
 def test_a_payload_with_arguments_this_bdp_does_not_know_is_malformed() -> None:
     with pytest.raises(TaskError, match="unknown arguments"):
-        TaskArgs.from_task({**payload(ABSOLUTE, "t-abc", 1), "isolation": "worktree"})
+        TaskArgs.from_task({**payload(ABSOLUTE, "t-abc", 1), "sandbox": "off"})
 
 
 @pytest.mark.parametrize(

@@ -160,14 +160,14 @@ def commit_paths(
     reraise=True,
 )
 def _commit(repo: Path, paths: list[str], message: CommitMessage) -> None:
-    env = {**os.environ, **_fallback_identity(repo)}
+    env = {**os.environ, **fallback_identity(repo)}
     present = [path for path in paths if (repo / path).exists()]  # deletions need no add
     if present:
         git(repo, "add", "--", *present, env=env)
     git(repo, "commit", "--no-verify", *message.args(), "--", *paths, env=env)
 
 
-def _fallback_identity(repo: Path) -> dict[str, str]:
+def fallback_identity(repo: Path) -> dict[str, str]:
     """An author identity when the repository has none, so a commit never fails for it."""
     try:
         git(repo, "config", "user.email")

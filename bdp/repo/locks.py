@@ -117,9 +117,13 @@ class LockWaits:
 class LockTable:
     """The locks of one repository on this machine."""
 
-    def __init__(self, home: Path, repo: Path) -> None:
-        self.repo = Path(os.path.realpath(repo))
-        self.root = repo_lock_dir(home, self.repo)
+    def __init__(self, home: Path, repo: Path, tree: Path | None = None) -> None:
+        """The table of ``repo``; paths are resolved in ``tree`` (a run's worktree) or the repo.
+
+        Every worktree of one repo shares the repo's table: locks name repo-relative paths.
+        """
+        self.repo = Path(os.path.realpath(tree or repo))
+        self.root = repo_lock_dir(home, Path(os.path.realpath(repo)))
         self.waited = LockWaits()
 
     @classmethod

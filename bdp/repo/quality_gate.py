@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bdp.repo.procs import RUN_ENV
-from bdp.repo.repo_config import GateCommand
+from bdp.repo.repo_config import ShellCommand
 
 #: Characters of gate output sent back to the agent and put in the comment (the tail).
 OUTPUT_KEPT = 4000
@@ -35,7 +35,7 @@ class GateResult:
         )
 
 
-def run_gate(repo: Path, commands: tuple[GateCommand, ...], run_id: str) -> GateResult:
+def run_gate(repo: Path, commands: tuple[ShellCommand, ...], run_id: str) -> GateResult:
     """Run each command in ``repo`` until one fails; its output tail when it does."""
     env = {**os.environ, RUN_ENV: run_id}
     for command in commands:

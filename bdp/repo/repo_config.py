@@ -6,6 +6,9 @@
     fix_rounds = 2          # times a failing gate goes back to the agent
     review = false          # a read-only reviewer session must APPROVE the diff
     review_rounds = 1       # times its findings go back to the agent
+    isolation = "worktree"  # or "shared": every agent in the repo's own work tree
+    setup = ["uv sync"]     # run in each new worktree before the session
+    land = { branch = "main" }  # where finished work lands (default: the checked-out one)
 
 Read afresh for every run from what is committed at HEAD, never from the work tree: an
 agent can edit its tree's ``.bdp.toml``, but not make its own gate empty. A change to the
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bdp.config import ISOLATION_MODES
 from bdp.errors import ConfigError
 from bdp.repo.git import GitError, git
 
@@ -29,8 +33,8 @@ DEFAULT_FIX_ROUNDS = 2
 
 
 @dataclass(frozen=True)
-class GateCommand:
-    """One of the repository's checks: a shell command and how long it may take."""
+class ShellCommand:
+    """A shell command the repository names (a check, a setup step) and how long it may take."""
 
     cmd: str
     timeout: float = DEFAULT_GATE_TIMEOUT
@@ -40,10 +44,13 @@ class GateCommand:
 class RepoConfig:
     """A repository's bdp settings."""
 
-    gate: tuple[GateCommand, ...] = ()
+    gate: tuple[ShellCommand, ...] = ()
     fix_rounds: int = DEFAULT_FIX_ROUNDS
     review: bool = False  # a second, read-only session reviews the diff before close
     review_rounds: int = 1  # times the reviewer's findings go back for a fix
+    isolation: str | None = None  # "worktree" or "shared"; None: bdp's default
+    setup: tuple[ShellCommand, ...] = ()  # run in each new worktree before the session
+    land_branch: str | None = None  # the target branch; None: the one checked out
 
 
 def load_repo_config(repo: Path, ref: str = "HEAD") -> RepoConfig:
@@ -77,22 +84,36 @@ def _read_toml(text: str, label: str) -> dict[str, Any]:
 
 
 def _parse(data: dict[str, Any], path: str) -> RepoConfig:
-    commands = tuple(_gate_command(item, path) for item in data.get("gate", []))
+    commands = tuple(_shell_command(item, path, "gate") for item in data.get("gate", []))
     rounds = data.get("fix_rounds", DEFAULT_FIX_ROUNDS)
     if not isinstance(rounds, int) or rounds < 0:
         raise ConfigError(f"{path}: fix_rounds must be a whole number >= 0, got {rounds!r}")
     review, review_rounds = data.get("review", False), data.get("review_rounds", 1)
     if not isinstance(review, bool) or not isinstance(review_rounds, int) or review_rounds < 0:
         raise ConfigError(f"{path}: review must be true or false, review_rounds a number >= 0")
-    return RepoConfig(commands, rounds, review, review_rounds)
+    return RepoConfig(commands, rounds, review, review_rounds, *_worktree_settings(data, path))
 
 
-def _gate_command(item: object, path: str) -> GateCommand:
+def _worktree_settings(
+    data: dict[str, Any], path: str
+) -> tuple[str | None, tuple[ShellCommand, ...], str | None]:
+    isolation = data.get("isolation")
+    if isolation is not None and isolation not in ISOLATION_MODES:
+        raise ConfigError(f"{path}: isolation must be one of {', '.join(ISOLATION_MODES)}")
+    setup = tuple(_shell_command(item, path, "setup") for item in data.get("setup", []))
+    land = data.get("land", {})
+    branch = land.get("branch") if isinstance(land, dict) else None
+    if not isinstance(land, dict) or not isinstance(branch, str | None):
+        raise ConfigError(f'{path}: land must be a table such as {{ branch = "main" }}')
+    return isolation, setup, branch
+
+
+def _shell_command(item: object, path: str, key: str) -> ShellCommand:
     if isinstance(item, str):
-        return GateCommand(item)
+        return ShellCommand(item)
     if isinstance(item, dict) and isinstance(item.get("cmd"), str):
-        return GateCommand(item["cmd"], float(item.get("timeout", DEFAULT_GATE_TIMEOUT)))
+        return ShellCommand(item["cmd"], float(item.get("timeout", DEFAULT_GATE_TIMEOUT)))
     raise ConfigError(
-        f"{path}: each gate entry must be a command string or "
+        f"{path}: each {key} entry must be a command string or "
         f'{{ cmd = "...", timeout = 600 }}, got {item!r}'
     )

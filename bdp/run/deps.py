@@ -21,7 +21,7 @@ from bdp.repo.beads import BdCli, Beads
 class Requeue(Protocol):
     """Queues a task again (a continuation, a recovery); returns the new task's id."""
 
-    def __call__(self, args: TaskArgs) -> str: ...
+    def __call__(self, args: TaskArgs, /) -> str: ...
 
 
 @dataclass

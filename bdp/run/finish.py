@@ -18,6 +18,7 @@ from bdp.ops.notify import Event
 from bdp.repo.git import CommitMessage, changed_paths, commit_paths
 from bdp.run.bookkeeping import despite_broker, unmark_if_ours
 from bdp.run.job import Job
+from bdp.run.landing import land_worktree, put_away
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +29,10 @@ def finish(job: Job, result: SessionResult) -> RunRecord:
         result.outcome = Outcome.SUPERSEDED
         result.summary = "the janitor gave this issue to another run; nothing was changed"
         job.transcript.line(f"bdp: {result.summary}")
+        put_away(job)
         return _record(job, result, "")
     commit = _land(job, result)
+    put_away(job)
     try:
         if result.outcome is Outcome.UNFINISHED:
             _continue(job, result)
@@ -45,6 +48,8 @@ def finish(job: Job, result: SessionResult) -> RunRecord:
 
 def _land(job: Job, result: SessionResult) -> str:
     """Commit a DONE run's files and close its issue; the commit, or "" (outcome adjusted)."""
+    if job.tree is not None and job.tree.worktree is not None:
+        return land_worktree(job, result) if result.outcome is Outcome.DONE else ""
     try:
         if result.outcome is Outcome.DONE and not _held_changes(job, result):
             result.outcome = Outcome.NO_CHANGE
@@ -94,6 +99,8 @@ def _reset(job: Job, result: SessionResult) -> None:
         f"bdp: {result.outcome.value} on attempt {job.args.attempt}: {result.summary}. "
         f"Cost ${result.cost_usd:.4f}, {result.turns} turns. Log: {job.run.log_path}"
     )
+    if job.kept_branch:
+        note += f" The work is kept on branch {job.kept_branch}."
     if result.details:
         note += f"\n\n```\n{result.details}\n```"
     try:
@@ -104,7 +111,8 @@ def _reset(job: Job, result: SessionResult) -> None:
 
 
 def _continue(job: Job, result: SessionResult) -> None:
-    """Queue a continuation that resumes the session (its work stays in the tree), or give up."""
+    """Queue a continuation that resumes the session (its work stays in the tree, or on its
+    branch), or give up."""
     number = job.args.continuation + 1
     limit = job.deps.settings.max_continuations
     requeue = job.deps.requeue
@@ -115,9 +123,12 @@ def _continue(job: Job, result: SessionResult) -> None:
     result.summary += f"; continuing ({number} of {limit})"
     details, result.details = result.details, ""
     _reset(job, result)
-    files = tuple(sorted({*job.args.files, *result.changed_files}))
+    files = _left_uncommitted(job, result)
+    resume, branch = result.session_id, job.kept_branch
     requeue(
-        replace(job.args, continuation=number, resume=result.session_id, prior=details, files=files)
+        replace(
+            job.args, continuation=number, resume=resume, prior=details, files=files, branch=branch
+        )
     )
 
 
@@ -137,8 +148,23 @@ def _pause(job: Job, result: SessionResult) -> None:
         log.error("could not reset %s: %s", job.issue.id, error)
     if job.deps.requeue is None:
         return
-    files = tuple(sorted({*job.args.files, *result.changed_files}))
-    job.deps.requeue(replace(job.args, resume=result.session_id, prior=result.details, files=files))
+    files = _left_uncommitted(job, result)
+    again = replace(
+        job.args,
+        resume=result.session_id,
+        prior=result.details,
+        files=files,
+        branch=job.kept_branch,
+    )
+    job.deps.requeue(again)
+
+
+def _left_uncommitted(job: Job, result: SessionResult) -> tuple[str, ...]:
+    """Shared isolation: the files earlier sessions left in the tree (a worktree's are on its
+    branch instead)."""
+    if job.kept_branch:
+        return ()
+    return tuple(sorted({*job.args.files, *result.changed_files}))
 
 
 def _release(job: Job) -> None:
@@ -170,4 +196,5 @@ def _record(job: Job, result: SessionResult, commit: str) -> RunRecord:
         lock_waits=waited.waits,
         lock_wait_seconds=round(waited.seconds, 3),
         lock_timeouts=waited.timeouts,
+        landed=job.landed,
     )

@@ -19,7 +19,20 @@ from bdp.models import Issue, Run, TaskArgs
 from bdp.redact import Redactor
 from bdp.repo.beads import Beads
 from bdp.repo.locks import LockTable
+from bdp.repo.repo_config import RepoConfig
+from bdp.repo.worktree import WorkTree
 from bdp.run.deps import RunDeps, worker_name
+
+
+@dataclass(frozen=True)
+class RunTree:
+    """The run's tree, the configuration that applies to it, and what setup made there."""
+
+    path: Path
+    config: RepoConfig
+    worktree: WorkTree | None = None  # None: shared isolation, the repo itself
+    target: str = ""  # the branch the run lands on (worktree isolation)
+    setup_made: tuple[str, ...] = ()
 
 
 @dataclass
@@ -37,6 +50,9 @@ class Job:
     locks: LockTable
     stop: StopSignal = field(default_factory=StopSignal)
     progress: LiveProgress = field(default_factory=LiveProgress)
+    tree: RunTree | None = None  # where the session works, once prepared
+    landed: bool = False  # its commit is on the target branch
+    kept_branch: str = ""  # the branch holding work that did not land
 
     @property
     def repo(self) -> Path:

@@ -14,17 +14,17 @@ from functools import partial
 from pathlib import Path
 
 from bdp.agent.session import SessionRequest, SessionResult
-from bdp.errors import BdpError, ConfigError
+from bdp.errors import BdpError
 from bdp.models import Outcome, RunRecord, TaskArgs, remaining_budget
 from bdp.ops.notify import notify_outcome
 from bdp.repo.beads import Beads, Claim
-from bdp.repo.locks import Holder
+from bdp.repo.locks import Holder, LockTable
 from bdp.repo.quality_gate import run_gate
-from bdp.repo.repo_config import RepoConfig, load_repo_config
 from bdp.run.bookkeeping import despite_broker, unmark_if_ours
 from bdp.run.deps import RunDeps, actor_name, worker_name
 from bdp.run.finish import finish
-from bdp.run.job import Claimed, Job, start_job
+from bdp.run.job import Claimed, Job, RunTree, start_job
+from bdp.run.tree import SetupFailed, prepare
 from bdp.run.watchdog import Pace, Watchdog
 
 log = logging.getLogger(__name__)
@@ -66,16 +66,19 @@ def _run_claimed(claimed: Claimed, deps: RunDeps, beads: Beads) -> RunRecord:
 
 def _run_agent(job: Job) -> SessionResult:
     """The session's result, whatever happens: a crash or a stop still ends with an outcome."""
-    try:
-        config = load_repo_config(job.repo)
-    except ConfigError as error:
-        return SessionResult(Outcome.FAILED, str(error))
     budget_left = _budget_left(job)
     if budget_left is not None and budget_left <= 0:
         spent = job.deps.state.issue_cost(job.args.repo, job.args.issue_id)
         budget = f"its budget is ${job.run.max_cost:.2f}"
         return SessionResult(Outcome.OVER_BUDGET, f"its attempts have cost ${spent:.2f}, {budget}")
-    request = _session_request(job, config, budget_left)
+    try:
+        job.tree = prepare(job)
+    except SetupFailed as error:
+        return SessionResult(Outcome.FAILED, str(error), details=error.output)
+    except BdpError as error:  # the repo's configuration, or git refusing the worktree
+        return SessionResult(Outcome.FAILED, str(error))
+    job.locks = LockTable(job.deps.settings.home, job.repo, job.tree.path)
+    request = _session_request(job, job.tree, budget_left)
     try:
         _take_over(job, request)
         result = job.deps.agent.run(request)
@@ -97,14 +100,14 @@ def _budget_left(job: Job) -> float | None:
     return remaining_budget(job.run.max_cost, spent)
 
 
-def _session_request(job: Job, config: RepoConfig, budget_left: float | None) -> SessionRequest:
+def _session_request(job: Job, tree: RunTree, budget_left: float | None) -> SessionRequest:
     """What the agent is asked to do: the issue, where, until when, and the repo's checks."""
-    run = job.run
-    gate = partial(run_gate, job.repo, config.gate, run.run_id) if config.gate else None
+    run, config = job.run, tree.config
+    gate = partial(run_gate, tree.path, config.gate, run.run_id) if config.gate else None
     return SessionRequest(
         run_id=run.run_id,
         issue=job.issue,
-        repo=job.repo,
+        repo=tree.path,
         deadline=run.deadline,
         transcript=job.transcript,
         locks=job.locks,

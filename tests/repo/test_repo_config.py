@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bdp.errors import ConfigError
-from bdp.repo.repo_config import GateCommand, RepoConfig, load_repo_config
+from bdp.repo.repo_config import RepoConfig, ShellCommand, load_repo_config
 
 
 def git(tree: Path, *args: str) -> None:
@@ -44,7 +44,7 @@ def test_the_gate_is_read_from_tool_bdp_in_pyproject(tree: Path) -> None:
 
     config = load_repo_config(tree)
 
-    assert config.gate == (GateCommand("pytest -q"), GateCommand("ruff check", 30.0))
+    assert config.gate == (ShellCommand("pytest -q"), ShellCommand("ruff check", 30.0))
     assert config.fix_rounds == 1
 
 
@@ -52,7 +52,7 @@ def test_a_bdp_toml_wins_over_pyproject(tree: Path) -> None:
     committed(tree, "pyproject.toml", '[tool.bdp]\ngate = ["from-pyproject"]\n')
     committed(tree, ".bdp.toml", 'gate = ["from-bdp-toml"]\n')
 
-    assert load_repo_config(tree).gate == (GateCommand("from-bdp-toml"),)
+    assert load_repo_config(tree).gate == (ShellCommand("from-bdp-toml"),)
 
 
 @pytest.mark.parametrize(
@@ -99,7 +99,7 @@ def test_an_agent_emptying_its_trees_bdp_toml_does_not_change_the_gate(tree: Pat
     (tree / "pyproject.toml").write_text('[tool.bdp]\ngate = ["true"]\n')
 
     # Then the gate is still the committed one
-    assert load_repo_config(tree).gate == (GateCommand("pytest -q"),)
+    assert load_repo_config(tree).gate == (ShellCommand("pytest -q"),)
 
 
 def test_an_uncommitted_configuration_does_not_apply(tree: Path) -> None:

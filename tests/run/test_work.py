@@ -1,4 +1,6 @@
-"""Unit tests for bdp/run/work.py: `work_on` with the stub agent, the bd stand-in and real git.
+"""Unit tests for bdp/run/work.py in shared isolation (every agent in the repo's own work
+tree): `work_on` with the stub agent, the bd stand-in and real git. The default, a worktree
+per run, is tests/run/test_worktree.py.
 
 State lives in a MemoryHuey; bd is the stand-in subprocess found on PATH, in the `repo` fixture.
 """
@@ -36,7 +38,7 @@ pytestmark = pytest.mark.usefixtures("stand_in_bd")
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "home", heartbeat=0.05, timeout=60)
+    return Settings(home=tmp_path / "home", heartbeat=0.05, timeout=60, isolation="shared")
 
 
 @pytest.fixture

@@ -1,0 +1,154 @@
+"""Landing: a run's commit onto the target branch, one lander per repo and branch at a time.
+
+The lander rebases the run's commit onto the branch's current tip, runs the gate again when
+the tip moved since the run's own gate passed, then moves the branch: where the main work
+tree has it checked out, with a fast-forward that git refuses when it would overwrite a
+human's uncommitted change; otherwise with a compare-and-swap `git update-ref`. The branch
+is always either before or after the commit, never in between.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bdp.repo.git import GitError, fallback_identity, git
+from bdp.repo.quality_gate import GateResult
+from bdp.repo.worktree import WorkTree, tip
+
+#: Times a landing starts over when someone else moved the branch meanwhile.
+MOVE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Landing:
+    """How a landing went: landed (on ``commit``), or why not."""
+
+    landed: bool
+    commit: str = ""
+    reason: str = ""
+    conflicts: tuple[str, ...] = ()
+    gate: GateResult | None = None  # the gate run on the rebased commit, when it ran
+    details: str = ""
+
+    @property
+    def regated(self) -> bool:
+        return self.gate is not None
+
+
+@dataclass
+class Lander:
+    """Lands runs' commits on ``branch`` of ``repo``."""
+
+    repo: Path
+    branch: str
+    lock_dir: Path
+    gate: Callable[[Path], GateResult] | None = None  # runs the gate in a tree
+    attempts: int = field(default=MOVE_ATTEMPTS)
+
+    def land(self, tree: WorkTree, passed_on: str) -> Landing:
+        """Put ``tree``'s commit on the branch; ``passed_on`` is the tip its gate ran against."""
+        with self._lock():
+            for _ in range(self.attempts):
+                result = self._try(tree, passed_on)
+                if result is not None:
+                    return result
+        return Landing(False, reason=f"{self.branch} kept moving; gave up after retries")
+
+    def _try(self, tree: WorkTree, passed_on: str) -> Landing | None:
+        """One attempt; None when the branch moved under us (a human commit) and it is worth
+        another go."""
+        current = tip(self.repo, self.branch)
+        conflicts = _rebase(tree, current)
+        if conflicts:
+            return Landing(False, reason="conflicts with the target branch", conflicts=conflicts)
+        gate = None
+        if self.gate is not None and current != passed_on:
+            gate = self.gate(tree.path)
+            if not gate.passed:
+                reason = f"the gate fails on the target's new tip: {gate.command}"
+                return Landing(False, reason=reason, gate=gate, details=gate.output)
+        commit = tree.head()
+        refused = self._move(current, commit)
+        if refused is None:
+            return Landing(True, commit=commit, gate=gate)
+        if refused == "moved":
+            return None
+        return Landing(False, reason=refused)
+
+    def _move(self, old: str, new: str) -> str | None:
+        """Move the branch from ``old`` to ``new``; None when done, else why not ("moved": it
+        is no longer at ``old``)."""
+        if self._checked_out():
+            return self._fast_forward(old, new)
+        try:
+            git(self.repo, "update-ref", f"refs/heads/{self.branch}", new, old)
+        except GitError:
+            return "moved"
+        return None
+
+    def _checked_out(self) -> bool:
+        try:
+            head = git(self.repo, "symbolic-ref", "--quiet", "HEAD").strip()
+        except GitError:
+            return False
+        return head == f"refs/heads/{self.branch}"
+
+    def _fast_forward(self, old: str, new: str) -> str | None:
+        if git(self.repo, "rev-parse", "HEAD").strip() != old:
+            return "moved"
+        try:
+            git(self.repo, "merge", "--ff-only", "--quiet", "--no-edit", new)
+        except GitError as error:
+            if git(self.repo, "rev-parse", "HEAD").strip() != old:
+                return "moved"
+            if "would be overwritten" in str(error):
+                return (
+                    "the main work tree has uncommitted changes to files the landing changes; "
+                    "commit or stash them and the next landing goes through"
+                )
+            return f"the main work tree could not be fast-forwarded: {error}"
+        return None
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        """One lander per repo and branch on this machine (every consumer honours it)."""
+        self.lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key = f"{os.path.realpath(self.repo)}\0{self.branch}".encode()
+        digest = hashlib.sha256(key).hexdigest()[:16]
+        fd = os.open(self.lock_dir / f"land-{digest}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def _rebase(tree: WorkTree, onto: str) -> tuple[str, ...]:
+    """Rebase the run's branch onto ``onto``; the conflicted paths (rebase undone) or ()."""
+    if git(tree.path, "merge-base", "HEAD", onto).strip() == onto:
+        return ()  # already on top of it
+    try:
+        git(
+            tree.path, "rebase", "--quiet", onto, env={**os.environ, **fallback_identity(tree.repo)}
+        )
+    except GitError:
+        conflicted = git(tree.path, "diff", "--name-only", "--diff-filter=U").split()
+        git(tree.path, "rebase", "--abort")
+        return tuple(sorted(conflicted)) or ("(rebase failed)",)
+    return ()
+
+
+def is_landed(repo: Path, commit: str, branch: str) -> bool:
+    """True when ``commit`` is reachable from ``branch``."""
+    try:
+        git(repo, "merge-base", "--is-ancestor", commit, f"refs/heads/{branch}")
+    except GitError:
+        return False
+    return True

@@ -1,0 +1,114 @@
+"""Worktree isolation's end of a run: commit the tree, land it, close the issue; then put the
+worktree away, keeping the branch of work that did not land.
+
+"Closed" means landed: bd close runs only once the run's commit is on the target branch.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from bdp.agent.session import SessionResult
+from bdp.errors import BdpError
+from bdp.models import Outcome
+from bdp.repo.git import CommitMessage, GitError, git
+from bdp.repo.landing import Lander, Landing
+from bdp.repo.quality_gate import GateResult, run_gate
+from bdp.repo.worktree import WorkTree, commit_all, remove
+from bdp.run.job import Job, RunTree
+
+log = logging.getLogger(__name__)
+
+
+def land_worktree(job: Job, result: SessionResult) -> str:
+    """Commit, land and close a DONE run; the landed commit, or "" (the outcome adjusted)."""
+    tree = _tree(job)
+    worktree = _worktree(tree)
+    message = CommitMessage.for_run(job.issue.id, job.issue.title, job.run.run_id)
+    try:
+        commit = commit_all(worktree, message, tree.setup_made)
+        if commit is None:
+            result.outcome = Outcome.NO_CHANGE
+            result.summary = f"said DONE ({result.summary}) but changed no file"
+            return ""
+        result.changed_files = _changed_files(worktree)
+        landing = _lander(job, tree).land(worktree, passed_on=worktree.base)
+        if not landing.landed:
+            _not_landed(job, result, landing)
+            return ""
+        job.landed = True
+        job.transcript.line(f"bdp: landed {landing.commit[:12]} on {tree.target}")
+        job.beads.close(job.issue.id, result.summary, job.actor)
+        return landing.commit
+    except BdpError as error:
+        result.outcome, result.summary = Outcome.FAILED, f"could not finish: {error}"
+        return ""
+
+
+def _lander(job: Job, tree: RunTree) -> Lander:
+    gate_commands, run_id = tree.config.gate, job.run.run_id
+
+    def gate(path: Path) -> GateResult:
+        return run_gate(path, gate_commands, run_id)
+
+    lock_dir = job.deps.settings.home / "locks"
+    return Lander(job.repo, tree.target, lock_dir, gate if gate_commands else None)
+
+
+def _not_landed(job: Job, result: SessionResult, landing: Landing) -> None:
+    result.outcome = Outcome.FAILED
+    result.summary = f"could not land on {_tree(job).target}: {landing.reason}"
+    if landing.conflicts:
+        result.summary += f" ({', '.join(landing.conflicts)})"
+    result.details = landing.details
+    job.transcript.line(f"bdp: {result.summary}")
+
+
+def _changed_files(worktree: WorkTree) -> list[str]:
+    names = git(worktree.path, "diff", "--no-ext-diff", "--name-only", worktree.base, "HEAD")
+    return sorted(line for line in names.splitlines() if line)
+
+
+def put_away(job: Job) -> None:
+    """Remove the run's worktree; keep its branch when it holds work that did not land."""
+    tree = job.tree
+    if tree is None or tree.worktree is None:
+        return
+    worktree = tree.worktree
+    keep = not job.landed and _has_work(job, worktree)
+    try:
+        remove(worktree, keep_branch=keep, lock_dir=job.deps.settings.home / "locks")
+    except GitError as error:  # the janitor prunes what is left
+        log.warning("could not remove the worktree %s: %s", worktree.path, error)
+    job.kept_branch = worktree.branch if keep else ""
+
+
+def _has_work(job: Job, worktree: WorkTree) -> bool:
+    """Commit what the run left uncommitted onto its branch; True when the branch has work."""
+    message = CommitMessage(f"{job.issue.id}: work in progress (run {job.run.run_id})")
+    try:
+        _commit_left_over(worktree, message, _tree(job).setup_made)
+        ahead = git(worktree.path, "rev-list", "--count", f"{worktree.base}..HEAD").strip()
+    except GitError as error:
+        log.warning("could not save the work of %s: %s", worktree.branch, error)
+        return True  # keep the branch rather than lose what may be on it
+    return int(ahead or 0) > 0
+
+
+def _commit_left_over(worktree: WorkTree, message: CommitMessage, skip: tuple[str, ...]) -> None:
+    status = git(worktree.path, "status", "--porcelain", "--untracked-files=all")
+    if status.strip():
+        commit_all(worktree, message, skip)
+
+
+def _tree(job: Job) -> RunTree:
+    if job.tree is None:
+        raise RuntimeError("a worktree landing without a prepared tree")
+    return job.tree
+
+
+def _worktree(tree: RunTree) -> WorkTree:
+    if tree.worktree is None:
+        raise RuntimeError("a worktree landing in shared isolation")
+    return tree.worktree

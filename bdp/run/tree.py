@@ -1,0 +1,96 @@
+"""Where a run works: its own git worktree (the default), or the repo's shared work tree.
+
+In worktree isolation the run gets a new worktree on ``bdp/<issue>/<run>`` from the target
+branch's tip, or, continuing earlier work, on the branch that work was left on; the repo's
+setup commands run there first. The gate's configuration is read from the target branch as
+committed, never from a file an agent can edit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bdp.errors import BdpError, ConfigError
+from bdp.repo.git import GitError, git
+from bdp.repo.quality_gate import GateResult, run_gate
+from bdp.repo.repo_config import RepoConfig, load_repo_config
+from bdp.repo.worktree import WorkTree, attach, branch_name, changes, create, remove, tip
+from bdp.run.job import Job, RunTree
+
+#: The isolation a run gets when neither its task, BDP_ISOLATION nor the repo names one.
+DEFAULT_ISOLATION = "worktree"
+
+
+class SetupFailed(BdpError):
+    """A setup command of the repo failed in the run's new worktree."""
+
+    def __init__(self, gate: GateResult) -> None:
+        super().__init__(f"setup command failed: {gate.command}", "fix the repo's setup")
+        self.output = gate.output
+
+
+def isolation_of(job: Job, config: RepoConfig) -> str:
+    """The task's choice, else BDP_ISOLATION, else the repo's, else worktree."""
+    settings = job.deps.settings
+    return job.args.isolation or settings.isolation or config.isolation or DEFAULT_ISOLATION
+
+
+def prepare(job: Job) -> RunTree:
+    """The tree the run works in; ConfigError, SetupFailed or GitError when there is none."""
+    config = load_repo_config(job.repo)
+    if isolation_of(job, config) == "shared":
+        return RunTree(job.repo, config)
+    target = config.land_branch or _checked_out_branch(job.repo)
+    config = load_repo_config(job.repo, f"refs/heads/{target}")
+    worktree = _worktree_for(job, target)
+    job.transcript.line(f"bdp: working in {worktree.path} on {worktree.branch} (lands on {target})")
+    try:
+        made = _set_up(worktree, config, job.run.run_id)
+    except BaseException:
+        remove(
+            worktree, keep_branch=bool(job.args.branch), lock_dir=job.deps.settings.home / "locks"
+        )
+        raise
+    return RunTree(worktree.path, config, worktree, target, made)
+
+
+def _set_up(worktree: WorkTree, config: RepoConfig, run_id: str) -> tuple[str, ...]:
+    """Run the repo's setup in the new worktree; the paths it made (left out of commits)."""
+    if not config.setup:
+        return ()
+    done = run_gate(worktree.path, config.setup, run_id)
+    if not done.passed:
+        raise SetupFailed(done)
+    return tuple(changes(worktree))
+
+
+def _checked_out_branch(repo: Path) -> str:
+    try:
+        return git(repo, "symbolic-ref", "--quiet", "--short", "HEAD").strip()
+    except GitError:
+        raise ConfigError(
+            f"{repo} has no branch checked out, so bdp does not know where to land work",
+            'check out the target branch, or set land = { branch = "main" } in .bdp.toml',
+        ) from None
+
+
+def _worktree_for(job: Job, target: str) -> WorkTree:
+    """A new worktree from the target's tip, or on the branch earlier work was left on."""
+    home, repo = job.deps.settings.home, job.repo
+    try:
+        target_tip = tip(repo, target)
+    except GitError:
+        raise ConfigError(
+            f"the target branch {target!r} does not exist in {repo}",
+            "create it, or set land.branch in .bdp.toml",
+        ) from None
+    if job.args.branch:
+        return _resume_on(job, target_tip)
+    return create(repo, home, branch_name(job.issue.id, job.run.run_id), target_tip)
+
+
+def _resume_on(job: Job, target_tip: str) -> WorkTree:
+    """A worktree on the branch an earlier session of this issue left its work on."""
+    repo, branch = job.repo, job.args.branch
+    base = git(repo, "merge-base", target_tip, f"refs/heads/{branch}").strip()
+    return attach(repo, job.deps.settings.home, branch, base, job.run.run_id)

@@ -1,0 +1,321 @@
+"""`work_on` in worktree isolation, the default: each run in its own worktree, its commit
+landed on the target branch by the lander, and "closed" meaning landed.
+
+The stub agent stands in for the session (it writes files and runs commands in the tree it is
+given); bd is the stand-in, git is real.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from huey import MemoryHuey
+
+from bdp.agent.session import SessionRequest, SessionResult, StubAgentRunner
+from bdp.broker.state import State
+from bdp.config import Settings
+from bdp.models import Outcome, RunRecord, TaskArgs
+from bdp.repo.locks import LockTable
+from bdp.run.deps import RunDeps
+from bdp.run.work import work_on
+from tests.support.beads import create_issue, run_bd_ok, show_issue
+
+pytestmark = pytest.mark.usefixtures("stand_in_bd")
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+def commit_file(repo: Path, name: str, text: str) -> None:
+    (repo / name).write_text(text)
+    git(repo, "add", name)
+    git(repo, "commit", "-qm", f"add {name}")
+
+
+def comments_of(repo: Path, issue_id: str) -> list[str]:
+    return [c["text"] for c in json.loads(run_bd_ok(repo, "comments", issue_id, "--json"))]
+
+
+def bdp_branches(repo: Path) -> list[str]:
+    return git(repo, "branch", "--list", "bdp/*", "--format=%(refname:short)").split()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", heartbeat=0.05, timeout=60)
+
+
+@pytest.fixture
+def state() -> State:
+    return State(MemoryHuey("test-worktree"))
+
+
+def run(
+    repo: Path, settings: Settings, state: State, agent: Any, args: TaskArgs | None = None
+) -> RunRecord:
+    deps = RunDeps(settings, state, agent, requeue=None)
+    return work_on(args or TaskArgs(str(repo), "?"), "task-1", deps)
+
+
+def issue(repo: Path, title: str = "Add a greeting") -> TaskArgs:
+    return TaskArgs(str(repo), create_issue(repo, title))
+
+
+def test_a_done_run_works_in_its_own_worktree_and_lands_before_it_is_closed(
+    repo: Path, settings: Settings, state: State
+) -> None:
+    # Given a ready issue and an agent that adds a file
+    args = issue(repo)
+    agent = StubAgentRunner(files={"hello.py": "print('hi')\n"}, summary="added hello")
+
+    # When a worker runs it
+    record = run(repo, settings, state, agent, args)
+
+    # Then the session worked in a worktree under the state dir, not in the repo
+    [request] = agent.requests
+    assert request.repo.is_relative_to(settings.home / "worktrees")
+    # And its commit is on main (the main tree fast-forwarded), with bdp's message
+    assert record.outcome is Outcome.DONE
+    assert record.landed
+    assert git(repo, "rev-parse", "HEAD").strip() == record.commit
+    assert (repo / "hello.py").read_text() == "print('hi')\n"
+    assert git(repo, "log", "-1", "--format=%s").strip() == f"{args.issue_id}: Add a greeting"
+    assert f"Bdp-Issue: {args.issue_id}" in git(repo, "log", "-1", "--format=%b")
+    # And only then the issue was closed; the worktree and its branch are gone
+    shown = show_issue(repo, args.issue_id)
+    assert (shown["status"], shown["close_reason"]) == ("closed", "added hello")
+    assert not request.repo.exists()
+    assert bdp_branches(repo) == []
+    assert LockTable(settings.home, repo).locks() == []
+
+
+def test_destructive_git_in_one_agents_tree_cannot_touch_another_agents_work(
+    repo: Path, settings: Settings, state: State
+) -> None:
+    # Given agent B mid-session with uncommitted work, while agent A, in its own worktree,
+    # runs every destructive command that wrecked shared trees
+    a_args, b_args = issue(repo, "A wrecks"), issue(repo, "B builds")
+
+    def wreck(request: SessionRequest) -> None:
+        script = (
+            "git stash -u; git checkout -f; git checkout -- .; git reset --hard; "
+            "git clean -fdx; rm -rf ./*; git add ./ && git commit -qm mine || true"
+        )
+        subprocess.run(["bash", "-lc", script], cwd=request.repo, capture_output=True, check=False)
+
+    def build_while_a_wrecks(request: SessionRequest) -> None:
+        (request.repo / "b.py").write_text("b = 1\n")
+        wrecker = StubAgentRunner(Outcome.FAILED, "wrecked everything", on_run=wreck)
+        run(repo, settings, state, wrecker, a_args)
+
+    b_agent = StubAgentRunner(summary="built b", on_run=build_while_a_wrecks)
+    b_agent.files = {"b2.py": "b2 = 2\n"}
+
+    # When B finishes
+    record = run(repo, settings, state, b_agent, b_args)
+
+    # Then B's issue landed with exactly its own work, and the repo is intact
+    assert record.outcome is Outcome.DONE
+    assert record.landed
+    assert sorted(git(repo, "show", "--name-only", "--format=", "HEAD").split()) == [
+        "b.py",
+        "b2.py",
+    ]
+    assert (repo / "README.md").read_text() == "# test repo\n"
+    assert show_issue(repo, b_args.issue_id)["status"] == "closed"
+    assert show_issue(repo, a_args.issue_id)["status"] == "open"
+
+
+def test_a_humans_uncommitted_line_in_the_main_tree_is_neither_committed_nor_lost(
+    repo: Path, settings: Settings, state: State
+) -> None:
+    (repo / "README.md").write_text("# test repo\nhuman's unsaved line\n")
+    agent = StubAgentRunner(files={"feature.py": "x = 1\n"})
+
+    record = run(repo, settings, state, agent, issue(repo))
+
+    assert record.landed
+    assert git(repo, "show", "--name-only", "--format=", "HEAD").split() == ["feature.py"]
+    assert (repo / "README.md").read_text() == "# test repo\nhuman's unsaved line\n"
+
+
+def test_an_agent_emptying_its_trees_bdp_toml_does_not_change_its_gate(
+    repo: Path, settings: Settings, state: State
+) -> None:
+    # Given a gate committed on main
+    commit_file(repo, ".bdp.toml", 'gate = ["test -f gate-ok"]\n')
+    results: list[bool] = []
+
+    def empty_the_config_then_gate(request: SessionRequest) -> None:
+        (request.repo / ".bdp.toml").write_text("")
+        assert request.gate is not None
+        results.append(request.gate().passed)
+
+    # When the agent empties its tree's .bdp.toml and never writes gate-ok
+    run(repo, settings, state, StubAgentRunner(on_run=empty_the_config_then_gate), issue(repo))
+
+    # Then the gate still ran the committed check, and it failed
+    assert results == [False]
+
+
+def test_a_failed_runs_files_never_reach_the_next_issue_and_its_branch_is_kept(
+    repo: Path, settings: Settings, state: State
+) -> None:
+    # Given a run that leaves a broken file behind and fails
+    first = issue(repo, "fails")
+    broken = StubAgentRunner(Outcome.FAILED, "gave up", files={"broken.py": "syntax error(\n"})
+    failed = run(repo, settings, state, broken, first)
+
+    # When the next issue runs
+    seen: list[bool] = []
+    nxt = StubAgentRunner(
+        on_run=lambda r: seen.append((r.repo / "broken.py").exists()), files={"ok.py": "ok\n"}
+    )
+    record = run(repo, settings, state, nxt, issue(repo, "works"))
+
+    # Then it never saw the broken file, and neither did the repo
+    assert failed.outcome is Outcome.FAILED
+    assert seen == [False]
+    assert record.landed
+    assert not (repo / "broken.py").exists()
+    # And the failed work is kept on its branch, named in the issue's comment
+    [branch] = bdp_branches(repo)
+    assert "broken.py" in git(repo, "show", "--name-only", "--format=", branch)
+    [comment] = comments_of(repo, first.issue_id)
+    assert f"The work is kept on branch {branch}." in comment
+    assert show_issue(repo, first.issue_id)["status"] == "open"
+
+
+def test_an_unfinished_run_continues_on_its_branch_and_lands_as_one_commit(
+    repo: Path, settings: Settings, state: State
+) -> None:
+    # Given a session that runs out of room half way
+    args = issue(repo)
+    queued: list[TaskArgs] = []
+
+    def half(request: SessionRequest) -> None:
+        (request.repo / "half.py").write_text("half\n")
+
+    unfinished = StubAgentRunner(Outcome.UNFINISHED, "ran out of turns", on_run=half)
+
+    def requeue(again: TaskArgs) -> str:
+        queued.append(again)
+        return "task-2"
+
+    deps = RunDeps(settings, state, unfinished, requeue=requeue)
+    first = work_on(args, "task-1", deps)
+
+    # Then the continuation is queued on the branch holding the half-done work
+    assert first.outcome is Outcome.UNFINISHED
+    [again] = queued
+    assert again.branch in bdp_branches(repo)
+    assert again.files == ()
+    assert not (repo / "half.py").exists()
+
+    # When the continuation runs and finishes the work
+    seen: list[bool] = []
+
+    def finish(request: SessionRequest) -> None:
+        seen.append((request.repo / "half.py").read_text() == "half\n")
+        (request.repo / "whole.py").write_text("whole\n")
+
+    record = run(repo, settings, state, StubAgentRunner(on_run=finish), again)
+
+    # Then it saw the earlier work, and both files land in one commit
+    assert seen == [True]
+    assert record.landed
+    assert sorted(git(repo, "show", "--name-only", "--format=", "HEAD").split()) == [
+        "half.py",
+        "whole.py",
+    ]
+    assert git(repo, "rev-list", "--count", "HEAD").strip() == "2"
+    assert bdp_branches(repo) == []
+
+
+def test_setup_runs_in_each_new_worktree_and_what_it_makes_is_not_committed(
+    repo: Path, settings: Settings, state: State
+) -> None:
+    commit_file(repo, ".bdp.toml", 'setup = ["echo built > setup-output.txt"]\n')
+    seen: list[str] = []
+    agent = StubAgentRunner(
+        on_run=lambda r: seen.append((r.repo / "setup-output.txt").read_text()),
+        files={"feature.py": "x = 1\n"},
+    )
+
+    record = run(repo, settings, state, agent, issue(repo))
+
+    assert seen == ["built\n"]
+    assert record.landed
+    assert git(repo, "show", "--name-only", "--format=", "HEAD").split() == ["feature.py"]
+
+
+def test_a_failing_setup_ends_the_run_before_any_session_with_its_output(
+    repo: Path, settings: Settings, state: State
+) -> None:
+    commit_file(repo, ".bdp.toml", 'setup = ["echo no network; exit 3"]\n')
+    agent = StubAgentRunner(files={"feature.py": "x = 1\n"})
+    args = issue(repo)
+
+    record = run(repo, settings, state, agent, args)
+
+    assert record.outcome is Outcome.FAILED
+    assert "setup command failed: echo no network; exit 3" in record.summary
+    assert agent.requests == []
+    [comment] = comments_of(repo, args.issue_id)
+    assert "no network" in comment
+    assert bdp_branches(repo) == []
+
+
+def test_a_landing_that_main_refuses_resets_the_issue_and_keeps_the_work(
+    repo: Path, settings: Settings, state: State
+) -> None:
+    # Given a human's unsaved edit of the very file the agent changes
+    (repo / "README.md").write_text("# human's unsaved title\n")
+    args = issue(repo)
+    agent = StubAgentRunner(files={"README.md": "# agent's title\n"})
+
+    record = run(repo, settings, state, agent, args)
+
+    assert record.outcome is Outcome.FAILED
+    assert not record.landed
+    assert "uncommitted changes" in record.summary
+    assert (repo / "README.md").read_text() == "# human's unsaved title\n"
+    assert show_issue(repo, args.issue_id)["status"] == "open"
+    [branch] = bdp_branches(repo)
+    assert "agent's title" in git(repo, "show", f"{branch}:README.md")
+
+
+def test_a_hook_planted_in_the_repo_never_runs_anywhere_in_a_run(
+    repo: Path, settings: Settings, state: State
+) -> None:
+    marker = repo.parent / "hook-ran"
+    for hook in ("pre-commit", "post-commit", "post-checkout", "post-rewrite", "post-merge"):
+        path = repo / ".git" / "hooks" / hook
+        path.write_text(f"#!/bin/sh\ntouch {marker}\n")
+        path.chmod(0o755)
+
+    record = run(repo, settings, state, StubAgentRunner(files={"x.py": "x\n"}), issue(repo))
+
+    assert record.landed
+    assert not marker.exists()
+
+
+def test_a_session_result_is_passed_through_unchanged_when_it_is_not_done(
+    repo: Path, settings: Settings, state: State
+) -> None:
+    class Blocked:
+        def run(self, request: SessionRequest) -> SessionResult:
+            return SessionResult(Outcome.BLOCKED, "needs a decision", turns=1)
+
+    args = issue(repo)
+    record = run(repo, settings, state, Blocked(), args)
+
+    assert (record.outcome, record.landed) == (Outcome.BLOCKED, False)
+    assert bdp_branches(repo) == []  # nothing was written: no branch to keep
+    assert show_issue(repo, args.issue_id)["status"] == "open"
