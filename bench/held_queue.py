@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from bdp.config import Settings
-from bdp.models import Outcome, RunRecord
+from bdp.models import Outcome, RunRecord, TaskArgs
 from bdp.queue.app import App
 from bench.harness import Consumer, clean_env, median, private_redis
 
@@ -23,7 +23,7 @@ def fill_held_queue(env: dict[str, str], tasks: int) -> None:
     app = App.create(Settings.from_env(env))
     app.state.record(RunRecord("r0", "t-0", "/repo", "x", Outcome.DONE, "ok", cost_usd=1.0))
     for n in range(tasks):
-        task = app.tasks.run_issue.s("/repo", f"t-{n}", 1)
+        task = app.tasks.queue(TaskArgs("/repo", f"t-{n}"))
         app.state.mark_queued("/repo", f"t-{n}", task.id)
         app.huey.enqueue(task)
 

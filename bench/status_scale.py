@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bdp.config import Settings  # noqa: E402
-from bdp.models import Outcome, Run, RunRecord  # noqa: E402
+from bdp.models import Outcome, Run, RunRecord, TaskArgs  # noqa: E402
 from bdp.queue.app import App  # noqa: E402
 from bdp.repo.locks import Holder, LockTable  # noqa: E402
 from bench.harness import BDP, clean_env, median, private_redis, wall_ms  # noqa: E402
@@ -61,7 +61,7 @@ def queue_tasks(app: App, repo: str, count: int) -> None:
     """What `bdp enqueue` does per issue, without asking bd: marker, then the task."""
     for n in range(count):
         issue_id = f"q-{n:05d}"
-        task = app.tasks.run_issue.s(repo, issue_id, 1)
+        task = app.tasks.queue(TaskArgs(repo, issue_id))
         if not app.state.mark_queued(repo, issue_id, task.id):
             raise SystemExit(f"{issue_id} was already queued: the broker was not empty")
         app.huey.enqueue(task)

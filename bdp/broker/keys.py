@@ -22,7 +22,15 @@ BUDGET_HOLD_KEY = "budget_hold"
 #: The meta key of the janitor's last sweep report (status shows it).
 LAST_SWEEP_KEY = "last_sweep"
 #: What a janitor sweep can do, each counted as ``janitor:<action>`` for `bdp metrics`.
-JANITOR_ACTIONS = ("freed_locks", "killed", "reset", "requeued", "needs_human", "cleared_markers")
+JANITOR_ACTIONS = (
+    "freed_locks",
+    "killed",
+    "reset",
+    "requeued",
+    "needs_human",
+    "cleared_markers",
+    "removed_worktrees",
+)
 
 
 def namespace_name(queue: str, namespace: str) -> str:

@@ -157,6 +157,8 @@ class State:
     def _count(self, record: RunRecord) -> None:
         incr = self._counters.incr
         incr(f"outcomes:{record.outcome.value}")
+        if record.landed:
+            incr("landed")
         cost = round((record.cost_usd + record.review_cost_usd) * 1_000_000)
         incr(SPENT_COUNTER, cost)
         if cost:

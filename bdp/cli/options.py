@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from bdp.config import DEFAULT_WATCH_INTERVAL
+from bdp.config import DEFAULT_WATCH_INTERVAL, ISOLATION_MODES
 
 if TYPE_CHECKING:
     from bdp.queue.enqueue import EnqueueOptions
@@ -43,6 +43,16 @@ def budget_option(func: Command) -> Command:
     )(func)
 
 
+def isolation_option(func: Command) -> Command:
+    """--isolation worktree|shared, passed on as ``isolation`` (None when not given)."""
+    return click.option(
+        "--isolation",
+        type=click.Choice(ISOLATION_MODES),
+        envvar="BDP_ISOLATION",
+        help="Each run in its own git worktree, or all in the repo's work tree.",
+    )(func)
+
+
 def limit_option(func: Command) -> Command:
     limit = click.IntRange(0)
     return click.option("--limit", type=limit, default=0, help="At most N issues (0 = all).")(func)
@@ -59,9 +69,10 @@ def selection_options(func: Command) -> Command:
         type_: str | None,
         limit: int,
         max_cost: float | None,
+        isolation: str | None,
         **kwargs: Any,
     ) -> Any:
-        selection = enqueue_options(limit, max_cost, priority, label, type_)
+        selection = enqueue_options(limit, max_cost, isolation, priority, label, type_)
         return func(*args, selection=selection, **kwargs)
 
     options: list[Callable[[Command], Command]] = [
@@ -70,6 +81,7 @@ def selection_options(func: Command) -> Command:
         click.option("--type", "-t", "type_", help="Only this issue type (task, bug, ...)."),
         limit_option,
         budget_option,
+        isolation_option,
     ]
     command: Command = with_selection
     for option in reversed(options):
@@ -80,6 +92,7 @@ def selection_options(func: Command) -> Command:
 def enqueue_options(
     limit: int,
     max_cost: float | None,
+    isolation: str | None = None,
     priority: int | None = None,
     labels: tuple[str, ...] = (),
     issue_type: str | None = None,
@@ -89,4 +102,4 @@ def enqueue_options(
     from bdp.repo.beads import ReadyFilters
 
     filters = ReadyFilters(limit=limit, priority=priority, labels=labels, issue_type=issue_type)
-    return EnqueueOptions(filters, max_cost)
+    return EnqueueOptions(filters, max_cost, isolation=isolation)

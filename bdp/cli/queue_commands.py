@@ -18,6 +18,7 @@ from bdp.cli.options import (
     REPO,
     budget_option,
     enqueue_options,
+    isolation_option,
     limit_option,
     selection_options,
     watch_options,
@@ -125,6 +126,7 @@ def _print_enqueued(results: list[Enqueued]) -> None:
 @click.option("--verbose", "-v", is_flag=True, help="Show each run's log file as it starts.")
 @limit_option
 @budget_option
+@isolation_option
 @watch_options
 def run(
     repo: Path,
@@ -133,6 +135,7 @@ def run(
     verbose: bool,
     limit: int,
     max_cost: float | None,
+    isolation: str | None,
     watch: bool,
     interval: str,
 ) -> None:
@@ -146,6 +149,7 @@ def run(
     Example:
         bdp run ~/src/myrepo -n 4 -t 45
         bdp run ~/src/myrepo --watch --interval 1m
+        bdp run ~/src/myrepo --isolation worktree   # each run lands via its own branch
     """
     from bdp.cli.oneshot import RunOptions, run_repo
 
@@ -153,7 +157,7 @@ def run(
     name = "BDP_TIMEOUT" if source is ParameterSource.ENVIRONMENT else "--timeout"
     app = app_from_env(timeout=parse_duration(timeout, name))
     every = parse_duration(interval, "--interval") if watch else None
-    options = RunOptions(enqueue_options(limit, max_cost), max_agents, every)
+    options = RunOptions(enqueue_options(limit, max_cost, isolation), max_agents, every)
     records = run_repo(app, repo, options, _run_printer(verbose))
     failed = _print_summary(records)
     sys.exit(1 if failed else 0)

@@ -34,6 +34,7 @@ COUNTERS = (
     "lock_waits",
     "lock_wait_ms",
     "lock_timeouts",
+    "landed",
 )
 
 
@@ -74,6 +75,8 @@ def _spending(counts: dict[str, int]) -> Iterator[Metric]:
     tokens.add_metric(["input"], counts["input_tokens"])
     tokens.add_metric(["output"], counts["output_tokens"])
     yield tokens
+    landed = "Runs whose commit the lander put on the target branch (worktree isolation)."
+    yield CounterMetricFamily("bdp_landed", landed, value=counts["landed"])
 
 
 def _lock_waits(counts: dict[str, int]) -> Iterator[Metric]:

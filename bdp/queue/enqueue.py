@@ -29,6 +29,7 @@ class EnqueueOptions:
     filters: ReadyFilters = field(default_factory=ReadyFilters)
     max_cost: float | None = None  # each issue's budget in USD (else BDP_MAX_COST_PER_ISSUE)
     dry_run: bool = False  # report what would be queued; queue nothing
+    isolation: str | None = None  # carried in each task: "worktree" or "shared"
 
 
 class WatchReport(Protocol):
@@ -72,7 +73,8 @@ def _enqueue_one(app: App, repo: str, issue: Issue, options: EnqueueOptions) -> 
         return Enqueued(issue, "running" if marker.state == "running" else "already queued")
     if options.dry_run:
         return Enqueued(issue, "would queue")
-    task = app.tasks.queue(TaskArgs(repo, issue.id, 1, max_cost=options.max_cost))
+    args = TaskArgs(repo, issue.id, 1, max_cost=options.max_cost, isolation=options.isolation)
+    task = app.tasks.queue(args)
     if not app.state.mark_queued(repo, issue.id, task.id):
         return Enqueued(issue, "already queued")
     try:

@@ -27,6 +27,7 @@ from bdp.ops.notify import Notifier, notify_outcome
 from bdp.repo.beads import BdCli, Beads
 from bdp.repo.locks import Lock, LockTable
 from bdp.repo.procs import end_run_processes, pid_alive
+from bdp.repo.worktree import orphans, retire
 from bdp.run.deps import Requeue
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class SweepReport:
     requeued: list[str] = field(default_factory=list)
     needs_human: list[str] = field(default_factory=list)
     cleared_markers: list[str] = field(default_factory=list)
+    removed_worktrees: list[str] = field(default_factory=list)  # their branches are kept
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,13 +59,15 @@ class SweepReport:
             ("requeued", self.requeued),
             ("needs a human", self.needs_human),
             ("cleared marker", self.cleared_markers),
+            ("removed worktree (branch kept)", self.removed_worktrees),
         ]
 
     def summary(self) -> str:
         return (
             f"freed {len(self.freed_locks)} locks, reset {len(self.reset)} issues, "
             f"requeued {len(self.requeued)}, {len(self.needs_human)} need a human, "
-            f"cleared {len(self.cleared_markers)} markers, killed {len(self.killed)} processes"
+            f"cleared {len(self.cleared_markers)} markers, killed {len(self.killed)} processes, "
+            f"removed {len(self.removed_worktrees)} worktrees"
         )
 
 
@@ -98,6 +102,8 @@ class Janitor:
         for repo in self.state.repos():
             self._guarded(self._reset_orphan_claims, repo, live, report)
         self._guarded(self._clear_markers, report)
+        for repo in self.state.repos():
+            self._guarded(self._remove_worktrees, repo, set(live), force, report)
         for run_id in self.state.orphan_beats():
             self.state.drop_beat(run_id)
         self.state.put_meta(LAST_SWEEP_KEY, report.to_json())
@@ -212,6 +218,19 @@ class Janitor:
             r.attempt for r in self.state.outcomes() if (r.repo, r.issue_id) == (repo, issue_id)
         ]
         return max(attempts, default=1)
+
+    # -- worktrees ------------------------------------------------------------------------
+    def _remove_worktrees(
+        self, repo: str, live: set[str], force: bool, report: SweepReport
+    ) -> None:
+        """Retire worktrees no live run works in, saving what they hold on their branches."""
+        if not Path(repo).is_dir():
+            return  # another machine's clone
+        home = self.settings.home
+        age = 0.0 if force else self.settings.stale_after
+        for path in orphans(home, Path(repo), live, older_than=age):
+            branch = retire(Path(repo), path, home / "locks")
+            report.removed_worktrees.append(f"{path.name} ({branch})")
 
     # -- markers --------------------------------------------------------------------------
     def _clear_markers(self, report: SweepReport) -> None:

@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,3 +111,31 @@ def remove(tree: WorkTree, keep_branch: bool, lock_dir: Path) -> None:
             git(tree.repo, "worktree", "prune")
         if not keep_branch:
             git(tree.repo, "branch", "--quiet", "-D", tree.branch)
+
+
+def orphans(home: Path, repo: Path, live: set[str], older_than: float) -> list[Path]:
+    """Worktrees of ``repo`` whose run is not in ``live``, untouched for ``older_than`` s."""
+    folder = worktrees_dir(home, repo)
+    if not folder.is_dir():
+        return []
+    cutoff = time.time() - older_than
+    return [
+        path
+        for path in sorted(folder.iterdir())
+        if path.is_dir() and path.name not in live and path.stat().st_mtime < cutoff
+    ]
+
+
+def retire(repo: Path, path: Path, lock_dir: Path) -> str:
+    """Save what a dead run left in its worktree onto its branch, then remove the worktree.
+
+    Returns the branch, which is kept: it holds the work for a person (or a later run).
+    """
+    branch = git(path, "rev-parse", "--abbrev-ref", "HEAD").strip()
+    if git(path, "status", "--porcelain", "--untracked-files=all").strip():
+        env = {**os.environ, **fallback_identity(repo)}
+        git(path, "add", "--all", env=env)
+        message = CommitMessage(f"work in progress, saved by bdp's janitor ({path.name})")
+        git(path, "commit", "--no-verify", "--quiet", *message.args(), env=env)
+    remove(WorkTree(repo, path, branch, ""), keep_branch=True, lock_dir=lock_dir)
+    return branch

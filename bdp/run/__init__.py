@@ -1,6 +1,7 @@
 """One run inside a worker: claim the issue, start the run, watch it, finish it.
 
-`work` is the task body (`work_on`); `job` registers a claimed issue's run; `watchdog`
+`work` is the task body (`work_on`); `job` registers a claimed issue's run; `tree` says
+where it works (the repo, or its own worktree); `landing` lands a worktree's commit; `watchdog`
 keeps its heartbeat and bd lease and stops the session when the run is taken away or the
 worker shuts down (`shutdown`); `finish` commits and closes, or resets, continues or pauses,
 then frees what the run held; `bookkeeping` keeps finishing when the broker is away; `deps`

@@ -1,4 +1,4 @@
-"""Where a run works: its own git worktree (the default), or the repo's shared work tree.
+"""Where a run works: its own git worktree, or the repo's shared work tree.
 
 In worktree isolation the run gets a new worktree on ``bdp/<issue>/<run>`` from the target
 branch's tip, or, continuing earlier work, on the branch that work was left on; the repo's
@@ -18,7 +18,9 @@ from bdp.repo.worktree import WorkTree, attach, branch_name, changes, create, re
 from bdp.run.job import Job, RunTree
 
 #: The isolation a run gets when neither its task, BDP_ISOLATION nor the repo names one.
-DEFAULT_ISOLATION = "worktree"
+#: Shared until a landing conflict goes back to the agent (a continuation at the new tip):
+#: today a conflict resets the issue, where shared isolation's locks make writers take turns.
+DEFAULT_ISOLATION = "shared"
 
 
 class SetupFailed(BdpError):
@@ -30,7 +32,7 @@ class SetupFailed(BdpError):
 
 
 def isolation_of(job: Job, config: RepoConfig) -> str:
-    """The task's choice, else BDP_ISOLATION, else the repo's, else worktree."""
+    """The task's choice, else BDP_ISOLATION, else the repo's, else `DEFAULT_ISOLATION`."""
     settings = job.deps.settings
     return job.args.isolation or settings.isolation or config.isolation or DEFAULT_ISOLATION
 

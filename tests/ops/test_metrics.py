@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bdp.agent.session import StubAgentRunner
 from bdp.cli import main
 from bdp.config import Settings
-from bdp.models import Outcome, RunRecord
+from bdp.models import Outcome, RunRecord, TaskArgs
 from bdp.ops.metrics import render_metrics
 from bdp.queue.app import App
 
@@ -55,15 +55,15 @@ def record(n: int, outcome: Outcome, seconds: float, cost: float) -> RunRecord:
 
 def test_metrics_count_outcomes_cost_tokens_durations_and_queue(app: App) -> None:
     # Given three finished runs, a lost claim, two queued tasks and a janitor action
-    app.state.record(record(1, Outcome.DONE, 30, 0.25))
+    app.state.record(replace(record(1, Outcome.DONE, 30, 0.25), landed=True))
     app.state.record(record(2, Outcome.DONE, 400, 0.5))
     waited = replace(
         record(3, Outcome.FAILED, 5000, 0.0), lock_waits=3, lock_wait_seconds=61.5, lock_timeouts=1
     )
     app.state.record(waited)
     app.state.record(record(4, Outcome.SKIPPED, 0, 0.0))
-    app.tasks.run_issue("/repo", "t-9", 1)
-    app.tasks.run_issue("/repo", "t-10", 1)
+    app.tasks.run_issue(TaskArgs("/repo", "t-9").to_task())
+    app.tasks.run_issue(TaskArgs("/repo", "t-10").to_task())
     app.state.count("janitor:requeued", 2)
 
     # When they are scraped
@@ -85,6 +85,7 @@ def test_metrics_count_outcomes_cost_tokens_durations_and_queue(app: App) -> Non
     assert got[("bdp_lock_waits_total", ())] == 3
     assert got[("bdp_lock_wait_seconds_total", ())] == pytest.approx(61.5)
     assert got[("bdp_lock_timeouts_total", ())] == 1
+    assert got[("bdp_landed_total", ())] == 1
 
 
 def test_bdp_metrics_prints_the_text_format(tmp_path: Path) -> None:

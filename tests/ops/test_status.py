@@ -12,7 +12,7 @@ import pytest
 from bdp.agent.session import StubAgentRunner
 from bdp.broker.keys import LAST_SWEEP_KEY
 from bdp.config import Settings
-from bdp.models import Activity, Outcome, Run, RunRecord
+from bdp.models import Activity, Outcome, Run, RunRecord, TaskArgs
 from bdp.ops.status import collect_status
 from bdp.queue.app import App
 
@@ -44,7 +44,7 @@ def record(n: int) -> RunRecord:
 def test_status_matches_what_huey_and_the_state_hold(app: App) -> None:
     # Given queued and scheduled tasks, two runs with heartbeats, outcomes and a sweep
     for n in range(7):
-        app.tasks.run_issue("/repo", f"t-{n}", 1)
+        app.tasks.run_issue(TaskArgs("/repo", f"t-{n}").to_task())
     retry = app.tasks.run_issue.s("/repo", "t-later", 1)
     retry.eta = datetime.datetime.now() + datetime.timedelta(hours=1)
     app.huey.add_schedule(retry)

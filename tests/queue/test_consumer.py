@@ -9,7 +9,7 @@ from pathlib import Path
 from bdp.agent.session import StubAgentRunner
 from bdp.broker.keys import LAST_SWEEP_KEY
 from bdp.config import Settings
-from bdp.models import Outcome, RunRecord
+from bdp.models import Outcome, RunRecord, TaskArgs
 from bdp.queue.app import App
 from bdp.queue.consumer import HELD_WAIT, IDLE_POLL_CAP
 from bdp.queue.instance import build_huey
@@ -38,7 +38,7 @@ def held_app(tmp_path: Path) -> App:
         Settings(home=tmp_path / "home", budget_usd=1.0), agent=lambda _s: StubAgentRunner()
     )
     app.state.record(RunRecord("r0", "t-0", "/repo", "x", Outcome.DONE, "ok", cost_usd=1.0))
-    app.tasks.run_issue("/repo", "t-1", 1)
+    app.tasks.run_issue(TaskArgs("/repo", "t-1").to_task())
     return app
 
 

@@ -36,6 +36,8 @@ from bdp.queue.janitor import Janitor, SweepReport
 from bdp.repo.beads import Beads, MemoryBeads
 from bdp.repo.locks import Holder, LockTable, lock_name
 from bdp.repo.procs import RUN_ENV, end_run_processes
+from bdp.repo.worktree import create as create_worktree
+from bdp.repo.worktree import tip
 from tests.support.processes import wait_for
 
 HOST = socket.gethostname()
@@ -875,3 +877,51 @@ def test_clean_locks_force_prints_each_freed_lock(settings: Settings, tree: Path
     assert f"freed lock: {table.root.name}:src/b.py" in output
     assert "freed 2 locks" in output
     assert "log files" not in output
+
+
+# --- worktrees --------------------------------------------------------------------------------
+
+
+def test_a_dead_runs_worktree_is_retired_and_its_work_kept_on_its_branch(
+    settings: Settings, repo: Path
+) -> None:
+    # Given a run's worktree with uncommitted work, its run long gone from the registry
+    app = make_app(settings)
+    app.state.remember_repo(str(repo))
+    worktree = create_worktree(repo, settings.home, "bdp/t-9/deadrun1", tip(repo, "main"))
+    (worktree.path / "half.py").write_text("half\n")
+    old = time.time() - 2 * STALE
+    os.utime(worktree.path, (old, old))
+
+    # When the janitor sweeps
+    report = janitor_of(app, MemoryBeads()).sweep()
+
+    # Then the worktree is gone, its work committed on the branch that is kept
+    assert report.removed_worktrees == ["deadrun1 (bdp/t-9/deadrun1)"]
+    assert not worktree.path.exists()
+    shown = subprocess.run(
+        ["git", "show", "bdp/t-9/deadrun1:half.py"], cwd=repo, capture_output=True, text=True
+    )
+    assert shown.stdout == "half\n"
+    assert (
+        "deadrun1"
+        not in subprocess.run(
+            ["git", "worktree", "list"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout
+    )
+
+
+def test_a_live_runs_worktree_is_left_alone(settings: Settings, repo: Path) -> None:
+    app = make_app(settings)
+    app.state.remember_repo(str(repo))
+    run = dead_run(repo)  # registered with a fresh heartbeat below: alive
+    run.heartbeat = time.time()
+    app.state.register(run)
+    worktree = create_worktree(repo, settings.home, f"bdp/t-9/{run.run_id}", tip(repo, "main"))
+    old = time.time() - 2 * STALE
+    os.utime(worktree.path, (old, old))
+
+    report = janitor_of(app, MemoryBeads([claimed()])).sweep()
+
+    assert report.removed_worktrees == []
+    assert worktree.path.exists()

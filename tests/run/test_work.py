@@ -1,6 +1,6 @@
 """Unit tests for bdp/run/work.py in shared isolation (every agent in the repo's own work
-tree): `work_on` with the stub agent, the bd stand-in and real git. The default, a worktree
-per run, is tests/run/test_worktree.py.
+tree): `work_on` with the stub agent, the bd stand-in and real git. A worktree per run is
+tests/run/test_worktree.py.
 
 State lives in a MemoryHuey; bd is the stand-in subprocess found on PATH, in the `repo` fixture.
 """

@@ -1,5 +1,5 @@
-"""`work_on` in worktree isolation, the default: each run in its own worktree, its commit
-landed on the target branch by the lander, and "closed" meaning landed.
+"""`work_on` in worktree isolation: each run in its own worktree, its commit landed on the
+target branch by the lander, and "closed" meaning landed.
 
 The stub agent stands in for the session (it writes files and runs commands in the tree it is
 given); bd is the stand-in, git is real.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ def bdp_branches(repo: Path) -> list[str]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "home", heartbeat=0.05, timeout=60)
+    return Settings(home=tmp_path / "home", heartbeat=0.05, timeout=60, isolation="worktree")
 
 
 @pytest.fixture
@@ -319,3 +320,21 @@ def test_a_session_result_is_passed_through_unchanged_when_it_is_not_done(
     assert (record.outcome, record.landed) == (Outcome.BLOCKED, False)
     assert bdp_branches(repo) == []  # nothing was written: no branch to keep
     assert show_issue(repo, args.issue_id)["status"] == "open"
+
+
+def test_the_repo_chooses_worktree_isolation_and_the_task_can_override_it(
+    repo: Path, tmp_path: Path, state: State
+) -> None:
+    # Given a repo that asks for worktrees, and a worker that sets no isolation itself
+    commit_file(repo, ".bdp.toml", 'isolation = "worktree"\n')
+    settings = Settings(home=tmp_path / "home", heartbeat=0.05, timeout=60)
+    in_tree = StubAgentRunner(files={"a.py": "a\n"})
+    shared = StubAgentRunner(files={"b.py": "b\n"})
+
+    # When one task takes the default and another asks for shared isolation
+    run(repo, settings, state, in_tree, issue(repo, "worktree"))
+    run(repo, settings, state, shared, replace(issue(repo, "shared"), isolation="shared"))
+
+    # Then the first worked in a worktree, the second in the repo itself
+    assert in_tree.requests[0].repo.is_relative_to(settings.home / "worktrees")
+    assert shared.requests[0].repo == repo
