@@ -138,7 +138,8 @@ class Settings:
     pause_backoff: float = DEFAULT_PAUSE_BACKOFF
     hold_recheck: float = DEFAULT_HOLD_RECHECK  # seconds between a held task's looks
     notify: str | None = field(default=None, repr=False)  # a command or http(s) URL per event
-    isolation: str | None = None  # BDP_ISOLATION; None: the repo's setting, else worktree
+    isolation: str | None = None  # BDP_ISOLATION; None: the repo's setting, else the default
+    sandbox: bool = True  # BDP_SANDBOX=off runs agents' shells without the OS sandbox
 
     def __post_init__(self) -> None:
         if self.permission_mode not in PERMISSION_MODES:
@@ -202,8 +203,17 @@ def _read_env(env: Mapping[str, str]) -> dict[str, object]:
     if env.get("BDP_ALLOWED_TOOLS"):
         tools = (t.strip() for t in env["BDP_ALLOWED_TOOLS"].split(","))
         values["allowed_tools"] = tuple(t for t in tools if t)
+    if env.get("BDP_SANDBOX"):
+        values["sandbox"] = _on_off(env["BDP_SANDBOX"], "BDP_SANDBOX")
     values.update(_read_numbers(env))
     return values
+
+
+def _on_off(text: str, name: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("on", "off"):
+        raise ConfigError(f"{name}={text!r} is neither on nor off", f"set {name}=on or {name}=off")
+    return value == "on"
 
 
 def _read_numbers(env: Mapping[str, str]) -> dict[str, object]:

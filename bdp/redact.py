@@ -19,6 +19,11 @@ _URL_PASSWORD = re.compile(r"(?<=://)([^:/@\s]*):([^@/\s]+)@")
 _MIN_SECRET = 6
 
 
+def is_secret_name(name: str) -> bool:
+    """True for variable names that say they hold a secret (KEY, TOKEN, PASSWORD, ...)."""
+    return bool(_SECRET_NAME.search(name))
+
+
 class Redactor:
     """Replaces known secret values with ``***``."""
 
@@ -28,7 +33,7 @@ class Redactor:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], settings: Settings) -> Redactor:
-        secrets = [value for name, value in env.items() if _SECRET_NAME.search(name)]
+        secrets = [value for name, value in env.items() if is_secret_name(name)]
         match = _URL_PASSWORD.search(settings.redis_url or "")
         return cls([*secrets, *([match.group(2)] if match else [])])
 

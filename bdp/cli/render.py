@@ -86,6 +86,9 @@ def print_status(console: Console, report: StatusReport) -> None:
 def status_view(report: StatusReport) -> Group:
     """Everything `bdp status` shows, as one renderable (printed once, or live)."""
     parts: list[RenderableType] = [_headline(report)]
+    if not report.sandbox:
+        warning = "SANDBOX OFF (BDP_SANDBOX=off): agents' shells run without the OS sandbox"
+        parts.append(Text(warning, style="bold yellow"))
     if report.hold:
         style = "yellow" if report.hold.kind == "paused" else "red"
         parts.append(Text(f"HOLD: {report.hold.describe()}; no new session starts", style=style))

@@ -54,6 +54,7 @@ class StatusReport:
     hold: Hold | None = None
     spent_usd: float = 0.0
     budget_usd: float | None = None
+    sandbox: bool = True  # as this command's settings say (BDP_SANDBOX)
 
     def activity(self, run: Run) -> Activity:
         return self.activities.get(run.run_id) or Activity()
@@ -100,6 +101,7 @@ class StatusReport:
             "hold": asdict(self.hold) if self.hold else None,
             "spent_usd": round(self.spent_usd, 6),
             "budget_usd": self.budget_usd,
+            "sandbox": "on" if self.sandbox else "off",
             "today": self.today(),
             "attention": [record.to_json() for record in self.attention()],
         }
@@ -110,6 +112,7 @@ def collect_status(settings: Settings, recent: int = RECENT_OUTCOMES) -> StatusR
     report = _from_redis(settings, recent) if settings.redis_url else _from_sqlite(settings, recent)
     report.locks = [lock for table in LockTable.all_in(settings.home) for lock in table.locks()]
     report.budget_usd = settings.budget_usd
+    report.sandbox = settings.sandbox
     report.hold = report.hold or budget_hold(settings.budget_usd, report.spent_usd)
     return report
 

@@ -127,6 +127,11 @@ def test_the_view_says_why_no_session_starts() -> None:
     assert "HOLD" not in rendered(report())
 
 
+def test_the_view_warns_when_agents_run_without_the_sandbox() -> None:
+    assert "SANDBOX OFF (BDP_SANDBOX=off)" in rendered(report(sandbox=False))
+    assert "SANDBOX" not in rendered(report())
+
+
 def test_an_idle_queue_renders_without_tables() -> None:
     empty = StatusReport("sqlite:/x/queue.db", 0, 0, [], [], now=NOW)
 

@@ -1,0 +1,120 @@
+"""What an agent's shell can reach: the OS sandbox around it, and the environment it sees.
+
+With the sandbox on (the default), the Claude CLI runs every Bash command inside bubblewrap:
+writes go only to the session's tree (and the temp dirs the CLI allows), no command may opt
+out of the sandbox, other processes' environments cannot be read, and the CLI strips its own
+credentials from its tools' environment (``CLAUDE_CODE_SUBPROCESS_ENV_SCRUB``, which also
+makes the CLI confine its tools, so it goes with the sandbox). Either way bdp blanks its own
+settings and every secret-named variable in the CLI's environment, so neither the Redis URL
+nor a token reaches an agent's command; with BDP_SANDBOX=off the CLI's API key does. Settings
+from the worker host's own ``~/.claude`` (its hooks, its permissions) never apply to a run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+from claude_agent_sdk.types import SandboxSettings, SettingSource
+
+from bdp.agent.session import PermanentSessionError
+from bdp.config import Settings
+from bdp.redact import is_secret_name
+from bdp.repo.procs import RUN_ENV
+
+#: The CLI's own switch that strips credentials from its tools' subprocesses.
+SCRUB = "CLAUDE_CODE_SUBPROCESS_ENV_SCRUB"
+#: Credentials the CLI itself needs to reach the API; its scrub keeps them from its tools.
+CLI_CREDENTIALS = frozenset(
+    {"ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN"}
+)
+#: Setting sources a run reads: the project's own (and its CLAUDE.md), never the host user's.
+SETTING_SOURCES: list[SettingSource] = ["project"]
+#: How to get bubblewrap where it is missing.
+INSTALL_BWRAP = (
+    "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install "
+    "bubblewrap), or set BDP_SANDBOX=off to run agents' shells unconfined"
+)
+
+
+#: Empty files and folders the CLI's sandbox creates in the session's tree as read-only mount
+#: points (agents cannot write these names), and leaves behind: removed after the session
+#: when they are new and still empty (folders: nothing but empty folders).
+PLACEHOLDERS = (
+    ".env",
+    ".env.local",
+    ".env.development",
+    ".env.development.local",
+    ".env.production",
+    ".env.production.local",
+    ".env.test",
+    ".env.test.local",
+    ".gitmodules",
+    ".npmrc",
+    ".yarnrc",
+    ".yarnrc.yml",
+    "bunfig.toml",
+    "package.json",
+    "package-lock.json",
+    "pnpm-lock.yaml",
+    "yarn.lock",
+    "node_modules",
+    ".claude",
+)
+
+
+def absent_placeholders(tree: Path) -> set[str]:
+    """The `PLACEHOLDERS` that ``tree`` does not have before a session."""
+    return {name for name in PLACEHOLDERS if not os.path.lexists(tree / name)}
+
+
+def remove_placeholders(tree: Path, absent: set[str]) -> list[str]:
+    """Remove what the sandbox left of ``absent``: still-empty files and folders; their names."""
+    removed = []
+    for name in sorted(absent):
+        path = tree / name
+        try:
+            if path.is_symlink():
+                continue
+            if path.is_file() and path.stat().st_size == 0:
+                path.unlink()
+            elif path.is_dir() and _holds_no_file(path):
+                shutil.rmtree(path)
+            else:
+                continue
+        except OSError:
+            continue
+        removed.append(name)
+    return removed
+
+
+def _holds_no_file(folder: Path) -> bool:
+    """True when ``folder`` has nothing but (nested) empty folders in it."""
+    return all(not files for _root, _dirs, files in os.walk(folder, followlinks=False))
+
+
+def session_env(run_id: str, environ: Mapping[str, str], sandbox: bool) -> dict[str, str]:
+    """The variables bdp sets for a session's CLI, merged by the SDK over ``environ``."""
+    env = {RUN_ENV: run_id, **({SCRUB: "1"} if sandbox else {})}
+    for name in environ:
+        if name == RUN_ENV or name in CLI_CREDENTIALS:
+            continue
+        if name.startswith("BDP_") or is_secret_name(name):
+            env[name] = ""
+    return env
+
+
+def sandbox_settings(settings: Settings) -> SandboxSettings | None:
+    """The SDK's sandbox settings for a session, or None with the sandbox off.
+
+    Raises:
+        PermanentSessionError: the sandbox is on but bubblewrap is not installed (the CLI would
+            refuse to start a sandboxed session; say how to fix it instead).
+    """
+    if not settings.sandbox:
+        return None
+    if shutil.which("bwrap") is None:
+        raise PermanentSessionError(f"the OS sandbox needs bubblewrap (bwrap): {INSTALL_BWRAP}")
+    return {"enabled": True, "allowUnsandboxedCommands": False, "autoAllowBashIfSandboxed": True}
