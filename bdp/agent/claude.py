@@ -145,7 +145,7 @@ class ClaudeAgentRunner:
         settings = self.settings
         return ClaudeAgentOptions(
             cwd=str(request.repo),
-            env=session_env(request.run_id, os.environ, settings.sandbox),
+            env=session_env(request.run_id, os.environ),
             model=settings.model,
             max_turns=settings.max_turns,
             permission_mode=_permission_mode(settings),  # type: ignore[arg-type]

@@ -1,13 +1,14 @@
 """What an agent's shell can reach: the OS sandbox around it, and the environment it sees.
 
 With the sandbox on (the default), the Claude CLI runs every Bash command inside bubblewrap:
-writes go only to the session's tree (and the temp dirs the CLI allows), no command may opt
-out of the sandbox, other processes' environments cannot be read, and the CLI strips its own
-credentials from its tools' environment (``CLAUDE_CODE_SUBPROCESS_ENV_SCRUB``, which also
-makes the CLI confine its tools, so it goes with the sandbox). Either way bdp blanks its own
-settings and every secret-named variable in the CLI's environment, so neither the Redis URL
-nor a token reaches an agent's command; with BDP_SANDBOX=off the CLI's API key does. Settings
-from the worker host's own ``~/.claude`` (its hooks, its permissions) never apply to a run.
+writes go only to the session's tree, no command may opt out of the sandbox, the network is
+closed, and other processes' environments cannot be read. bdp blanks its own settings and
+every secret-named variable in the CLI's environment, so neither the Redis URL nor a token
+reaches an agent's command. The CLI's own credential (the API key) stays in its tools'
+environment: the CLI's scrub (``CLAUDE_CODE_SUBPROCESS_ENV_SCRUB``) would remove it, but it
+also opens the temp dirs and the home folder to writes, and with the network closed a visible
+key cannot leave through a command. Settings from the worker host's own ``~/.claude`` (its
+hooks, its permissions) never apply to a run.
 """
 
 from __future__ import annotations
@@ -24,9 +25,7 @@ from bdp.config import Settings
 from bdp.redact import is_secret_name
 from bdp.repo.procs import RUN_ENV
 
-#: The CLI's own switch that strips credentials from its tools' subprocesses.
-SCRUB = "CLAUDE_CODE_SUBPROCESS_ENV_SCRUB"
-#: Credentials the CLI itself needs to reach the API; its scrub keeps them from its tools.
+#: Credentials the CLI itself needs to reach the API (its tools see them; see above).
 CLI_CREDENTIALS = frozenset(
     {"ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN"}
 )
@@ -95,9 +94,9 @@ def _holds_no_file(folder: Path) -> bool:
     return all(not files for _root, _dirs, files in os.walk(folder, followlinks=False))
 
 
-def session_env(run_id: str, environ: Mapping[str, str], sandbox: bool) -> dict[str, str]:
+def session_env(run_id: str, environ: Mapping[str, str]) -> dict[str, str]:
     """The variables bdp sets for a session's CLI, merged by the SDK over ``environ``."""
-    env = {RUN_ENV: run_id, **({SCRUB: "1"} if sandbox else {})}
+    env = {RUN_ENV: run_id}
     for name in environ:
         if name == RUN_ENV or name in CLI_CREDENTIALS:
             continue

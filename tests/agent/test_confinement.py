@@ -1,25 +1,26 @@
 """What an agent's shell can reach, with the real CLI, real bubblewrap and the fake API.
 
-The sandbox lets commands write to the session's tree and to the temp dirs; a write anywhere
-else fails. Test folders live under /tmp, so the "elsewhere" these tests write to is a folder
-of their own under the project (git-ignored, removed after each test).
+The sandbox lets commands write to the session's tree only; a write anywhere else fails, and
+so does a connection. The "elsewhere" these tests write to is a folder of their own in the
+user's cache (or the project, git-ignored), removed after each test.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from bdp.agent.claude import ClaudeAgentRunner
 from bdp.agent.confinement import (
-    SCRUB,
     absent_placeholders,
     remove_placeholders,
     session_env,
@@ -43,7 +44,8 @@ TOKEN = "ghp_sandboxtoken0123456789"
 @pytest.fixture
 def elsewhere() -> Iterator[Path]:
     """A folder outside the temp dirs and outside the session's tree."""
-    path = ROOT / ".sandbox-tests" / uuid.uuid4().hex
+    home = Path(pwd.getpwuid(os.getuid()).pw_dir)  # the user's, whatever HOME says now
+    path = home / ".cache" / "bdp-sandbox-tests" / uuid.uuid4().hex
     path.mkdir(parents=True)
     yield path
     shutil.rmtree(path, ignore_errors=True)
@@ -98,7 +100,7 @@ def test_a_sandboxed_shell_writes_in_its_tree_but_nowhere_else(
     command = (
         f"echo inside > inside.txt; echo out > {elsewhere}/escaped.txt; "
         f"cp inside.txt {elsewhere}/copied.txt; python3 -c \"open('{elsewhere}/py.txt','w')\"; "
-        f"cd .. && echo up > {elsewhere}/up.txt; true"
+        f"cd .. && echo up > {elsewhere}/up.txt; echo t > {tmp_path}/beside-the-tree.txt; true"
     )
 
     # When the agent's shell tries to write outside its tree, in several spellings
@@ -107,6 +109,7 @@ def test_a_sandboxed_shell_writes_in_its_tree_but_nowhere_else(
     # Then only the write inside the tree happened
     assert (tree / "inside.txt").read_text() == "inside\n"
     assert list(elsewhere.iterdir()) == []
+    assert not (tmp_path / "beside-the-tree.txt").exists()
     # And the empty mount points the sandbox made in the tree are gone again
     assert sorted(p.name for p in tree.iterdir()) == [".git", "inside.txt"]
 
@@ -142,19 +145,34 @@ def test_with_the_sandbox_off_the_same_write_goes_through(
 @pytest.mark.integration
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("sandbox", [True, False], ids=["sandbox", "no-sandbox"])
-def test_secrets_never_reach_the_agents_shell(
+def test_bdps_secrets_never_reach_the_agents_shell(
     tree: Path, tmp_path: Path, api: FakeApi, sandbox: bool
 ) -> None:
     # When the agent dumps its environment and its parents'
     command = "env > env.txt; cat /proc/$PPID/environ > parent.txt 2>/dev/null; true"
     session(tree, tmp_path, command, api, sandbox=sandbox)
 
-    # Then neither the Redis password nor a token is in either, nor (sandboxed) the API key
+    # Then neither the Redis password nor a token is in either
     seen = (tree / "env.txt").read_text() + (tree / "parent.txt").read_text(errors="replace")
     for secret in (REDIS_PASSWORD, TOKEN):
         assert secret not in seen
-    assert (os.environ["ANTHROPIC_API_KEY"] in seen) is not sandbox
     assert f"{RUN_ENV}=run-sbx" in seen  # the run's own marker stays, for its clean-up
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(120)
+def test_a_sandboxed_shell_cannot_open_a_connection(
+    tree: Path, tmp_path: Path, api: FakeApi
+) -> None:
+    # Given a server the worker itself reaches (the fake API on 127.0.0.1)
+    port = urlsplit(api.url).port
+    probe = f"import socket; socket.create_connection(('127.0.0.1', {port}), 3); print('open')"
+
+    # When the agent's shell tries to connect to it
+    session(tree, tmp_path, f'python3 -c "{probe}" > net.txt 2>&1; true', api)
+
+    # Then the connection fails inside the sandbox
+    assert "open" not in (tree / "net.txt").read_text()
 
 
 def test_without_bubblewrap_a_session_is_refused_with_how_to_get_it(
@@ -191,13 +209,9 @@ def test_the_clis_environment_blanks_bdps_settings_and_secrets_but_keeps_what_it
         RUN_ENV: "stale",
     }
 
-    env = session_env("run-1", environ, sandbox=True)
+    env = session_env("run-1", environ)
 
-    assert session_env("run-1", environ, sandbox=False) == {
-        k: v for k, v in env.items() if k != SCRUB
-    }
     assert env == {
-        SCRUB: "1",
         RUN_ENV: "run-1",
         "BDP_REDIS_URL": "",
         "BDP_HOME": "",
