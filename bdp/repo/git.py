@@ -99,17 +99,27 @@ def changed_paths(repo: Path, paths: Sequence[str]) -> list[str]:
 
 
 @contextmanager
-def repo_lock(repo: Path, lock_dir: Path) -> Iterator[None]:
-    """Exclusive per-repository lock shared by every bdp process on this machine."""
-    lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    digest = hashlib.sha1(str(repo).encode(), usedforsecurity=False).hexdigest()[:16]
-    fd = os.open(lock_dir / f"git-{digest}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+def machine_lock(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive OS lock on ``lock_file``, shared by every process on this machine.
+
+    The kernel drops it when the holder dies, so a crashed worker never leaves it held.
+    """
+    lock_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+@contextmanager
+def repo_lock(repo: Path, lock_dir: Path) -> Iterator[None]:
+    """Exclusive per-repository lock shared by every bdp process on this machine."""
+    digest = hashlib.sha1(str(repo).encode(), usedforsecurity=False).hexdigest()[:16]
+    with machine_lock(lock_dir / f"git-{digest}.lock"):
+        yield
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ is always either before or after the commit, never in between.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 from collections.abc import Callable, Iterator
@@ -17,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bdp.repo.git import GitError, fallback_identity, git
+from bdp.repo.git import GitError, fallback_identity, git, machine_lock
 from bdp.repo.quality_gate import GateResult
 from bdp.repo.worktree import WorkTree, tip
 
@@ -118,16 +117,10 @@ class Lander:
     @contextmanager
     def _lock(self) -> Iterator[None]:
         """One lander per repo and branch on this machine (every consumer honours it)."""
-        self.lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         key = f"{os.path.realpath(self.repo)}\0{self.branch}".encode()
         digest = hashlib.sha256(key).hexdigest()[:16]
-        fd = os.open(self.lock_dir / f"land-{digest}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with machine_lock(self.lock_dir / f"land-{digest}.lock"):
             yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
 
 def _rebase(tree: WorkTree, onto: str) -> tuple[str, ...]:

@@ -61,19 +61,17 @@ def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApi]:
         yield fake
 
 
+def request_in(tree: Path, tmp_path: Path) -> SessionRequest:
+    transcript = Transcript(tmp_path / "run.log", Redactor([]))
+    locks, holder = LockTable(tmp_path / "home", tree), Holder.here("run-sbx", ISSUE.id)
+    return SessionRequest("run-sbx", ISSUE, tree, time.time() + 60, transcript, locks, holder)
+
+
 def session(tree: Path, tmp_path: Path, command: str, api: FakeApi, **settings: object) -> str:
     """Run one session whose only tool call is ``command`` in Bash; the tool's output."""
     api.script([ToolUse("Bash", {"command": command}), Text("DONE: ran it")])
-    transcript = Transcript(tmp_path / "run.log", Redactor([]))
-    request = SessionRequest(
-        "run-sbx",
-        ISSUE,
-        tree,
-        time.time() + 60,
-        transcript,
-        LockTable(tmp_path / "home", tree),
-        Holder.here("run-sbx", ISSUE.id),
-    )
+    request = request_in(tree, tmp_path)
+    transcript = request.transcript
     config = Settings(home=tmp_path / "home", retry_wait=0.05, **settings)  # type: ignore[arg-type]
     try:
         result: SessionResult = ClaudeAgentRunner(config).run(request)
@@ -179,16 +177,8 @@ def test_without_bubblewrap_a_session_is_refused_with_how_to_get_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty-path"))
-    transcript = Transcript(tmp_path / "run.log", Redactor([]))
-    request = SessionRequest(
-        "run-x",
-        ISSUE,
-        tmp_path,
-        time.time() + 60,
-        transcript,
-        LockTable(tmp_path / "home", tmp_path),
-        Holder.here("run-x", ISSUE.id),
-    )
+    request = request_in(tmp_path, tmp_path)
+    transcript = request.transcript
 
     result = ClaudeAgentRunner(Settings(home=tmp_path / "home")).run(request)
     transcript.close()
