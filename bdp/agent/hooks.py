@@ -44,7 +44,8 @@ def session_hooks(
         return await _guard_edit(request, tally, lock_wait, data)
 
     async def guard_bash(data: Any, _tool_use_id: str | None, _ctx: Any) -> _HookReply:
-        reason = check_bash(str((data.get("tool_input") or {}).get("command", "")))
+        command = str((data.get("tool_input") or {}).get("command", ""))
+        reason = check_bash(command, read_only_git=request.shared_tree)
         if reason:
             request.transcript.line(f"bdp: denied command: {reason}")
             return _deny(reason)

@@ -91,6 +91,7 @@ class SessionRequest:
     prior: str = ""  # what an unfinished earlier session did
     max_cost: float | None = None  # USD this run may still spend before it is stopped
     progress: LiveProgress = field(default_factory=LiveProgress)
+    shared_tree: bool = True  # other agents work in the same tree: only read-only git
 
 
 @dataclass

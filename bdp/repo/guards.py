@@ -55,10 +55,18 @@ def check_edit(repo: Path, target: str) -> str | None:
     return None
 
 
-def check_bash(command: str) -> str | None:
-    """Why a shell command is refused (it would destroy shared work), or None."""
+#: The git an agent may run in a shared work tree: reading, nothing that writes.
+READ_ONLY_GIT = frozenset({"status", "diff", "log", "show", "ls-files", "blame", "grep"})
+
+
+def check_bash(command: str, read_only_git: bool = False) -> str | None:
+    """Why a shell command is refused (it would destroy shared work), or None.
+
+    With ``read_only_git`` (a shared work tree) only `READ_ONLY_GIT` subcommands pass, however
+    they are spelled; otherwise the commands that destroy others' work are refused.
+    """
     for segment in _SEPARATORS.split(command):
-        reason = _check_git(_tokens(segment))
+        reason = _check_git(_tokens(segment), read_only_git)
         if reason:
             return reason
     return None
@@ -71,24 +79,44 @@ def _tokens(segment: str) -> list[str]:
         return segment.split()
 
 
-def _check_git(tokens: list[str]) -> str | None:
+def _check_git(tokens: list[str], read_only_git: bool) -> str | None:
     nested = _nested_script(tokens)
     if nested is not None:
-        return check_bash(nested)
+        return check_bash(nested, read_only_git)
     starts = [i for i, tok in enumerate(tokens) if os.path.basename(tok) == "git"]
     if not starts:
         return None
     args = _skip_git_options(tokens[starts[0] + 1 :])
     if not args:
         return None
+    if read_only_git:
+        return _read_only_verdict(args[0], args[1:])
     return _verdict(args[0], args[1:])
 
 
+def _read_only_verdict(sub: str, rest: list[str]) -> str | None:
+    if sub in READ_ONLY_GIT:
+        return None
+    shown = " ".join(["git", sub, *rest])
+    allowed = ", ".join(sorted(READ_ONLY_GIT))
+    return (
+        f"`{shown}` is not allowed: {_SHARED_TREE}, so only read-only git runs here ({allowed}). "
+        "Edit files with the edit tools and leave staging and committing to bdp."
+    )
+
+
 def _nested_script(tokens: list[str]) -> str | None:
-    """The script of ``sh -c '...'`` (or bash, zsh, dash), which hides commands in one token."""
-    for i, token in enumerate(tokens[:-2]):
-        if os.path.basename(token) in _SHELLS and "-c" in tokens[i + 1 : i + 3]:
-            return tokens[tokens.index("-c", i) + 1] if "-c" in tokens[i:-1] else None
+    """The script of ``sh -c '...'`` (bash, zsh, dash; ``-lc``, ``-ec`` too), which hides
+    commands in one token."""
+    for i, token in enumerate(tokens[:-1]):
+        if os.path.basename(token) not in _SHELLS:
+            continue
+        for j in range(i + 1, len(tokens) - 1):
+            flag = tokens[j]
+            if not flag.startswith("-") or flag.startswith("--"):
+                break
+            if "c" in flag[1:]:
+                return tokens[j + 1]
     return None
 
 

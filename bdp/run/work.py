@@ -121,6 +121,7 @@ def _session_request(job: Job, tree: RunTree, budget_left: float | None) -> Sess
         max_cost=budget_left,
         review_rounds=config.review_rounds if config.review else None,
         progress=job.progress,
+        shared_tree=tree.worktree is None,
     )
 
 

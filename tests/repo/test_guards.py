@@ -247,3 +247,55 @@ def test_check_bash_denies_git_add_update(command: str) -> None:
 @pytest.mark.parametrize("command", ["bash -c 'git stash'", 'sh -c "git push"'])
 def test_check_bash_denies_git_run_through_a_nested_shell(command: str) -> None:
     assert check_bash(command) is not None
+
+
+# --- a shared work tree: read-only git by an allow list -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "git status --short",
+        "git diff HEAD -- src/app.py",
+        "git log --oneline -5",
+        "git show HEAD:README.md",
+        "git ls-files",
+        "git blame src/app.py",
+        "git grep -n TODO",
+        "git --no-pager -C sub log",
+        "git --version",
+        "ls && pytest -q",
+    ],
+)
+def test_in_a_shared_tree_read_only_git_runs(command: str) -> None:
+    assert check_bash(command, read_only_git=True) is None
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "git add path/file.py",
+        "git commit -m msg -- a.py",
+        "git checkout -b feature",
+        "git checkout -f",
+        "git stash list",
+        "git switch main",
+        "git apply patch.diff",
+        "git config core.hooksPath .",
+        "git worktree add ../x",
+        "git update-ref refs/heads/main HEAD~1",
+        "bash -lc 'git stash -u'",
+        "cd .. && git rm -r src",
+        "/usr/bin/git -c x=y merge other",
+    ],
+)
+def test_in_a_shared_tree_every_other_git_is_refused_however_spelled(command: str) -> None:
+    reason = check_bash(command, read_only_git=True)
+
+    assert reason is not None
+    assert "only read-only git runs here" in reason
+
+
+def test_in_a_worktree_the_agent_may_stage_and_branch_in_its_own_tree() -> None:
+    assert check_bash("git add path/file.py && git checkout -b try") is None
+    assert check_bash("git push") is not None  # still never pushes
