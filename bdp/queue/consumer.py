@@ -1,4 +1,4 @@
-"""Huey's consumer, taught four things bdp needs.
+"""Huey's consumer, taught five things bdp needs.
 
 1. The periodic janitor runs every ``BDP_JANITOR_INTERVAL`` seconds (Huey's scheduler checks
    periodic tasks once a minute, which is too coarse for tests and small setups).
@@ -10,10 +10,13 @@
 4. While the queue is held (a spent budget, a usage-limit pause) workers take no task: the
    tasks wait in the queue untouched, and the janitor runs in the scheduler thread instead.
    Cycling 10,000 held tasks through the workers cost 40% of a core; holding them, 0.5%.
+5. Forked workers and the scheduler end when the consumer dies without stopping them
+   (SIGKILL): left alone, they would keep taking tasks for good.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -34,12 +37,24 @@ IDLE_POLL_CAP = 1.0
 HELD_WAIT = 1.0
 
 
+def _exit_if_orphaned(parent: int | None) -> None:
+    """End a forked worker or scheduler whose consumer died (SIGKILL, OOM): nothing else would.
+
+    Its stop flag lives in the dead parent, and a SIGTERM reaches only a running task; so
+    each loop checks its parent. A task in flight finishes first: the check runs between loops.
+    """
+    if parent is not None and os.getppid() != parent:
+        raise KeyboardInterrupt  # Huey's process loop exits quietly on it
+
+
 class _HeldWorker(Worker):  # type: ignore[misc]
     """A worker that takes no task while the queue is held."""
 
     hold: HoldCheck
+    parent: int | None = None  # the consumer's pid, for a forked worker
 
     def loop(self, now: Any = None) -> None:
+        _exit_if_orphaned(self.parent)
         if self.hold.check()[0] is not None:
             self.stop_flag.wait(HELD_WAIT)
             return
@@ -50,6 +65,11 @@ class _HeldScheduler(Scheduler):  # type: ignore[misc]
     """While workers hold, periodic tasks (the janitor) run here instead of in the queue."""
 
     hold: HoldCheck
+    parent: int | None = None  # the consumer's pid, for a forked scheduler
+
+    def loop(self, now: Any = None) -> Any:
+        _exit_if_orphaned(self.parent)
+        return super().loop(now)
 
     def enqueue_periodic_tasks(self, now: Any) -> None:
         if self.hold.check()[0] is None:
@@ -81,12 +101,18 @@ class BdpConsumer(Consumer):  # type: ignore[misc]
         scheduler = super()._create_scheduler()
         scheduler.periodic_task_seconds = self.periodic_seconds
         scheduler.hold = self.hold
+        scheduler.parent = self._forking_parent()
         return scheduler
 
     def _create_worker(self) -> Worker:
         worker = super()._create_worker()
         worker.hold = self.hold
+        worker.parent = self._forking_parent()
         return worker
+
+    def _forking_parent(self) -> int | None:
+        """This process's pid when workers are forked from it (None for threads)."""
+        return os.getpid() if self.environment.forks else None
 
     def _handle_signal(self, signum: int, frame: Any) -> None:
         super()._handle_signal(signum, frame)

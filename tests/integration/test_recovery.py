@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bdp.repo.procs import pid_alive
 from tests.conftest import git
 from tests.integration.helpers import bdp, bdp_json, marker
 from tests.support.beads import create_issue, run_bd_ok, show_issue
@@ -272,3 +273,31 @@ def test_a_hung_session_is_stopped_and_continued_to_the_end(
     assert outcomes[1] == ("DONE", "finished after the hang")
     assert agent_processes(fake_api.url) == []
     assert "first.txt" in git(repo, "show", "--name-only", "--format=", "HEAD")
+
+
+def children_of(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and pid_alive(int(stat.parent.name)):
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_process_consumer_killed_outright_takes_its_workers_and_scheduler_with_it(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # Given an idle consumer with two forked workers and its forked scheduler
+    worker = HueyConsumer(env, tmp_path / "worker.log", workers=2, kind="process").start()
+    wait_for(lambda: len(children_of(worker.pid)) == 3, 20)
+    children = children_of(worker.pid)
+
+    # When the consumer itself is killed outright, with no chance to stop them
+    worker.stop(signal.SIGKILL, timeout=10)
+
+    # Then they notice and exit by themselves, instead of taking tasks for good
+    wait_for(lambda: not any(pid_alive(pid) for pid in children), 30)
