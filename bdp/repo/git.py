@@ -67,6 +67,14 @@ def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
     return done.stdout
 
 
+def checked_out_branch(repo: Path) -> str | None:
+    """The branch checked out in ``repo``'s work tree, or None (detached HEAD)."""
+    try:
+        return git(repo, "symbolic-ref", "--quiet", "--short", "HEAD").strip()
+    except GitError:
+        return None
+
+
 def work_tree_root(path: Path) -> Path:
     """The top of the git work tree containing ``path``; RepoError when there is none."""
     if not path.exists():

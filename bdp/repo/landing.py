@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bdp.repo.git import GitError, fallback_identity, git, machine_lock
+from bdp.repo.git import GitError, checked_out_branch, fallback_identity, git, machine_lock
 from bdp.repo.quality_gate import GateResult
 from bdp.repo.worktree import WorkTree, tip
 
@@ -92,11 +92,7 @@ class Lander:
         return None
 
     def _checked_out(self) -> bool:
-        try:
-            head = git(self.repo, "symbolic-ref", "--quiet", "HEAD").strip()
-        except GitError:
-            return False
-        return head == f"refs/heads/{self.branch}"
+        return checked_out_branch(self.repo) == self.branch
 
     def _fast_forward(self, old: str, new: str) -> str | None:
         if git(self.repo, "rev-parse", "HEAD").strip() != old:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bdp.errors import BdpError, ConfigError
-from bdp.repo.git import GitError, git
+from bdp.repo.git import GitError, checked_out_branch, git
 from bdp.repo.quality_gate import GateResult, run_gate
 from bdp.repo.repo_config import RepoConfig, load_repo_config
 from bdp.repo.worktree import WorkTree, attach, branch_name, changes, create, remove, tip
@@ -67,13 +67,13 @@ def _set_up(worktree: WorkTree, config: RepoConfig, run_id: str) -> tuple[str, .
 
 
 def _checked_out_branch(repo: Path) -> str:
-    try:
-        return git(repo, "symbolic-ref", "--quiet", "--short", "HEAD").strip()
-    except GitError:
+    branch = checked_out_branch(repo)
+    if branch is None:
         raise ConfigError(
             f"{repo} has no branch checked out, so bdp does not know where to land work",
             'check out the target branch, or set land = { branch = "main" } in .bdp.toml',
-        ) from None
+        )
+    return branch
 
 
 def _worktree_for(job: Job, target: str) -> WorkTree:
