@@ -135,6 +135,7 @@ class TaskArgs:
     max_cost: float | None = None  # USD this issue may cost over all its attempts
     isolation: str | None = None  # "worktree" or "shared" (`--isolation`); None: the default
     branch: str = ""  # worktree isolation: the branch an earlier session left its work on
+    land_round: int = 0  # times this issue's finished work failed to land and came back
 
     def to_task(self) -> dict[str, Any]:
         """The task's payload: JSON-simple values only (what Huey stores on the queue)."""
@@ -157,13 +158,14 @@ class TaskArgs:
             raise TaskError("malformed task: resume and prior must be strings")
         return replace(
             args,
-            continuation=_continuation(get("continuation", 0)),
+            continuation=_count("continuation", get("continuation", 0)),
             resume=resume,
             prior=prior,
             files=_files(get("files", ())),
             max_cost=_max_cost(get("max_cost")),
             isolation=_isolation(get("isolation")),
             branch=_branch(get("branch", "")),
+            land_round=_count("land_round", get("land_round", 0)),
         )
 
 
@@ -185,10 +187,10 @@ def _attempt(attempt: object) -> int:
     return attempt
 
 
-def _continuation(continuation: object) -> int:
-    if isinstance(continuation, bool) or not isinstance(continuation, int) or continuation < 0:
-        raise TaskError(f"malformed task: continuation must be >= 0, got {continuation!r}")
-    return continuation
+def _count(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TaskError(f"malformed task: {name} must be a whole number >= 0, got {value!r}")
+    return value
 
 
 def _files(files: object) -> tuple[str, ...]:

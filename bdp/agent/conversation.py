@@ -92,8 +92,9 @@ class Conversation:
 def first_message(request: SessionRequest, resume: str) -> str:
     """The prompt of a new session, or the nudge that continues a resumed one."""
     if resume:
-        return CONTINUE
-    return build_prompt(request.issue, request.repo, request.attempt, request.prior)
+        return request.landing or CONTINUE
+    prompt = build_prompt(request.issue, request.repo, request.attempt, request.prior)
+    return f"{prompt}\n\n{request.landing}" if request.landing else prompt
 
 
 def log_message(transcript: Transcript, message: Any, prefix: str = "") -> None:

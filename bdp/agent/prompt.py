@@ -7,6 +7,7 @@ The last non-empty line of the session's final text is the machine-readable verd
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,30 @@ CONTINUE = (
     "Continue where you left off: finish the issue, run the checks, then end with the "
     "DONE / BLOCKED / UNFINISHED line."
 )
+
+
+LANDING = """\
+Your finished work could not land on the target branch:
+
+{why}
+
+Your tree now holds the target branch's newest commit, with your changes applied again on top,
+uncommitted. {task} Then run the checks and end with the DONE / BLOCKED line."""
+
+CONFLICTS = (
+    "These files hold git conflict markers (<<<<<<<, =======, >>>>>>>) where your changes and "
+    "newer commits touched the same lines: {paths}. Resolve each conflict so that what both "
+    "sides meant survives, and remove every marker."
+)
+
+
+def landing_message(why: str, conflicts: Sequence[str]) -> str:
+    """What a session is told when its finished work comes back from the lander."""
+    if conflicts:
+        task = CONFLICTS.format(paths=", ".join(conflicts))
+    else:
+        task = "Make it work together with the newer commits."
+    return LANDING.format(why=why.strip() or "it conflicted with newer commits", task=task)
 
 
 @dataclass(frozen=True)

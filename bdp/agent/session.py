@@ -89,6 +89,7 @@ class SessionRequest:
     review_rounds: int | None = None  # None: no review; else rounds of reviewer findings
     resume: str = ""  # SDK session id to continue (a continuation task)
     prior: str = ""  # what an unfinished earlier session did
+    landing: str = ""  # why its finished work came back from the lander (a landing round)
     max_cost: float | None = None  # USD this run may still spend before it is stopped
     progress: LiveProgress = field(default_factory=LiveProgress)
     shared_tree: bool = True  # other agents work in the same tree: only read-only git

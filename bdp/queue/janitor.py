@@ -103,7 +103,7 @@ class Janitor:
             self._guarded(self._reset_orphan_claims, repo, live, report)
         self._guarded(self._clear_markers, report)
         for repo in self.state.repos():
-            self._guarded(self._remove_worktrees, repo, set(live), force, report)
+            self._guarded(self._remove_worktrees, repo, live, force, report)
         for run_id in self.state.orphan_beats():
             self.state.drop_beat(run_id)
         self.state.put_meta(LAST_SWEEP_KEY, report.to_json())
@@ -221,14 +221,15 @@ class Janitor:
 
     # -- worktrees ------------------------------------------------------------------------
     def _remove_worktrees(
-        self, repo: str, live: set[str], force: bool, report: SweepReport
+        self, repo: str, live: dict[str, Run], force: bool, report: SweepReport
     ) -> None:
         """Retire worktrees no live run works in, saving what they hold on their branches."""
         if not Path(repo).is_dir():
             return  # another machine's clone
         home = self.settings.home
         age = 0.0 if force else self.settings.stale_after
-        for path in orphans(home, Path(repo), live, older_than=age):
+        busy = {run.issue_id for run in live.values() if run.repo == repo}
+        for path in orphans(home, Path(repo), busy, older_than=age):
             branch = retire(Path(repo), path, home / "locks")
             report.removed_worktrees.append(f"{path.name} ({branch})")
 

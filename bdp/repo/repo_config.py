@@ -8,7 +8,9 @@
     review_rounds = 1       # times its findings go back to the agent
     isolation = "worktree"  # or "shared": every agent in the repo's own work tree
     setup = ["uv sync"]     # run in each new worktree before the session
-    land = { branch = "main" }  # where finished work lands (default: the checked-out one)
+    land = { branch = "main", remote = "origin", rounds = 2 }
+                            # where finished work lands (default: the checked-out branch, no
+                            # remote), and times a conflict goes back to the agent
 
 Read afresh for every run from what is committed at HEAD, never from the work tree: an
 agent can edit its tree's ``.bdp.toml``, but not make its own gate empty. A change to the
@@ -30,6 +32,8 @@ from bdp.repo.git import GitError, git
 DEFAULT_GATE_TIMEOUT = 600.0
 #: Fix rounds after a failing gate, before the issue is reset.
 DEFAULT_FIX_ROUNDS = 2
+#: Times a landing conflict (or the gate failing on the new tip) goes back to the agent.
+DEFAULT_LAND_ROUNDS = 2
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,15 @@ class ShellCommand:
 
     cmd: str
     timeout: float = DEFAULT_GATE_TIMEOUT
+
+
+@dataclass(frozen=True)
+class LandConfig:
+    """Where and how finished work lands."""
+
+    branch: str | None = None  # the target branch; None: the one checked out
+    remote: str | None = None  # fetch from and push to it (BDP_REMOTE overrides)
+    rounds: int = DEFAULT_LAND_ROUNDS  # conflicts sent back to the agent before a reset
 
 
 @dataclass(frozen=True)
@@ -50,7 +63,7 @@ class RepoConfig:
     review_rounds: int = 1  # times the reviewer's findings go back for a fix
     isolation: str | None = None  # "worktree" or "shared"; None: bdp's default
     setup: tuple[ShellCommand, ...] = ()  # run in each new worktree before the session
-    land_branch: str | None = None  # the target branch; None: the one checked out
+    land: LandConfig = LandConfig()
 
 
 def load_repo_config(repo: Path, ref: str = "HEAD") -> RepoConfig:
@@ -96,16 +109,25 @@ def _parse(data: dict[str, Any], path: str) -> RepoConfig:
 
 def _worktree_settings(
     data: dict[str, Any], path: str
-) -> tuple[str | None, tuple[ShellCommand, ...], str | None]:
+) -> tuple[str | None, tuple[ShellCommand, ...], LandConfig]:
     isolation = data.get("isolation")
     if isolation is not None and isolation not in ISOLATION_MODES:
         raise ConfigError(f"{path}: isolation must be one of {', '.join(ISOLATION_MODES)}")
     setup = tuple(_shell_command(item, path, "setup") for item in data.get("setup", []))
-    land = data.get("land", {})
-    branch = land.get("branch") if isinstance(land, dict) else None
-    if not isinstance(land, dict) or not isinstance(branch, str | None):
-        raise ConfigError(f'{path}: land must be a table such as {{ branch = "main" }}')
-    return isolation, setup, branch
+    return isolation, setup, _land(data.get("land", {}), path)
+
+
+def _land(land: object, path: str) -> LandConfig:
+    example = '{ branch = "main", remote = "origin", rounds = 2 }'
+    if not isinstance(land, dict) or set(land) - {"branch", "remote", "rounds"}:
+        raise ConfigError(f"{path}: land must be a table such as {example}, got {land!r}")
+    branch, remote = land.get("branch"), land.get("remote")
+    rounds = land.get("rounds", DEFAULT_LAND_ROUNDS)
+    if not isinstance(branch, str | None) or not isinstance(remote, str | None):
+        raise ConfigError(f"{path}: land.branch and land.remote must be names, as in {example}")
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
+        raise ConfigError(f"{path}: land.rounds must be a whole number >= 0, got {rounds!r}")
+    return LandConfig(branch or None, remote or None, rounds)
 
 
 def _shell_command(item: object, path: str, key: str) -> ShellCommand:

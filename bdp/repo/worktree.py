@@ -44,8 +44,21 @@ def worktrees_dir(home: Path, repo: Path) -> Path:
 
 def branch_name(issue_id: str, run_id: str) -> str:
     """``bdp/<issue>/<run>``, with anything git refuses in a ref name replaced."""
-    issue = _UNSAFE_REF.sub("_", issue_id).strip("._") or "issue"
-    return f"bdp/{issue}/{_UNSAFE_REF.sub('_', run_id)}"
+    return f"bdp/{_issue_part(issue_id)}/{_UNSAFE_REF.sub('_', run_id)}"
+
+
+def lineage(branch: str) -> str:
+    """The name every worktree of one series of runs gets (the first run's id).
+
+    A continuation works in a directory of the same name as the session it resumes, because
+    the Claude CLI files a session under its working directory: a new path could not resume it.
+    """
+    return branch.rsplit("/", 1)[-1].split("-r", 1)[0]
+
+
+def next_round(branch: str, landing_round: int) -> str:
+    """The branch a landing round's work goes on: ``bdp/<issue>/<first run>-r<round>``."""
+    return f"{branch.rpartition('/')[0]}/{lineage(branch)}-r{landing_round}"
 
 
 def tip(repo: Path, branch: str) -> str:
@@ -55,18 +68,47 @@ def tip(repo: Path, branch: str) -> str:
 
 def create(repo: Path, home: Path, branch: str, base: str) -> WorkTree:
     """A new worktree on a new ``branch`` at ``base``, under ``home``."""
-    path = _new_path(home, repo, branch.rsplit("/", 1)[-1])
+    path = _new_path(home, repo, lineage(branch))
     with repo_lock(repo, home / "locks"):
         git(repo, "worktree", "add", "--quiet", "-b", branch, str(path), base)
     return WorkTree(repo, path, branch, base)
 
 
-def attach(repo: Path, home: Path, branch: str, base: str, name: str) -> WorkTree:
+def attach(repo: Path, home: Path, branch: str, base: str) -> WorkTree:
     """A new worktree on the existing ``branch`` (earlier work), which started at ``base``."""
-    path = _new_path(home, repo, name)
+    path = _new_path(home, repo, lineage(branch))
     with repo_lock(repo, home / "locks"):
         git(repo, "worktree", "add", "--quiet", str(path), branch)
     return WorkTree(repo, path, branch, base)
+
+
+def replay(tree: WorkTree, work: str) -> tuple[str, ...]:
+    """Apply the changes of branch ``work`` (made from an older tip) to ``tree`` uncommitted.
+
+    Conflicting hunks are left with git's conflict markers for the agent to resolve; returns
+    the paths that have them. The index is left clean, so every change is the run's own.
+    """
+    conflicted: tuple[str, ...] = ()
+    try:
+        git(tree.path, "merge", "--squash", "--no-commit", "--quiet", f"refs/heads/{work}")
+    except GitError:
+        names = git(tree.path, "diff", "--name-only", "--diff-filter=U")
+        conflicted = tuple(sorted(line for line in names.splitlines() if line))
+    git(tree.path, "reset", "--quiet")
+    return conflicted
+
+
+def marked(tree: WorkTree, paths: Iterable[str]) -> list[str]:
+    """Those of ``paths`` that still hold a conflict marker line."""
+    left = []
+    for path in paths:
+        try:
+            text = (tree.path / path).read_text(errors="replace")
+        except OSError:
+            continue  # deleted: resolved by removal
+        if any(line.startswith(("<<<<<<< ", ">>>>>>> ")) for line in text.splitlines()):
+            left.append(path)
+    return left
 
 
 def _new_path(home: Path, repo: Path, name: str) -> Path:
@@ -113,17 +155,53 @@ def remove(tree: WorkTree, keep_branch: bool, lock_dir: Path) -> None:
             git(tree.repo, "branch", "--quiet", "-D", tree.branch)
 
 
-def orphans(home: Path, repo: Path, live: set[str], older_than: float) -> list[Path]:
-    """Worktrees of ``repo`` whose run is not in ``live``, untouched for ``older_than`` s."""
+def delete_branch(repo: Path, branch: str, lock_dir: Path) -> None:
+    """Delete one of bdp's branches (its work has landed, or lives on a newer branch)."""
+    with repo_lock(repo, lock_dir):
+        git(repo, "branch", "--quiet", "-D", branch)
+
+
+def orphans(home: Path, repo: Path, busy: set[str], older_than: float) -> list[Path]:
+    """Worktrees of ``repo`` whose issue no live run works on (``busy`` holds the issue ids
+    of those that do), untouched for ``older_than`` s.
+
+    By issue, not by run: a continuation works in the directory of the run it continues.
+    """
     folder = worktrees_dir(home, repo)
     if not folder.is_dir():
         return []
     cutoff = time.time() - older_than
+    in_use = {_issue_part(issue) for issue in busy}
+    branches = _branches_by_path(repo)
     return [
         path
         for path in sorted(folder.iterdir())
-        if path.is_dir() and path.name not in live and path.stat().st_mtime < cutoff
+        if path.is_dir()
+        and _issue_of(branches.get(os.path.realpath(path), "")) not in in_use
+        and path.stat().st_mtime < cutoff
     ]
+
+
+def _issue_part(issue_id: str) -> str:
+    return _UNSAFE_REF.sub("_", issue_id).strip("._") or "issue"
+
+
+def _issue_of(branch: str) -> str | None:
+    """The issue part of ``bdp/<issue>/<run>``; None for any other branch (or none)."""
+    parts = branch.split("/")
+    return parts[1] if len(parts) == 3 and parts[0] == "bdp" else None
+
+
+def _branches_by_path(repo: Path) -> dict[str, str]:
+    """Each worktree's real path and the branch it has checked out."""
+    listing = git(repo, "worktree", "list", "--porcelain")
+    found, path = {}, ""
+    for line in listing.splitlines():
+        if line.startswith("worktree "):
+            path = os.path.realpath(line.removeprefix("worktree "))
+        elif line.startswith("branch refs/heads/"):
+            found[path] = line.removeprefix("branch refs/heads/")
+    return found
 
 
 def retire(repo: Path, path: Path, lock_dir: Path) -> str:

@@ -34,7 +34,9 @@ def finish(job: Job, result: SessionResult) -> RunRecord:
     commit = _land(job, result)
     put_away(job)
     try:
-        if result.outcome is Outcome.UNFINISHED:
+        if job.land_again:
+            _land_again(job, result)
+        elif result.outcome is Outcome.UNFINISHED:
             _continue(job, result)
         elif result.outcome is Outcome.PAUSED:
             _pause(job, result)
@@ -128,6 +130,35 @@ def _continue(job: Job, result: SessionResult) -> None:
     requeue(
         replace(
             job.args, continuation=number, resume=resume, prior=details, files=files, branch=branch
+        )
+    )
+
+
+def _land_again(job: Job, result: SessionResult) -> None:
+    """Send work that did not land back to its session, at the target's new tip, or give up.
+
+    The next round replays the kept branch onto the tip (conflicts marked in the files) and
+    resumes the session with why it did not land; the continuation count is not touched.
+    """
+    number = job.args.land_round + 1
+    limit = job.tree.config.land.rounds if job.tree is not None else 0
+    if number > limit or job.deps.requeue is None or not job.kept_branch:
+        result.outcome = Outcome.FAILED
+        result.summary += f"; not landed after {limit} landing rounds: needs a human"
+        _reset(job, result)
+        return
+    feedback = "\n\n".join(part for part in (result.summary, result.details) if part)
+    result.summary += f"; sent back to the agent at the new tip (round {number} of {limit})"
+    result.details = ""
+    _reset(job, result)
+    job.deps.requeue(
+        replace(
+            job.args,
+            land_round=number,
+            resume=result.session_id,
+            prior=feedback,
+            files=(),
+            branch=job.kept_branch,
         )
     )
 

@@ -33,6 +33,7 @@ class RunTree:
     worktree: WorkTree | None = None  # None: shared isolation, the repo itself
     target: str = ""  # the branch the run lands on (worktree isolation)
     setup_made: tuple[str, ...] = ()
+    conflicts: tuple[str, ...] = ()  # a landing round: paths its replayed work conflicts in
 
 
 @dataclass
@@ -53,6 +54,7 @@ class Job:
     tree: RunTree | None = None  # where the session works, once prepared
     landed: bool = False  # its commit is on the target branch
     kept_branch: str = ""  # the branch holding work that did not land
+    land_again: bool = False  # its work did not land, for a reason the agent can fix
 
     @property
     def repo(self) -> Path:

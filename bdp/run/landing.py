@@ -15,7 +15,7 @@ from bdp.models import Outcome
 from bdp.repo.git import CommitMessage, GitError, git
 from bdp.repo.landing import Lander, Landing
 from bdp.repo.quality_gate import GateResult, run_gate
-from bdp.repo.worktree import WorkTree, commit_all, remove
+from bdp.repo.worktree import WorkTree, commit_all, delete_branch, marked, remove
 from bdp.run.job import Job, RunTree
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,8 @@ def land_worktree(job: Job, result: SessionResult) -> str:
     worktree = _worktree(tree)
     message = CommitMessage.for_run(job.issue.id, job.issue.title, job.run.run_id)
     try:
+        if _conflicts_left(job, result, worktree):
+            return ""
         commit = commit_all(worktree, message, tree.setup_made)
         if commit is None:
             result.outcome = Outcome.NO_CHANGE
@@ -56,8 +58,21 @@ def _lander(job: Job, tree: RunTree) -> Lander:
     return Lander(job.repo, tree.target, lock_dir, gate if gate_commands else None)
 
 
+def _conflicts_left(job: Job, result: SessionResult, worktree: WorkTree) -> bool:
+    """A landing round said DONE with conflict markers still in its files: back it goes."""
+    left = marked(worktree, _tree(job).conflicts)
+    if left:
+        result.outcome, job.land_again = Outcome.UNFINISHED, True
+        result.summary = f"said DONE with conflict markers left in {', '.join(left)}"
+        job.transcript.line(f"bdp: {result.summary}")
+    return bool(left)
+
+
 def _not_landed(job: Job, result: SessionResult, landing: Landing) -> None:
-    result.outcome = Outcome.FAILED
+    """A conflict or a gate failing on the new tip goes back to the agent; anything else fails."""
+    fixable = bool(landing.conflicts) or landing.gate is not None
+    result.outcome = Outcome.UNFINISHED if fixable else Outcome.FAILED
+    job.land_again = fixable
     result.summary = f"could not land on {_tree(job).target}: {landing.reason}"
     if landing.conflicts:
         result.summary += f" ({', '.join(landing.conflicts)})"
@@ -77,8 +92,11 @@ def put_away(job: Job) -> None:
         return
     worktree = tree.worktree
     keep = not job.landed and _has_work(job, worktree)
+    lock_dir = job.deps.settings.home / "locks"
     try:
-        remove(worktree, keep_branch=keep, lock_dir=job.deps.settings.home / "locks")
+        remove(worktree, keep_branch=keep, lock_dir=lock_dir)
+        if job.landed and job.args.branch not in ("", worktree.branch):
+            delete_branch(job.repo, job.args.branch, lock_dir)  # what this round landed
     except GitError as error:  # the janitor prunes what is left
         log.warning("could not remove the worktree %s: %s", worktree.path, error)
     job.kept_branch = worktree.branch if keep else ""

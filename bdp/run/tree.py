@@ -14,7 +14,17 @@ from bdp.errors import BdpError, ConfigError
 from bdp.repo.git import GitError, checked_out_branch, git
 from bdp.repo.quality_gate import GateResult, run_gate
 from bdp.repo.repo_config import RepoConfig, load_repo_config
-from bdp.repo.worktree import WorkTree, attach, branch_name, changes, create, remove, tip
+from bdp.repo.worktree import (
+    WorkTree,
+    attach,
+    branch_name,
+    changes,
+    create,
+    next_round,
+    remove,
+    replay,
+    tip,
+)
 from bdp.run.job import Job, RunTree
 
 #: The isolation a run gets when neither its task, BDP_ISOLATION nor the repo names one.
@@ -42,18 +52,18 @@ def prepare(job: Job) -> RunTree:
     config = load_repo_config(job.repo)
     if isolation_of(job, config) == "shared":
         return RunTree(job.repo, config)
-    target = config.land_branch or _checked_out_branch(job.repo)
+    target = config.land.branch or _checked_out_branch(job.repo)
     config = load_repo_config(job.repo, f"refs/heads/{target}")
     worktree = _worktree_for(job, target)
     job.transcript.line(f"bdp: working in {worktree.path} on {worktree.branch} (lands on {target})")
     try:
         made = _set_up(worktree, config, job.run.run_id)
+        conflicts = replay(worktree, job.args.branch) if job.args.land_round else ()
     except BaseException:
-        remove(
-            worktree, keep_branch=bool(job.args.branch), lock_dir=job.deps.settings.home / "locks"
-        )
+        keep = worktree.branch == job.args.branch
+        remove(worktree, keep_branch=keep, lock_dir=job.deps.settings.home / "locks")
         raise
-    return RunTree(worktree.path, config, worktree, target, made)
+    return RunTree(worktree.path, config, worktree, target, made, conflicts)
 
 
 def _set_up(worktree: WorkTree, config: RepoConfig, run_id: str) -> tuple[str, ...]:
@@ -86,6 +96,8 @@ def _worktree_for(job: Job, target: str) -> WorkTree:
             f"the target branch {target!r} does not exist in {repo}",
             "create it, or set land.branch in .bdp.toml",
         ) from None
+    if job.args.land_round:  # the work goes on a new branch at the tip, replayed after setup
+        return create(repo, home, next_round(job.args.branch, job.args.land_round), target_tip)
     if job.args.branch:
         return _resume_on(job, target_tip)
     return create(repo, home, branch_name(job.issue.id, job.run.run_id), target_tip)
@@ -95,4 +107,4 @@ def _resume_on(job: Job, target_tip: str) -> WorkTree:
     """A worktree on the branch an earlier session of this issue left its work on."""
     repo, branch = job.repo, job.args.branch
     base = git(repo, "merge-base", target_tip, f"refs/heads/{branch}").strip()
-    return attach(repo, job.deps.settings.home, branch, base, job.run.run_id)
+    return attach(repo, job.deps.settings.home, branch, base)

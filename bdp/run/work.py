@@ -13,6 +13,7 @@ import threading
 from functools import partial
 from pathlib import Path
 
+from bdp.agent.prompt import landing_message
 from bdp.agent.session import SessionRequest, SessionResult
 from bdp.errors import BdpError
 from bdp.models import Outcome, RunRecord, TaskArgs, remaining_budget
@@ -102,8 +103,9 @@ def _budget_left(job: Job) -> float | None:
 
 def _session_request(job: Job, tree: RunTree, budget_left: float | None) -> SessionRequest:
     """What the agent is asked to do: the issue, where, until when, and the repo's checks."""
-    run, config = job.run, tree.config
+    run, config, args = job.run, tree.config, job.args
     gate = partial(run_gate, tree.path, config.gate, run.run_id) if config.gate else None
+    landing = landing_message(args.prior, tree.conflicts) if args.land_round else ""
     return SessionRequest(
         run_id=run.run_id,
         issue=job.issue,
@@ -113,11 +115,12 @@ def _session_request(job: Job, tree: RunTree, budget_left: float | None) -> Sess
         locks=job.locks,
         holder=Holder.here(run.run_id, job.issue.id, run.started),
         stop=job.stop,
-        attempt=job.args.attempt,
+        attempt=args.attempt,
         gate=gate,
         fix_rounds=config.fix_rounds,
-        resume=job.args.resume,
-        prior=job.args.prior,
+        resume=args.resume,
+        prior="" if landing else args.prior,
+        landing=landing,
         max_cost=budget_left,
         review_rounds=config.review_rounds if config.review else None,
         progress=job.progress,

@@ -917,7 +917,27 @@ def test_a_live_runs_worktree_is_left_alone(settings: Settings, repo: Path) -> N
     run = dead_run(repo)  # registered with a fresh heartbeat below: alive
     run.heartbeat = time.time()
     app.state.register(run)
-    worktree = create_worktree(repo, settings.home, f"bdp/t-9/{run.run_id}", tip(repo, "main"))
+    worktree = create_worktree(repo, settings.home, f"bdp/{ISSUE}/{run.run_id}", tip(repo, "main"))
+    old = time.time() - 2 * STALE
+    os.utime(worktree.path, (old, old))
+
+    report = janitor_of(app, MemoryBeads([claimed()])).sweep()
+
+    assert report.removed_worktrees == []
+    assert worktree.path.exists()
+
+
+def test_a_continuations_worktree_named_after_the_first_run_is_left_alone(
+    settings: Settings, repo: Path
+) -> None:
+    # Given a live run continuing earlier work: its worktree is named after the first run
+    app = make_app(settings)
+    app.state.remember_repo(str(repo))
+    run = dead_run(repo, run_id="second-run")
+    run.heartbeat = time.time()
+    app.state.register(run)
+    worktree = create_worktree(repo, settings.home, f"bdp/{ISSUE}/firstrun-r1", tip(repo, "main"))
+    assert worktree.path.name == "firstrun"
     old = time.time() - 2 * STALE
     os.utime(worktree.path, (old, old))
 

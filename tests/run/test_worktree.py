@@ -338,3 +338,135 @@ def test_the_repo_chooses_worktree_isolation_and_the_task_can_override_it(
     # Then the first worked in a worktree, the second in the repo itself
     assert in_tree.requests[0].repo.is_relative_to(settings.home / "worktrees")
     assert shared.requests[0].repo == repo
+
+
+# --- landing rounds: conflicts and gate failures go back to the agent ---------------------
+
+
+def requeue_into(queued: list[TaskArgs]) -> Any:
+    def requeue(again: TaskArgs) -> str:
+        queued.append(again)
+        return f"task-{len(queued) + 1}"
+
+    return requeue
+
+
+def conflicting_run(
+    repo: Path, settings: Settings, state: State, args: TaskArgs
+) -> tuple[RunRecord, TaskArgs, str]:
+    """A run whose edit of greet.py conflicts with a commit that lands on main meanwhile."""
+    queued: list[TaskArgs] = []
+
+    def edit_while_main_moves(request: SessionRequest) -> None:
+        (request.repo / "greet.py").write_text("greeting = 'hello from the agent'\n")
+        commit_file(repo, "greet.py", "greeting = 'hello from a human'\n")
+
+    agent = StubAgentRunner(summary="greets", on_run=edit_while_main_moves)
+    deps = RunDeps(settings, state, agent, requeue=requeue_into(queued))
+    record = work_on(args, "task-1", deps)
+    [again] = queued
+    return record, again, agent.requests[0].repo.name
+
+
+def test_a_landing_conflict_goes_back_to_the_session_at_the_new_tip_and_lands_resolved(
+    repo: Path, settings: Settings, state: State
+) -> None:
+    # Given an agent's edit that conflicts with a commit landing on main while it worked
+    commit_file(repo, "greet.py", "greeting = 'hello'\n")
+    args = issue(repo)
+    record, again, first_tree = conflicting_run(repo, settings, state, args)
+
+    # Then the issue is not closed: the session is sent back, resuming, at the new tip
+    assert record.outcome is Outcome.UNFINISHED
+    assert not record.landed
+    assert "conflicts with the target branch (greet.py)" in record.summary
+    assert (again.land_round, again.continuation) == (1, 0)
+    assert again.branch in bdp_branches(repo)
+    assert "greet.py" in again.prior
+    assert show_issue(repo, args.issue_id)["status"] == "open"
+
+    # When the resumed session resolves the conflict markers it finds in the file
+    seen: list[str] = []
+
+    def resolve(request: SessionRequest) -> None:
+        seen.append(request.landing)
+        seen.append((request.repo / "greet.py").read_text())
+        (request.repo / "greet.py").write_text("greeting = 'hello from both'\n")
+        seen.append(request.repo.name)
+
+    resolver = StubAgentRunner(summary="greets, resolved", on_run=resolve)
+    landed = run(repo, settings, state, resolver, again)
+
+    # Then it was told which file conflicts, saw both sides, worked where the session lives
+    landing, text, tree = seen
+    assert "greet.py" in landing
+    assert "conflict markers" in landing
+    assert "<<<<<<<" in text
+    assert "hello from the agent" in text
+    assert "hello from a human" in text
+    assert tree == first_tree
+    # And the resolution landed on top of the human's commit, the issue closed, no branch left
+    assert landed.outcome is Outcome.DONE
+    assert landed.landed
+    assert (repo / "greet.py").read_text() == "greeting = 'hello from both'\n"
+    assert git(repo, "log", "-2", "--format=%s").split("\n")[1] == "add greet.py"
+    assert show_issue(repo, args.issue_id)["status"] == "closed"
+    assert bdp_branches(repo) == []
+
+
+def test_conflict_markers_left_in_place_send_the_work_back_until_the_rounds_run_out(
+    repo: Path, settings: Settings, state: State
+) -> None:
+    # Given a repo allowing one landing round, and a conflicting run
+    commit_file(repo, ".bdp.toml", "land = { rounds = 1 }\n")
+    commit_file(repo, "greet.py", "greeting = 'hello'\n")
+    args = issue(repo)
+    _, again, _ = conflicting_run(repo, settings, state, args)
+
+    # When the next round says DONE without resolving anything
+    queued: list[TaskArgs] = []
+    lazy = StubAgentRunner(summary="done, honest")
+    deps = RunDeps(settings, state, lazy, requeue=requeue_into(queued))
+    record = work_on(again, "task-2", deps)
+
+    # Then nothing with conflict markers landed; the issue is reset with the branch named
+    assert record.outcome is Outcome.FAILED
+    assert "conflict markers left in greet.py" in record.summary
+    assert "not landed after 1 landing rounds" in record.summary
+    assert queued == []
+    assert (repo / "greet.py").read_text() == "greeting = 'hello from a human'\n"
+    assert show_issue(repo, args.issue_id)["status"] == "open"
+    kept = [b for b in bdp_branches(repo) if b.endswith("-r1")]
+    assert kept
+    assert any(kept[0] in comment for comment in comments_of(repo, args.issue_id))
+
+
+def test_a_gate_failing_on_the_new_tip_goes_back_with_its_output(
+    repo: Path, settings: Settings, state: State
+) -> None:
+    # Given a gate that fails when both halves exist without a join, and a human landing
+    # one half while the agent writes the other
+    gate = "test ! -f a.py -o ! -f b.py -o -f join.py || { echo 'a and b need join.py'; exit 1; }"
+    commit_file(repo, ".bdp.toml", f"gate = [{json.dumps(gate)}]\n")
+    args = issue(repo)
+    queued: list[TaskArgs] = []
+
+    def write_b_while_a_lands(request: SessionRequest) -> None:
+        (request.repo / "b.py").write_text("b = 1\n")
+        commit_file(repo, "a.py", "a = 1\n")
+
+    agent = StubAgentRunner(on_run=write_b_while_a_lands)
+    record = work_on(args, "task-1", RunDeps(settings, state, agent, requeue=requeue_into(queued)))
+
+    # Then the landing re-ran the gate, it failed, and its output goes back to the agent
+    assert record.outcome is Outcome.UNFINISHED
+    [again] = queued
+    assert "a and b need join.py" in again.prior
+
+    # When the next round adds the join
+    fixer = StubAgentRunner(files={"join.py": "join = 1\n"})
+    landed = run(repo, settings, state, fixer, again)
+
+    assert "a and b need join.py" in fixer.requests[0].landing
+    assert landed.landed
+    assert {"a.py", "b.py", "join.py"} <= set(git(repo, "ls-files").split())
