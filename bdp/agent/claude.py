@@ -25,15 +25,10 @@ from tenacity import (
 )
 
 from bdp.agent.api_errors import raise_for
-from bdp.agent.confinement import (
-    SETTING_SOURCES,
-    absent_placeholders,
-    remove_placeholders,
-    sandbox_settings,
-    session_env,
-)
+from bdp.agent.confinement import SETTING_SOURCES, sandbox_settings, session_env
 from bdp.agent.conversation import Conversation, first_message
-from bdp.agent.hooks import LOCK_TOOLS, lock_server, session_hooks
+from bdp.agent.hooks import BDP_TOOLS, session_hooks, tool_server
+from bdp.agent.mount_points import absent_placeholders, remove_placeholders
 from bdp.agent.prompt import system_rules
 from bdp.agent.review import review_rounds
 from bdp.agent.session import (
@@ -151,8 +146,8 @@ class ClaudeAgentRunner:
             permission_mode=_permission_mode(settings),  # type: ignore[arg-type]
             sandbox=sandbox_settings(settings),
             setting_sources=SETTING_SOURCES,
-            allowed_tools=[*settings.allowed_tools, *(f"mcp__bdp__{t}" for t in LOCK_TOOLS)],
-            mcp_servers={"bdp": lock_server(request, settings.lock_wait)},
+            allowed_tools=[*settings.allowed_tools, *(f"mcp__bdp__{t}" for t in BDP_TOOLS)],
+            mcp_servers={"bdp": tool_server(request, settings.lock_wait)},
             system_prompt={
                 "type": "preset",
                 "preset": "claude_code",

@@ -13,10 +13,8 @@ hooks, its permissions) never apply to a run.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Mapping
-from pathlib import Path
 
 from claude_agent_sdk.types import SandboxSettings, SettingSource
 
@@ -36,62 +34,6 @@ INSTALL_BWRAP = (
     "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install "
     "bubblewrap), or set BDP_SANDBOX=off to run agents' shells unconfined"
 )
-
-
-#: Empty files and folders the CLI's sandbox creates in the session's tree as read-only mount
-#: points (agents cannot write these names), and leaves behind: removed after the session
-#: when they are new and still empty (folders: nothing but empty folders).
-PLACEHOLDERS = (
-    ".env",
-    ".env.local",
-    ".env.development",
-    ".env.development.local",
-    ".env.production",
-    ".env.production.local",
-    ".env.test",
-    ".env.test.local",
-    ".gitmodules",
-    ".npmrc",
-    ".yarnrc",
-    ".yarnrc.yml",
-    "bunfig.toml",
-    "package.json",
-    "package-lock.json",
-    "pnpm-lock.yaml",
-    "yarn.lock",
-    "node_modules",
-    ".claude",
-)
-
-
-def absent_placeholders(tree: Path) -> set[str]:
-    """The `PLACEHOLDERS` that ``tree`` does not have before a session."""
-    return {name for name in PLACEHOLDERS if not os.path.lexists(tree / name)}
-
-
-def remove_placeholders(tree: Path, absent: set[str]) -> list[str]:
-    """Remove what the sandbox left of ``absent``: still-empty files and folders; their names."""
-    removed = []
-    for name in sorted(absent):
-        path = tree / name
-        try:
-            if path.is_symlink():
-                continue
-            if path.is_file() and path.stat().st_size == 0:
-                path.unlink()
-            elif path.is_dir() and _holds_no_file(path):
-                shutil.rmtree(path)
-            else:
-                continue
-        except OSError:
-            continue
-        removed.append(name)
-    return removed
-
-
-def _holds_no_file(folder: Path) -> bool:
-    """True when ``folder`` has nothing but (nested) empty folders in it."""
-    return all(not files for _root, _dirs, files in os.walk(folder, followlinks=False))
 
 
 def session_env(run_id: str, environ: Mapping[str, str]) -> dict[str, str]:

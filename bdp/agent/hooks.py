@@ -2,7 +2,7 @@
 
 Edits are checked (`bdp.repo.guards`) and locked before they happen; Bash commands are
 checked; the lock tools let an agent take every file it will edit at once. Each wraps a
-plain function from `bdp.repo` or `bdp.agent.lock_tools`, so the rules are tested without
+plain function from `bdp.repo` or `bdp.agent.tools`, so the rules are tested without
 a session.
 """
 
@@ -15,15 +15,15 @@ from claude_agent_sdk import HookCallback, HookMatcher, McpSdkServerConfig, tool
 from claude_agent_sdk import create_sdk_mcp_server as create_mcp_server
 from claude_agent_sdk.types import HookEvent
 
-from bdp.agent import lock_tools
+from bdp.agent import tools
 from bdp.agent.session import SessionRequest
 from bdp.agent.tally import Tally
 from bdp.errors import DeadlockError, LockError
 from bdp.models import Outcome
 from bdp.repo.guards import EDIT_TOOLS, check_bash, check_edit, edit_target, resolve_in_repo
 
-#: The lock tools' names as the agent's server offers them.
-LOCK_TOOLS = ("lock_files", "unlock_files", "list_locks")
+#: The tools bdp's own server offers the agent.
+BDP_TOOLS = ("lock_files", "unlock_files", "list_locks", "file_issue")
 #: Seconds the edit hook may take beyond the lock wait before the CLI gives up on it.
 HOOK_MARGIN = 30.0
 _PATHS_SCHEMA = {
@@ -32,6 +32,16 @@ _PATHS_SCHEMA = {
     "required": ["paths"],
 }
 _NO_ARGS_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
+_FOLLOW_UP_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "title": {"type": "string"},
+        "description": {"type": "string"},
+        "issue_type": {"type": "string", "enum": ["task", "bug", "feature", "chore"]},
+        "priority": {"type": "integer", "minimum": 0, "maximum": 4},
+    },
+    "required": ["title", "description"],
+}
 _HookReply = dict[str, Any]
 
 
@@ -85,7 +95,7 @@ async def _lock_for_edit(request: SessionRequest, target: str, wait: float) -> s
         request.stop.stop(Outcome.BLOCKED, str(error))
         return f"{error}. End now with BLOCKED."
     except LockError as error:
-        return f"{error}. {lock_tools.LOCK_ADVICE}"
+        return f"{error}. {tools.LOCK_ADVICE}"
     return None
 
 
@@ -99,8 +109,9 @@ def _deny(reason: str) -> _HookReply:
     }
 
 
-def lock_server(request: SessionRequest, wait: float) -> McpSdkServerConfig:
-    """The agent's lock tools, as an in-process MCP server named ``bdp``."""
+def tool_server(request: SessionRequest, wait: float) -> McpSdkServerConfig:
+    """The agent's lock tools and its way to file follow-up issues, as an in-process MCP
+    server named ``bdp`` (it runs in the worker, outside the sandbox, where bd can write)."""
     locks, holder, stop = request.locks, request.holder, request.stop
 
     def reply(text: str) -> dict[str, Any]:
@@ -112,15 +123,23 @@ def lock_server(request: SessionRequest, wait: float) -> McpSdkServerConfig:
     @tool("lock_files", lock_help, _PATHS_SCHEMA)
     async def lock_files(args: dict[str, Any]) -> dict[str, Any]:
         paths = list(args.get("paths") or [])
-        text = await asyncio.to_thread(lock_tools.lock_files, locks, holder, paths, wait, stop)
+        text = await asyncio.to_thread(tools.lock_files, locks, holder, paths, wait, stop)
         return reply(text)
 
     @tool("unlock_files", "Release locks on files you will not edit after all.", _PATHS_SCHEMA)
     async def unlock_files(args: dict[str, Any]) -> dict[str, Any]:
-        return reply(lock_tools.unlock_files(locks, holder, list(args.get("paths") or [])))
+        return reply(tools.unlock_files(locks, holder, list(args.get("paths") or [])))
 
     @tool("list_locks", "List locked files and who holds them.", _NO_ARGS_SCHEMA)
     async def list_locks(args: dict[str, Any]) -> dict[str, Any]:
-        return reply(lock_tools.list_locks(locks, holder))
+        return reply(tools.list_locks(locks, holder))
 
-    return create_mcp_server("bdp", tools=[lock_files, unlock_files, list_locks])
+    @tool(
+        "file_issue", "File follow-up work you found, out of this issue's scope.", _FOLLOW_UP_SCHEMA
+    )
+    async def file_issue(args: dict[str, Any]) -> dict[str, Any]:
+        text = await asyncio.to_thread(tools.file_follow_up, request, args)
+        return reply(text)
+
+    offered = [lock_files, unlock_files, list_locks, file_issue]
+    return create_mcp_server("bdp", tools=offered)

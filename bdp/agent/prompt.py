@@ -24,8 +24,8 @@ Rules that keep everyone's work safe:
 - Do not run git commands that touch other agents' uncommitted work: no git stash, git reset
   --hard, git checkout -- ., git clean, git add -A or git add ., git commit -a, git push.
   Do not commit at all: when you finish with DONE, bdp commits exactly the files you edited.
-- If the work needs a follow-up that is out of scope, file it with
-  `bd create "<title>" --deps discovered-from:{issue_id}` and mention it in your summary.
+- If the work needs a follow-up that is out of scope, file it with the mcp__bdp__file_issue
+  tool (bdp links it to {issue_id}) and mention it in your summary.
 """
 
 RETRY_NOTE = (

@@ -15,6 +15,7 @@ from typing import Protocol
 from bdp.agent.transcript import Transcript
 from bdp.config import Settings
 from bdp.models import Activity, Issue, Outcome
+from bdp.repo.beads import FollowUp
 from bdp.repo.locks import Holder, LockTable
 from bdp.repo.quality_gate import GateResult
 
@@ -93,6 +94,7 @@ class SessionRequest:
     max_cost: float | None = None  # USD this run may still spend before it is stopped
     progress: LiveProgress = field(default_factory=LiveProgress)
     shared_tree: bool = True  # other agents work in the same tree: only read-only git
+    file_issue: Callable[[FollowUp], str] | None = None  # files a follow-up; its new id
 
 
 @dataclass

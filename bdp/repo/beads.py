@@ -61,6 +61,18 @@ class Beads(Protocol):
     def comment(self, issue_id: str, text: str, actor: str) -> None: ...
     def renew_lease(self, issue_id: str, actor: str) -> None: ...
     def in_progress(self) -> list[Issue]: ...
+    def file(self, follow_up: FollowUp, actor: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """New work an agent found while on ``found_in``, filed as an issue discovered from it."""
+
+    found_in: str
+    title: str
+    description: str = ""
+    issue_type: str = "task"
+    priority: int = 2
 
 
 @dataclass(frozen=True)
@@ -120,6 +132,26 @@ class BdCli:
             "update", issue_id, "--status", "open", "--assignee", "", "--actor", actor
         )
         self._check(reply, f"reset {issue_id}", issue_id)
+
+    def file(self, follow_up: FollowUp, actor: str) -> str:
+        """Create the follow-up issue; its id."""
+        reply = self._run(
+            "create",
+            "--title",
+            follow_up.title,
+            "--description",
+            follow_up.description,
+            "--type",
+            follow_up.issue_type,
+            "--priority",
+            str(follow_up.priority),
+            "--deps",
+            f"discovered-from:{follow_up.found_in}",
+            "--actor",
+            actor,
+        )
+        self._check(reply, f"file a follow-up of {follow_up.found_in}", follow_up.found_in)
+        return str(_as_list(_parse(reply.stdout))[0]["id"])
 
     def comment(self, issue_id: str, text: str, actor: str) -> None:
         reply = self._run("comment", issue_id, "--actor", actor, "--", text)
@@ -208,6 +240,7 @@ class MemoryBeads:
         self.issues = {issue.id: issue for issue in issues or []}
         self.comments: dict[str, list[str]] = {}
         self.close_reasons: dict[str, str] = {}
+        self.found_from: dict[str, str] = {}  # a filed follow-up and where it was found
 
     def ready(self, filters: ReadyFilters) -> list[Issue]:
         ready = [i for i in self.issues.values() if i.status == "open" and not i.assignee]
@@ -233,6 +266,13 @@ class MemoryBeads:
 
     def reset(self, issue_id: str, actor: str) -> None:
         self.issues[issue_id] = replace(self.show(issue_id), status="open", assignee="")
+
+    def file(self, follow_up: FollowUp, actor: str) -> str:
+        self.show(follow_up.found_in)
+        new = Issue(f"m-{len(self.issues) + 1}", follow_up.title, follow_up.description)
+        self.issues[new.id] = replace(new, issue_type=follow_up.issue_type)
+        self.found_from[new.id] = follow_up.found_in
+        return new.id
 
     def comment(self, issue_id: str, text: str, actor: str) -> None:
         self.show(issue_id)

@@ -80,6 +80,10 @@ class _Wait:
     path: str
 
 
+#: Where the table notes the paths it gave back (names starting "." are the table's own).
+RELEASED_DIR = ".released"
+
+
 def lock_name(path: str) -> str:
     """A file-system-safe, collision-free directory name for a repo-relative path."""
     name = quote(path, safe="")
@@ -184,7 +188,21 @@ class LockTable:
             lock = self.holder_of(path)
             if lock is not None and lock.holder.run_id == run_id and self._remove(path, run_id):
                 released.append(path)
+                self._note_released(path)
         return released
+
+    def _note_released(self, path: str) -> None:
+        """Remember when ``path`` was last given back (its file's mtime), for `released_since`."""
+        folder = self.root / RELEASED_DIR
+        folder.mkdir(mode=0o700, exist_ok=True)
+        (folder / lock_name(path)).write_text(path)
+
+    def released_since(self, since: float) -> set[str]:
+        """Paths some run held and gave back after ``since``: they may have changed meanwhile."""
+        folder = self.root / RELEASED_DIR
+        if not folder.is_dir():
+            return set()
+        return {f.read_text() for f in folder.iterdir() if _mtime(f) >= since}
 
     def release_all(self, run_id: str) -> list[str]:
         """Give back every lock ``run_id`` holds (end of a run, or the janitor)."""

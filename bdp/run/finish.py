@@ -15,10 +15,10 @@ from bdp.broker.hold import pause_queue
 from bdp.errors import BdpError
 from bdp.models import Outcome, RunRecord
 from bdp.ops.notify import Event
-from bdp.repo.git import CommitMessage, changed_paths, commit_paths
 from bdp.run.bookkeeping import despite_broker, unmark_if_ours
 from bdp.run.job import Job
 from bdp.run.landing import land_worktree, put_away
+from bdp.run.shared import commit_shared
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +49,10 @@ def finish(job: Job, result: SessionResult) -> RunRecord:
 
 
 def _land(job: Job, result: SessionResult) -> str:
-    """Commit a DONE run's files and close its issue; the commit, or "" (outcome adjusted)."""
+    """Commit a DONE run's work and close its issue; the commit, or "" (outcome adjusted)."""
     if job.tree is not None and job.tree.worktree is not None:
         return land_worktree(job, result) if result.outcome is Outcome.DONE else ""
-    try:
-        if result.outcome is Outcome.DONE and not _held_changes(job, result):
-            result.outcome = Outcome.NO_CHANGE
-            result.summary = f"said DONE ({result.summary}) but changed no file"
-        if result.outcome is Outcome.DONE:
-            return _commit_and_close(job, result)
-    except BdpError as error:
-        result.outcome, result.summary = Outcome.FAILED, f"could not finish: {error}"
-    return ""
+    return commit_shared(job, result)
 
 
 def _still_owner(job: Job) -> bool:
@@ -77,22 +69,6 @@ def _still_owner(job: Job) -> bool:
     except BdpError:
         return True  # bd unreachable: the registry says we own it; finishing will report errors
     return issue.assignee == job.actor and issue.status == "in_progress"
-
-
-def _held_changes(job: Job, result: SessionResult) -> list[str]:
-    """The run's changed files that it holds locks on and that differ from HEAD."""
-    held = {lock.path for lock in job.locks.locks() if lock.holder.run_id == job.run.run_id}
-    result.changed_files = [path for path in result.changed_files if path in held]
-    return changed_paths(job.repo, result.changed_files)
-
-
-def _commit_and_close(job: Job, result: SessionResult) -> str:
-    """Commit the changed files this run holds locks on, then close the issue."""
-    message = CommitMessage.for_run(job.issue.id, job.issue.title, job.run.run_id)
-    lock_dir = job.deps.settings.home / "locks"
-    commit = commit_paths(job.repo, result.changed_files, message, lock_dir) or ""
-    job.beads.close(job.issue.id, result.summary, job.actor)
-    return commit
 
 
 def _reset(job: Job, result: SessionResult) -> None:

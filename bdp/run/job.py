@@ -20,6 +20,7 @@ from bdp.redact import Redactor
 from bdp.repo.beads import Beads
 from bdp.repo.locks import LockTable
 from bdp.repo.repo_config import RepoConfig
+from bdp.repo.tree_state import TreeState
 from bdp.repo.worktree import WorkTree
 from bdp.run.deps import RunDeps, worker_name
 
@@ -55,6 +56,8 @@ class Job:
     landed: bool = False  # its commit is on the target branch
     kept_branch: str = ""  # the branch holding work that did not land
     land_again: bool = False  # its work did not land, for a reason the agent can fix
+    before: TreeState | None = None  # shared isolation: the tree before the session
+    before_at: float = 0.0  # when that was noted
 
     @property
     def repo(self) -> Path:

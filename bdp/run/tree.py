@@ -28,9 +28,7 @@ from bdp.repo.worktree import (
 from bdp.run.job import Job, RunTree
 
 #: The isolation a run gets when neither its task, BDP_ISOLATION nor the repo names one.
-#: Shared until a landing conflict goes back to the agent (a continuation at the new tip):
-#: today a conflict resets the issue, where shared isolation's locks make writers take turns.
-DEFAULT_ISOLATION = "shared"
+DEFAULT_ISOLATION = "worktree"
 
 
 class SetupFailed(BdpError):

@@ -18,13 +18,14 @@ from bdp.agent.session import SessionRequest, SessionResult
 from bdp.errors import BdpError
 from bdp.models import Outcome, RunRecord, TaskArgs, remaining_budget
 from bdp.ops.notify import notify_outcome
-from bdp.repo.beads import Beads, Claim
+from bdp.repo.beads import Beads, Claim, FollowUp
 from bdp.repo.locks import Holder, LockTable
 from bdp.repo.quality_gate import run_gate
 from bdp.run.bookkeeping import despite_broker, unmark_if_ours
 from bdp.run.deps import RunDeps, actor_name, worker_name
 from bdp.run.finish import finish
 from bdp.run.job import Claimed, Job, RunTree, start_job
+from bdp.run.shared import snapshot
 from bdp.run.tree import SetupFailed, prepare
 from bdp.run.watchdog import Pace, Watchdog
 
@@ -79,6 +80,8 @@ def _run_agent(job: Job) -> SessionResult:
     except BdpError as error:  # the repo's configuration, or git refusing the worktree
         return SessionResult(Outcome.FAILED, str(error))
     job.locks = LockTable(job.deps.settings.home, job.repo, job.tree.path)
+    if job.tree.worktree is None:
+        snapshot(job)
     request = _session_request(job, job.tree, budget_left)
     try:
         _take_over(job, request)
@@ -125,7 +128,14 @@ def _session_request(job: Job, tree: RunTree, budget_left: float | None) -> Sess
         review_rounds=config.review_rounds if config.review else None,
         progress=job.progress,
         shared_tree=tree.worktree is None,
+        file_issue=partial(_file_follow_up, job),
     )
+
+
+def _file_follow_up(job: Job, follow_up: FollowUp) -> str:
+    new_id = job.beads.file(follow_up, job.actor)
+    job.transcript.line(f"bdp: filed {new_id} ({follow_up.title}), found in {job.issue.id}")
+    return new_id
 
 
 def _take_over(job: Job, request: SessionRequest) -> None:

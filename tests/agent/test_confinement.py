@@ -21,10 +21,9 @@ import pytest
 
 from bdp.agent.claude import ClaudeAgentRunner
 from bdp.agent.confinement import (
-    absent_placeholders,
-    remove_placeholders,
     session_env,
 )
+from bdp.agent.mount_points import absent_placeholders, remove_placeholders
 from bdp.agent.session import SessionRequest, SessionResult
 from bdp.agent.transcript import Transcript
 from bdp.config import Settings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 from pathlib import Path
 
@@ -9,9 +10,9 @@ import pytest
 
 from bdp.repo.procs import pid_alive
 from tests.conftest import git
-from tests.integration.helpers import bdp, bdp_json, marker
+from tests.integration.helpers import bdp, bdp_json, first_turns, marker
 from tests.support.beads import create_issue, run_bd_ok, show_issue
-from tests.support.fake_api import Delay, FakeApi, Text, ToolUse
+from tests.support.fake_api import Delay, FakeApi, Step, Text, ToolUse
 from tests.support.processes import HueyConsumer, agent_processes, wait_for
 from tests.support.redis_server import RedisServer
 
@@ -19,18 +20,17 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 FAST_RECOVERY = {"BDP_JANITOR_INTERVAL": "1", "BDP_STALE_AFTER": "3", "BDP_HEARTBEAT": "0.5"}
 
 
-def script_attempt(api: FakeApi, repo: Path, issue_id: str, attempt: int, steps: list) -> None:  # type: ignore[type-arg]
-    api.script(
-        steps,
-        match=f"Implement beads issue {issue_id} in the repository at {repo} (attempt {attempt})",
-    )
+def script_attempt(api: FakeApi, issue_id: str, attempt: int, steps: list[Step]) -> None:
+    """Script one attempt's session (its prompt names the run's own tree: any path matches)."""
+    issue = re.escape(issue_id)
+    prompt = rf"Implement beads issue {issue} in the repository at \S+ \(attempt {attempt}\)"
+    api.script(steps, match=re.compile(prompt))
 
 
-def hang_after_a_write(api: FakeApi, repo: Path, issue_id: str, filename: str) -> None:
+def hang_after_a_write(api: FakeApi, issue_id: str, filename: str) -> None:
     """Attempt 1 writes ``filename`` (taking its lock) and then waits on the API for good."""
     script_attempt(
         api,
-        repo,
         issue_id,
         1,
         [
@@ -64,7 +64,7 @@ def test_sigterm_stops_sessions_at_once_and_leaves_nothing_behind(
 ) -> None:
     # Given a session that has locked and written a file, then waits on the API
     issue_id = create_issue(repo, "Hangs forever")
-    hang_after_a_write(fake_api, repo, issue_id, "half.txt")
+    hang_after_a_write(fake_api, issue_id, "half.txt")
     assert bdp(env, "enqueue", str(repo)).returncode == 0
     worker = consumer(env, tmp_path, "worker", kind)
     wait_until_hanging(fake_api, issue_id, env)
@@ -89,7 +89,7 @@ def test_sigint_gives_sessions_the_wrap_up_window_then_stops_them(
     env: dict[str, str], repo: Path, fake_api: FakeApi, tmp_path: Path
 ) -> None:
     issue_id = create_issue(repo, "Slow to finish")
-    hang_after_a_write(fake_api, repo, issue_id, "slow.txt")
+    hang_after_a_write(fake_api, issue_id, "slow.txt")
     wrapup_env = {**env, "BDP_WRAPUP": "2"}
     assert bdp(wrapup_env, "enqueue", str(repo)).returncode == 0
     worker = consumer(wrapup_env, tmp_path, "worker")
@@ -109,10 +109,9 @@ def test_a_killed_consumer_is_recovered_by_another_and_the_issue_done_once(
 ) -> None:
     # Given attempt 1 hangs after writing its file, and attempt 2 will finish it
     issue_id = create_issue(repo, "Survive a crash")
-    hang_after_a_write(fake_api, repo, issue_id, "crash.txt")
+    hang_after_a_write(fake_api, issue_id, "crash.txt")
     script_attempt(
         fake_api,
-        repo,
         issue_id,
         2,
         [
@@ -146,7 +145,7 @@ def test_a_killed_consumer_is_recovered_by_another_and_the_issue_done_once(
     assert lock_count(fast) == 0
 
 
-def test_two_sessions_editing_one_file_take_turns(
+def test_two_sessions_editing_one_file_in_the_shared_tree_take_turns(
     env: dict[str, str], repo: Path, fake_api: FakeApi, tmp_path: Path
 ) -> None:
     # Given two issues whose sessions both write shared.txt, then take a while to finish
@@ -160,9 +159,10 @@ def test_two_sessions_editing_one_file_take_turns(
             match=marker(issue_id),
         )
 
-    # When two workers run them at once
-    assert bdp(env, "enqueue", str(repo)).returncode == 0
-    worker = consumer(env, tmp_path, "worker")
+    # When two workers run them at once, both in the repo's own tree
+    shared = {**env, "BDP_ISOLATION": "shared"}
+    assert bdp(shared, "enqueue", str(repo)).returncode == 0
+    worker = consumer(shared, tmp_path, "worker")
     wait_for(lambda: all(show_issue(repo, i)["status"] == "closed" for i in ids), 90)
     worker.stop()
 
@@ -175,6 +175,48 @@ def test_two_sessions_editing_one_file_take_turns(
         sha, subject = line.split(" ", 1)
         issue_id = subject.split(":")[0]
         assert git(repo, "show", f"{sha}:shared.txt") == f"{issue_id}\n"
+
+
+def test_two_sessions_writing_one_file_in_worktrees_both_land_the_conflict_resolved(
+    env: dict[str, str], repo: Path, fake_api: FakeApi, tmp_path: Path
+) -> None:
+    # Given two issues whose sessions both create shared.txt; a session whose work comes
+    # back from the lander reads the conflicted file and writes a resolution
+    ids = [create_issue(repo, f"Write {n}") for n in range(2)]
+    for issue_id in ids:
+        fake_api.script(
+            [
+                ToolUse("Write", {"file_path": "shared.txt", "content": f"{issue_id}\n"}),
+                Delay(1, Text(f"DONE: {issue_id} wrote shared.txt")),
+                ToolUse("Read", {"file_path": "shared.txt"}),
+                ToolUse("Write", {"file_path": "shared.txt", "content": "both\n"}),
+                Text(f"DONE: {issue_id} resolved shared.txt"),
+            ],
+            match=marker(issue_id),
+        )
+
+    # When two workers run them at once, each in its own worktree
+    assert bdp(env, "enqueue", str(repo)).returncode == 0
+    worker = consumer(env, tmp_path, "worker")
+    wait_for(lambda: all(show_issue(repo, i)["status"] == "closed" for i in ids), 120)
+    worker.stop()
+
+    # Then the first landed as written; the second conflicted, went back to its own session
+    # (resumed: it did not start over) and landed the resolution on top
+    history = git(repo, "log", "--format=%H %s", "--", "shared.txt").splitlines()
+    assert len(history) == 2
+    (first_sha, first), (_, second) = (
+        (sha, subject.split(":")[0])
+        for sha, subject in (line.split(" ", 1) for line in history[::-1])
+    )
+    assert git(repo, "show", f"{first_sha}:shared.txt") == f"{first}\n"
+    assert (repo / "shared.txt").read_text() == "both\n"
+    assert "conflicts with the target branch (shared.txt)" in comments(repo, second)
+    assert first_turns(fake_api, second) == 1
+    outcomes = [(r["issue_id"], r["outcome"]) for r in bdp_json(env, "status")["recent"]]
+    assert outcomes.count((second, "UNFINISHED")) == 1
+    assert git(repo, "branch", "--list", "bdp/*").strip() == ""
+    assert "shared.txt" not in git(repo, "status", "--porcelain")
 
 
 def test_a_redis_restart_loses_no_queued_task_and_workers_carry_on(

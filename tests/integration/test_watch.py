@@ -33,17 +33,15 @@ def start(env: dict[str, str], tmp_path: Path, *args: str) -> tuple[subprocess.P
 def test_run_watch_does_the_follow_up_work_an_agent_files(
     env: dict[str, str], repo: Path, fake_api: FakeApi, tmp_path: Path
 ) -> None:
-    # Given an issue whose agent files a follow-up with `bd create --deps discovered-from`
+    # Given an issue whose agent files a follow-up with bdp's tool (its sandbox cannot write
+    # bd's database; the worker files it, discovered from the issue)
     first = create_issue(repo, "Build the parser")
     fake_api.script(
         [
             ToolUse("Write", {"file_path": "parser.py", "content": "parse = 1\n"}),
             ToolUse(
-                "Bash",
-                {
-                    "command": f"bd create 'Parser error messages' -d 'found while "
-                    f"parsing' --deps discovered-from:{first} --silent"
-                },
+                "mcp__bdp__file_issue",
+                {"title": "Parser error messages", "description": "found while parsing"},
             ),
             Text("DONE: parser built; filed a follow-up"),
         ],

@@ -12,7 +12,7 @@ import pytest
 
 from bdp.errors import BeadsError, RepoError, UnknownIssue
 from bdp.models import Issue
-from bdp.repo.beads import BdCli, ReadyFilters, _as_list
+from bdp.repo.beads import BdCli, FollowUp, ReadyFilters, _as_list
 from tests.support.beads import create_issue, run_bd_ok, show_issue
 
 #: Longer than any id hash the stand-in makes, so it never resolves as a substring.
@@ -420,3 +420,16 @@ def test_in_progress_lists_claimed_issues_only(bd: BdCli, repo: Path) -> None:
 
     assert [(i.id, i.assignee) for i in found] == [(claimed, "bdp/h/w")]
     assert found[0].updated_at.endswith("Z")
+
+
+def test_file_creates_a_follow_up_discovered_from_the_issue(bd: BdCli, repo: Path) -> None:
+    found_in = create_issue(repo, "Build the parser")
+    follow_up = FollowUp(found_in, "Parser errors", "say where; it's a 'bug'", "bug", 1)
+
+    new_id = bd.file(follow_up, "agent-1")
+
+    shown = show_issue(repo, new_id)
+    assert (shown["title"], shown["issue_type"], shown["priority"]) == ("Parser errors", "bug", 1)
+    assert shown["description"] == "say where; it's a 'bug'"
+    [edge] = shown["dependencies"]
+    assert (edge["id"], edge["dependency_type"]) == (found_in, "discovered-from")

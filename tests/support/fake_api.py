@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -118,7 +119,7 @@ class RecordedRequest:
 @dataclass
 class _OneShot:
     step: Step
-    match: str | None
+    match: Marker | None
     at_turn: int | None = None
 
 
@@ -145,6 +146,10 @@ def _assistant_turns(body: Any) -> int:
     return sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "assistant")
 
 
+#: What picks a script: text the first user message contains, or a pattern it matches.
+Marker = str | re.Pattern[str]
+
+
 def _first_user_text(body: Any) -> str:
     """The JSON text of the first user message of a request body ("" if none)."""
     messages = body.get("messages", []) if isinstance(body, dict) else []
@@ -154,7 +159,9 @@ def _first_user_text(body: Any) -> str:
     return ""
 
 
-def _matches(marker: str, text: str) -> bool:
+def _matches(marker: Marker, text: str) -> bool:
+    if isinstance(marker, re.Pattern):
+        return marker.search(text) is not None
     escaped = json.dumps(marker, ensure_ascii=False)[1:-1]
     return marker in text or escaped in text
 
@@ -172,7 +179,7 @@ class FakeApi:
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         self._stopping = threading.Event()
-        self._scripts: dict[str | None, list[Step]] = {}
+        self._scripts: dict[Marker | None, list[Step]] = {}
         self._one_shots: list[_OneShot] = []
         self._requests: list[RecordedRequest] = []
         self._ids = itertools.count(1)
@@ -219,7 +226,7 @@ class FakeApi:
 
     # -- scripting ---------------------------------------------------------
 
-    def script(self, steps: Sequence[Step], match: str | None = None) -> None:
+    def script(self, steps: Sequence[Step], match: Marker | None = None) -> None:
         """Set the script for requests whose first user message contains ``match``.
 
         ``match=None`` sets the default script, used when no other script matches.
@@ -229,7 +236,7 @@ class FakeApi:
             self._scripts[match] = list(steps)
 
     def fail_next(
-        self, step: Step, *, times: int = 1, match: str | None = None, at_turn: int | None = None
+        self, step: Step, *, times: int = 1, match: Marker | None = None, at_turn: int | None = None
     ) -> None:
         """Answer the next ``times`` matching requests with ``step``, before any script.
 
@@ -252,7 +259,7 @@ class FakeApi:
         with self._arrived:
             return self._arrived.wait_for(lambda: len(self._requests) >= count, timeout)
 
-    def messages_requests(self, match: str | None = None) -> list[RecordedRequest]:
+    def messages_requests(self, match: Marker | None = None) -> list[RecordedRequest]:
         """The ``POST /v1/messages`` requests, optionally only those matching ``match``."""
         return [
             r

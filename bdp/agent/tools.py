@@ -1,14 +1,18 @@
-"""What the agent's lock tools do and say: plain functions, wrapped as SDK tools in agent.py.
+"""What the agent's own tools do and say: plain functions, wrapped as SDK tools in hooks.py.
 
 The agent can plan its edits up front (lock every file it will touch at once, all or
-nothing) instead of discovering conflicts one edit at a time.
+nothing) instead of discovering conflicts one edit at a time, and file follow-up work it
+finds (its sandbox cannot write bd's database; the worker files the issue for it).
 """
 
 from __future__ import annotations
 
-from bdp.agent.session import StopSignal
-from bdp.errors import DeadlockError, LockError
+from typing import Any
+
+from bdp.agent.session import SessionRequest, StopSignal
+from bdp.errors import BdpError, DeadlockError, LockError
 from bdp.models import Outcome
+from bdp.repo.beads import FollowUp
 from bdp.repo.locks import Holder, LockTable
 
 LOCK_ADVICE = "Work on other files meanwhile, or end with BLOCKED: <reason> if you cannot."
@@ -47,3 +51,24 @@ def list_locks(locks: LockTable, holder: Holder) -> str:
         for lock in held
     ]
     return "\n".join(lines)
+
+
+def file_follow_up(request: SessionRequest, args: dict[str, Any]) -> str:
+    """File a follow-up of the request's issue; the text the agent reads back."""
+    title = str(args.get("title") or "").strip()
+    if not title:
+        return "Not filed: give the follow-up a title."
+    if request.file_issue is None:
+        return "Not filed: this run cannot file issues. Mention the follow-up in your summary."
+    follow_up = FollowUp(
+        found_in=request.issue.id,
+        title=title,
+        description=str(args.get("description") or ""),
+        issue_type=str(args.get("issue_type") or "task"),
+        priority=int(args.get("priority", 2)),
+    )
+    try:
+        new_id = request.file_issue(follow_up)
+    except BdpError as error:
+        return f"Not filed: {error}"
+    return f"Filed {new_id}: {title} (discovered from {request.issue.id})"
