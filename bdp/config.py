@@ -49,6 +49,12 @@ DEFAULT_STALE_AFTER = 60.0
 DEFAULT_MAX_ATTEMPTS = 3
 #: Seconds a session may wrap up after a graceful shutdown (SIGINT) before it is stopped.
 DEFAULT_WRAPUP = 30.0
+#: Seconds a landing waits for a person to commit or stash an edit the fast-forward would
+#: overwrite in the main work tree, before the work is left on its branch.
+DEFAULT_LAND_WAIT = 600.0
+#: Days the janitor keeps a branch of work that did not land, once nobody works on it.
+DEFAULT_KEEP_BRANCHES_DAYS = 14.0
+DEFAULT_KEEP_BRANCHES = DEFAULT_KEEP_BRANCHES_DAYS * 86400
 #: Seconds without any message from a session before it counts as hung and is stopped.
 DEFAULT_IDLE_TIMEOUT = 600.0
 #: Continuation sessions an unfinished issue gets before it waits for a human.
@@ -140,6 +146,9 @@ class Settings:
     notify: str | None = field(default=None, repr=False)  # a command or http(s) URL per event
     isolation: str | None = None  # BDP_ISOLATION; None: the repo's setting, else the default
     sandbox: bool = True  # BDP_SANDBOX=off runs agents' shells without the OS sandbox
+    land_wait: float = DEFAULT_LAND_WAIT  # s a landing waits for a person's conflicting edit
+    keep_branches: float = DEFAULT_KEEP_BRANCHES  # s the janitor keeps branches of unlanded work
+    remote: str | None = None  # BDP_REMOTE: land through this remote (else the repo's own)
 
     def __post_init__(self) -> None:
         if self.permission_mode not in PERMISSION_MODES:
@@ -192,6 +201,7 @@ def _read_env(env: Mapping[str, str]) -> dict[str, object]:
         ("claude_cli", "BDP_CLAUDE_CLI"),
         ("notify", "BDP_NOTIFY"),
         ("isolation", "BDP_ISOLATION"),
+        ("remote", "BDP_REMOTE"),
     )
     for key, name in names:
         if env.get(name):
@@ -206,6 +216,8 @@ def _read_env(env: Mapping[str, str]) -> dict[str, object]:
     if env.get("BDP_SANDBOX"):
         values["sandbox"] = _on_off(env["BDP_SANDBOX"], "BDP_SANDBOX")
     values.update(_read_numbers(env))
+    if env.get("BDP_KEEP_BRANCHES"):
+        values["keep_branches"] = parse_duration(env["BDP_KEEP_BRANCHES"], "BDP_KEEP_BRANCHES")
     return values
 
 
@@ -234,6 +246,7 @@ def _read_numbers(env: Mapping[str, str]) -> dict[str, object]:
         ("max_cost_per_issue", "BDP_MAX_COST_PER_ISSUE", float),
         ("pause_backoff", "BDP_PAUSE_BACKOFF", float),
         ("hold_recheck", "BDP_HOLD_RECHECK", float),
+        ("land_wait", "BDP_LAND_WAIT", float),
     )
     for key, name, kind in spec:
         if env.get(name):

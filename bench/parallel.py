@@ -1,6 +1,7 @@
 """Parallel efficiency: do N workers finish a backlog N times faster than one?
 
     uv run python bench/parallel.py [--agent stub|claude] [--rounds 3] [--workers 1 2 4 8]
+                                    [--isolation worktree|shared] [--common 0.2]
 
 Why: bdp's value is running many agents at once, so the time between sessions (claiming through
 bd, registering, committing under the per-repo git lock, closing, and Huey handing out the next
@@ -17,6 +18,12 @@ Agents: ``stub`` (default) is bench/sleepy_worker.py, bdp's real tasks with an a
 the session time and writes one file; it also logs a timeline, printed as "where the time goes".
 ``claude`` is bdp/consumer.py with the real bundled Claude CLI talking to the scripted fake
 Messages API (tests/support/fake_api.py), whose first answer is delayed by the session time.
+
+``--isolation`` picks where runs work (default: bdp's default, a worktree per run, landed by
+the lander); ``--common 0.2`` (stub only) makes every fifth issue also add a line at the end of
+one common file, so landings conflict and go back to their sessions: the report then gives
+the conflict rate (issues that needed a landing round) and the landing latency (a session's
+end -> its outcome record, after the commit is on main and bd closed the issue).
 
 For investigating: ``--broker sqlite`` (Huey's SQLite queue polls, Redis blocks on BRPOP),
 ``--settle 60`` (let idle workers back off first), ``--consumer-args "-m 1"`` (any huey_consumer
@@ -71,6 +78,7 @@ class Trial:
     cpu_ours: tuple[float, float]  # CPU s of the consumer, of its children, in the makespan
     timeline: list[dict[str, Any]] = field(default_factory=list)
     t0: float = 0.0
+    records: list[RunRecord] = field(default_factory=list)
 
 
 @dataclass
@@ -86,6 +94,8 @@ class Setup:
     consumer_args: list[str]
     base_env: dict[str, str]
     beads: str = "bd"  # or "memory": the stub worker's in-process MemoryBeads
+    isolation: str = ""  # BDP_ISOLATION for the consumer; "" leaves bdp's default
+    common: tuple[str, ...] = ()  # issues that also edit the common file
     redis: Any = None  # a RedisServer when the broker is redis
     api: FakeApi | None = None
 
@@ -130,6 +140,9 @@ def trial_env(setup: Setup, work: Path) -> dict[str, str]:
         env["BDP_REDIS_URL"] = setup.redis.url
     if setup.beads == "memory":
         env.update(BENCH_BEADS="memory", BENCH_ISSUES=",".join(setup.issues))
+    if setup.isolation:
+        env["BDP_ISOLATION"] = setup.isolation
+    env["BENCH_COMMON"] = ",".join(setup.common)
     return env
 
 
@@ -164,7 +177,7 @@ def _measure(setup: Setup, app: App, repo: Path, workers: int, work: Path) -> Tr
     if len(queued) != count:
         raise SystemExit(f"enqueue queued {len(queued)} of {count} issues")
     timeout = math.ceil(count / workers) * (setup.session * 4 + 10) + 60
-    if not wait_until(lambda: len(app.state.outcomes()) >= count, timeout, interval=0.05):
+    if not wait_until(lambda: _done(app) >= count, timeout, interval=0.05):
         raise SystemExit(f"not all issues finished within {timeout:.0f}s\n{_log_tail(work)}")
     busy1, total1 = cpu_times()
     records = app.state.outcomes()
@@ -185,15 +198,26 @@ def _measure(setup: Setup, app: App, repo: Path, workers: int, work: Path) -> Tr
         (0.0, 0.0),
         timeline,
         t0,
+        records,
     )
 
 
+def _done(app: App) -> int:
+    return sum(1 for r in app.state.outcomes() if r.outcome is Outcome.DONE)
+
+
+def _sent_back(record: RunRecord) -> bool:
+    """A run whose finished work did not land and went back to its session (a landing round)."""
+    return record.outcome is Outcome.UNFINISHED and "could not land" in record.summary
+
+
 def _check(records: list[RunRecord], repo: Path | None, work: Path) -> None:
-    """Every run ended DONE and bd has every issue closed, or the numbers mean nothing."""
+    """Every issue ended DONE (after landing rounds, if any) and bd has every issue closed,
+    or the numbers mean nothing."""
     bad = [
         f"{r.issue_id}: {r.outcome.value} {r.summary}"
         for r in records
-        if r.outcome is not Outcome.DONE
+        if r.outcome is not Outcome.DONE and not _sent_back(r)
     ]
     still_open = []
     if repo is not None:
@@ -232,7 +256,8 @@ def report(setup: Setup, trials: dict[int, list[Trial]]) -> None:
     beads = "" if setup.beads == "bd" else " beads=memory (diagnostic: no bd processes)"
     print(
         f"\nagent={setup.agent}{beads} broker={setup.broker} issues={count} "
-        f"session={session:g}s "
+        f"session={session:g}s isolation={setup.isolation or 'default'} "
+        f"common={len(setup.common)} "
         f"rounds={len(next(iter(trials.values())))} settle={setup.settle:g}s "
         f"consumer: huey_consumer {MODULES[setup.agent]} -w N -k thread "
         f"{' '.join(setup.consumer_args)}".rstrip()
@@ -337,6 +362,27 @@ def report_phases(trials: dict[int, list[Trial]], issues: int) -> None:
         print(f"{name.removeprefix('call:'):>38} " + " ".join(cells))
 
 
+def landing_latencies(trial: Trial) -> list[float]:
+    """Per landed issue: its last session's end -> its DONE record (commit on main, closed)."""
+    ends: dict[str, float] = {}
+    for event in trial.timeline:
+        if event["ev"] == "session_end":
+            ends[event["issue"]] = event["t"]
+    done = (r for r in trial.records if r.outcome is Outcome.DONE and r.issue_id in ends)
+    return [r.finished - ends[r.issue_id] for r in done]
+
+
+def report_landing(trials: dict[int, list[Trial]], issues: int) -> None:
+    print("\nlanding (stub agent): conflict rate and session end -> landed and closed")
+    print(f"{'workers':>7} {'conflict rate':>13} {'latency median s':>17} {'p95 s':>7}")
+    for workers, group in sorted(trials.items()):
+        sent_back = {(id(t), r.issue_id) for t in group for r in t.records if _sent_back(r)}
+        latencies = sorted(v for t in group for v in landing_latencies(t))
+        p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))] if latencies else 0.0
+        rate = len(sent_back) / (issues * len(group))
+        print(f"{workers:>7} {rate:13.0%} {median(latencies or [0.0]):17.2f} {p95:7.2f}")
+
+
 # -- main ----------------------------------------------------------------------------------
 
 
@@ -358,6 +404,8 @@ def prepared(options: argparse.Namespace, work: Path) -> Iterator[Setup]:
         shlex.split(options.consumer_args),
         base,
         options.beads,
+        options.isolation or "",
+        tuple(issues[:: round(1 / options.common)]) if options.common else (),
     )
     with ExitStack() as stack:
         if options.broker == "redis":
@@ -397,7 +445,13 @@ def main(argv: list[str] | None = None) -> None:
         help="memory (stub agent only): diagnostic, the workers use an in-process "
         "MemoryBeads instead of running bd",
     )
+    parser.add_argument("--isolation", choices=["worktree", "shared"], help="BDP_ISOLATION")
+    parser.add_argument(
+        "--common", type=float, default=0.0, help="share of issues also editing one common file"
+    )
     options = parser.parse_args(argv)
+    if options.common and options.agent != "stub":
+        parser.error("--common needs --agent stub")
     if options.beads == "memory" and options.agent != "stub":
         parser.error("--beads memory needs --agent stub")
     if options.settle is None:
@@ -420,6 +474,7 @@ def main(argv: list[str] | None = None) -> None:
     report(setup, trials)
     if options.agent == "stub":
         report_phases(trials, len(setup.issues))
+        report_landing(trials, len(setup.issues))
 
 
 if __name__ == "__main__":

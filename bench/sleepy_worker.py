@@ -4,8 +4,11 @@
 
 Built like bdp/consumer.py, except that the agent factory returns `SleepyAgent`: each
 session sleeps ``BENCH_SESSION_SECONDS`` (default 2) and then locks and writes one file, so the
-rest of bdp's pipeline (claim through bd, run registry, heartbeats, locks, git commit, bd close,
-outcome record) runs for real around a session of known length.
+rest of bdp's pipeline (claim through bd, run registry, heartbeats, locks, worktree, git commit,
+landing, bd close, outcome record) runs for real around a session of known length. Issues
+named in ``BENCH_COMMON`` also add a line at the end of one common file (so their landings
+conflict in worktree isolation); a landing round takes a quarter of the session time and
+resolves the conflict by keeping every line.
 
 With ``BENCH_TIMELINE`` set to a file, every task start and end (from Huey's signals), every
 session start and end, and the duration of every bd and git call and of each whole commit step
@@ -37,8 +40,9 @@ from bdp.queue.app import App
 from bdp.repo import beads
 from bdp.repo import git as gitops
 from bdp.repo.beads import MemoryBeads
+from bdp.repo.locks import LOCK_WAIT
 from bdp.run import deps as worker_deps
-from bdp.run import finish as run_finish
+from bdp.run import shared as run_shared
 
 
 class Timeline:
@@ -65,6 +69,11 @@ class Timeline:
 TIMELINE = Timeline(os.environ.get("BENCH_TIMELINE"))
 
 
+#: The file every issue in BENCH_COMMON (comma-separated ids) also edits, at its end.
+COMMON = "bench/common.txt"
+COMMON_ISSUES = frozenset(filter(None, os.environ.get("BENCH_COMMON", "").split(",")))
+
+
 class SleepyAgent:
     """A session that takes ``seconds`` and edits one file named after its issue."""
 
@@ -74,7 +83,8 @@ class SleepyAgent:
     def run(self, request: SessionRequest) -> SessionResult:
         issue_id = request.issue.id
         TIMELINE.event("session_start", issue_id)
-        deadline = time.monotonic() + self.seconds
+        seconds = self.seconds / 4 if request.landing else self.seconds  # a conflict to resolve
+        deadline = time.monotonic() + seconds
         while not request.stop.is_set():
             left = deadline - time.monotonic()
             if left <= 0:
@@ -83,12 +93,23 @@ class SleepyAgent:
         if request.stop.is_set():
             return SessionResult(request.stop.outcome, request.stop.reason, attempts=1)
         name = f"bench/{issue_id}.txt"
-        request.locks.acquire([name], request.holder, wait=0)
+        names = [name, COMMON] if issue_id in COMMON_ISSUES else [name]
+        request.locks.acquire(names, request.holder, wait=LOCK_WAIT)
         path: Path = request.repo / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"work for {issue_id}\n")
+        if COMMON in names:
+            _append_or_resolve(request.repo / COMMON, issue_id)
         TIMELINE.event("session_end", issue_id)
-        return SessionResult(Outcome.DONE, f"wrote {name}", [name], turns=1, attempts=1)
+        return SessionResult(Outcome.DONE, f"wrote {name}", names, turns=1, attempts=1)
+
+
+def _append_or_resolve(path: Path, issue_id: str) -> None:
+    """Add the issue's line to the common file; conflict markers resolved by keeping both."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    kept = [line for line in lines if not line.startswith(("<<<<<<<", "=======", ">>>>>>>"))]
+    mine = f"{issue_id} was here"
+    path.write_text("\n".join([*kept, *([] if mine in kept else [mine])]) + "\n")
 
 
 def sleepy_agent(settings: Settings) -> AgentRunner:
@@ -144,7 +165,7 @@ def _commit_label(*_args: object) -> str:
 
 _timed(beads.BdCli, "_run", _bd_label)
 _timed(gitops, "git", _git_label)
-_timed(run_finish, "commit_paths", _commit_label)
+_timed(run_shared, "commit_paths", _commit_label)
 
 
 def _issue_of(task: Any) -> str:

@@ -71,6 +71,10 @@ class StopSignal:
     def is_set(self) -> bool:
         return self._event.is_set()
 
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``, ending early when stopped; True if stopped."""
+        return self._event.wait(seconds)
+
 
 @dataclass(frozen=True)
 class SessionRequest:

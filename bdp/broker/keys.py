@@ -30,6 +30,7 @@ JANITOR_ACTIONS = (
     "needs_human",
     "cleared_markers",
     "removed_worktrees",
+    "deleted_branches",
 )
 
 

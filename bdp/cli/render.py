@@ -159,7 +159,9 @@ def _sweep_line(report: StatusReport) -> Text:
     return Text.from_markup(
         f"[bold]janitor[/] last sweep {age(report.now - sweep['at'])} ago on {sweep['host']}: "
         f"freed {len(sweep['freed_locks'])} locks, reset {len(sweep['reset'])}, "
-        f"requeued {len(sweep['requeued'])}, cleared {len(sweep['cleared_markers'])} markers"
+        f"requeued {len(sweep['requeued'])}, cleared {len(sweep['cleared_markers'])} markers; "
+        f"{sweep.get('worktrees', 0)} worktrees on {sweep['host']} use "
+        f"{sweep.get('worktree_bytes', 0) / 1e6:.1f} MB"
     )
 
 

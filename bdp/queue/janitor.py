@@ -27,7 +27,7 @@ from bdp.ops.notify import Notifier, notify_outcome
 from bdp.repo.beads import BdCli, Beads
 from bdp.repo.locks import Lock, LockTable
 from bdp.repo.procs import end_run_processes, pid_alive
-from bdp.repo.worktree import orphans, retire
+from bdp.repo.worktree import delete_branch, disk_used, expired_branches, orphans, retire
 from bdp.run.deps import Requeue
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,9 @@ class SweepReport:
     needs_human: list[str] = field(default_factory=list)
     cleared_markers: list[str] = field(default_factory=list)
     removed_worktrees: list[str] = field(default_factory=list)  # their branches are kept
+    deleted_branches: list[str] = field(default_factory=list)  # kept work past BDP_KEEP_BRANCHES
+    worktrees: int = 0  # worktrees on this host after the sweep
+    worktree_bytes: int = 0  # the disk their files take
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,6 +63,7 @@ class SweepReport:
             ("needs a human", self.needs_human),
             ("cleared marker", self.cleared_markers),
             ("removed worktree (branch kept)", self.removed_worktrees),
+            ("deleted branch", self.deleted_branches),
         ]
 
     def summary(self) -> str:
@@ -104,6 +108,8 @@ class Janitor:
         self._guarded(self._clear_markers, report)
         for repo in self.state.repos():
             self._guarded(self._remove_worktrees, repo, live, force, report)
+            self._guarded(self._delete_expired_branches, repo, live, report)
+        report.worktrees, report.worktree_bytes = disk_used(self.settings.home)
         for run_id in self.state.orphan_beats():
             self.state.drop_beat(run_id)
         self.state.put_meta(LAST_SWEEP_KEY, report.to_json())
@@ -232,6 +238,18 @@ class Janitor:
         for path in orphans(home, Path(repo), busy, older_than=age):
             branch = retire(Path(repo), path, home / "locks")
             report.removed_worktrees.append(f"{path.name} ({branch})")
+
+    def _delete_expired_branches(
+        self, repo: str, live: dict[str, Run], report: SweepReport
+    ) -> None:
+        """Delete bdp's branches of unlanded work nobody came back to in BDP_KEEP_BRANCHES."""
+        if not Path(repo).is_dir():
+            return
+        busy = {run.issue_id for run in live.values() if run.repo == repo}
+        keep = self.settings.keep_branches
+        for branch in expired_branches(Path(repo), busy, older_than=keep):
+            delete_branch(Path(repo), branch, self.settings.home / "locks")
+            report.deleted_branches.append(f"{Path(repo).name}:{branch}")
 
     # -- markers --------------------------------------------------------------------------
     def _clear_markers(self, report: SweepReport) -> None:

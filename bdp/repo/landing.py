@@ -22,6 +22,11 @@ from bdp.repo.worktree import WorkTree, tip
 
 #: Times a landing starts over when someone else moved the branch meanwhile.
 MOVE_ATTEMPTS = 5
+#: Why a fast-forward of the main work tree was refused: a person's edit is in the way.
+TREE_BUSY = (
+    "the main work tree has uncommitted changes to files the landing changes; "
+    "commit or stash them and the landing goes through"
+)
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,8 @@ class Landing:
     conflicts: tuple[str, ...] = ()
     gate: GateResult | None = None  # the gate run on the rebased commit, when it ran
     details: str = ""
+    tree_busy: bool = False  # a person's uncommitted edit in the main tree is in the way
+    onto: str = ""  # the tip the commit was rebased onto and gated against, when it was
 
     @property
     def regated(self) -> bool:
@@ -49,6 +56,7 @@ class Lander:
     lock_dir: Path
     gate: Callable[[Path], GateResult] | None = None  # runs the gate in a tree
     attempts: int = field(default=MOVE_ATTEMPTS)
+    remote: str | None = None  # land by pushing there (the push is the compare-and-swap)
 
     def land(self, tree: WorkTree, passed_on: str) -> Landing:
         """Put ``tree``'s commit on the branch; ``passed_on`` is the tip its gate ran against."""
@@ -62,7 +70,7 @@ class Lander:
     def _try(self, tree: WorkTree, passed_on: str) -> Landing | None:
         """One attempt; None when the branch moved under us (a human commit) and it is worth
         another go."""
-        current = tip(self.repo, self.branch)
+        current = fetch_tip(self.repo, self.remote, self.branch)
         conflicts = _rebase(tree, current)
         if conflicts:
             return Landing(False, reason="conflicts with the target branch", conflicts=conflicts)
@@ -73,12 +81,12 @@ class Lander:
                 reason = f"the gate fails on the target's new tip: {gate.command}"
                 return Landing(False, reason=reason, gate=gate, details=gate.output)
         commit = tree.head()
-        refused = self._move(current, commit)
+        refused = self._push(current, commit) if self.remote else self._move(current, commit)
         if refused is None:
             return Landing(True, commit=commit, gate=gate)
         if refused == "moved":
             return None
-        return Landing(False, reason=refused)
+        return Landing(False, reason=refused, tree_busy=refused == TREE_BUSY, onto=current)
 
     def _move(self, old: str, new: str) -> str | None:
         """Move the branch from ``old`` to ``new``; None when done, else why not ("moved": it
@@ -90,6 +98,34 @@ class Lander:
         except GitError:
             return "moved"
         return None
+
+    def _push(self, old: str, new: str) -> str | None:
+        """Push ``new`` as the remote branch, only while it is still at ``old``; then bring the
+        local branch along where that is a fast-forward."""
+        lease = f"--force-with-lease=refs/heads/{self.branch}:{old}"
+        target = f"{new}:refs/heads/{self.branch}"
+        try:
+            git(self.repo, "push", "--quiet", lease, str(self.remote), target)
+        except GitError as error:
+            if any(word in str(error) for word in ("stale info", "rejected", "fetch first")):
+                return "moved"
+            return f"the push to {self.remote} failed: {error}"
+        git(self.repo, "update-ref", _tracking(str(self.remote), self.branch), new)
+        self._follow(new)
+        return None
+
+    def _follow(self, new: str) -> None:
+        """Move the local branch to the landed commit when that is a fast-forward (a person's
+        own local commits, or edits in the way, leave it where it is: the work is landed)."""
+        local = tip(self.repo, self.branch)
+        try:
+            git(self.repo, "merge-base", "--is-ancestor", local, new)
+            if self._checked_out():
+                git(self.repo, "merge", "--ff-only", "--quiet", "--no-edit", new)
+            else:
+                git(self.repo, "update-ref", f"refs/heads/{self.branch}", new, local)
+        except GitError:
+            pass
 
     def _checked_out(self) -> bool:
         return checked_out_branch(self.repo) == self.branch
@@ -103,10 +139,7 @@ class Lander:
             if git(self.repo, "rev-parse", "HEAD").strip() != old:
                 return "moved"
             if "would be overwritten" in str(error):
-                return (
-                    "the main work tree has uncommitted changes to files the landing changes; "
-                    "commit or stash them and the next landing goes through"
-                )
+                return TREE_BUSY
             return f"the main work tree could not be fast-forwarded: {error}"
         return None
 
@@ -132,6 +165,25 @@ def _rebase(tree: WorkTree, onto: str) -> tuple[str, ...]:
         git(tree.path, "rebase", "--abort")
         return tuple(sorted(conflicted)) or ("(rebase failed)",)
     return ()
+
+
+def fetch_tip(repo: Path, remote: str | None, branch: str) -> str:
+    """The target branch's tip: fetched from ``remote`` first when there is one."""
+    if remote is None:
+        return tip(repo, branch)
+    tracking = _tracking(remote, branch)
+    try:
+        git(repo, "fetch", "--quiet", "--no-tags", remote, f"+refs/heads/{branch}:{tracking}")
+    except GitError as error:
+        raise GitError(
+            f"cannot fetch {branch} from {remote}: {error}",
+            f"check that the remote {remote!r} is reachable and has the branch {branch}",
+        ) from None
+    return git(repo, "rev-parse", "--verify", f"{tracking}^{{commit}}").strip()
+
+
+def _tracking(remote: str, branch: str) -> str:
+    return f"refs/remotes/{remote}/{branch}"
 
 
 def is_landed(repo: Path, commit: str, branch: str) -> bool:

@@ -204,6 +204,42 @@ def _branches_by_path(repo: Path) -> dict[str, str]:
     return found
 
 
+def expired_branches(repo: Path, busy: set[str], older_than: float) -> list[str]:
+    """bdp's branches of ``repo`` with no new commit for ``older_than`` s, checked out nowhere,
+    whose issue no live run works on: kept work nobody came back for."""
+    listing = git(
+        repo, "for-each-ref", "--format=%(refname:short) %(committerdate:unix)", "refs/heads/bdp/"
+    )
+    cutoff = time.time() - older_than
+    checked_out = set(_branches_by_path(repo).values())
+    in_use = {_issue_part(issue) for issue in busy}
+    expired = []
+    for line in listing.splitlines():
+        branch, _, when = line.rpartition(" ")
+        if branch in checked_out or _issue_of(branch) in in_use:
+            continue
+        if when.isdigit() and int(when) < cutoff:
+            expired.append(branch)
+    return expired
+
+
+def disk_used(home: Path) -> tuple[int, int]:
+    """How many worktrees there are under ``home``, and the bytes their files take."""
+    root, count, size = home / "worktrees", 0, 0
+    if not root.is_dir():
+        return 0, 0
+    for repo_folder in root.iterdir():
+        if repo_folder.is_dir():
+            count += sum(1 for path in repo_folder.iterdir() if path.is_dir())
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            try:
+                size += os.lstat(os.path.join(folder, name)).st_size
+            except OSError:
+                continue
+    return count, size
+
+
 def retire(repo: Path, path: Path, lock_dir: Path) -> str:
     """Save what a dead run left in its worktree onto its branch, then remove the worktree.
 

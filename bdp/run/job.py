@@ -35,6 +35,7 @@ class RunTree:
     target: str = ""  # the branch the run lands on (worktree isolation)
     setup_made: tuple[str, ...] = ()
     conflicts: tuple[str, ...] = ()  # a landing round: paths its replayed work conflicts in
+    remote: str | None = None  # land by pushing to this remote
 
 
 @dataclass

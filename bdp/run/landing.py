@@ -7,11 +7,12 @@ worktree away, keeping the branch of work that did not land.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from bdp.agent.session import SessionResult
 from bdp.errors import BdpError
-from bdp.models import Outcome
+from bdp.models import Activity, Outcome
 from bdp.repo.git import CommitMessage, GitError, git
 from bdp.repo.landing import Lander, Landing
 from bdp.repo.quality_gate import GateResult, run_gate
@@ -19,6 +20,9 @@ from bdp.repo.worktree import WorkTree, commit_all, delete_branch, marked, remov
 from bdp.run.job import Job, RunTree
 
 log = logging.getLogger(__name__)
+
+#: Seconds between landing attempts while a person's edit in the main tree is in the way.
+LAND_RECHECK = 2.0
 
 
 def land_worktree(job: Job, result: SessionResult) -> str:
@@ -35,7 +39,7 @@ def land_worktree(job: Job, result: SessionResult) -> str:
             result.summary = f"said DONE ({result.summary}) but changed no file"
             return ""
         result.changed_files = _changed_files(worktree)
-        landing = _lander(job, tree).land(worktree, passed_on=worktree.base)
+        landing = _land_when_the_tree_allows(job, result, _lander(job, tree), worktree)
         if not landing.landed:
             _not_landed(job, result, landing)
             return ""
@@ -48,6 +52,31 @@ def land_worktree(job: Job, result: SessionResult) -> str:
         return ""
 
 
+def _land_when_the_tree_allows(
+    job: Job, result: SessionResult, lander: Lander, worktree: WorkTree
+) -> Landing:
+    """Land; while a person's uncommitted edit in the main tree is in the way, wait (saying so
+    in `bdp status`) and try again, up to BDP_LAND_WAIT seconds."""
+    deadline = time.monotonic() + job.deps.settings.land_wait
+    landing = lander.land(worktree, passed_on=worktree.base)
+    if landing.tree_busy and job.deps.settings.land_wait > 0:
+        _say_waiting(job, result, lander.branch)
+    while landing.tree_busy and time.monotonic() < deadline:
+        if job.stop.wait(LAND_RECHECK):
+            break
+        landing = lander.land(worktree, passed_on=landing.onto)
+    return landing
+
+
+def _say_waiting(job: Job, result: SessionResult, branch: str) -> None:
+    waiting = f"landing: waiting for uncommitted changes in {job.repo} ({branch}) to be committed"
+    if job.progress is not None:
+        activity = Activity(waiting, result.turns, result.input_tokens, result.output_tokens)
+        activity.cost_usd, activity.updated = result.cost_usd, time.time()
+        job.progress.publish(activity)
+    job.transcript.line(f"bdp: {waiting}")
+
+
 def _lander(job: Job, tree: RunTree) -> Lander:
     gate_commands, run_id = tree.config.gate, job.run.run_id
 
@@ -55,7 +84,8 @@ def _lander(job: Job, tree: RunTree) -> Lander:
         return run_gate(path, gate_commands, run_id)
 
     lock_dir = job.deps.settings.home / "locks"
-    return Lander(job.repo, tree.target, lock_dir, gate if gate_commands else None)
+    gate_or_none = gate if gate_commands else None
+    return Lander(job.repo, tree.target, lock_dir, gate_or_none, remote=tree.remote)
 
 
 def _conflicts_left(job: Job, result: SessionResult, worktree: WorkTree) -> bool:

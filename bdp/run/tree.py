@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bdp.errors import BdpError, ConfigError
 from bdp.repo.git import GitError, checked_out_branch, git
+from bdp.repo.landing import fetch_tip
 from bdp.repo.quality_gate import GateResult, run_gate
 from bdp.repo.repo_config import RepoConfig, load_repo_config
 from bdp.repo.worktree import (
@@ -23,7 +24,6 @@ from bdp.repo.worktree import (
     next_round,
     remove,
     replay,
-    tip,
 )
 from bdp.run.job import Job, RunTree
 
@@ -51,8 +51,10 @@ def prepare(job: Job) -> RunTree:
     if isolation_of(job, config) == "shared":
         return RunTree(job.repo, config)
     target = config.land.branch or _checked_out_branch(job.repo)
-    config = load_repo_config(job.repo, f"refs/heads/{target}")
-    worktree = _worktree_for(job, target)
+    remote = job.deps.settings.remote or config.land.remote
+    target_tip = _target_tip(job.repo, remote, target)
+    config = load_repo_config(job.repo, target_tip)
+    worktree = _worktree_for(job, target_tip)
     job.transcript.line(f"bdp: working in {worktree.path} on {worktree.branch} (lands on {target})")
     try:
         made = _set_up(worktree, config, job.run.run_id)
@@ -61,7 +63,7 @@ def prepare(job: Job) -> RunTree:
         keep = worktree.branch == job.args.branch
         remove(worktree, keep_branch=keep, lock_dir=job.deps.settings.home / "locks")
         raise
-    return RunTree(worktree.path, config, worktree, target, made, conflicts)
+    return RunTree(worktree.path, config, worktree, target, made, conflicts, remote)
 
 
 def _set_up(worktree: WorkTree, config: RepoConfig, run_id: str) -> tuple[str, ...]:
@@ -84,16 +86,21 @@ def _checked_out_branch(repo: Path) -> str:
     return branch
 
 
-def _worktree_for(job: Job, target: str) -> WorkTree:
-    """A new worktree from the target's tip, or on the branch earlier work was left on."""
-    home, repo = job.deps.settings.home, job.repo
+def _target_tip(repo: Path, remote: str | None, target: str) -> str:
     try:
-        target_tip = tip(repo, target)
-    except GitError:
+        return fetch_tip(repo, remote, target)
+    except GitError as error:
+        if remote is not None:
+            raise
         raise ConfigError(
             f"the target branch {target!r} does not exist in {repo}",
             "create it, or set land.branch in .bdp.toml",
-        ) from None
+        ) from error
+
+
+def _worktree_for(job: Job, target_tip: str) -> WorkTree:
+    """A new worktree from the target's tip, or on the branch earlier work was left on."""
+    home, repo = job.deps.settings.home, job.repo
     if job.args.land_round:  # the work goes on a new branch at the tip, replayed after setup
         return create(repo, home, next_round(job.args.branch, job.args.land_round), target_tip)
     if job.args.branch:

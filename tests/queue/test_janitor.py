@@ -945,3 +945,50 @@ def test_a_continuations_worktree_named_after_the_first_run_is_left_alone(
 
     assert report.removed_worktrees == []
     assert worktree.path.exists()
+
+
+def test_a_kept_branch_nobody_came_back_for_is_deleted_after_the_keep_time(
+    settings: Settings, repo: Path
+) -> None:
+    # Given two kept branches of unlanded work: one a month old, one from today
+    app = make_app(replace(settings, keep_branches=14 * 86400))
+    app.state.remember_repo(str(repo))
+    month_ago = str(int(time.time() - 30 * 86400))
+    env = {**os.environ, "GIT_COMMITTER_DATE": f"{month_ago} +0000"}
+    for branch, extra in (("bdp/t-8/oldrun", env), ("bdp/t-9/newrun", None)):
+        subprocess.run(["git", "checkout", "-q", "-b", branch], cwd=repo, check=True)
+        (repo / f"{branch.replace('/', '-')}.txt").write_text("work\n")
+        subprocess.run(["git", "add", "."], cwd=repo, check=True)
+        subprocess.run(["git", "commit", "-qm", "work"], cwd=repo, check=True, env=extra)
+        subprocess.run(["git", "checkout", "-q", "main"], cwd=repo, check=True)
+
+    # When the janitor sweeps
+    report = janitor_of(app, MemoryBeads()).sweep()
+
+    # Then only the old one is gone, and the sweep says how much disk worktrees take
+    assert report.deleted_branches == [f"{repo.name}:bdp/t-8/oldrun"]
+    branches = subprocess.run(
+        ["git", "branch", "--list", "bdp/*", "--format=%(refname:short)"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert branches == ["bdp/t-9/newrun"]
+
+
+def test_the_sweep_reports_the_worktrees_and_the_disk_they_take(
+    settings: Settings, repo: Path
+) -> None:
+    app = make_app(settings)
+    app.state.remember_repo(str(repo))
+    run = dead_run(repo)
+    run.heartbeat = time.time()
+    app.state.register(run)
+    worktree = create_worktree(repo, settings.home, f"bdp/{ISSUE}/{run.run_id}", tip(repo, "main"))
+    (worktree.path / "big.bin").write_bytes(b"x" * 100_000)
+
+    report = janitor_of(app, MemoryBeads([claimed()])).sweep()
+
+    assert report.worktrees == 1
+    assert report.worktree_bytes >= 100_000

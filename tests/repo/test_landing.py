@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bdp.repo.git import CommitMessage
+from bdp.repo.git import CommitMessage, GitError
 from bdp.repo.landing import Lander, is_landed
 from bdp.repo.quality_gate import GateResult
 from bdp.repo.worktree import WorkTree, branch_name, changes, commit_all, create, remove, tip
@@ -229,3 +229,74 @@ def test_removing_a_worktree_keeps_the_branch_only_when_asked(repo: Path, home: 
     branches = git(repo, "branch", "--list", "bdp/*", "--format=%(refname:short)").split()
     assert branches == [kept.branch]
     assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+
+
+# --- landing through a remote: the push is the compare-and-swap ------------------------------
+
+
+@pytest.fixture
+def origin(repo: Path, tmp_path: Path) -> Path:
+    """A bare remote of ``repo`` named origin, holding its main."""
+    bare = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
+    git(repo, "remote", "add", "origin", str(bare))
+    git(repo, "push", "-q", "origin", "main")
+    return bare
+
+
+def push_from_elsewhere(origin: Path, tmp_path: Path, name: str, text: str) -> str:
+    """Another machine's clone lands a commit on origin's main; its id."""
+    clone = tmp_path / f"elsewhere-{name}"
+    git(tmp_path, "clone", "-q", str(origin), str(clone))
+    (clone / name).write_text(text)
+    git(clone, "add", name)
+    git(clone, "-c", "user.name=Other", "-c", "user.email=o@example.invalid", "commit", "-qm", name)
+    git(clone, "push", "-q", "origin", "main")
+    return git(clone, "rev-parse", "HEAD").strip()
+
+
+def test_with_a_remote_the_run_is_pushed_and_the_local_branch_follows(
+    repo: Path, home: Path, origin: Path
+) -> None:
+    tree = run_tree(repo, home, "run1", {"feature.py": "x = 1\n"})
+
+    landing = Lander(repo, "main", home / "locks", remote="origin").land(tree, tree.base)
+
+    assert landing.landed
+    assert git(origin, "rev-parse", "main").strip() == landing.commit
+    assert git(repo, "rev-parse", "HEAD").strip() == landing.commit
+    assert (repo / "feature.py").read_text() == "x = 1\n"
+
+
+def test_a_lander_that_stalls_while_another_machine_lands_is_fenced_by_the_push(
+    repo: Path, home: Path, origin: Path, tmp_path: Path
+) -> None:
+    # Given a run whose landing re-runs the gate, and while that gate runs (the lander
+    # stalls) another machine pushes to origin's main
+    tree = run_tree(repo, home, "run1", {"feature.py": "x = 1\n"})
+    theirs = push_from_elsewhere(origin, tmp_path, "first.py", "first\n")
+    pushed: list[str] = []
+
+    def slow_gate(path: Path) -> GateResult:
+        if not pushed:
+            pushed.append(push_from_elsewhere(origin, tmp_path, "second.py", "second\n"))
+        return GateResult(True, "gate", "")
+
+    # When it lands through origin
+    landing = Lander(repo, "main", home / "locks", slow_gate, remote="origin").land(tree, tree.base)
+
+    # Then its stale push was refused, and it landed on top of both other commits instead
+    assert landing.landed
+    history = git(origin, "log", "--format=%H", "main").split()
+    assert history[0] == landing.commit
+    assert {theirs, pushed[0]} <= set(history)
+    assert git(origin, "show", "--name-only", "--format=", "main").split() == ["feature.py"]
+
+
+def test_an_unreachable_remote_is_a_clear_error(repo: Path, home: Path, tmp_path: Path) -> None:
+    git(repo, "remote", "add", "origin", str(tmp_path / "nowhere.git"))
+    tree = run_tree(repo, home, "run1", {"feature.py": "x = 1\n"})
+
+    with pytest.raises(GitError, match="cannot fetch main from origin"):
+        Lander(repo, "main", home / "locks", remote="origin").land(tree, tree.base)
+    assert git(repo, "rev-parse", "HEAD").strip() == tree.base

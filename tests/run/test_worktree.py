@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from bdp.repo.locks import LockTable
 from bdp.run.deps import RunDeps
 from bdp.run.work import work_on
 from tests.support.beads import create_issue, run_bd_ok, show_issue
+from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.usefixtures("stand_in_bd")
 
@@ -281,7 +283,7 @@ def test_a_landing_that_main_refuses_resets_the_issue_and_keeps_the_work(
     args = issue(repo)
     agent = StubAgentRunner(files={"README.md": "# agent's title\n"})
 
-    record = run(repo, settings, state, agent, args)
+    record = run(repo, replace(settings, land_wait=0), state, agent, args)
 
     assert record.outcome is Outcome.FAILED
     assert not record.landed
@@ -470,3 +472,61 @@ def test_a_gate_failing_on_the_new_tip_goes_back_with_its_output(
     assert "a and b need join.py" in fixer.requests[0].landing
     assert landed.landed
     assert {"a.py", "b.py", "join.py"} <= set(git(repo, "ls-files").split())
+
+
+def test_a_landing_waits_for_a_persons_edit_saying_so_then_lands_once_it_is_put_away(
+    repo: Path, settings: Settings, state: State
+) -> None:
+    # Given a person's unsaved edit of the file the agent changes, and a patient lander
+    (repo / "README.md").write_text("# human's unsaved title\n")
+    args = issue(repo)
+    agent = StubAgentRunner(files={"README.md": "# agent's title\n"})
+    seen: list[str] = []
+
+    def person_stashes_once_status_says_why() -> None:
+        wait_for(
+            lambda: "landing: waiting" in " ".join(a.tool for a in state.activities().values())
+        )
+        seen.extend(a.tool for a in state.activities().values())
+        git(repo, "stash")
+
+    person = threading.Thread(target=person_stashes_once_status_says_why)
+    person.start()
+
+    # When the run finishes while the edit is still there
+    record = run(repo, replace(settings, land_wait=30), state, agent, args)
+    person.join()
+
+    # Then status said the landing waits on the main tree; once put away, the work landed
+    assert any(f"uncommitted changes in {repo}" in tool for tool in seen)
+    assert record.landed
+    assert (repo / "README.md").read_text() == "# agent's title\n"
+    assert "human's unsaved title" in git(repo, "stash", "show", "-p")
+
+
+def test_with_a_remote_a_run_starts_from_the_remotes_tip_and_lands_there(
+    repo: Path, settings: Settings, state: State, tmp_path: Path
+) -> None:
+    # Given a remote whose main is ahead of the local clone's
+    bare = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
+    git(repo, "remote", "add", "origin", str(bare))
+    git(repo, "push", "-q", "origin", "main")
+    clone = tmp_path / "elsewhere"
+    git(tmp_path, "clone", "-q", str(bare), str(clone))
+    commit_file(clone, "ahead.py", "ahead = 1\n")
+    git(clone, "push", "-q", "origin", "main")
+    args = issue(repo)
+    seen: list[bool] = []
+    agent = StubAgentRunner(
+        files={"hello.py": "hi = 1\n"}, on_run=lambda r: seen.append((r.repo / "ahead.py").exists())
+    )
+
+    # When a run lands with BDP_REMOTE=origin
+    record = run(repo, replace(settings, remote="origin"), state, agent, args)
+
+    # Then it worked on the remote's tip, its commit is on origin's main, and it is closed
+    assert seen == [True]
+    assert record.landed
+    assert git(bare, "rev-parse", "main").strip() == record.commit
+    assert show_issue(repo, args.issue_id)["status"] == "closed"
