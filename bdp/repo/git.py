@@ -48,8 +48,9 @@ def safe_argv(*args: str) -> list[str]:
     return ["git", *config, *args]
 
 
-def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    """Run git in ``repo`` and return stdout; GitError with git's message on failure.
+def git(repo: Path, *args: str, env: dict[str, str] | None = None, feed: str | None = None) -> str:
+    """Run git in ``repo`` (``feed`` on its stdin) and return stdout; GitError with git's
+    message on failure.
 
     Every call runs with `SAFE_CONFIG`, so nothing the repository configures is executed.
     """
@@ -59,11 +60,27 @@ def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
         capture_output=True,
         text=True,
         check=False,
-        stdin=subprocess.DEVNULL,
+        input=feed,
+        stdin=subprocess.DEVNULL if feed is None else None,
         env={**(os.environ if env is None else env), **_SAFE_ENV},
     )
     if done.returncode != 0:
         raise GitError(f"git {args[0]} failed: {done.stderr.strip() or done.stdout.strip()}")
+    return done.stdout
+
+
+def git_bytes(repo: Path, *args: str) -> bytes:
+    """Run git in ``repo`` and return its stdout as bytes (a blob's exact content)."""
+    done = subprocess.run(
+        safe_argv(*args),
+        cwd=repo,
+        capture_output=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **_SAFE_ENV},
+    )
+    if done.returncode != 0:
+        raise GitError(f"git {args[0]} failed: {done.stderr.decode(errors='replace').strip()}")
     return done.stdout
 
 

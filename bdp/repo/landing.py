@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bdp.repo.fast_forward import fast_forward, recover
 from bdp.repo.git import GitError, checked_out_branch, fallback_identity, git, machine_lock
 from bdp.repo.quality_gate import GateResult
 from bdp.repo.worktree import WorkTree, tip
@@ -61,6 +62,8 @@ class Lander:
     def land(self, tree: WorkTree, passed_on: str) -> Landing:
         """Put ``tree``'s commit on the branch; ``passed_on`` is the tip its gate ran against."""
         with self._lock():
+            if self._checked_out():
+                recover(self.repo, self._journal)
             for _ in range(self.attempts):
                 result = self._try(tree, passed_on)
                 if result is not None:
@@ -121,7 +124,7 @@ class Lander:
         try:
             git(self.repo, "merge-base", "--is-ancestor", local, new)
             if self._checked_out():
-                git(self.repo, "merge", "--ff-only", "--quiet", "--no-edit", new)
+                fast_forward(self.repo, new, self._journal)
             else:
                 git(self.repo, "update-ref", f"refs/heads/{self.branch}", new, local)
         except GitError:
@@ -134,7 +137,7 @@ class Lander:
         if git(self.repo, "rev-parse", "HEAD").strip() != old:
             return "moved"
         try:
-            git(self.repo, "merge", "--ff-only", "--quiet", "--no-edit", new)
+            fast_forward(self.repo, new, self._journal)
         except GitError as error:
             if git(self.repo, "rev-parse", "HEAD").strip() != old:
                 return "moved"
@@ -146,10 +149,18 @@ class Lander:
     @contextmanager
     def _lock(self) -> Iterator[None]:
         """One lander per repo and branch on this machine (every consumer honours it)."""
-        key = f"{os.path.realpath(self.repo)}\0{self.branch}".encode()
-        digest = hashlib.sha256(key).hexdigest()[:16]
-        with machine_lock(self.lock_dir / f"land-{digest}.lock"):
+        with machine_lock(self.lock_dir / f"land-{self._digest}.lock"):
             yield
+
+    @property
+    def _digest(self) -> str:
+        key = f"{os.path.realpath(self.repo)}\0{self.branch}".encode()
+        return hashlib.sha256(key).hexdigest()[:16]
+
+    @property
+    def _journal(self) -> Path:
+        """Where a fast-forward of the main work tree notes what it is doing."""
+        return self.lock_dir / f"land-{self._digest}.journal"
 
 
 def _rebase(tree: WorkTree, onto: str) -> tuple[str, ...]:
