@@ -27,7 +27,14 @@ from bdp.ops.notify import Notifier, notify_outcome
 from bdp.repo.beads import BdCli, Beads
 from bdp.repo.locks import Lock, LockTable
 from bdp.repo.procs import end_run_processes, pid_alive
-from bdp.repo.worktree import delete_branch, disk_used, expired_branches, orphans, retire
+from bdp.repo.worktree import (
+    delete_branch,
+    disk_used,
+    expired_branches,
+    orphans,
+    retire,
+    worktrees_dir,
+)
 from bdp.run.deps import Requeue
 
 log = logging.getLogger(__name__)
@@ -243,8 +250,8 @@ class Janitor:
         self, repo: str, live: dict[str, Run], report: SweepReport
     ) -> None:
         """Delete bdp's branches of unlanded work nobody came back to in BDP_KEEP_BRANCHES."""
-        if not Path(repo).is_dir():
-            return
+        if not worktrees_dir(self.settings.home, Path(repo)).is_dir():
+            return  # bdp never made a worktree of it here (or it is another machine's clone)
         busy = {run.issue_id for run in live.values() if run.repo == repo}
         keep = self.settings.keep_branches
         for branch in expired_branches(Path(repo), busy, older_than=keep):

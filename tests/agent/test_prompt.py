@@ -72,7 +72,8 @@ def test_build_prompt_ends_with_the_workflow(tmp_path: Path) -> None:
 def test_system_rules_name_the_issue_for_discovered_work() -> None:
     rules = system_rules(FULL_ISSUE)
 
-    assert "mcp__bdp__file_issue tool (bdp links it to proj-7x2)" in rules
+    assert "mcp__bdp__file_issue" in rules
+    assert "(bdp links it to proj-7x2)" in rules
     assert "{issue_id}" not in rules
 
 

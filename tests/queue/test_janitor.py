@@ -37,7 +37,7 @@ from bdp.repo.beads import Beads, MemoryBeads
 from bdp.repo.locks import Holder, LockTable, lock_name
 from bdp.repo.procs import RUN_ENV, end_run_processes
 from bdp.repo.worktree import create as create_worktree
-from bdp.repo.worktree import tip
+from bdp.repo.worktree import tip, worktrees_dir
 from tests.support.processes import wait_for
 
 HOST = socket.gethostname()
@@ -953,6 +953,7 @@ def test_a_kept_branch_nobody_came_back_for_is_deleted_after_the_keep_time(
     # Given two kept branches of unlanded work: one a month old, one from today
     app = make_app(replace(settings, keep_branches=14 * 86400))
     app.state.remember_repo(str(repo))
+    worktrees_dir(settings.home, repo).mkdir(parents=True)  # bdp has made worktrees of it
     month_ago = str(int(time.time() - 30 * 86400))
     env = {**os.environ, "GIT_COMMITTER_DATE": f"{month_ago} +0000"}
     for branch, extra in (("bdp/t-8/oldrun", env), ("bdp/t-9/newrun", None)):
