@@ -95,6 +95,8 @@ class SleepyAgent:
         name = f"bench/{issue_id}.txt"
         names = [name, COMMON] if issue_id in COMMON_ISSUES else [name]
         request.locks.acquire(names, request.holder, wait=LOCK_WAIT)
+        if request.freshen is not None:  # as the edit hook does
+            request.freshen(names)
         path: Path = request.repo / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"work for {issue_id}\n")

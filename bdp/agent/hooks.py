@@ -96,7 +96,10 @@ async def _lock_for_edit(request: SessionRequest, target: str, wait: float) -> s
         return f"{error}. End now with BLOCKED."
     except LockError as error:
         return f"{error}. {tools.LOCK_ADVICE}"
-    return None
+    if request.freshen is None:
+        return None
+    fresh: list[str] = await asyncio.to_thread(request.freshen, [target])
+    return tools.refreshed_note(fresh, request.issue.id) if fresh else None
 
 
 def _deny(reason: str) -> _HookReply:
@@ -112,7 +115,7 @@ def _deny(reason: str) -> _HookReply:
 def tool_server(request: SessionRequest, wait: float) -> McpSdkServerConfig:
     """The agent's lock tools and its way to file follow-up issues, as an in-process MCP
     server named ``bdp`` (it runs in the worker, outside the sandbox, where bd can write)."""
-    locks, holder, stop = request.locks, request.holder, request.stop
+    locks, holder = request.locks, request.holder
 
     def reply(text: str) -> dict[str, Any]:
         request.transcript.line(f"bdp: {text}")
@@ -123,7 +126,7 @@ def tool_server(request: SessionRequest, wait: float) -> McpSdkServerConfig:
     @tool("lock_files", lock_help, _PATHS_SCHEMA)
     async def lock_files(args: dict[str, Any]) -> dict[str, Any]:
         paths = list(args.get("paths") or [])
-        text = await asyncio.to_thread(tools.lock_files, locks, holder, paths, wait, stop)
+        text = await asyncio.to_thread(tools.lock_files, request, paths, wait)
         return reply(text)
 
     @tool("unlock_files", "Release locks on files you will not edit after all.", _PATHS_SCHEMA)

@@ -99,6 +99,8 @@ class SessionRequest:
     progress: LiveProgress = field(default_factory=LiveProgress)
     shared_tree: bool = True  # other agents work in the same tree: only read-only git
     file_issue: Callable[[FollowUp], str] | None = None  # files a follow-up; its new id
+    freshen: Callable[[list[str]], list[str]] | None = None  # newly locked files brought up
+    # to date with the target branch (a worktree): the ones that changed there
 
 
 @dataclass

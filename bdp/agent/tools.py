@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bdp.agent.session import SessionRequest, StopSignal
+from bdp.agent.session import SessionRequest
 from bdp.errors import BdpError, DeadlockError, LockError
 from bdp.models import Outcome
 from bdp.repo.beads import FollowUp
@@ -18,20 +18,29 @@ from bdp.repo.locks import Holder, LockTable
 LOCK_ADVICE = "Work on other files meanwhile, or end with BLOCKED: <reason> if you cannot."
 
 
-def lock_files(
-    locks: LockTable, holder: Holder, paths: list[str], wait: float, stop: StopSignal
-) -> str:
+def lock_files(request: SessionRequest, paths: list[str], wait: float) -> str:
     """Take every path or none; the text the agent reads back."""
     if not paths:
         return "No paths given: pass the repository-relative files you will edit."
     try:
-        taken = locks.acquire(paths, holder, wait=wait)
+        taken = request.locks.acquire(paths, request.holder, wait=wait)
     except DeadlockError as error:
-        stop.stop(Outcome.BLOCKED, str(error))
+        request.stop.stop(Outcome.BLOCKED, str(error))
         return f"Deadlock: {error}. End now with BLOCKED."
     except LockError as error:
         return f"Not locked: {error}. {LOCK_ADVICE}"
-    return "Locked: " + ", ".join(taken)
+    fresh = request.freshen(taken) if request.freshen is not None else []
+    note = f" {refreshed_note(fresh, request.issue.id)}" if fresh else ""
+    return "Locked: " + ", ".join(taken) + note
+
+
+def refreshed_note(paths: list[str], issue_id: str) -> str:
+    """What the agent is told when files it just locked were brought up to date."""
+    return (
+        f"{', '.join(paths)} changed on the target branch since you started on {issue_id} "
+        "(another agent's work landed), and bdp has updated your copy to the newest version. "
+        "Read it again, then make your edit on top of it."
+    )
 
 
 def unlock_files(locks: LockTable, holder: Holder, paths: list[str]) -> str:

@@ -31,6 +31,7 @@ JANITOR_ACTIONS = (
     "cleared_markers",
     "removed_worktrees",
     "deleted_branches",
+    "closed_landed",
 )
 
 

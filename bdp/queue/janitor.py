@@ -26,6 +26,7 @@ from bdp.models import Outcome, Run, RunRecord, TaskArgs
 from bdp.ops.notify import Notifier, notify_outcome
 from bdp.repo.beads import BdCli, Beads
 from bdp.repo.locks import Lock, LockTable
+from bdp.repo.pending import PendingClose, pending_closes
 from bdp.repo.procs import end_run_processes, pid_alive
 from bdp.repo.worktree import (
     delete_branch,
@@ -54,6 +55,7 @@ class SweepReport:
     needs_human: list[str] = field(default_factory=list)
     cleared_markers: list[str] = field(default_factory=list)
     removed_worktrees: list[str] = field(default_factory=list)  # their branches are kept
+    closed_landed: list[str] = field(default_factory=list)  # landed, then bd close never ran
     deleted_branches: list[str] = field(default_factory=list)  # kept work past BDP_KEEP_BRANCHES
     worktrees: int = 0  # worktrees on this host after the sweep
     worktree_bytes: int = 0  # the disk their files take
@@ -70,6 +72,7 @@ class SweepReport:
             ("needs a human", self.needs_human),
             ("cleared marker", self.cleared_markers),
             ("removed worktree (branch kept)", self.removed_worktrees),
+            ("closed, its work landed", self.closed_landed),
             ("deleted branch", self.deleted_branches),
         ]
 
@@ -78,7 +81,8 @@ class SweepReport:
             f"freed {len(self.freed_locks)} locks, reset {len(self.reset)} issues, "
             f"requeued {len(self.requeued)}, {len(self.needs_human)} need a human, "
             f"cleared {len(self.cleared_markers)} markers, killed {len(self.killed)} processes, "
-            f"removed {len(self.removed_worktrees)} worktrees"
+            f"removed {len(self.removed_worktrees)} worktrees, "
+            f"closed {len(self.closed_landed)} landed issues"
         )
 
 
@@ -102,11 +106,10 @@ class Janitor:
         self.notifier = Notifier.from_settings(settings)
 
     def sweep(self, force: bool = False) -> SweepReport:
-        """Recover dead runs, free orphan locks, reset orphan claims, clear stale markers."""
+        """Close what landed, recover dead runs, free orphan locks, reset orphan claims,
+        clear stale markers, retire worktrees."""
         report = SweepReport()
-        for run in self.state.runs():
-            if force or self.is_dead(run):
-                self._guarded(self._recover_run, run, report)
+        self._recover(force, report)
         live = {run.run_id: run for run in self.state.runs()}
         for table in LockTable.all_in(self.settings.home):
             self._guarded(self._free_locks, table, live, force, report)
@@ -119,13 +122,28 @@ class Janitor:
         report.worktrees, report.worktree_bytes = disk_used(self.settings.home)
         for run_id in self.state.orphan_beats():
             self.state.drop_beat(run_id)
+        self._keep(report)
+        return report
+
+    def _recover(self, force: bool, report: SweepReport) -> None:
+        """Runs that stopped: first close what they landed, then reset and requeue the rest."""
+        notes = pending_closes(self.settings.home)
+        alive = {r.run_id for r in self.state.runs() if not (force or self.is_dead(r))}
+        for pending in notes:
+            if pending.run_id not in alive:
+                self._guarded(self._close_landed, pending, report)
+        for run in self.state.runs():
+            if force or self.is_dead(run):
+                self._guarded(self._recover_run, run, report)
+
+    def _keep(self, report: SweepReport) -> None:
+        """Keep the report for `bdp status`, count its actions for `bdp metrics`, log it."""
         self.state.put_meta(LAST_SWEEP_KEY, report.to_json())
         for action in JANITOR_ACTIONS:
             if getattr(report, action):
                 self.state.count(f"janitor:{action}", len(getattr(report, action)))
         if report.summary() != SweepReport().summary():
             log.info("janitor: %s", report.summary())
-        return report
 
     def is_dead(self, run: Run) -> bool:
         """No heartbeat for `stale_after` seconds, or (on this host) its process is gone."""
@@ -138,6 +156,26 @@ class Janitor:
             step(*args)
         except Exception:
             log.exception("janitor step %s failed; going on", step.__name__)
+
+    # -- landed, not closed ---------------------------------------------------------------
+    def _close_landed(self, pending: PendingClose, report: SweepReport) -> None:
+        """A run that stopped between landing and `bd close`: close its issue, never redo it.
+
+        When its commit never reached the target, the note is dropped and the usual recovery
+        resets the issue. While bd keeps failing, the note stays for the next sweep.
+        """
+        commit = pending.landed_commit()
+        if commit is None:
+            pending.drop(self.settings.home)
+            return
+        beads = self.beads(Path(pending.repo))
+        issue = beads.show(pending.issue_id)
+        if issue.status != "closed":
+            reason = f"landed as {commit[:12]} by run {pending.run_id}; closed by bdp's janitor"
+            beads.close(pending.issue_id, reason, issue.assignee or _BDP_ACTOR)
+            report.closed_landed.append(pending.issue_id)
+        self._unmark_running(pending.repo, pending.issue_id)
+        pending.drop(self.settings.home)
 
     # -- dead runs ------------------------------------------------------------------------
     def _recover_run(self, run: Run, report: SweepReport) -> None:
@@ -153,9 +191,13 @@ class Janitor:
             f"bdp janitor: run {run.run_id} ({run.host}/{run.worker}) stopped responding "
             f"during attempt {run.attempt}"
         )
-        args = TaskArgs(run.repo, run.issue_id, run.attempt, max_cost=run.max_cost)
-        self._reset_and_requeue(args, actor, note, report)
-        record = RunRecord.ended(run, Outcome.ABANDONED, note)
+        if run.issue_id in report.closed_landed:  # it died after landing: done, not redone
+            note += "; its work had landed, so the janitor closed the issue"
+            record = replace(RunRecord.ended(run, Outcome.DONE, note), landed=True)
+        else:
+            args = TaskArgs(run.repo, run.issue_id, run.attempt, max_cost=run.max_cost)
+            self._reset_and_requeue(args, actor, note, report)
+            record = RunRecord.ended(run, Outcome.ABANDONED, note)
         self.state.record(record)
         notify_outcome(self.notifier, record)
 
@@ -217,6 +259,7 @@ class Janitor:
         if not Path(repo).is_dir():
             return  # another machine's clone
         running = {run.issue_id for run in live.values() if run.repo == repo}
+        running |= {p.issue_id for p in pending_closes(self.settings.home) if p.repo == repo}
         for issue in self.beads(Path(repo)).in_progress():
             if not issue.assignee.startswith(_BDP_ACTOR) or issue.id in running:
                 continue

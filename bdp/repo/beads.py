@@ -12,6 +12,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+
 from bdp.errors import BeadsError, RepoError, UnknownIssue
 from bdp.models import Issue
 
@@ -39,6 +41,32 @@ class ReadyFilters:
         if self.issue_type:
             args += ["--type", self.issue_type]
         return args
+
+
+#: bd calls whose failure would lose a finished run's result are tried again: a locked
+#: database or a slow disk is usually gone a moment later. Unknown issues and a missing
+#: workspace are not retried.
+_RETRIED = retry(
+    retry=retry_if_exception(
+        lambda error: isinstance(error, BeadsError) and not isinstance(error, UnknownIssue)
+    ),
+    stop=stop_after_attempt(3),
+    wait=wait_exponential(multiplier=0.5, max=4),
+    reraise=True,
+)
+
+
+#: Characters of a close reason and of a comment bdp passes to bd (as arguments, which the
+#: kernel caps at 128 KiB each): longer text is cut, and the run's log has all of it.
+MAX_REASON = 2_000
+MAX_COMMENT = 16_000
+
+
+def bounded(text: str, limit: int) -> str:
+    """``text``, or its start and a note that the rest was cut."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - 60].rstrip() + " … (cut; the run's log has the whole text)"
 
 
 @dataclass(frozen=True)
@@ -122,7 +150,9 @@ class BdCli:
             self._check(reply, f"claim {issue_id}", issue_id)
         return Claim(False, reason.removeprefix(f"Error claiming {issue_id}: "))
 
+    @_RETRIED
     def close(self, issue_id: str, reason: str, actor: str) -> None:
+        reason = bounded(reason, MAX_REASON)
         reply = self._run("close", issue_id, "--reason", reason, "--actor", actor)
         self._check(reply, f"close {issue_id}", issue_id)
 
@@ -153,8 +183,9 @@ class BdCli:
         self._check(reply, f"file a follow-up of {follow_up.found_in}", follow_up.found_in)
         return str(_as_list(_parse(reply.stdout))[0]["id"])
 
+    @_RETRIED
     def comment(self, issue_id: str, text: str, actor: str) -> None:
-        reply = self._run("comment", issue_id, "--actor", actor, "--", text)
+        reply = self._run("comment", issue_id, "--actor", actor, "--", bounded(text, MAX_COMMENT))
         self._check(reply, f"comment on {issue_id}", issue_id)
 
     def renew_lease(self, issue_id: str, actor: str) -> None:

@@ -147,6 +147,10 @@ def repo_lock(repo: Path, lock_dir: Path) -> Iterator[None]:
         yield
 
 
+#: Characters of an issue's title in a commit subject.
+MAX_SUBJECT = 120
+
+
 @dataclass(frozen=True)
 class CommitMessage:
     """A commit's subject line and its trailers (``Key: value`` lines git appends)."""
@@ -161,6 +165,8 @@ class CommitMessage:
         Only one line of the title is used, so a title cannot add trailers of its own.
         """
         first = _one_line(title.strip().split("\n", 1)[0])
+        if len(first) > MAX_SUBJECT:  # a title of any size stays a short argument
+            first = first[: MAX_SUBJECT - 1].rstrip() + "…"
         subject = f"{_one_line(issue_id)}: {first}" if first else _one_line(issue_id)
         return cls(subject, (("Bdp-Issue", _one_line(issue_id)), ("Bdp-Run", _one_line(run_id))))
 

@@ -14,7 +14,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bdp.repo.git import CommitMessage, GitError, fallback_identity, git, repo_lock
@@ -126,6 +126,31 @@ def changes(tree: WorkTree) -> list[str]:
         if len(entry) > 3:
             paths.add(entry[3:])
     return sorted(paths)
+
+
+def refresh(tree: WorkTree, target_ref: str, paths: Iterable[str]) -> tuple[WorkTree, list[str]]:
+    """Move the run onto the target's newest commit when another run has landed a change to
+    one of ``paths`` since the run began; the tree (its new base) and those paths.
+
+    A run locks a file only once it starts editing it; editing its older copy would conflict
+    at landing, editing the newest one does not. The move is a fast-forward of the run's
+    branch that carries the run's uncommitted work along, which git refuses (and nothing
+    changes) when that work touches a file the newer commits change: the landing then deals
+    with it. The agent has to read the returned paths again.
+    """
+    wanted = sorted(set(paths))
+    newest = git(tree.path, "rev-parse", "--verify", f"{target_ref}^{{commit}}").strip()
+    if not wanted or newest == tree.base:
+        return tree, []
+    diff = ("diff", "--no-ext-diff", "--name-only", "-z", tree.base, newest, "--", *wanted)
+    moved = sorted(set(git(tree.path, *diff).split("\0")) - {""})
+    if not moved:
+        return tree, []
+    try:
+        git(tree.path, "merge", "--ff-only", "--quiet", newest)
+    except GitError:
+        return tree, []
+    return replace(tree, base=newest), moved
 
 
 def commit_all(tree: WorkTree, message: CommitMessage, skip: Iterable[str] = ()) -> str | None:

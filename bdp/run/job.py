@@ -37,6 +37,13 @@ class RunTree:
     conflicts: tuple[str, ...] = ()  # a landing round: paths its replayed work conflicts in
     remote: str | None = None  # land by pushing to this remote
 
+    @property
+    def target_ref(self) -> str:
+        """The ref holding the target branch's newest known commit."""
+        if self.remote:
+            return f"refs/remotes/{self.remote}/{self.target}"
+        return f"refs/heads/{self.target}"
+
 
 @dataclass
 class Job:

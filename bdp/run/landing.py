@@ -17,6 +17,7 @@ from bdp.repo.git import CommitMessage, GitError, git
 from bdp.repo.landing import Lander, Landing
 from bdp.repo.quality_gate import GateResult, run_gate
 from bdp.repo.worktree import WorkTree, commit_all, delete_branch, marked, remove
+from bdp.run.closing import close_landed, note_landing
 from bdp.run.job import Job, RunTree
 
 log = logging.getLogger(__name__)
@@ -30,26 +31,37 @@ def land_worktree(job: Job, result: SessionResult) -> str:
     tree = _tree(job)
     worktree = _worktree(tree)
     message = CommitMessage.for_run(job.issue.id, job.issue.title, job.run.run_id)
+    pending = note_landing(job, tree.target_ref)
     try:
-        if _conflicts_left(job, result, worktree):
-            return ""
-        commit = commit_all(worktree, message, tree.setup_made)
-        if commit is None:
-            result.outcome = Outcome.NO_CHANGE
-            result.summary = f"said DONE ({result.summary}) but changed no file"
-            return ""
-        result.changed_files = _changed_files(worktree)
-        landing = _land_when_the_tree_allows(job, result, _lander(job, tree), worktree)
-        if not landing.landed:
-            _not_landed(job, result, landing)
-            return ""
-        job.landed = True
-        job.transcript.line(f"bdp: landed {landing.commit[:12]} on {tree.target}")
-        job.beads.close(job.issue.id, result.summary, job.actor)
-        return landing.commit
+        landing = _commit_and_land(job, result, worktree, message)
     except BdpError as error:
         result.outcome, result.summary = Outcome.FAILED, f"could not finish: {error}"
+        landing = None
+    if landing is None or not landing.landed:
+        pending.drop(job.deps.settings.home)
         return ""
+    job.landed = True
+    job.transcript.line(f"bdp: landed {landing.commit[:12]} on {tree.target}")
+    close_landed(job, result, landing.commit, pending)
+    return landing.commit
+
+
+def _commit_and_land(
+    job: Job, result: SessionResult, worktree: WorkTree, message: CommitMessage
+) -> Landing | None:
+    """The landing of the tree's work as one commit; None when there is nothing to land."""
+    tree = _tree(job)
+    if _conflicts_left(job, result, worktree):
+        return None
+    if commit_all(worktree, message, tree.setup_made) is None:
+        result.outcome = Outcome.NO_CHANGE
+        result.summary = f"said DONE ({result.summary}) but changed no file"
+        return None
+    result.changed_files = _changed_files(worktree)
+    landing = _land_when_the_tree_allows(job, result, _lander(job, tree), worktree)
+    if not landing.landed:
+        _not_landed(job, result, landing)
+    return landing
 
 
 def _land_when_the_tree_allows(

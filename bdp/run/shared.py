@@ -16,6 +16,7 @@ from bdp.errors import BdpError
 from bdp.models import Outcome
 from bdp.repo.git import CommitMessage, changed_paths, commit_paths, repo_lock
 from bdp.repo.tree_state import TreeState, trespasses
+from bdp.run.closing import close_landed, note_landing
 from bdp.run.job import Job
 
 
@@ -72,6 +73,11 @@ def _commit_and_close(job: Job, result: SessionResult) -> str:
     """Commit the changed files this run holds locks on, then close the issue."""
     message = CommitMessage.for_run(job.issue.id, job.issue.title, job.run.run_id)
     lock_dir = job.deps.settings.home / "locks"
-    commit = commit_paths(job.repo, result.changed_files, message, lock_dir) or ""
-    job.beads.close(job.issue.id, result.summary, job.actor)
+    pending = note_landing(job, "HEAD")
+    try:
+        commit = commit_paths(job.repo, result.changed_files, message, lock_dir) or ""
+    except BaseException:
+        pending.drop(job.deps.settings.home)
+        raise
+    close_landed(job, result, commit, pending)
     return commit

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from bdp.ops.notify import notify_outcome
 from bdp.repo.beads import Beads, Claim, FollowUp
 from bdp.repo.locks import Holder, LockTable
 from bdp.repo.quality_gate import run_gate
+from bdp.repo.worktree import refresh
 from bdp.run.bookkeeping import despite_broker, unmark_if_ours
 from bdp.run.deps import RunDeps, actor_name, worker_name
 from bdp.run.finish import finish
@@ -129,7 +131,23 @@ def _session_request(job: Job, tree: RunTree, budget_left: float | None) -> Sess
         progress=job.progress,
         shared_tree=tree.worktree is None,
         file_issue=partial(_file_follow_up, job),
+        freshen=partial(_freshen, job) if tree.worktree else None,
     )
+
+
+def _freshen(job: Job, paths: list[str]) -> list[str]:
+    """Move the run onto the target's newest commit when newly locked files changed there."""
+    tree = job.tree
+    if tree is None or tree.worktree is None:
+        return []
+    worktree, fresh = refresh(tree.worktree, tree.target_ref, paths)
+    if fresh:
+        job.tree = replace(tree, worktree=worktree)
+        job.transcript.line(
+            f"bdp: {', '.join(fresh)} changed on {tree.target}; "
+            f"moved the run onto its newest commit {worktree.base[:12]}"
+        )
+    return fresh
 
 
 def _file_follow_up(job: Job, follow_up: FollowUp) -> str:

@@ -35,6 +35,7 @@ from bdp.queue.app import App
 from bdp.queue.janitor import Janitor, SweepReport
 from bdp.repo.beads import Beads, MemoryBeads
 from bdp.repo.locks import Holder, LockTable, lock_name
+from bdp.repo.pending import PendingClose, pending_closes
 from bdp.repo.procs import RUN_ENV, end_run_processes
 from bdp.repo.worktree import create as create_worktree
 from bdp.repo.worktree import tip, worktrees_dir
@@ -993,3 +994,59 @@ def test_the_sweep_reports_the_worktrees_and_the_disk_they_take(
 
     assert report.worktrees == 1
     assert report.worktree_bytes >= 100_000
+
+
+# --- a run that died between landing and bd close -----------------------------------------
+
+
+def land_as(repo: Path, run_id: str) -> str:
+    """A commit on main carrying run ``run_id``'s trailers, as the lander leaves it."""
+    (repo / "landed.py").write_text("landed = 1\n")
+    subprocess.run(["git", "add", "landed.py"], cwd=repo, check=True)
+    message = f"{ISSUE}: the work\n\nBdp-Issue: {ISSUE}\nBdp-Run: {run_id}\n"
+    subprocess.run(["git", "commit", "-qm", message], cwd=repo, check=True)
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def test_a_run_dead_after_landing_gets_its_issue_closed_and_no_redo(
+    settings: Settings, repo: Path
+) -> None:
+    # Given a dead run whose commit is on main, and whose note says it was landing there
+    app = make_app(settings)
+    app.state.remember_repo(str(repo))
+    run = dead_run(repo)
+    app.state.register(run)
+    commit = land_as(repo, run.run_id)
+    PendingClose(str(repo), ISSUE, run.run_id, "refs/heads/main").save(settings.home)
+    beads = MemoryBeads([claimed()])
+
+    # When the janitor sweeps
+    report = janitor_of(app, beads).sweep()
+
+    # Then the issue is closed for that commit, nothing is queued, and the run counts as DONE
+    assert report.closed_landed == [ISSUE]
+    assert beads.issues[ISSUE].status == "closed"
+    assert commit[:12] in beads.close_reasons[ISSUE]
+    assert queued(app) == []
+    assert [(r.outcome, r.landed) for r in app.state.outcomes()] == [(Outcome.DONE, True)]
+    assert pending_closes(settings.home) == []
+
+
+def test_a_run_dead_before_its_commit_landed_is_reset_and_redone_as_ever(
+    settings: Settings, repo: Path
+) -> None:
+    app = make_app(settings)
+    app.state.remember_repo(str(repo))
+    run = dead_run(repo)
+    app.state.register(run)
+    PendingClose(str(repo), ISSUE, run.run_id, "refs/heads/main").save(settings.home)
+    beads = MemoryBeads([claimed()])
+
+    report = janitor_of(app, beads).sweep()
+
+    assert report.closed_landed == []
+    assert report.reset == [ISSUE]
+    assert [name for name, _ in queued(app)] == ["run_issue"]
+    assert pending_closes(settings.home) == []

@@ -433,3 +433,19 @@ def test_file_creates_a_follow_up_discovered_from_the_issue(bd: BdCli, repo: Pat
     assert shown["description"] == "say where; it's a 'bug'"
     edges = [(edge["id"], edge["dependency_type"]) for edge in shown["dependencies"]]  # type: ignore[attr-defined]
     assert edges == [(found_in, "discovered-from")]
+
+
+def test_oversized_close_reasons_and_comments_are_cut_not_refused(bd: BdCli, repo: Path) -> None:
+    # a 200 KB summary would be an argument the kernel refuses (E2BIG)
+    issue_id = create_issue(repo, "Big talker")
+    huge = "x" * 200_000
+
+    bd.comment(issue_id, huge, "agent-1")
+    bd.close(issue_id, huge, "agent-1")
+
+    shown = show_issue(repo, issue_id)
+    assert shown["status"] == "closed"
+    assert len(str(shown["close_reason"])) <= 2_000
+    assert str(shown["close_reason"]).endswith("the run's log has the whole text)")
+    [comment] = json.loads(run_bd_ok(repo, "comments", issue_id, "--json"))
+    assert len(comment["text"]) <= 16_000

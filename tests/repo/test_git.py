@@ -396,3 +396,11 @@ def test_a_title_cannot_inject_trailers_into_a_runs_commit(repo: Path, lock_dir:
     assert "Mallory" not in body
     trailers = run_git(repo, "log", "-1", "--format=%(trailers:only,unfold)").strip()
     assert trailers.splitlines() == ["Bdp-Issue: t-8", "Bdp-Run: run456"]
+
+
+def test_a_huge_title_makes_a_short_subject() -> None:
+    message = CommitMessage.for_run("t-1", "y" * 200_000, "run-1")
+
+    assert len(message.subject) <= 130
+    assert message.subject.startswith("t-1: yyy")
+    assert message.subject.endswith("…")

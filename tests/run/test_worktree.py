@@ -21,10 +21,12 @@ from bdp.agent.session import SessionRequest, SessionResult, StubAgentRunner
 from bdp.broker.state import State
 from bdp.config import Settings
 from bdp.models import Outcome, RunRecord, TaskArgs
+from bdp.queue.janitor import Janitor
 from bdp.repo.locks import LockTable
+from bdp.repo.pending import pending_closes
 from bdp.run.deps import RunDeps
 from bdp.run.work import work_on
-from tests.support.beads import create_issue, run_bd_ok, show_issue
+from tests.support.beads import BIN_DIR, create_issue, run_bd_ok, show_issue
 from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.usefixtures("stand_in_bd")
@@ -530,3 +532,107 @@ def test_with_a_remote_a_run_starts_from_the_remotes_tip_and_lands_there(
     assert record.landed
     assert git(bare, "rev-parse", "main").strip() == record.commit
     assert show_issue(repo, args.issue_id)["status"] == "closed"
+
+
+# --- landed, then bd close fails: never a reset, never a redo ------------------------------
+
+
+def flaky_bd(tmp_path: Path, failures: int) -> tuple[str, Path]:
+    """A bd whose next ``failures`` closes fail (the count is in the returned file)."""
+    count = tmp_path / "close-failures"
+    count.write_text(str(failures))
+    wrapper = tmp_path / "flaky-bd"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'n=$(cat "{count}")\n'
+        'if [ "$1" = close ] && [ "$n" -gt 0 ]; then\n'
+        f'  echo $((n - 1)) > "{count}"\n'
+        '  echo "Error: database is locked" >&2; exit 1\n'
+        "fi\n"
+        f'exec "{BIN_DIR / "bd"}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return str(wrapper), count
+
+
+def test_a_bd_close_that_fails_once_after_landing_is_tried_again(
+    repo: Path, settings: Settings, state: State, tmp_path: Path
+) -> None:
+    bd, _ = flaky_bd(tmp_path, failures=1)
+    args = issue(repo)
+
+    record = run(
+        repo, replace(settings, bd=bd), state, StubAgentRunner(files={"a.py": "a\n"}), args
+    )
+
+    assert record.outcome is Outcome.DONE
+    assert record.landed
+    assert show_issue(repo, args.issue_id)["status"] == "closed"
+    assert pending_closes(settings.home) == []
+
+
+def test_a_landed_run_whose_close_keeps_failing_is_closed_by_the_janitor_not_redone(
+    repo: Path, settings: Settings, state: State, tmp_path: Path
+) -> None:
+    # Given a bd that refuses every close for now
+    bd, count = flaky_bd(tmp_path, failures=100)
+    flaky = replace(settings, bd=bd)
+    args = issue(repo)
+
+    # When a run lands its work
+    record = run(repo, flaky, state, StubAgentRunner(files={"a.py": "a\n"}), args)
+
+    # Then it is DONE and landed, not reset: the issue waits, still claimed, for the janitor
+    assert record.outcome is Outcome.DONE
+    assert record.landed
+    assert "bd close failed" in record.summary
+    assert "the janitor closes it" in record.summary
+    assert show_issue(repo, args.issue_id)["status"] == "in_progress"
+    assert [p.issue_id for p in pending_closes(settings.home)] == [args.issue_id]
+
+    # When bd works again and the janitor sweeps (even long after: the claim looks orphaned)
+    count.write_text("0")
+    queued: list[TaskArgs] = []
+    janitor = Janitor(replace(flaky, stale_after=0), MemoryHuey("j"), state, requeue_into(queued))
+    report = janitor.sweep()
+
+    # Then it closed the issue for the landed commit, and queued no redo
+    assert report.closed_landed == [args.issue_id]
+    assert report.reset == []
+    assert queued == []
+    assert show_issue(repo, args.issue_id)["status"] == "closed"
+    assert pending_closes(settings.home) == []
+    assert git(repo, "log", "--format=%s").count(f"{args.issue_id}: Add a greeting") == 1
+
+
+def test_a_file_locked_after_another_run_landed_a_change_to_it_is_edited_fresh(
+    repo: Path, settings: Settings, state: State
+) -> None:
+    # Given a run that started before another run's change to notes.txt landed
+    commit_file(repo, "notes.txt", "one\n")
+    first, second = issue(repo, "Add two"), issue(repo, "Add three")
+    seen: list[list[str]] = []
+
+    def append(line: str) -> Any:
+        def edit(request: SessionRequest) -> None:
+            request.locks.acquire(["notes.txt"], request.holder, wait=0)
+            assert request.freshen is not None
+            seen.append(request.freshen(["notes.txt"]))
+            path = request.repo / "notes.txt"
+            path.write_text(path.read_text() + line)
+
+        return edit
+
+    def second_edits_after_first_lands(request: SessionRequest) -> None:
+        run(repo, settings, state, StubAgentRunner(on_run=append("two\n")), first)
+        append("three\n")(request)
+
+    # When it locks the file and edits it only after that
+    record = run(
+        repo, settings, state, StubAgentRunner(on_run=second_edits_after_first_lands), second
+    )
+
+    # Then its copy was brought up to date first, so it landed at once, with both lines
+    assert seen == [[], ["notes.txt"]]
+    assert record.landed, record.summary
+    assert (repo / "notes.txt").read_text() == "one\ntwo\nthree\n"
