@@ -203,7 +203,12 @@ def _measure(setup: Setup, app: App, repo: Path, workers: int, work: Path) -> Tr
 
 
 def _done(app: App) -> int:
-    return sum(1 for r in app.state.outcomes() if r.outcome is Outcome.DONE)
+    """Issues that are finished: landed, or given up after their landing rounds."""
+    return sum(1 for r in app.state.outcomes() if r.outcome is Outcome.DONE or _gave_up(r))
+
+
+def _gave_up(record: RunRecord) -> bool:
+    return record.outcome is Outcome.FAILED and "landing rounds" in record.summary
 
 
 def _sent_back(record: RunRecord) -> bool:
@@ -217,12 +222,17 @@ def _check(records: list[RunRecord], repo: Path | None, work: Path) -> None:
     bad = [
         f"{r.issue_id}: {r.outcome.value} {r.summary}"
         for r in records
-        if r.outcome is not Outcome.DONE and not _sent_back(r)
+        if r.outcome is not Outcome.DONE and not _sent_back(r) and not _gave_up(r)
     ]
     still_open = []
     if repo is not None:
         store = json.loads((repo / ".beads" / "issues.json").read_text())
-        still_open = [i for i, issue in store["issues"].items() if issue["status"] != "closed"]
+        gave_up = {r.issue_id for r in records if _gave_up(r)}
+        still_open = [
+            i
+            for i, issue in store["issues"].items()
+            if issue["status"] != "closed" and i not in gave_up
+        ]
     if bad or still_open:
         raise SystemExit(
             "runs did not all close their issue:\n"
@@ -374,13 +384,19 @@ def landing_latencies(trial: Trial) -> list[float]:
 
 def report_landing(trials: dict[int, list[Trial]], issues: int) -> None:
     print("\nlanding (stub agent): conflict rate and session end -> landed and closed")
-    print(f"{'workers':>7} {'conflict rate':>13} {'latency median s':>17} {'p95 s':>7}")
+    print(
+        f"{'workers':>7} {'conflict rate':>13} {'gave up':>8} {'latency median s':>17} {'p95 s':>7}"
+    )
     for workers, group in sorted(trials.items()):
         sent_back = {(id(t), r.issue_id) for t in group for r in t.records if _sent_back(r)}
         latencies = sorted(v for t in group for v in landing_latencies(t))
         p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))] if latencies else 0.0
         rate = len(sent_back) / (issues * len(group))
-        print(f"{workers:>7} {rate:13.0%} {median(latencies or [0.0]):17.2f} {p95:7.2f}")
+        gave_up = sum(1 for t in group for r in t.records if _gave_up(r)) / len(group)
+        print(
+            f"{workers:>7} {rate:13.0%} {gave_up:8.1f} {median(latencies or [0.0]):17.2f} "
+            f"{p95:7.2f}"
+        )
 
 
 # -- main ----------------------------------------------------------------------------------
