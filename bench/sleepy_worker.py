@@ -171,8 +171,10 @@ _timed(run_shared, "commit_paths", _commit_label)
 
 
 def _issue_of(task: Any) -> str:
+    """The issue a run_issue task carries (its payload is `TaskArgs.to_task()`)."""
     args: tuple[Any, ...] = tuple(getattr(task, "args", None) or ())
-    return str(args[1]) if len(args) > 1 else ""
+    payload = args[0] if args and isinstance(args[0], dict) else {}
+    return str(payload.get("issue_id", ""))
 
 
 @huey.signal(SIGNAL_EXECUTING)  # type: ignore[untyped-decorator]

@@ -62,9 +62,15 @@ class RunOptions:
 
 
 def run_repo(app: App, path: Path, options: RunOptions, events: RunEvents) -> list[RunRecord]:
-    """Work through the repo's ready issues with ``max_agents`` in-process workers."""
+    """Work through the repo's ready issues with ``max_agents`` in-process workers.
+
+    A janitor sweep comes first (and every BDP_JANITOR_INTERVAL while it runs), so a `bdp run`
+    after one that was killed finishes that one's work: its runs are found dead, their issues
+    reset and queued again, and picked up here.
+    """
     since = time.time()
     repo = str(resolve_repo(path, app.settings.bd))
+    _sweep(app)
     enqueued = enqueue_ready(app, Path(repo), options.enqueue)
     events.enqueued(enqueued)
     waiting = {e.issue.id for e in enqueued if e.state != "would queue"}
@@ -83,13 +89,24 @@ def run_repo(app: App, path: Path, options: RunOptions, events: RunEvents) -> li
 
 def _consumer(app: App, max_agents: int) -> Consumer:
     logging.getLogger("huey").setLevel(logging.WARNING)
+    app.tasks  # noqa: B018  registered before the first dequeue, even when this run queued none
     return app.huey.create_consumer(workers=max_agents, worker_type="thread", periodic=False)
+
+
+def _sweep(app: App) -> None:
+    from bdp.queue.janitor import Janitor
+
+    Janitor(app.settings, app.huey, app.state, app.tasks.requeue).sweep()
 
 
 def _loop(app: App, consumer: Consumer, tracker: _Tracker, events: RunEvents) -> None:
     health = time.monotonic()
+    next_sweep = time.monotonic() + app.settings.janitor_interval
     try:
         while not _done(app, tracker):
+            if time.monotonic() >= next_sweep:
+                _sweep(app)
+                next_sweep = time.monotonic() + app.settings.janitor_interval
             _report(app, tracker, events)
             _check_hold(app, tracker, events)
             _poll_ready(app, tracker, events)

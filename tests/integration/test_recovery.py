@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from bdp.repo.procs import pid_alive
 from tests.conftest import git
-from tests.integration.helpers import bdp, bdp_json, first_turns, marker
+from tests.integration.helpers import BDP, bdp, bdp_json, first_turns, marker
 from tests.support.beads import create_issue, run_bd_ok, show_issue
 from tests.support.fake_api import Delay, FakeApi, Step, Text, ToolUse
 from tests.support.processes import HueyConsumer, agent_processes, wait_for
@@ -343,3 +345,45 @@ def test_a_process_consumer_killed_outright_takes_its_workers_and_scheduler_with
 
     # Then they notice and exit by themselves, instead of taking tasks for good
     wait_for(lambda: not any(pid_alive(pid) for pid in children), 30)
+
+
+def test_a_second_bdp_run_finishes_the_work_of_one_that_was_killed(
+    env: dict[str, str], repo: Path, fake_api: FakeApi, tmp_path: Path
+) -> None:
+    # Given a `bdp run` killed outright (with its CLIs) while its session hung mid-issue
+    issue_id = create_issue(repo, "Outlive a killed bdp run")
+    hang_after_a_write(fake_api, issue_id, "crash.txt")
+    script_attempt(
+        fake_api,
+        issue_id,
+        2,
+        [
+            ToolUse("Write", {"file_path": "crash.txt", "content": "done right\n"}),
+            Text("DONE: finished by the second bdp run"),
+        ],
+    )
+    fast = {**env, **FAST_RECOVERY}
+    with (tmp_path / "first.out").open("w") as sink:
+        first = subprocess.Popen(
+            [BDP, "run", str(repo)],
+            env=fast,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    wait_until_hanging(fake_api, issue_id, fast)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    assert show_issue(repo, issue_id)["status"] == "in_progress"
+
+    # When `bdp run` is started again
+    done = bdp(fast, "run", str(repo), timeout=150)
+
+    # Then it recovered the dead run and finished the issue: closed once, one commit
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert show_issue(repo, issue_id)["status"] == "closed"
+    subjects = git(repo, "log", "--format=%s").splitlines()
+    assert subjects.count(f"{issue_id}: Outlive a killed bdp run") == 1
+    assert (repo / "crash.txt").read_text() == "done right\n"
+    assert "Traceback" not in done.stdout + done.stderr
