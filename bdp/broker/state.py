@@ -39,6 +39,7 @@ class Marker:
     state: MarkerState
     task_id: str
     since: float
+    payload: dict[str, Any] | None = None  # the task's arguments, to queue it again if lost
 
 
 def _load(raw: bytes | str) -> dict[str, Any]:
@@ -64,18 +65,26 @@ class State:
         self._counters = namespace_storage(huey, "counters")
 
     # -- enqueue markers ---------------------------------------------------------------
-    def mark_queued(self, repo: str, issue_id: str, task_id: str) -> bool:
-        """Atomically take the marker; False when the issue is already queued or running."""
-        marker = {"state": "queued", "task_id": task_id, "since": time.time()}
+    def mark_queued(
+        self, repo: str, issue_id: str, task_id: str, payload: dict[str, Any] | None = None
+    ) -> bool:
+        """Atomically take the marker; False when the issue is already queued or running.
+
+        ``payload`` (the task's arguments) lets the janitor queue the issue again should the
+        task be lost after a worker took it off the queue.
+        """
+        marker = {"state": "queued", "task_id": task_id, "since": time.time(), "payload": payload}
         return bool(self._markers.put_if_empty(marker_key(repo, issue_id), _dump(marker)))
 
     def mark_running(self, repo: str, issue_id: str, task_id: str) -> None:
         marker = {"state": "running", "task_id": task_id, "since": time.time()}
         self._markers.put_data(marker_key(repo, issue_id), _dump(marker))
 
-    def remark_queued(self, repo: str, issue_id: str, task_id: str) -> None:
+    def remark_queued(
+        self, repo: str, issue_id: str, task_id: str, payload: dict[str, Any] | None = None
+    ) -> None:
         """Point the marker at a new task (a requeue), whatever it said before."""
-        marker = {"state": "queued", "task_id": task_id, "since": time.time()}
+        marker = {"state": "queued", "task_id": task_id, "since": time.time(), "payload": payload}
         self._markers.put_data(marker_key(repo, issue_id), _dump(marker))
 
     def unmark(self, repo: str, issue_id: str) -> None:
@@ -227,4 +236,5 @@ class State:
 def _marker(key: str, raw: bytes | str) -> Marker:
     repo, _, issue_id = key.rpartition("::")
     data = _load(raw)
-    return Marker(repo, issue_id, data["state"], data["task_id"], float(data["since"]))
+    since, payload = float(data["since"]), data.get("payload")
+    return Marker(repo, issue_id, data["state"], data["task_id"], since, payload)

@@ -75,7 +75,7 @@ def _enqueue_one(app: App, repo: str, issue: Issue, options: EnqueueOptions) -> 
         return Enqueued(issue, "would queue")
     args = TaskArgs(repo, issue.id, 1, max_cost=options.max_cost, isolation=options.isolation)
     task = app.tasks.queue(args)
-    if not app.state.mark_queued(repo, issue.id, task.id):
+    if not app.state.mark_queued(repo, issue.id, task.id, args.to_task()):
         return Enqueued(issue, "already queued")
     try:
         app.huey.enqueue(task)

@@ -20,7 +20,7 @@ from typing import Any
 from huey import Huey
 
 from bdp.broker.keys import JANITOR_ACTIONS, LAST_SWEEP_KEY
-from bdp.broker.state import State
+from bdp.broker.state import Marker, State
 from bdp.config import Settings
 from bdp.models import Outcome, Run, RunRecord, TaskArgs
 from bdp.ops.notify import Notifier, notify_outcome
@@ -317,6 +317,23 @@ class Janitor:
                 gone = (marker.repo, marker.issue_id) not in running
             if gone and self._unmark(marker.repo, marker.issue_id, marker.task_id):
                 report.cleared_markers.append(f"{marker.repo}:{marker.issue_id}")
+                if marker.state == "queued":
+                    self._guarded(self._queue_lost_task, marker, report)
+
+    def _queue_lost_task(self, marker: Marker, report: SweepReport) -> None:
+        """A task a worker took off the queue and lost (it died before its claim, or the
+        claim failed): when bd still has the issue open for anyone, queue it again."""
+        issue = self.beads(Path(marker.repo)).show(marker.issue_id)
+        if issue.status != "open" or issue.assignee:
+            return  # claimed after all (the orphan-claim rule resets it), or finished
+        if marker.payload is not None:
+            args = TaskArgs.from_task(marker.payload)
+        else:
+            args = TaskArgs(marker.repo, marker.issue_id, self._last_attempt(marker.repo, issue.id))
+        if not self.state.mark_queued(args.repo, args.issue_id, "requeue", args.to_task()):
+            return  # an enqueue got there first
+        self.requeue(args)
+        report.requeued.append(marker.issue_id)
 
     def _unmark_running(self, repo: str, issue_id: str) -> None:
         """Drop a finished run's marker; a queued one is a requeue's (maybe another sweep's)."""

@@ -76,7 +76,7 @@ class TaskContext:
         if self.run_issue_task is None:
             raise RuntimeError("requeue before register_tasks bound run_issue")
         task = self.run_issue_task.s(args.to_task())
-        State(self.huey).remark_queued(args.repo, args.issue_id, task.id)
+        State(self.huey).remark_queued(args.repo, args.issue_id, task.id, args.to_task())
         self.huey.enqueue(task)
         return str(task.id)
 

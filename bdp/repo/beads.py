@@ -69,6 +69,10 @@ def bounded(text: str, limit: int) -> str:
     return text[: limit - 60].rstrip() + " … (cut; the run's log has the whole text)"
 
 
+#: How bd says a claim's compare-and-set lost (someone holds the issue, or it is not open).
+_CLAIM_LOST = ("already claimed", "not claimable")
+
+
 @dataclass(frozen=True)
 class Claim:
     """The answer to a claim: won, or lost with bd's reason."""
@@ -148,6 +152,8 @@ class BdCli:
         reason = reply.error_text()
         if _NOT_FOUND in reason or _NO_WORKSPACE in reason:
             self._check(reply, f"claim {issue_id}", issue_id)
+        if not any(lost in reason for lost in _CLAIM_LOST):  # bd failed, nobody won: say so
+            raise BeadsError(f"bd could not claim {issue_id}: {reason}")
         return Claim(False, reason.removeprefix(f"Error claiming {issue_id}: "))
 
     @_RETRIED

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bdp.agent.prompt import landing_message
 from bdp.agent.session import SessionRequest, SessionResult
-from bdp.errors import BdpError
+from bdp.errors import BdpError, BeadsError, RepoError, UnknownIssue
 from bdp.models import Outcome, RunRecord, TaskArgs, remaining_budget
 from bdp.ops.notify import notify_outcome
 from bdp.repo.beads import Beads, Claim, FollowUp
@@ -38,11 +38,13 @@ def work_on(args: TaskArgs, task_id: str, deps: RunDeps) -> RunRecord:
     """Run one issue end to end and return how it ended (also recorded in the state)."""
     beads = deps.beads_for(Path(args.repo))
     actor = actor_name(worker_name())
+    retry_later = False
     try:
         claim = beads.claim(args.issue_id, actor)
     except BdpError as error:  # unknown issue, bd missing, no workspace: nothing was claimed
         log.error("cannot claim %s in %s: %s", args.issue_id, args.repo, error)
         claim, outcome = Claim(False, str(error)), Outcome.FAILED
+        retry_later = _transient(error)
     else:
         outcome = Outcome.SKIPPED
     if claim.won:
@@ -50,11 +52,18 @@ def work_on(args: TaskArgs, task_id: str, deps: RunDeps) -> RunRecord:
         record = _run_claimed(Claimed(args, task_id, actor, issue), deps, beads)
     else:
         log.info("not running %s: %s", args.issue_id, claim.reason)
-        unmark_if_ours(deps.state, args.repo, args.issue_id, task_id)
+        if not retry_later:  # else the marker stays, and the janitor queues the issue again
+            unmark_if_ours(deps.state, args.repo, args.issue_id, task_id)
         record = RunRecord.unclaimed(args, outcome, claim.reason)
     despite_broker(f"record the outcome of {args.issue_id}", lambda: deps.state.record(record))
     notify_outcome(deps.notifier, record)
     return record
+
+
+def _transient(error: BdpError) -> bool:
+    """bd failed in a way that may pass (a timeout, a locked database), not for want of the
+    issue, of bd or of a workspace."""
+    return isinstance(error, BeadsError) and not isinstance(error, UnknownIssue | RepoError)
 
 
 def _run_claimed(claimed: Claimed, deps: RunDeps, beads: Beads) -> RunRecord:

@@ -14,7 +14,7 @@ from bdp.repo.procs import pid_alive
 from tests.conftest import git
 from tests.integration.helpers import BDP, bdp, bdp_json, first_turns, marker
 from tests.support.beads import create_issue, run_bd_ok, show_issue
-from tests.support.fake_api import Delay, FakeApi, Step, Text, ToolUse
+from tests.support.fake_api import Delay, FakeApi, Step, Text, ToolUse, tool_results
 from tests.support.processes import HueyConsumer, agent_processes, wait_for
 from tests.support.redis_server import RedisServer
 
@@ -179,20 +179,18 @@ def test_two_sessions_editing_one_file_in_the_shared_tree_take_turns(
         assert git(repo, "show", f"{sha}:shared.txt") == f"{issue_id}\n"
 
 
-def test_two_sessions_writing_one_file_in_worktrees_both_land_the_conflict_resolved(
+def test_two_sessions_writing_one_file_in_worktrees_take_turns_and_land_without_conflict(
     env: dict[str, str], repo: Path, fake_api: FakeApi, tmp_path: Path
 ) -> None:
-    # Given two issues whose sessions both create shared.txt; a session whose work comes
-    # back from the lander reads the conflicted file and writes a resolution
+    # Given two issues whose sessions both write shared.txt, read it, and write it again
     ids = [create_issue(repo, f"Write {n}") for n in range(2)]
     for issue_id in ids:
         fake_api.script(
             [
                 ToolUse("Write", {"file_path": "shared.txt", "content": f"{issue_id}\n"}),
-                Delay(1, Text(f"DONE: {issue_id} wrote shared.txt")),
                 ToolUse("Read", {"file_path": "shared.txt"}),
-                ToolUse("Write", {"file_path": "shared.txt", "content": "both\n"}),
-                Text(f"DONE: {issue_id} resolved shared.txt"),
+                ToolUse("Write", {"file_path": "shared.txt", "content": f"{issue_id}\n"}),
+                Delay(1, Text(f"DONE: {issue_id} wrote shared.txt")),
             ],
             match=marker(issue_id),
         )
@@ -203,22 +201,58 @@ def test_two_sessions_writing_one_file_in_worktrees_both_land_the_conflict_resol
     wait_for(lambda: all(show_issue(repo, i)["status"] == "closed" for i in ids), 120)
     worker.stop()
 
-    # Then the first landed as written; the second conflicted, went back to its own session
-    # (resumed: it did not start over) and landed the resolution on top
-    history = git(repo, "log", "--format=%H %s", "--", "shared.txt").splitlines()
+    # Then the second waited for the lock, was moved onto the first one's landed commit and
+    # told to read the file again, and landed at once: no landing round, no conflict
+    told = [
+        str(result.get("content"))
+        for request in fake_api.messages_requests()
+        for result in tool_results(request.body)
+    ]
+    assert any("changed on the target branch" in text for text in told)
+    outcomes = [r["outcome"] for r in bdp_json(env, "status")["recent"]]
+    assert outcomes == ["DONE", "DONE"]
+    history = git(repo, "log", "--format=%s", "--", "shared.txt").splitlines()
     assert len(history) == 2
-    (first_sha, first), (_, second) = (
-        (sha, subject.split(":")[0])
-        for sha, subject in (line.split(" ", 1) for line in history[::-1])
+    assert (repo / "shared.txt").read_text() == f"{history[0].split(':')[0]}\n"
+
+
+def test_a_landing_conflict_goes_back_to_the_resumed_session_which_resolves_it(
+    env: dict[str, str], repo: Path, fake_api: FakeApi, tmp_path: Path
+) -> None:
+    # Given a session that writes shared.txt while a person commits their own shared.txt on
+    # main; sent back after a conflict, it reads the file and writes a resolution
+    issue_id = create_issue(repo, "Write shared")
+    fake_api.script(
+        [
+            ToolUse("Write", {"file_path": "shared.txt", "content": "agent\n"}),
+            Delay(3, Text("DONE: wrote shared.txt")),
+            ToolUse("Read", {"file_path": "shared.txt"}),
+            ToolUse("Write", {"file_path": "shared.txt", "content": "both\n"}),
+            Text("DONE: resolved shared.txt"),
+        ],
+        match=marker(issue_id),
     )
-    assert git(repo, "show", f"{first_sha}:shared.txt") == f"{first}\n"
+    assert bdp(env, "enqueue", str(repo)).returncode == 0
+    worker = consumer(env, tmp_path, "worker")
+    wait_for(lambda: len(fake_api.messages_requests(match=marker(issue_id))) >= 2, 60)
+    (repo / "shared.txt").write_text("person\n")
+    git(repo, "add", "shared.txt")
+    git(repo, "commit", "-qm", "a person's shared.txt")
+
+    # When the worker finishes it
+    wait_for(lambda: show_issue(repo, issue_id)["status"] == "closed", 120)
+    worker.stop()
+
+    # Then the conflict went back to the same session (resumed, not started over), whose
+    # resolution landed on top of the person's commit
+    assert "conflicts with the target branch (shared.txt)" in comments(repo, issue_id)
+    assert first_turns(fake_api, issue_id) == 1
     assert (repo / "shared.txt").read_text() == "both\n"
-    assert "conflicts with the target branch (shared.txt)" in comments(repo, second)
-    assert first_turns(fake_api, second) == 1
-    outcomes = [(r["issue_id"], r["outcome"]) for r in bdp_json(env, "status")["recent"]]
-    assert outcomes.count((second, "UNFINISHED")) == 1
+    assert git(repo, "log", "-2", "--format=%s").splitlines() == [
+        f"{issue_id}: Write shared",
+        "a person's shared.txt",
+    ]
     assert git(repo, "branch", "--list", "bdp/*").strip() == ""
-    assert "shared.txt" not in git(repo, "status", "--porcelain")
 
 
 def test_a_redis_restart_loses_no_queued_task_and_workers_carry_on(

@@ -1050,3 +1050,41 @@ def test_a_run_dead_before_its_commit_landed_is_reset_and_redone_as_ever(
     assert report.reset == [ISSUE]
     assert [name for name, _ in queued(app)] == ["run_issue"]
     assert pending_closes(settings.home) == []
+
+
+# --- a task lost after a worker took it off the queue --------------------------------------
+
+
+def test_a_task_lost_before_its_claim_is_queued_again_with_its_arguments(
+    settings: Settings, repo: Path
+) -> None:
+    # Given an issue whose queued task a worker took and lost (it died before claiming)
+    app = make_app(replace(settings, stale_after=0))
+    args = TaskArgs(str(repo), ISSUE, 2, max_cost=2.5, isolation="shared")
+    assert app.state.mark_queued(str(repo), ISSUE, "lost-task", args.to_task())
+    beads = MemoryBeads([Issue(ISSUE, "Still open")])
+
+    # When the janitor sweeps
+    report = janitor_of(app, beads).sweep()
+
+    # Then the issue is queued again, as it was queued before
+    assert report.requeued == [ISSUE]
+    [(name, payload)] = [(t.name, t.args[0]) for t in app.huey.pending()]
+    assert name == "run_issue"
+    assert TaskArgs.from_task(payload) == args
+    marker = app.state.marker(str(repo), ISSUE)
+    assert marker is not None
+    assert marker.task_id == app.huey.pending()[0].id
+
+
+def test_a_lost_task_whose_issue_was_claimed_or_closed_is_not_queued_again(
+    settings: Settings, repo: Path
+) -> None:
+    app = make_app(replace(settings, stale_after=0))
+    app.state.mark_queued(str(repo), ISSUE, "lost-task", TaskArgs(str(repo), ISSUE).to_task())
+    beads = MemoryBeads([replace(Issue(ISSUE, "Done"), status="closed")])
+
+    report = janitor_of(app, beads).sweep()
+
+    assert report.requeued == []
+    assert app.huey.pending() == []

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from bdp.broker.state import Marker, State
 from bdp.config import Settings
 from bdp.models import Outcome, Run, RunRecord, TaskArgs
 from bdp.ops.notify import Event, Notifier
+from bdp.queue.janitor import Janitor
 from bdp.repo.locks import LockTable
 from bdp.run.deps import RunDeps, worker_name
 from bdp.run.work import work_on
@@ -711,3 +712,33 @@ def test_a_broker_outage_at_the_end_of_a_run_still_resets_the_issue_and_frees_it
     assert (shown["status"], shown.get("assignee") or "") == ("open", "")
     assert any("BLOCKED" in c for c in comments_of(repo, issue_id))
     assert LockTable(settings.home, repo).locks() == []
+
+
+def test_a_claim_bd_fails_on_keeps_the_marker_and_the_janitor_queues_the_issue_again(
+    worker: Worker, state: State, issue_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given bd failing on the claim (not a lost race: nobody got the issue)
+    monkeypatch.setenv("FAKE_BD_FAIL", "update")
+    agent = StubAgentRunner()
+
+    record = worker.run(issue_id, agent)
+
+    # Then the run failed, but the marker stays so the issue is not forgotten
+    assert record.outcome is Outcome.FAILED
+    assert "bd could not claim" in record.summary
+    marker = worker.marker(issue_id)
+    assert marker is not None
+
+    # When bd works again and the janitor sweeps after the marker went stale
+    monkeypatch.delenv("FAKE_BD_FAIL")
+    requeued: list[TaskArgs] = []
+
+    def requeue(args: TaskArgs) -> str:
+        requeued.append(args)
+        return "task-2"
+
+    settings = replace(worker.settings, stale_after=0)
+    Janitor(settings, MemoryHuey("janitor"), state, requeue).sweep()  # the task is gone
+
+    # Then the issue is queued again
+    assert [args.issue_id for args in requeued] == [issue_id]
