@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from bdp.broker.persistence import VOLATILE_WARNING
 from bdp.models import Outcome, RunRecord
 from bdp.ops.status import StatusReport
 
@@ -89,6 +90,8 @@ def status_view(report: StatusReport) -> Group:
     if not report.sandbox:
         warning = "SANDBOX OFF (BDP_SANDBOX=off): agents' shells run without the OS sandbox"
         parts.append(Text(warning, style="bold yellow"))
+    if report.persistence == "none":
+        parts.append(Text(f"BROKER: {VOLATILE_WARNING}", style="bold red"))
     if report.hold:
         style = "yellow" if report.hold.kind == "paused" else "red"
         parts.append(Text(f"HOLD: {report.hold.describe()}; no new session starts", style=style))

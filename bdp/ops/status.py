@@ -27,6 +27,7 @@ from bdp.broker.keys import (
     redis_queue_key,
     redis_schedule_key,
 )
+from bdp.broker.persistence import redis_persistence
 from bdp.config import Settings
 from bdp.models import Activity, Outcome, Run, RunRecord
 from bdp.repo.locks import Lock, LockTable
@@ -55,6 +56,7 @@ class StatusReport:
     spent_usd: float = 0.0
     budget_usd: float | None = None
     sandbox: bool = True  # as this command's settings say (BDP_SANDBOX)
+    persistence: str = "sqlite"  # what the broker keeps on disk: aof, rdb, none, unknown
 
     def activity(self, run: Run) -> Activity:
         return self.activities.get(run.run_id) or Activity()
@@ -102,6 +104,7 @@ class StatusReport:
             "spent_usd": round(self.spent_usd, 6),
             "budget_usd": self.budget_usd,
             "sandbox": "on" if self.sandbox else "off",
+            "persistence": self.persistence,
             "today": self.today(),
             "attention": [record.to_json() for record in self.attention()],
         }
@@ -149,6 +152,7 @@ def _read_redis(client: Any, settings: Settings, recent: int) -> StatusReport:
     report.last_sweep = sweep
     report.hold = _hold(pause, budget, report.now)
     report.spent_usd = int(spent or 0) / 1_000_000
+    report.persistence = redis_persistence(client)
     return report
 
 

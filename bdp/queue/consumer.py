@@ -16,17 +16,22 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Any
 
 from huey import Huey
 from huey.consumer import Consumer, Scheduler, Worker
+from huey.storage import RedisStorage
 
+from bdp.broker.persistence import VOLATILE_WARNING, redis_persistence
 from bdp.broker.state import State
 from bdp.config import Settings
 from bdp.queue.hold_check import HoldCheck
 from bdp.run import shutdown
+
+log = logging.getLogger(__name__)
 
 #: Seconds an immediate stop waits for workers to clean up (reset issue, free locks).
 CLEANUP_WINDOW = 20.0
@@ -82,6 +87,12 @@ class _HeldScheduler(Scheduler):  # type: ignore[misc]
                 self._logger.exception("periodic task %s failed", task)
 
 
+def _warn_if_volatile(huey: Huey) -> None:
+    """Say loudly, at start, when the Redis broker would lose the queue on a restart."""
+    if isinstance(huey.storage, RedisStorage) and redis_persistence(huey.storage.conn) == "none":
+        log.warning("bdp: %s", VOLATILE_WARNING)
+
+
 class BdpConsumer(Consumer):  # type: ignore[misc]
     """A Huey consumer whose periodic interval, idle polling, holds and shutdown are bdp's."""
 
@@ -96,6 +107,7 @@ class BdpConsumer(Consumer):  # type: ignore[misc]
         super().__init__(huey, **options)
         shutdown.reset()
         shutdown.watch(self.stop_flag)
+        _warn_if_volatile(huey)
 
     def _create_scheduler(self) -> Scheduler:
         scheduler = super()._create_scheduler()

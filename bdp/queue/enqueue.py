@@ -16,6 +16,7 @@ from typing import Literal, Protocol
 from bdp.errors import BeadsError
 from bdp.models import Issue, TaskArgs
 from bdp.queue.app import App
+from bdp.repo import known_repos
 from bdp.repo.beads import BdCli, ReadyFilters
 from bdp.repo.git import work_tree_root
 
@@ -64,6 +65,7 @@ def enqueue_ready(app: App, path: Path, options: EnqueueOptions) -> list[Enqueue
     issues = BdCli(repo, app.settings.bd).ready(options.filters)
     if issues and not options.dry_run:
         app.state.remember_repo(str(repo))
+        known_repos.remember(app.settings.home, str(repo))
     return [_enqueue_one(app, str(repo), issue, options) for issue in issues]
 
 

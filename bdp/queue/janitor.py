@@ -24,6 +24,7 @@ from bdp.broker.state import Marker, State
 from bdp.config import Settings
 from bdp.models import Outcome, Run, RunRecord, TaskArgs
 from bdp.ops.notify import Notifier, notify_outcome
+from bdp.repo import known_repos
 from bdp.repo.beads import BdCli, Beads
 from bdp.repo.locks import Lock, LockTable
 from bdp.repo.pending import PendingClose, pending_closes
@@ -113,7 +114,7 @@ class Janitor:
         live = {run.run_id: run for run in self.state.runs()}
         for table in LockTable.all_in(self.settings.home):
             self._guarded(self._free_locks, table, live, force, report)
-        for repo in self.state.repos():
+        for repo in self._repos():
             self._guarded(self._reset_orphan_claims, repo, live, report)
         self._guarded(self._clear_markers, report)
         for repo in self.state.repos():
@@ -135,6 +136,10 @@ class Janitor:
         for run in self.state.runs():
             if force or self.is_dead(run):
                 self._guarded(self._recover_run, run, report)
+
+    def _repos(self) -> list[str]:
+        """The broker's list of repos, and this machine's own (which outlives a lost Redis)."""
+        return sorted({*self.state.repos(), *known_repos.known(self.settings.home)})
 
     def _keep(self, report: SweepReport) -> None:
         """Keep the report for `bdp status`, count its actions for `bdp metrics`, log it."""

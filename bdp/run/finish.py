@@ -1,8 +1,9 @@
 """How a run ends: commit and close, or reset (continue, pause), then free what it held.
 
 Every finishing step is fenced: a run that the janitor has reset in the meantime (it
-stalled, then woke up) ends as SUPERSEDED without committing, closing, commenting or
-touching locks.
+stalled, then woke up), or whose issue someone else closed or took, ends as SUPERSEDED
+without committing, closing or commenting; it still frees what is its own (its locks, its
+registry entry, its marker), never another run's.
 """
 
 from __future__ import annotations
@@ -24,28 +25,50 @@ log = logging.getLogger(__name__)
 
 
 def finish(job: Job, result: SessionResult) -> RunRecord:
-    """Commit and close, or reset; fenced so a superseded run changes nothing."""
-    if not _still_owner(job):
-        result.outcome = Outcome.SUPERSEDED
-        result.summary = "the janitor gave this issue to another run; nothing was changed"
-        job.transcript.line(f"bdp: {result.summary}")
-        put_away(job)
-        return _record(job, result, "")
-    commit = _land(job, result)
-    put_away(job)
+    """Commit and close, or reset; fenced so a superseded run changes nothing in bd.
+
+    Whatever happens on the way (an error of bdp's own included), the run's locks, its
+    registry entry and its marker are freed, and it ends with a record.
+    """
+    commit = ""
     try:
-        if job.land_again:
-            _land_again(job, result)
-        elif result.outcome is Outcome.UNFINISHED:
-            _continue(job, result)
-        elif result.outcome is Outcome.PAUSED:
-            _pause(job, result)
-        elif result.outcome.resets_issue:
-            _reset(job, result)
+        if not _still_owner(job):
+            result.outcome = Outcome.SUPERSEDED
+            result.summary = "the janitor gave this issue to another run; nothing was changed"
+            job.transcript.line(f"bdp: {result.summary}")
+            put_away(job)
+            return _record(job, result, "")
+        commit = _land_safely(job, result)
+        put_away(job)
+        _hand_back(job, result)
     finally:
         _release(job)
     job.transcript.line(f"bdp: {result.outcome.value}: {result.summary}")
     return _record(job, result, commit)
+
+
+def _hand_back(job: Job, result: SessionResult) -> None:
+    """What an issue that did not close needs: another round, a continuation, or a reset."""
+    if job.land_again:
+        _land_again(job, result)
+    elif result.outcome is Outcome.UNFINISHED:
+        _continue(job, result)
+    elif result.outcome is Outcome.PAUSED:
+        _pause(job, result)
+    elif result.outcome.resets_issue:
+        _reset(job, result)
+
+
+def _land_safely(job: Job, result: SessionResult) -> str:
+    """`_land`, with a bug or an OS error of bdp's own ending the run FAILED (and reset),
+    unless the work had landed already: that run is DONE, never reset."""
+    try:
+        return _land(job, result)
+    except Exception as error:
+        log.exception("finishing %s failed", job.issue.id)
+        if not job.landed:
+            result.outcome, result.summary = Outcome.FAILED, f"bdp error while finishing: {error}"
+        return ""
 
 
 def _land(job: Job, result: SessionResult) -> str:

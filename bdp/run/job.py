@@ -17,6 +17,7 @@ from bdp.agent.session import LiveProgress, StopSignal
 from bdp.agent.transcript import Transcript, log_path
 from bdp.models import Issue, Run, TaskArgs
 from bdp.redact import Redactor
+from bdp.repo import known_repos
 from bdp.repo.beads import Beads
 from bdp.repo.locks import LockTable
 from bdp.repo.repo_config import RepoConfig
@@ -93,6 +94,7 @@ def start_job(claimed: Claimed, deps: RunDeps, beads: Beads) -> Job:
     )
     deps.state.register(run)
     deps.state.remember_repo(args.repo)
+    known_repos.remember(deps.settings.home, args.repo)
     marker = deps.state.marker(args.repo, args.issue_id)  # keyed as the task names the issue
     if marker is None or marker.task_id == claimed.task_id:  # never take over another's marker
         deps.state.mark_running(args.repo, args.issue_id, claimed.task_id)

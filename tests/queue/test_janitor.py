@@ -33,6 +33,7 @@ from bdp.ops.status import collect_status
 from bdp.queue import janitor as janitor_module
 from bdp.queue.app import App
 from bdp.queue.janitor import Janitor, SweepReport
+from bdp.repo import known_repos
 from bdp.repo.beads import Beads, MemoryBeads
 from bdp.repo.locks import Holder, LockTable, lock_name
 from bdp.repo.pending import PendingClose, pending_closes
@@ -1088,3 +1089,18 @@ def test_a_lost_task_whose_issue_was_claimed_or_closed_is_not_queued_again(
 
     assert report.requeued == []
     assert app.huey.pending() == []
+
+
+def test_after_the_broker_lost_everything_the_janitor_still_finds_orphan_claims(
+    settings: Settings, repo: Path
+) -> None:
+    # Given a broker that remembers nothing (a Redis restarted without persistence), and an
+    # issue a bdp worker of this machine claimed in a repo bdp has worked on
+    app = make_app(settings)
+    known_repos.remember(settings.home, str(repo))
+    beads = MemoryBeads([claimed()])
+
+    report = janitor_of(app, beads).sweep()
+
+    assert report.reset == [ISSUE]
+    assert [name for name, _ in queued(app)] == ["run_issue"]

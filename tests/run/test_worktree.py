@@ -636,3 +636,25 @@ def test_a_file_locked_after_another_run_landed_a_change_to_it_is_edited_fresh(
     assert seen == [[], ["notes.txt"]]
     assert record.landed, record.summary
     assert (repo / "notes.txt").read_text() == "one\ntwo\nthree\n"
+
+
+def test_a_run_whose_issue_someone_else_closed_frees_what_it_holds(
+    repo: Path, settings: Settings, state: State
+) -> None:
+    # Given a session during which another agent runs `bd close` on this run's issue
+    args = issue(repo)
+
+    def closed_under_it(request: SessionRequest) -> None:
+        run_bd_ok(repo, "close", args.issue_id, "--reason", "not yours")
+
+    agent = StubAgentRunner(files={"mine.py": "mine\n"}, on_run=closed_under_it)
+    assert state.mark_queued(str(repo), args.issue_id, "task-1")
+
+    record = run(repo, settings, state, agent, args)
+
+    # Then it ends SUPERSEDED, changes nothing in bd, and holds nothing any more
+    assert record.outcome is Outcome.SUPERSEDED
+    assert show_issue(repo, args.issue_id)["close_reason"] == "not yours"
+    assert LockTable(settings.home, repo).locks() == []
+    assert state.runs() == []
+    assert state.marker(str(repo), args.issue_id) is None
