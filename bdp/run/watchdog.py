@@ -1,8 +1,10 @@
-"""The thread beside every run: heartbeats, bd work leases, and the reasons to stop early.
+"""The threads beside every run: heartbeats, bd work leases, and the reasons to stop early.
 
-A thread rather than an asyncio task, so a busy or stuck event loop cannot starve it. It
-stops the session when the run was taken away (the janitor reset the issue: SUPERSEDED)
-or when the consumer shuts down (at once, or after the wrap-up window: INTERRUPTED).
+Threads rather than asyncio tasks, so a busy or stuck event loop cannot starve them; two of
+them, so a slow `bd heartbeat` never delays the run's own heartbeat (the janitor would take
+a late one for a dead run). The watchdog stops the session when the run was taken away
+(the janitor reset the issue: SUPERSEDED) or when the consumer shuts down (at once, or
+after the wrap-up window: INTERRUPTED).
 """
 
 from __future__ import annotations
@@ -50,7 +52,6 @@ class _Clock:
     """When each of the watchdog's duties was last done (monotonic seconds)."""
 
     beat: float
-    lease: float
     progress: float
     graceful: float | None = None  # when a graceful shutdown was first seen
 
@@ -72,17 +73,22 @@ class Watchdog:
     def running(self) -> Iterator[None]:
         """Run the watchdog for the duration of the block."""
         start = time.monotonic()
-        clock = _Clock(beat=start, lease=start, progress=start)
+        clock = _Clock(beat=start, progress=start)
         self._done.clear()
-        thread = threading.Thread(
-            target=self._loop, args=(clock,), name=f"watchdog-{self.run.run_id}", daemon=True
-        )
-        thread.start()
+        name = self.run.run_id
+        threads = [
+            threading.Thread(target=self._loop, args=(clock,), name=f"watchdog-{name}"),
+            threading.Thread(target=self._renew_leases, name=f"lease-{name}"),
+        ]
+        for thread in threads:
+            thread.daemon = True
+            thread.start()
         try:
             yield
         finally:
             self._done.set()
-            thread.join()
+            for thread in threads:
+                thread.join()
 
     def _loop(self, clock: _Clock) -> None:
         while not self._done.wait(TICK):
@@ -100,10 +106,15 @@ class Watchdog:
             activity = self.progress.take()
             if activity is not None:
                 self.state.report_activity(self.run.run_id, activity)
-        if now - clock.lease >= self.pace.lease_every:
-            clock.lease = now
-            self.beads.renew_lease(self.run.issue_id, self.actor)
         self._check_shutdown(clock, now)
+
+    def _renew_leases(self) -> None:
+        """Keep bd's work lease on the issue alive, on a thread of its own (bd may be slow)."""
+        while not self._done.wait(self.pace.lease_every):
+            try:
+                self.beads.renew_lease(self.run.issue_id, self.actor)
+            except Exception:
+                log.warning("lease renewal of %s failed", self.run.issue_id, exc_info=True)
 
     def _beat(self) -> None:
         self.state.beat(self.run.run_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -218,3 +219,38 @@ def test_bdp_sandbox_takes_on_or_off_and_names_them(value: str) -> None:
 def test_bdp_sandbox_off_turns_it_off() -> None:
     assert Settings.from_env({"BDP_SANDBOX": "off"}).sandbox is False
     assert Settings.from_env({}).sandbox is True
+
+
+def _sleepers(marker: str) -> list[int]:
+    """Live processes whose command line carries ``marker``."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if marker.encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(120)
+def test_a_process_the_agent_detaches_does_not_outlive_its_command(
+    tree: Path, tmp_path: Path, api: FakeApi
+) -> None:
+    # Given an agent that starts a detached background process, dropping bdp's run marker
+    seconds = "4242.5"  # a sleep no other process on this machine runs
+
+    # When its Bash command returns and the session ends
+    session(
+        tree,
+        tmp_path,
+        f"(env -u BDP_RUN_ID setsid sleep {seconds} >/dev/null 2>&1 &); sleep 1; echo started",
+        api,
+    )
+
+    # Then no such process is left (the sandbox's PID namespace ended with the command)
+    left = _sleepers(f"sleep\0{seconds}")
+    for pid in left:  # never leave it behind, whatever the outcome
+        os.kill(pid, signal.SIGKILL)
+    assert left == []

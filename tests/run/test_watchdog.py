@@ -95,3 +95,26 @@ def test_a_graceful_shutdown_waits_for_the_wrap_up_window(state: State) -> None:
 
     assert waited >= 0.5
     assert "0.5s wrap-up window ended" in watch.stop.reason
+
+
+class SlowBeads(CountingBeads):
+    """A bd whose `bd heartbeat` takes far longer than the run's heartbeat interval."""
+
+    def renew_lease(self, issue_id: str, actor: str) -> None:
+        super().renew_lease(issue_id, actor)
+        time.sleep(1.0)
+
+
+def test_a_slow_bd_lease_renewal_never_delays_the_runs_heartbeat(state: State) -> None:
+    beads = SlowBeads()
+    watch = watch_for(state, beads)
+    beats: list[float] = []
+
+    with watch.running():
+        wait_for(lambda: beads.renewals >= 1, 5)
+        deadline = time.monotonic() + 0.9
+        while time.monotonic() < deadline:  # sample while the renewal is stuck in bd
+            beats.append(state.runs()[0].heartbeat)
+            time.sleep(0.05)
+
+    assert len(set(beats)) >= 3  # fresh heartbeats (every 0.25 s) during one slow renewal
