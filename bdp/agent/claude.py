@@ -28,6 +28,7 @@ from bdp.agent.api_errors import raise_for
 from bdp.agent.confinement import SETTING_SOURCES, sandbox_settings, session_env
 from bdp.agent.conversation import Conversation, first_message
 from bdp.agent.hooks import BDP_TOOLS, session_hooks, tool_server
+from bdp.agent.launcher import detached_cli
 from bdp.agent.mount_points import absent_placeholders, remove_placeholders
 from bdp.agent.prompt import system_rules
 from bdp.agent.review import review_rounds
@@ -154,7 +155,7 @@ class ClaudeAgentRunner:
                 "append": system_rules(request.issue),
             },
             hooks=session_hooks(request, tally, settings.lock_wait),
-            cli_path=settings.claude_cli,
+            cli_path=detached_cli(settings),
             resume=resume or None,
             max_budget_usd=_session_budget(request, tally),
         )

@@ -12,6 +12,7 @@ import time
 from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient, ResultMessage
 
 from bdp.agent.conversation import Conversation, log_message
+from bdp.agent.launcher import detached_cli
 from bdp.agent.prompt import REVIEWER_RULES, Review, parse_review, review_prompt
 from bdp.agent.session import SessionRequest
 from bdp.agent.tally import Tally
@@ -68,5 +69,5 @@ def _reviewer_options(request: SessionRequest, settings: Settings) -> ClaudeAgen
         allowed_tools=list(READ_ONLY_TOOLS),
         disallowed_tools=[*EDIT_TOOLS, "Bash"],
         system_prompt=REVIEWER_RULES,
-        cli_path=settings.claude_cli,
+        cli_path=detached_cli(settings),
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import time
 from typing import Any
 
@@ -101,6 +102,7 @@ class BdpConsumer(Consumer):  # type: ignore[misc]
 
     def __init__(self, huey: Huey, settings: Settings, **options: Any) -> None:
         self.periodic_seconds = settings.janitor_interval
+        self.wrapup = settings.wrapup
         if not getattr(huey.storage, "blocking", False):  # Redis blocks on its queue; SQLite polls
             options["max_delay"] = min(float(options.get("max_delay", 10.0)), IDLE_POLL_CAP)
         self.hold = HoldCheck(State(huey), settings)
@@ -129,6 +131,25 @@ class BdpConsumer(Consumer):  # type: ignore[misc]
     def _handle_signal(self, signum: int, frame: Any) -> None:
         super()._handle_signal(signum, frame)
         shutdown.request("graceful" if self._graceful else "immediate")
+        if self._graceful and signum == self._graceful_sig:
+            log.warning(
+                "bdp: wrapping up %d sessions for up to %gs (Ctrl-C again to stop now)",
+                self._sessions_here(),
+                self.wrapup,
+            )
+            signal.signal(signum, self._second_signal)
+
+    def _second_signal(self, signum: int, frame: Any) -> None:
+        """A second Ctrl-C: stop the sessions now (they still reset their issues)."""
+        shutdown.request("immediate")
+        log.warning("bdp: stopping the sessions now")
+        signal.default_int_handler(signum, frame)  # Huey's own second-signal behaviour
+
+    def _sessions_here(self) -> int:
+        try:
+            return sum(1 for run in State(self.huey).runs() if run.pid == os.getpid())
+        except Exception:  # the broker is away: the count is only for the message
+            return 0
 
     def _interrupt_workers(self) -> None:
         """Stop now, but give running tasks a bounded window to clean up first."""

@@ -421,3 +421,39 @@ def test_a_second_bdp_run_finishes_the_work_of_one_that_was_killed(
     assert subjects.count(f"{issue_id}: Outlive a killed bdp run") == 1
     assert (repo / "crash.txt").read_text() == "done right\n"
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_ctrl_c_in_a_terminal_wraps_up_the_sessions_of_bdp_run(
+    env: dict[str, str], repo: Path, fake_api: FakeApi, tmp_path: Path
+) -> None:
+    # Given `bdp run` in a terminal (its own process group, as a shell runs it), with a
+    # session that has written a file and waits on the API
+    issue_id = create_issue(repo, "Interrupted at the terminal")
+    hang_after_a_write(fake_api, issue_id, "half.txt")
+    wrapup = {**env, "BDP_WRAPUP": "2"}
+    out = tmp_path / "run.out"
+    with out.open("w") as sink:
+        process = subprocess.Popen(
+            [BDP, "run", str(repo)],
+            env=wrapup,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    wait_until_hanging(fake_api, issue_id, wrapup)
+
+    # When Ctrl-C reaches the whole foreground group, CLIs included were they in it
+    os.killpg(process.pid, signal.SIGINT)
+    process.wait(timeout=60)
+
+    # Then the session got the wrap-up window and ended INTERRUPTED, not FAILED; the issue
+    # is open again with a comment, and no CLI is left
+    text = out.read_text()
+    assert "wrapping up 1 sessions" in text
+    assert "INTERRUPTED" in text
+    assert "FAILED" not in text
+    assert show_issue(repo, issue_id)["status"] == "open"
+    assert "the 2s wrap-up window ended" in comments(repo, issue_id)
+    assert agent_processes(fake_api.url) == []
+    assert "Traceback" not in text
