@@ -72,6 +72,10 @@ TIMELINE = Timeline(os.environ.get("BENCH_TIMELINE"))
 #: The file every issue in BENCH_COMMON (comma-separated ids) also edits, at its end.
 COMMON = "bench/common.txt"
 COMMON_ISSUES = frozenset(filter(None, os.environ.get("BENCH_COMMON", "").split(",")))
+#: Session seconds of an issue's later attempts (BENCH_RETRY_SECONDS), when set.
+RETRY_SECONDS = (
+    float(os.environ["BENCH_RETRY_SECONDS"]) if "BENCH_RETRY_SECONDS" in os.environ else None
+)
 
 
 class SleepyAgent:
@@ -84,6 +88,8 @@ class SleepyAgent:
         issue_id = request.issue.id
         TIMELINE.event("session_start", issue_id)
         seconds = self.seconds / 4 if request.landing else self.seconds  # a conflict to resolve
+        if request.attempt > 1 and RETRY_SECONDS is not None:  # bench/recovery.py's redo
+            seconds = RETRY_SECONDS
         deadline = time.monotonic() + seconds
         while not request.stop.is_set():
             left = deadline - time.monotonic()
