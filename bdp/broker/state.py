@@ -217,9 +217,26 @@ class State:
     def repos(self) -> list[str]:
         return sorted(self._repos.result_items())
 
-    def claim_once(self, key: str, ttl_note: str = "") -> bool:
-        """True for exactly one caller per key: makes a janitor action happen once."""
-        return bool(self._meta.put_if_empty(f"once:{key}", ttl_note.encode() or b"1"))
+    def claim_once(self, key: str, expires: float | None = None) -> bool:
+        """True for exactly one caller per key: makes a janitor action happen once.
+
+        With ``expires`` (seconds), a claim that old counts as abandoned (its claimer died
+        before it acted, or before it gave the key back) and the key can be claimed again.
+        """
+        name, now = f"once:{key}", time.time()
+        if self._meta.put_if_empty(name, str(now).encode()):
+            return True
+        if expires is None:
+            return False
+        raw = self._meta.peek_data(name)
+        try:
+            claimed = float(raw) if raw is not EmptyData else now
+        except (TypeError, ValueError):
+            claimed = 0.0  # an old-style claim without a time: long abandoned
+        if now - claimed < expires:
+            return False
+        self._meta.delete_data(name)
+        return bool(self._meta.put_if_empty(name, str(now).encode()))
 
     def release_once(self, key: str) -> None:
         """Give back a `claim_once` key whose action failed, so a later caller can retry it."""

@@ -40,6 +40,10 @@ from bdp.repo.worktree import (
 from bdp.run.deps import Requeue
 
 log = logging.getLogger(__name__)
+
+#: Seconds after which a sweep's claim on a reset counts as abandoned (the sweeping
+#: consumer died between the claim and the reset), so that a later sweep does it instead.
+ONCE_EXPIRES = 60.0
 _BDP_ACTOR = "bdp/"
 
 
@@ -217,7 +221,7 @@ class Janitor:
             self._unmark_running(repo, issue_id)
             return  # finished, or claimed by someone else since: not ours to reset
         once = f"reset:{repo}:{issue_id}:{issue.updated_at}"
-        if not self.state.claim_once(once):
+        if not self.state.claim_once(once, expires=ONCE_EXPIRES):
             return  # an overlapping sweep is resetting this very claim
         try:
             beads.reset(issue_id, issue.assignee or _BDP_ACTOR)
@@ -292,7 +296,8 @@ class Janitor:
         busy = {run.issue_id for run in live.values() if run.repo == repo}
         for path in orphans(home, Path(repo), busy, older_than=age):
             branch = retire(Path(repo), path, home / "locks")
-            report.removed_worktrees.append(f"{path.name} ({branch})")
+            if branch is not None:
+                report.removed_worktrees.append(f"{path.name} ({branch})")
 
     def _delete_expired_branches(
         self, repo: str, live: dict[str, Run], report: SweepReport

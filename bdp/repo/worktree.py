@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bdp.repo.git import CommitMessage, GitError, fallback_identity, git, repo_lock
+from bdp.repo.git import CommitMessage, GitError, fallback_identity, git, machine_lock, repo_lock
 
 _UNSAFE_REF = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -265,16 +265,29 @@ def disk_used(home: Path) -> tuple[int, int]:
     return count, size
 
 
-def retire(repo: Path, path: Path, lock_dir: Path) -> str:
+def retire(repo: Path, path: Path, lock_dir: Path) -> str | None:
     """Save what a dead run left in its worktree onto its branch, then remove the worktree.
 
-    Returns the branch, which is kept: it holds the work for a person (or a later run).
+    Returns the branch, which is kept: it holds the work for a person (or a later run); None
+    when another sweep retired it first. Sweeps overlap, so one worktree is retired under a
+    lock of its own; the dead run's git may have left the worktree's index locked.
     """
-    branch = git(path, "rev-parse", "--abbrev-ref", "HEAD").strip()
-    if git(path, "status", "--porcelain", "--untracked-files=all").strip():
-        env = {**os.environ, **fallback_identity(repo)}
-        git(path, "add", "--all", env=env)
-        message = CommitMessage(f"work in progress, saved by bdp's janitor ({path.name})")
-        git(path, "commit", "--no-verify", "--quiet", *message.args(), env=env)
-    remove(WorkTree(repo, path, branch, ""), keep_branch=True, lock_dir=lock_dir)
+    digest = hashlib.sha256(os.path.realpath(path).encode()).hexdigest()[:16]
+    with machine_lock(lock_dir / f"retire-{digest}.lock"):
+        if not (path / ".git").exists():
+            return None
+        _drop_index_lock(path)
+        branch = git(path, "rev-parse", "--abbrev-ref", "HEAD").strip()
+        if git(path, "status", "--porcelain", "--untracked-files=all").strip():
+            env = {**os.environ, **fallback_identity(repo)}
+            git(path, "add", "--all", env=env)
+            message = CommitMessage(f"work in progress, saved by bdp's janitor ({path.name})")
+            git(path, "commit", "--no-verify", "--quiet", *message.args(), env=env)
+        remove(WorkTree(repo, path, branch, ""), keep_branch=True, lock_dir=lock_dir)
     return branch
+
+
+def _drop_index_lock(path: Path) -> None:
+    """Remove the index lock a killed git left in a dead run's worktree (nobody else uses it)."""
+    lock = Path(git(path, "rev-parse", "--git-path", "index.lock").strip())
+    (lock if lock.is_absolute() else path / lock).unlink(missing_ok=True)

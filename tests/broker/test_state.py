@@ -334,3 +334,12 @@ def test_records_finishing_in_the_same_instant_are_both_kept(state: State) -> No
     state.record(make_record("run-b", finished=1_700_000_000.0))
 
     assert sorted(r.run_id for r in state.outcomes()) == ["run-a", "run-b"]
+
+
+def test_a_once_claim_whose_claimer_died_can_be_claimed_again_after_it_expires() -> None:
+    state = State(MemoryHuey("once"))
+
+    assert state.claim_once("reset:x", expires=60)
+    assert not state.claim_once("reset:x", expires=60)  # taken, and fresh
+    assert state.claim_once("reset:x", expires=0)  # its claimer never acted: abandoned
+    assert not state.claim_once("reset:x")  # without an expiry a claim is for good

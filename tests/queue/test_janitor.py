@@ -1104,3 +1104,20 @@ def test_after_the_broker_lost_everything_the_janitor_still_finds_orphan_claims(
 
     assert report.reset == [ISSUE]
     assert [name for name, _ in queued(app)] == ["run_issue"]
+
+
+def test_a_reset_a_dead_sweep_had_claimed_is_done_by_a_later_sweep(
+    app: App, tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an orphan claim whose reset a sweep claimed, and then died before doing it
+    issue = claimed()
+    assert app.state.claim_once(f"reset:{tree}:{ISSUE}:{issue.updated_at}")
+    monkeypatch.setattr("bdp.queue.janitor.ONCE_EXPIRES", 0.0)
+    beads = MemoryBeads([issue])
+
+    # When a later sweep runs (once the dead sweep's claim expired)
+    report = janitor_of(app, beads).sweep()
+
+    # Then the claim is reset and the issue queued again
+    assert report.reset == [ISSUE]
+    assert beads.issues[ISSUE].status == "open"
