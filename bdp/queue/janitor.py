@@ -155,10 +155,16 @@ class Janitor:
             log.info("janitor: %s", report.summary())
 
     def is_dead(self, run: Run) -> bool:
-        """No heartbeat for `stale_after` seconds, or (on this host) its process is gone."""
-        if time.time() - run.heartbeat > self.settings.stale_after:
+        """Elsewhere: no heartbeat for `stale_after` seconds. On this host: its process is
+        gone; a live process outranks a late heartbeat (a slow broker, a loaded machine)
+        until the run is past its deadline and wrap-up."""
+        late = time.time() - run.heartbeat > self.settings.stale_after
+        if run.host != self.host:
+            return late
+        if not pid_alive(run.pid):
             return True
-        return run.host == self.host and not pid_alive(run.pid)
+        grace = self.settings.wrapup + self.settings.stale_after
+        return late and time.time() > run.deadline + grace
 
     def _guarded(self, step: Callable[..., None], *args: Any) -> None:
         try:

@@ -110,9 +110,19 @@ def a_run(tree: Path, **changes: Any) -> Run:
     return replace(run, **changes)
 
 
+def _a_dead_pid() -> int:
+    """The pid of a process of ours that has exited (no live process has it now)."""
+    with subprocess.Popen(["true"]) as gone:
+        gone.wait()
+    return gone.pid
+
+
+DEAD_PID = _a_dead_pid()
+
+
 def dead_run(tree: Path, **changes: Any) -> Run:
-    """A run whose heartbeat stopped LONG_AGO seconds ago."""
-    return a_run(tree, **{"heartbeat": time.time() - LONG_AGO, **changes})
+    """A run of this host whose worker is gone and whose heartbeat stopped LONG_AGO s ago."""
+    return a_run(tree, **{"heartbeat": time.time() - LONG_AGO, "pid": DEAD_PID, **changes})
 
 
 def make_app(settings: Settings) -> App:
@@ -916,8 +926,7 @@ def test_a_dead_runs_worktree_is_retired_and_its_work_kept_on_its_branch(
 def test_a_live_runs_worktree_is_left_alone(settings: Settings, repo: Path) -> None:
     app = make_app(settings)
     app.state.remember_repo(str(repo))
-    run = dead_run(repo)  # registered with a fresh heartbeat below: alive
-    run.heartbeat = time.time()
+    run = a_run(repo)  # alive
     app.state.register(run)
     worktree = create_worktree(repo, settings.home, f"bdp/{ISSUE}/{run.run_id}", tip(repo, "main"))
     old = time.time() - 2 * STALE
@@ -935,8 +944,7 @@ def test_a_continuations_worktree_named_after_the_first_run_is_left_alone(
     # Given a live run continuing earlier work: its worktree is named after the first run
     app = make_app(settings)
     app.state.remember_repo(str(repo))
-    run = dead_run(repo, run_id="second-run")
-    run.heartbeat = time.time()
+    run = a_run(repo, run_id="second-run")
     app.state.register(run)
     worktree = create_worktree(repo, settings.home, f"bdp/{ISSUE}/firstrun-r1", tip(repo, "main"))
     assert worktree.path.name == "firstrun"
@@ -985,8 +993,7 @@ def test_the_sweep_reports_the_worktrees_and_the_disk_they_take(
 ) -> None:
     app = make_app(settings)
     app.state.remember_repo(str(repo))
-    run = dead_run(repo)
-    run.heartbeat = time.time()
+    run = a_run(repo)
     app.state.register(run)
     worktree = create_worktree(repo, settings.home, f"bdp/{ISSUE}/{run.run_id}", tip(repo, "main"))
     (worktree.path / "big.bin").write_bytes(b"x" * 100_000)
@@ -1121,3 +1128,15 @@ def test_a_reset_a_dead_sweep_had_claimed_is_done_by_a_later_sweep(
     # Then the claim is reset and the issue queued again
     assert report.reset == [ISSUE]
     assert beads.issues[ISSUE].status == "open"
+
+
+def test_on_this_host_a_live_worker_outranks_a_late_heartbeat_until_its_deadline(
+    app: App, tree: Path
+) -> None:
+    janitor = janitor_of(app, MemoryBeads())
+    late = a_run(tree, heartbeat=time.time() - LONG_AGO)  # our own pid: alive
+
+    assert not janitor.is_dead(late)  # a slow broker or a loaded machine, not a dead run
+    assert janitor.is_dead(replace(late, deadline=time.time() - LONG_AGO))  # long overdue
+    assert janitor.is_dead(replace(late, pid=DEAD_PID))
+    assert janitor.is_dead(replace(late, host="elsewhere"))  # no pid to look at there
