@@ -118,8 +118,9 @@ class Janitor:
         live = {run.run_id: run for run in self.state.runs()}
         for table in LockTable.all_in(self.settings.home):
             self._guarded(self._free_locks, table, live, force, report)
+        closing = {(p.repo, p.issue_id) for p in pending_closes(self.settings.home)}
         for repo in self._repos():
-            self._guarded(self._reset_orphan_claims, repo, live, report)
+            self._guarded(self._reset_orphan_claims, repo, live, closing, report)
         self._guarded(self._clear_markers, report)
         for repo in self.state.repos():
             self._guarded(self._remove_worktrees, repo, live, force, report)
@@ -132,14 +133,15 @@ class Janitor:
 
     def _recover(self, force: bool, report: SweepReport) -> None:
         """Runs that stopped: first close what they landed, then reset and requeue the rest."""
-        notes = pending_closes(self.settings.home)
-        alive = {r.run_id for r in self.state.runs() if not (force or self.is_dead(r))}
+        notes = pending_closes(self.settings.home)  # read first: a note's run registered before
+        runs = self.state.runs()
+        dead = [run for run in runs if force or self.is_dead(run)]
+        alive = {run.run_id for run in runs} - {run.run_id for run in dead}
         for pending in notes:
             if pending.run_id not in alive:
                 self._guarded(self._close_landed, pending, report)
-        for run in self.state.runs():
-            if force or self.is_dead(run):
-                self._guarded(self._recover_run, run, report)
+        for run in dead:
+            self._guarded(self._recover_run, run, report)
 
     def _repos(self) -> list[str]:
         """The broker's list of repos, and this machine's own (which outlives a lost Redis)."""
@@ -270,11 +272,18 @@ class Janitor:
         return not self.is_dead(run)
 
     # -- claims with no run -----------------------------------------------------------------
-    def _reset_orphan_claims(self, repo: str, live: dict[str, Run], report: SweepReport) -> None:
+    def _reset_orphan_claims(
+        self,
+        repo: str,
+        live: dict[str, Run],
+        closing: set[tuple[str, str]],
+        report: SweepReport,
+    ) -> None:
+        """Reset issues claimed by bdp that no live run holds (nor a landing still closing)."""
         if not Path(repo).is_dir():
             return  # another machine's clone
         running = {run.issue_id for run in live.values() if run.repo == repo}
-        running |= {p.issue_id for p in pending_closes(self.settings.home) if p.repo == repo}
+        running |= {issue_id for noted_repo, issue_id in closing if noted_repo == repo}
         for issue in self.beads(Path(repo)).in_progress():
             if not issue.assignee.startswith(_BDP_ACTOR) or issue.id in running:
                 continue

@@ -123,12 +123,9 @@ class Lander:
         local = tip(self.repo, self.branch)
         try:
             git(self.repo, "merge-base", "--is-ancestor", local, new)
-            if self._checked_out():
-                fast_forward(self.repo, new, self._journal)
-            else:
-                git(self.repo, "update-ref", f"refs/heads/{self.branch}", new, local)
         except GitError:
-            pass
+            return
+        self._move(local, new)
 
     def _checked_out(self) -> bool:
         return checked_out_branch(self.repo) == self.branch
@@ -195,12 +192,3 @@ def fetch_tip(repo: Path, remote: str | None, branch: str) -> str:
 
 def _tracking(remote: str, branch: str) -> str:
     return f"refs/remotes/{remote}/{branch}"
-
-
-def is_landed(repo: Path, commit: str, branch: str) -> bool:
-    """True when ``commit`` is reachable from ``branch``."""
-    try:
-        git(repo, "merge-base", "--is-ancestor", commit, f"refs/heads/{branch}")
-    except GitError:
-        return False
-    return True

@@ -42,6 +42,13 @@ def hang_after_a_write(api: FakeApi, issue_id: str, filename: str) -> None:
     )
 
 
+def hang_then_finish(api: FakeApi, issue_id: str, filename: str, summary: str) -> None:
+    """Attempt 1 writes ``filename`` and hangs; attempt 2 writes it right and says DONE."""
+    hang_after_a_write(api, issue_id, filename)
+    done_right = ToolUse("Write", {"file_path": filename, "content": "done right\n"})
+    script_attempt(api, issue_id, 2, [done_right, Text(f"DONE: {summary}")])
+
+
 def lock_count(env: dict[str, str]) -> int:
     return len(bdp_json(env, "status")["locks"])
 
@@ -111,16 +118,7 @@ def test_a_killed_consumer_is_recovered_by_another_and_the_issue_done_once(
 ) -> None:
     # Given attempt 1 hangs after writing its file, and attempt 2 will finish it
     issue_id = create_issue(repo, "Survive a crash")
-    hang_after_a_write(fake_api, issue_id, "crash.txt")
-    script_attempt(
-        fake_api,
-        issue_id,
-        2,
-        [
-            ToolUse("Write", {"file_path": "crash.txt", "content": "done right\n"}),
-            Text("DONE: finished after the crash"),
-        ],
-    )
+    hang_then_finish(fake_api, issue_id, "crash.txt", "finished after the crash")
     fast = {**env, **FAST_RECOVERY}
     assert bdp(fast, "enqueue", str(repo)).returncode == 0
     first = consumer(fast, tmp_path, "first")
@@ -386,16 +384,7 @@ def test_a_second_bdp_run_finishes_the_work_of_one_that_was_killed(
 ) -> None:
     # Given a `bdp run` killed outright (with its CLIs) while its session hung mid-issue
     issue_id = create_issue(repo, "Outlive a killed bdp run")
-    hang_after_a_write(fake_api, issue_id, "crash.txt")
-    script_attempt(
-        fake_api,
-        issue_id,
-        2,
-        [
-            ToolUse("Write", {"file_path": "crash.txt", "content": "done right\n"}),
-            Text("DONE: finished by the second bdp run"),
-        ],
-    )
+    hang_then_finish(fake_api, issue_id, "crash.txt", "finished by the second bdp run")
     fast = {**env, **FAST_RECOVERY}
     with (tmp_path / "first.out").open("w") as sink:
         first = subprocess.Popen(

@@ -923,31 +923,22 @@ def test_a_dead_runs_worktree_is_retired_and_its_work_kept_on_its_branch(
     )
 
 
-def test_a_live_runs_worktree_is_left_alone(settings: Settings, repo: Path) -> None:
-    app = make_app(settings)
-    app.state.remember_repo(str(repo))
-    run = a_run(repo)  # alive
-    app.state.register(run)
-    worktree = create_worktree(repo, settings.home, f"bdp/{ISSUE}/{run.run_id}", tip(repo, "main"))
-    old = time.time() - 2 * STALE
-    os.utime(worktree.path, (old, old))
-
-    report = janitor_of(app, MemoryBeads([claimed()])).sweep()
-
-    assert report.removed_worktrees == []
-    assert worktree.path.exists()
-
-
-def test_a_continuations_worktree_named_after_the_first_run_is_left_alone(
-    settings: Settings, repo: Path
+@pytest.mark.parametrize(
+    ("run_id", "branch_run"),
+    [
+        ("run-1", "run-1"),  # the run's own worktree
+        ("second-run", "firstrun-r1"),  # a continuation works in the first run's directory
+    ],
+)
+def test_a_live_runs_worktree_is_left_alone(
+    settings: Settings, repo: Path, run_id: str, branch_run: str
 ) -> None:
-    # Given a live run continuing earlier work: its worktree is named after the first run
     app = make_app(settings)
     app.state.remember_repo(str(repo))
-    run = a_run(repo, run_id="second-run")
-    app.state.register(run)
-    worktree = create_worktree(repo, settings.home, f"bdp/{ISSUE}/firstrun-r1", tip(repo, "main"))
-    assert worktree.path.name == "firstrun"
+    app.state.register(a_run(repo, run_id=run_id))  # alive
+    branch = f"bdp/{ISSUE}/{branch_run}"
+    worktree = create_worktree(repo, settings.home, branch, tip(repo, "main"))
+    assert worktree.path.name == branch_run.split("-r")[0]
     old = time.time() - 2 * STALE
     os.utime(worktree.path, (old, old))
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bdp.repo.git import CommitMessage, GitError
-from bdp.repo.landing import Lander, is_landed
+from bdp.repo.landing import Lander
 from bdp.repo.quality_gate import GateResult
 from bdp.repo.worktree import WorkTree, branch_name, changes, commit_all, create, remove, tip
 
@@ -19,6 +19,12 @@ from bdp.repo.worktree import WorkTree, branch_name, changes, commit_all, create
 def git(repo: Path, *args: str) -> str:
     done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True)
     return done.stdout
+
+
+def is_landed(repo: Path, commit: str, branch: str) -> bool:
+    """True when ``commit`` is reachable from ``branch``."""
+    reachable = subprocess.run(["git", "merge-base", "--is-ancestor", commit, branch], cwd=repo)
+    return reachable.returncode == 0
 
 
 @pytest.fixture
