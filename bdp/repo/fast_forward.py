@@ -5,9 +5,10 @@ branch. Killed in between, it leaves some files new and the branch old: to git (
 next lander, and to the person) those files look like uncommitted edits, and every later
 fast-forward over them is refused. So before it starts, bdp writes a journal (the old and the
 new commit) beside the lander's lock; the next lander to take the lock finds it and puts the
-files the landing had touched back as they were at the old commit. The branch is then as it
-was before the landing, never half way; the landing itself is done again by whoever redoes
-the run. A file whose content is neither the old nor the new one is a person's, and is left.
+files and index entries the landing had touched back as they were at the old commit. The
+branch is then as it was before the landing, never half way; the landing itself is done again
+by whoever redoes the run. A file whose content is neither the old nor the new one is a
+person's, and is left.
 """
 
 from __future__ import annotations
@@ -68,9 +69,10 @@ def recover(repo: Path, journal: Path) -> list[str]:
 
 def _put_back(repo: Path, old: str, new: str, since: float) -> list[str]:
     """Return each path the landing changes to its old content where it has the new one (or
-    a truncated start of it: the file git was writing when it died)."""
+    a truncated start of it: the file git was writing when it died); the paths put back."""
     paths = [p for p in git(repo, "diff", "--name-only", "-z", old, new).split("\0") if p]
     in_old, in_new = _blobs(repo, old, paths), _blobs(repo, new, paths)
+    _put_back_index(repo, old, paths, in_new)
     on_disk = _blobs_on_disk(repo, paths)
     put_back = [
         path
@@ -86,6 +88,29 @@ def _put_back(repo: Path, old: str, new: str, since: float) -> list[str]:
     with contextlib.suppress(GitError):  # exits 1 while other files differ; refreshed anyway
         git(repo, "update-index", "-q", "--refresh")
     return put_back
+
+
+def _put_back_index(repo: Path, old: str, paths: list[str], in_new: dict[str, str]) -> None:
+    """Return the index entries git already wrote as the new commit's to the old commit's.
+
+    git writes the whole new index before it moves the branch: killed in between, the index
+    says the new commit while the branch says the old, and every later fast-forward is refused.
+    """
+    staged = _blobs_in_index(repo, paths)
+    written = [p for p in paths if staged.get(p) == in_new.get(p)]
+    if written:
+        feed = "\0".join(written)
+        git(repo, "reset", "-q", "--pathspec-from-file=-", "--pathspec-file-nul", old, feed=feed)
+
+
+def _blobs_in_index(repo: Path, paths: list[str]) -> dict[str, str]:
+    """Each of ``paths`` that the index has, with its blob id."""
+    listing = git(repo, "ls-files", "-s", "-z", "--", *paths)
+    found = {}
+    for entry in filter(None, listing.split("\0")):
+        meta, _, path = entry.partition("\t")
+        found[path] = meta.split()[1]
+    return found
 
 
 def _blobs(repo: Path, commit: str, paths: list[str]) -> dict[str, str]:

@@ -61,8 +61,11 @@ def lander(repo: Path, home: Path) -> Lander:
     return Lander(repo, "main", home / "locks")
 
 
-def half_done_fast_forward(repo: Path, home: Path, new: str, done: int) -> None:
-    """What a `git merge --ff-only` to ``new`` killed after ``done`` files leaves behind."""
+def half_done_fast_forward(
+    repo: Path, home: Path, new: str, done: int, index_written: bool = False
+) -> None:
+    """What a `git merge --ff-only` to ``new`` killed after ``done`` files leaves behind
+    (with ``index_written``, killed after git wrote the new index, before it moved the branch)."""
     old = git(repo, "rev-parse", "HEAD").strip()
     journal = home / "locks" / f"land-{lander(repo, home)._digest}.journal"
     journal.parent.mkdir(parents=True, exist_ok=True)
@@ -73,17 +76,21 @@ def half_done_fast_forward(repo: Path, home: Path, new: str, done: int) -> None:
     (repo / f"f{done}.txt").write_text(whole[: len(whole) // 2])  # the file being written
     (repo / "added.txt").write_text("added by the landing\n")
     (repo / "gone.txt").unlink()
-    (repo / ".git" / "index.lock").write_text("")
+    if index_written:
+        git(repo, "read-tree", new)
+    else:
+        (repo / ".git" / "index.lock").write_text("")
 
 
+@pytest.mark.parametrize("index_written", [False, True])
 def test_the_next_lander_undoes_a_half_done_fast_forward_then_lands_its_own(
-    repo: Path, tmp_path: Path
+    repo: Path, tmp_path: Path, index_written: bool
 ) -> None:
     # Given a landing killed half way through the main tree's fast-forward
     home = tmp_path / "home"
     before = tip(repo, "main")
     dead = run_tree(repo, home, "dead", "dead run\n")
-    half_done_fast_forward(repo, home, dead.head(), done=FILES // 2)
+    half_done_fast_forward(repo, home, dead.head(), FILES // 2, index_written)
     assert git(repo, "status", "--porcelain", "--untracked-files=no").strip()
 
     # When the next run lands
