@@ -1,10 +1,11 @@
-"""Starts each session's Claude CLI in a session (and process group) of its own.
+"""Starts each session's Claude CLI under bdp's process supervisor.
 
-Ctrl-C in a terminal sends SIGINT to the whole foreground process group. Were the CLIs in
-bdp's group, they would die at once, and their sessions end FAILED instead of getting the
-wrap-up window that bdp's own SIGINT handling gives them. The SDK starts the CLI itself, so
-bdp points it at a two-line launcher that calls ``setsid()`` and then executes the real CLI
-(same pid, same arguments, same environment).
+The SDK starts the CLI itself, from the path it is given; bdp gives it a launcher that runs
+the real CLI under `bdp.repo.supervisor` (same arguments, same environment). The supervisor
+puts the CLI in a session of its own, so a terminal's Ctrl-C reaches bdp alone (were the CLIs
+in bdp's process group they would die at once, and their sessions end FAILED instead of
+getting bdp's wrap-up window), and it ends every process the agent's commands left behind
+when the CLI exits, however they were started.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import sys
 from pathlib import Path
 
 from bdp.config import Settings
+from bdp.repo import supervisor
 
 _LAUNCHER = """#!{python} -SE
-import os, sys
-os.setsid()
-os.execv({cli!r}, [{cli!r}, *sys.argv[1:]])
+import runpy, sys
+sys.argv[1:1] = [{cli!r}]
+runpy.run_path({supervisor!r}, run_name="__main__")
 """
 
 
@@ -29,10 +31,11 @@ def detached_cli(settings: Settings) -> str | None:
     real = settings.claude_cli or _bundled_cli()
     if real is None:
         return None
-    digest = hashlib.sha256(f"{sys.executable}\0{real}".encode()).hexdigest()[:16]
+    text = _LAUNCHER.format(python=sys.executable, cli=real, supervisor=supervisor.__file__)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     launcher = settings.home / "bin" / f"claude-{digest}"
     if not launcher.exists():
-        _write(launcher, _LAUNCHER.format(python=sys.executable, cli=real))
+        _write(launcher, text)
     return str(launcher)
 
 

@@ -170,12 +170,11 @@ class CommitMessage:
         subject = f"{_one_line(issue_id)}: {first}" if first else _one_line(issue_id)
         return cls(subject, (("Bdp-Issue", _one_line(issue_id)), ("Bdp-Run", _one_line(run_id))))
 
-    def args(self) -> list[str]:
-        """The arguments of `git commit` that write this message."""
-        args = ["-m", self.subject]
-        for key, value in self.trailers:
-            args += ["--trailer", f"{key}: {value}"]
-        return args
+    def text(self) -> str:
+        """The whole message, for `git commit -F -` (on stdin: never an argument, whatever
+        its size); the trailers are its last paragraph, as `git interpret-trailers` reads them."""
+        trailers = "".join(f"{key}: {value}\n" for key, value in self.trailers)
+        return f"{self.subject}\n\n{trailers}" if trailers else f"{self.subject}\n"
 
 
 def _one_line(text: str) -> str:
@@ -205,7 +204,7 @@ def _commit(repo: Path, paths: list[str], message: CommitMessage) -> None:
     present = [path for path in paths if (repo / path).exists()]  # deletions need no add
     if present:
         git(repo, "add", "--", *present, env=env)
-    git(repo, "commit", "--no-verify", *message.args(), "--", *paths, env=env)
+    git(repo, "commit", "--no-verify", "-F", "-", "--", *paths, env=env, feed=message.text())
 
 
 def fallback_identity(repo: Path) -> dict[str, str]:

@@ -1,20 +1,43 @@
 """Find and end the processes of one run, even ones the SDK lost track of.
 
-Every Claude CLI bdp starts carries ``BDP_RUN_ID=<run id>`` in its environment, and so do
-the commands it spawns; scanning ``/proc`` for that marker finds the whole tree without
-relying on parent links (a crashed worker leaves orphans re-parented to init).
+Each CLI and gate check runs under `bdp.repo.supervisor`, which ends whatever its command
+left behind. What outlives a supervisor (one SIGKILLed along with its worker) is found here
+by ``BDP_RUN_ID=<run id>``, which bdp puts in the environment of every supervisor it starts
+and so of everything under it that kept it: scanning ``/proc`` finds those without relying
+on parent links (a crashed worker leaves orphans re-parented to init).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bdp.repo import supervisor
+
 RUN_ENV = "BDP_RUN_ID"
 _PROC = Path("/proc")
+
+
+def supervised(argv: list[str]) -> list[str]:
+    """``argv`` run under `bdp.repo.supervisor`: in a session of its own, and nothing it
+    starts outlives it."""
+    return [sys.executable, "-SE", supervisor.__file__, *argv]
+
+
+def stop_supervised(process: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
+    """Stop a supervised process the way it expects (SIGTERM, so it ends its whole tree),
+    SIGKILL only when it has not exited in time."""
+    process.terminate()
+    try:
+        process.wait(supervisor.STOP_WAIT + supervisor.GRACE + 2)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def pids_of_run(run_id: str) -> list[int]:

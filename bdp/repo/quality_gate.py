@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from bdp.repo.procs import RUN_ENV
+from bdp.repo.procs import RUN_ENV, stop_supervised, supervised
 from bdp.repo.repo_config import ShellCommand
 
 #: Characters of gate output sent back to the agent and put in the comment (the tail).
@@ -39,29 +39,38 @@ def run_gate(repo: Path, commands: tuple[ShellCommand, ...], run_id: str) -> Gat
     """Run each command in ``repo`` until one fails; its output tail when it does."""
     env = {**os.environ, RUN_ENV: run_id}
     for command in commands:
-        try:
-            done = subprocess.run(
-                ["/bin/sh", "-c", command.cmd],
-                cwd=repo,
-                env=env,
-                timeout=command.timeout,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                text=True,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as error:
-            output = _text(error.stdout)[-OUTPUT_KEPT:]
-            return GateResult(
-                False, command.cmd, f"{output}\n(timed out after {command.timeout:g}s)"
-            )
-        if done.returncode != 0:
-            return GateResult(False, command.cmd, done.stdout[-OUTPUT_KEPT:])
+        failed = _check(repo, command, env)
+        if failed is not None:
+            return failed
     return GateResult(True)
 
 
-def _text(value: str | bytes | None) -> str:
-    if isinstance(value, bytes):
-        return value.decode(errors="replace")
-    return value or ""
+def _check(repo: Path, command: ShellCommand, env: dict[str, str]) -> GateResult | None:
+    """Run one check supervised (what it starts ends with it); None when it passed."""
+    with subprocess.Popen(
+        supervised(["/bin/sh", "-c", command.cmd]),
+        cwd=repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    ) as process:
+        try:
+            output, _ = process.communicate(timeout=command.timeout)
+        except subprocess.TimeoutExpired:
+            stop_supervised(process)
+            output = _rest_of_output(process)
+            tail = f"{output[-OUTPUT_KEPT:]}\n(timed out after {command.timeout:g}s)"
+            return GateResult(False, command.cmd, tail)
+    if process.returncode != 0:
+        return GateResult(False, command.cmd, output[-OUTPUT_KEPT:])
+    return None
+
+
+def _rest_of_output(process: subprocess.Popen[str]) -> str:
+    """What a stopped check printed; "" if something it left still holds the pipe open."""
+    try:
+        return process.communicate(timeout=2)[0]
+    except subprocess.TimeoutExpired:
+        return ""

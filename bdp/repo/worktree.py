@@ -164,7 +164,7 @@ def commit_all(tree: WorkTree, message: CommitMessage, skip: Iterable[str] = ())
     staged = git(tree.path, "diff", "--cached", "--name-only", "--no-ext-diff")
     if not staged.strip():
         return None
-    git(tree.path, "commit", "--no-verify", "--quiet", *message.args(), env=env)
+    git(tree.path, "commit", "--no-verify", "--quiet", "-F", "-", env=env, feed=message.text())
     return tree.head()
 
 
@@ -282,7 +282,7 @@ def retire(repo: Path, path: Path, lock_dir: Path) -> str | None:
             env = {**os.environ, **fallback_identity(repo)}
             git(path, "add", "--all", env=env)
             message = CommitMessage(f"work in progress, saved by bdp's janitor ({path.name})")
-            git(path, "commit", "--no-verify", "--quiet", *message.args(), env=env)
+            git(path, "commit", "--no-verify", "--quiet", "-F", "-", env=env, feed=message.text())
         remove(WorkTree(repo, path, branch, ""), keep_branch=True, lock_dir=lock_dir)
     return branch
 

@@ -235,11 +235,12 @@ def _sleepers(marker: str) -> list[int]:
 
 @pytest.mark.integration
 @pytest.mark.timeout(120)
-def test_a_process_the_agent_detaches_does_not_outlive_its_command(
-    tree: Path, tmp_path: Path, api: FakeApi
+@pytest.mark.parametrize("sandbox", [True, False], ids=["sandboxed", "unsandboxed"])
+def test_a_process_the_agent_detaches_does_not_outlive_its_session(
+    tree: Path, tmp_path: Path, api: FakeApi, sandbox: bool
 ) -> None:
     # Given an agent that starts a detached background process, dropping bdp's run marker
-    seconds = "4242.5"  # a sleep no other process on this machine runs
+    seconds = f"4242.{int(sandbox)}"  # a sleep no other process on this machine runs
 
     # When its Bash command returns and the session ends
     session(
@@ -247,9 +248,11 @@ def test_a_process_the_agent_detaches_does_not_outlive_its_command(
         tmp_path,
         f"(env -u BDP_RUN_ID setsid sleep {seconds} >/dev/null 2>&1 &); sleep 1; echo started",
         api,
+        sandbox=sandbox,
     )
 
-    # Then no such process is left (the sandbox's PID namespace ended with the command)
+    # Then no such process is left: the sandbox's PID namespace ended with the command, and
+    # without a sandbox the CLI's supervisor adopted the orphan and ended it with the session
     left = _sleepers(f"sleep\0{seconds}")
     for pid in left:  # never leave it behind, whatever the outcome
         os.kill(pid, signal.SIGKILL)

@@ -404,3 +404,16 @@ def test_a_huge_title_makes_a_short_subject() -> None:
     assert len(message.subject) <= 130
     assert message.subject.startswith("t-1: yyy")
     assert message.subject.endswith("…")
+
+
+def test_a_message_of_any_size_reaches_git_on_stdin(repo: Path, lock_dir: Path) -> None:
+    # One argument over 128 KiB is refused by the kernel (E2BIG); stdin has no such limit
+    (repo / "new.txt").write_text("x\n")
+    message = CommitMessage("z" * 200_000, (("Bdp-Issue", "t-9"),))
+
+    commit_paths(repo, ["new.txt"], message, lock_dir)
+
+    assert len(run_git(repo, "log", "-1", "--format=%s").strip()) == 200_000
+    assert (
+        run_git(repo, "log", "-1", "--format=%(trailers:only,unfold)").strip() == "Bdp-Issue: t-9"
+    )
