@@ -1,15 +1,19 @@
 """Huey's consumer, taught five things bdp needs.
 
 1. The periodic janitor runs every ``BDP_JANITOR_INTERVAL`` seconds (Huey's scheduler checks
-   periodic tasks once a minute, which is too coarse for tests and small setups).
+   periodic tasks once a minute, which is too coarse for tests and small setups), and it runs
+   beside the scheduler, one sweep at a time, never on the queue. On the queue it would wait
+   behind the sessions whenever every worker is busy (dead runs found only once a session
+   ends) and pile up one task per interval per consumer: a busy worker of a test consumer
+   left 19 sweeps queued in 40 s.
 2. Shutdown reaches running sessions: a signal sets `bdp.run.shutdown`, and an immediate stop
    waits (bounded) for the workers to reset their issues and free their locks before the
    process exits, instead of dropping them mid-task.
 3. Idle workers poll a SQLite queue at least once a second (measured with
    bench/parallel.py: a first pickup after a minute of quiet took 6.5 s, 0.5 s with the cap).
 4. While the queue is held (a spent budget, a usage-limit pause) workers take no task: the
-   tasks wait in the queue untouched, and the janitor runs in the scheduler thread instead.
-   Cycling 10,000 held tasks through the workers cost 40% of a core; holding them, 0.5%.
+   tasks wait in the queue untouched. Cycling 10,000 held tasks through the workers cost 40%
+   of a core; holding them, 0.5%.
 5. Forked workers and the scheduler end when the consumer dies without stopping them
    (SIGKILL): left alone, they would keep taking tasks for good.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 from typing import Any
 
@@ -67,25 +72,55 @@ class _HeldWorker(Worker):  # type: ignore[misc]
         super().loop(now)
 
 
-class _HeldScheduler(Scheduler):  # type: ignore[misc]
-    """While workers hold, periodic tasks (the janitor) run here instead of in the queue."""
+class _BesideScheduler(Scheduler):  # type: ignore[misc]
+    """A scheduler that runs periodic tasks (the janitor) itself, beside its loop."""
 
-    hold: HoldCheck
     parent: int | None = None  # the consumer's pid, for a forked scheduler
+    beside: Beside
 
     def loop(self, now: Any = None) -> Any:
         _exit_if_orphaned(self.parent)
         return super().loop(now)
 
     def enqueue_periodic_tasks(self, now: Any) -> None:
-        if self.hold.check()[0] is None:
-            super().enqueue_periodic_tasks(now)
-            return
         for task in self.huey.read_periodic(now):
-            try:
-                self.huey.execute(task)
-            except Exception:
-                self._logger.exception("periodic task %s failed", task)
+            self.beside.start(task)
+
+
+class Beside:
+    """Runs one periodic task at a time on a thread of its own.
+
+    A check that comes while the last sweep still runs is skipped: the running one finds what
+    the skipped one would have.
+    """
+
+    def __init__(self, huey: Huey) -> None:
+        self.huey = huey
+        self._busy = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self, task: Any) -> bool:
+        """Start ``task`` unless one is still running; True when it started."""
+        if not self._busy.acquire(blocking=False):
+            log.debug("periodic %s skipped: the last one still runs", task)
+            return False
+        self._thread = threading.Thread(target=self._run, args=(task,), name="bdp-janitor")
+        self._thread.daemon = True  # a sweep cut off by the process's end is safe to redo
+        self._thread.start()
+        return True
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the running task, if any."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self, task: Any) -> None:
+        try:
+            self.huey.execute(task)
+        except Exception:
+            log.exception("periodic task %s failed", task)
+        finally:
+            self._busy.release()
 
 
 def _warn_if_volatile(huey: Huey) -> None:
@@ -98,7 +133,7 @@ class BdpConsumer(Consumer):  # type: ignore[misc]
     """A Huey consumer whose periodic interval, idle polling, holds and shutdown are bdp's."""
 
     worker_class = _HeldWorker
-    scheduler_class = _HeldScheduler
+    scheduler_class = _BesideScheduler
 
     def __init__(self, huey: Huey, settings: Settings, **options: Any) -> None:
         self.periodic_seconds = settings.janitor_interval
@@ -114,7 +149,7 @@ class BdpConsumer(Consumer):  # type: ignore[misc]
     def _create_scheduler(self) -> Scheduler:
         scheduler = super()._create_scheduler()
         scheduler.periodic_task_seconds = self.periodic_seconds
-        scheduler.hold = self.hold
+        scheduler.beside = Beside(self.huey)
         scheduler.parent = self._forking_parent()
         return scheduler
 

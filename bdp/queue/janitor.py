@@ -22,6 +22,7 @@ from huey import Huey
 from bdp.broker.keys import JANITOR_ACTIONS, LAST_SWEEP_KEY
 from bdp.broker.state import Marker, State
 from bdp.config import Settings
+from bdp.errors import RepoError, UnknownIssue
 from bdp.models import Outcome, Run, RunRecord, TaskArgs
 from bdp.ops.notify import Notifier, notify_outcome
 from bdp.repo import known_repos
@@ -336,29 +337,41 @@ class Janitor:
         queued = {task.id for task in self.huey.pending()} | {t.id for t in self.huey.scheduled()}
         running = {(run.repo, run.issue_id) for run in self.state.runs()}
         for marker in old:
-            if marker.state == "queued":
-                gone = marker.task_id not in queued
-            else:
-                gone = (marker.repo, marker.issue_id) not in running
-            if gone and self._unmark(marker.repo, marker.issue_id, marker.task_id):
-                report.cleared_markers.append(f"{marker.repo}:{marker.issue_id}")
-                if marker.state == "queued":
-                    self._guarded(self._queue_lost_task, marker, report)
+            if marker.state == "queued" and marker.task_id not in queued:
+                self._guarded(self._queue_lost_task, marker, report)
+            elif marker.state != "queued" and (marker.repo, marker.issue_id) not in running:
+                self._drop_marker(marker, report)
 
     def _queue_lost_task(self, marker: Marker, report: SweepReport) -> None:
         """A task a worker took off the queue and lost (it died before its claim, or the
-        claim failed): when bd still has the issue open for anyone, queue it again."""
-        issue = self.beads(Path(marker.repo)).show(marker.issue_id)
+        claim failed): when bd still has the issue open for anyone, queue it again.
+
+        The marker is never dropped first: the requeue points it at the new task and only
+        then queues that, so a sweep killed at any step leaves a marker the next one finds.
+        """
+        try:
+            issue = self.beads(Path(marker.repo)).show(marker.issue_id)
+        except (UnknownIssue, RepoError):  # the issue, or its repo, is gone: nothing to queue
+            self._drop_marker(marker, report)
+            return
         if issue.status != "open" or issue.assignee:
-            return  # claimed after all (the orphan-claim rule resets it), or finished
+            # finished, or claimed after all (a run is starting, or the orphan-claim rule
+            # resets and queues it): the marker of the lost task is all that is left of it
+            self._drop_marker(marker, report)
+            return
+        if not self.state.claim_once(f"requeue:{marker.task_id}", expires=ONCE_EXPIRES):
+            return  # an overlapping sweep is queueing it
         if marker.payload is not None:
             args = TaskArgs.from_task(marker.payload)
         else:
             args = TaskArgs(marker.repo, marker.issue_id, self._last_attempt(marker.repo, issue.id))
-        if not self.state.mark_queued(args.repo, args.issue_id, "requeue", args.to_task()):
-            return  # an enqueue got there first
         self.requeue(args)
         report.requeued.append(marker.issue_id)
+
+    def _drop_marker(self, marker: Marker, report: SweepReport) -> None:
+        """Drop ``marker`` if it is still as the sweep read it (no run or requeue changed it)."""
+        if self._unmark(marker.repo, marker.issue_id, marker.task_id, marker.state):
+            report.cleared_markers.append(f"{marker.repo}:{marker.issue_id}")
 
     def _unmark_running(self, repo: str, issue_id: str) -> None:
         """Drop a finished run's marker; a queued one is a requeue's (maybe another sweep's)."""
@@ -366,9 +379,14 @@ class Janitor:
         if marker is not None and marker.state == "running":
             self.state.unmark(repo, issue_id)
 
-    def _unmark(self, repo: str, issue_id: str, task_id: str | None = None) -> bool:
+    def _unmark(
+        self, repo: str, issue_id: str, task_id: str | None = None, state: str | None = None
+    ) -> bool:
+        """Drop the issue's marker if it still names ``task_id`` (and is in ``state``)."""
         marker = self.state.marker(repo, issue_id)
         if marker is None or (task_id is not None and marker.task_id != task_id):
+            return False
+        if state is not None and marker.state != state:
             return False
         self.state.unmark(repo, issue_id)
         return True

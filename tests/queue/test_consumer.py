@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import threading
 import time
 from pathlib import Path
 
@@ -57,13 +58,44 @@ def test_a_held_queue_is_not_dequeued_and_its_tasks_wait_untouched(tmp_path: Pat
     assert "queue budget spent" in record["reason"]  # so any `bdp status` shows why
 
 
-def test_while_held_the_janitor_runs_in_the_scheduler_not_the_queue(tmp_path: Path) -> None:
+def test_the_janitor_runs_beside_the_scheduler_never_on_the_queue(tmp_path: Path) -> None:
+    # Given a queue with a task waiting (held, so no worker takes it)
     app = held_app(tmp_path)
     consumer = app.huey.create_consumer(workers=1, periodic=True)
     scheduler = consumer._create_scheduler()
 
+    # When the scheduler's periodic check comes
     scheduler.enqueue_periodic_tasks(datetime.datetime.now())
+    scheduler.beside.join(timeout=30)
 
-    assert app.huey.pending_count() == 1  # only the task: no janitor task queued
-    sweep = app.state.get_meta(LAST_SWEEP_KEY)
-    assert sweep is not None  # the sweep ran right here
+    # Then the sweep ran right there, and nothing was queued for it
+    assert app.huey.pending_count() == 1  # only the task
+    assert app.state.get_meta(LAST_SWEEP_KEY) is not None
+
+
+def test_a_periodic_check_while_a_sweep_runs_starts_no_second_one(tmp_path: Path) -> None:
+    # Given a sweep that is still running
+    app = held_app(tmp_path)
+    consumer = app.huey.create_consumer(workers=1, periodic=True)
+    beside = consumer._create_scheduler().beside
+    release = threading.Event()
+    runs: list[str] = []
+
+    def slow(task: object) -> None:
+        runs.append(str(task))
+        release.wait(30)
+
+    app.huey.execute = slow
+    assert beside.start("sweep-1")
+
+    # When the next checks come before it ends
+    skipped = [beside.start("sweep-2"), beside.start("sweep-3")]
+    release.set()
+    beside.join(timeout=30)
+
+    # Then they were skipped, and once it ended the next one starts
+    assert skipped == [False, False]
+    assert runs == ["sweep-1"]
+    assert beside.start("sweep-4")
+    beside.join(timeout=30)
+    assert runs == ["sweep-1", "sweep-4"]

@@ -1089,6 +1089,41 @@ def test_a_lost_task_whose_issue_was_claimed_or_closed_is_not_queued_again(
     assert app.huey.pending() == []
 
 
+@pytest.mark.parametrize("dies_at", ["its first marker write", "the enqueue"])
+def test_a_sweep_killed_while_queueing_a_lost_task_leaves_it_for_the_next_sweep(
+    settings: Settings, repo: Path, monkeypatch: pytest.MonkeyPatch, dies_at: str
+) -> None:
+    # Given a lost task, and a sweep that dies on its way to queueing it again
+    app = make_app(replace(settings, stale_after=0))
+    args = TaskArgs(str(repo), ISSUE, 1)
+    assert app.state.mark_queued(str(repo), ISSUE, "lost-task", args.to_task())
+    beads = MemoryBeads([Issue(ISSUE, "Still open")])
+
+    def killed(*_args: object, **_kwargs: object) -> None:
+        raise SystemExit("killed")  # not an Exception: no janitor step catches it
+
+    with monkeypatch.context() as dying:
+        if dies_at == "the enqueue":
+            dying.setattr(app.huey, "enqueue", killed)
+        else:
+            for write in ("mark_queued", "remark_queued"):
+                dying.setattr(state_module.State, write, killed)
+        with pytest.raises(SystemExit):
+            janitor_of(app, beads).sweep()
+    assert app.huey.pending() == []
+
+    # When the next sweep runs (once the dead sweep's claim on the requeue expired)
+    monkeypatch.setattr("bdp.queue.janitor.ONCE_EXPIRES", 0.0)
+    report = janitor_of(app, beads).sweep()
+
+    # Then the issue is on the queue once, and its marker names that task
+    assert report.requeued == [ISSUE]
+    assert [named(task) for task in app.huey.pending()] == [(str(repo), ISSUE, 1)]
+    marker = app.state.marker(str(repo), ISSUE)
+    assert marker is not None
+    assert marker.task_id == app.huey.pending()[0].id
+
+
 def test_after_the_broker_lost_everything_the_janitor_still_finds_orphan_claims(
     settings: Settings, repo: Path
 ) -> None:

@@ -22,6 +22,8 @@ AMBIENT_VARS = frozenset(
         "CLAUDE_CODE",
         "FAKE_BD_LOG",
         "FAKE_BD_FAIL",
+        "FAKE_BD_KILL_CALLER",
+        "FAKE_BD_KILL_CALLER_AFTER",
         "FAKE_BD_LEASES",
         "FAKE_BD_NOW",
     }

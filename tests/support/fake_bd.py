@@ -13,6 +13,10 @@ Test hooks (environment variables):
   (argv without the program name), so tests can count and inspect calls.
 - `FAKE_BD_FAIL=<subcommand>`: that subcommand prints `Error: simulated failure` to stderr and
   exits 1.
+- `FAKE_BD_KILL_CALLER=<words>`: an invocation whose arguments include all these words (say
+  `close`, or `update --claim`) SIGKILLs the process that ran it and does nothing: the caller
+  dies right before that step. `FAKE_BD_KILL_CALLER_AFTER=<words>`: the same once the step
+  is done and saved (the caller dies right after it).
 - `FAKE_BD_LEASES=1`: behave like bd 1.3 and accept `bd heartbeat ID` (work lease renewal by
   the assignee); without it `heartbeat` is an unknown command, as in 1.0.5
 - `FAKE_BD_NOW=YYYY-MM-DDTHH:MM:SS[.fffffffff]Z`: freeze the clock (UTC), for deterministic ids
@@ -1181,14 +1185,28 @@ def run(argv: list[str], env: Mapping[str, str]) -> int:
     return code
 
 
+def kill_caller_if(variable: str, argv: list[str]) -> None:
+    """SIGKILL the calling process when ``argv`` has every word of the hook ``variable``."""
+    words = os.environ.get(variable, "").split()
+    if words and all(word in argv for word in words):
+        import signal
+
+        os.kill(os.getppid(), signal.SIGKILL)
+        sys.exit(137)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     log_invocation(argv, os.environ)
+    kill_caller_if("FAKE_BD_KILL_CALLER", argv)
     try:
-        return run(argv, os.environ)
+        code = run(argv, os.environ)
     except BdError as err:
         report(err, json_requested(argv, os.environ))
         return 1
+    sys.stdout.flush()
+    kill_caller_if("FAKE_BD_KILL_CALLER_AFTER", argv)
+    return code
 
 
 if __name__ == "__main__":
