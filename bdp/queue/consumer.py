@@ -16,6 +16,7 @@
    of a core; holding them, 0.5%.
 5. Forked workers and the scheduler end when the consumer dies without stopping them
    (SIGKILL): left alone, they would keep taking tasks for good.
+6. While Redis is away, each retry logs one line that says so, not a traceback.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from typing import Any
 from huey import Huey
 from huey.consumer import Consumer, Scheduler, Worker
 from huey.storage import RedisStorage
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bdp.broker.persistence import VOLATILE_WARNING, redis_persistence
 from bdp.broker.state import State
@@ -123,6 +126,25 @@ class Beside:
             self._busy.release()
 
 
+class _BrokerAwayLine(logging.Filter):
+    """Turns Huey's traceback for a broker it cannot reach (logged at every retry of every
+    worker, the scheduler and the janitor) into one warning line that names the cause."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, RedisConnectionError | RedisTimeoutError):
+            record.msg = f"{record.getMessage()}: cannot reach Redis ({error}); retrying"
+            record.args = ()
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_BROKER_AWAY = _BrokerAwayLine()
+#: The loggers that report a failed read of the queue, the schedule or a periodic task.
+_BROKER_LOGGERS = ("huey", "huey.consumer.Worker", "huey.consumer.Scheduler", __name__)
+
+
 def _warn_if_volatile(huey: Huey) -> None:
     """Say loudly, at start, when the Redis broker would lose the queue on a restart."""
     if isinstance(huey.storage, RedisStorage) and redis_persistence(huey.storage.conn) == "none":
@@ -144,6 +166,8 @@ class BdpConsumer(Consumer):  # type: ignore[misc]
         super().__init__(huey, **options)
         shutdown.reset()
         shutdown.watch(self.stop_flag)
+        for name in _BROKER_LOGGERS:
+            logging.getLogger(name).addFilter(_BROKER_AWAY)
         _warn_if_volatile(huey)
 
     def _create_scheduler(self) -> Scheduler:

@@ -289,6 +289,43 @@ def test_a_redis_restart_loses_no_queued_task_and_workers_carry_on(
         server.stop()
 
 
+def test_a_redis_restart_that_kept_nothing_still_ends_the_running_issue_done_once(
+    env: dict[str, str], repo: Path, fake_api: FakeApi, tmp_path: Path
+) -> None:
+    # Given a Redis without persistence, and a session that has written its file and hangs
+    server = RedisServer(tmp_path / "redis", appendonly=False).start()
+    fast = {**env, **FAST_RECOVERY, "BDP_REDIS_URL": server.url}
+    try:
+        issue_id = create_issue(repo, "Outlive an empty Redis")
+        hang_then_finish(fake_api, issue_id, "kept.txt", "finished after Redis forgot")
+        assert bdp(fast, "enqueue", str(repo)).returncode == 0
+        worker = consumer(fast, tmp_path, "worker")
+        wait_until_hanging(fake_api, issue_id, fast)
+
+        # When Redis restarts with nothing: no run, no marker, no lock record of bdp's
+        server.stop(signal.SIGKILL)
+        server.start()
+
+        # Then the run, no longer registered, stops; the janitor finds the claim through the
+        # repos bdp keeps in BDP_HOME, resets it and queues attempt 2, which closes the issue
+        wait_for(lambda: show_issue(repo, issue_id)["status"] == "closed", timeout=120)
+        wait_for(lambda: bdp_json(fast, "status")["running"] == [], timeout=30)
+        worker.stop()
+        assert (
+            git(repo, "log", "--format=%s")
+            .splitlines()
+            .count(f"{issue_id}: Outlive an empty Redis")
+            == 1
+        )
+        assert (repo / "kept.txt").read_text() == "done right\n"
+        assert "queued again as attempt 2" in comments(repo, issue_id)
+        assert lock_count(fast) == 0
+        assert agent_processes(fake_api.url) == []
+        assert "Traceback" not in worker.output()
+    finally:
+        server.stop()
+
+
 def test_an_issue_that_outgrows_its_session_is_continued_to_the_end(
     env: dict[str, str], repo: Path, fake_api: FakeApi, tmp_path: Path
 ) -> None:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import logging
 import threading
 import time
 from pathlib import Path
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bdp.agent.session import StubAgentRunner
 from bdp.broker.keys import LAST_SWEEP_KEY
@@ -99,3 +103,33 @@ def test_a_periodic_check_while_a_sweep_runs_starts_no_second_one(tmp_path: Path
     assert beside.start("sweep-4")
     beside.join(timeout=30)
     assert runs == ["sweep-1", "sweep-4"]
+
+
+def test_a_broker_that_cannot_be_reached_is_one_warning_line_per_retry(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a consumer (it teaches Huey's loggers about an unreachable Redis)
+    build_huey(Settings(home=tmp_path / "home")).create_consumer(workers=1)
+    worker_log = logging.getLogger("huey.consumer.Worker")
+
+    # When a worker fails to read the queue because Redis is away, and for another reason
+    with caplog.at_level(logging.INFO):
+        for error in (
+            RedisConnectionError("Error 111 connecting to 127.0.0.1:6399."),
+            KeyError("x"),
+        ):
+            try:
+                raise error
+            except Exception:
+                worker_log.exception("Error reading from queue")
+
+    # Then the first is a line that names the cause, with no traceback; the other is untouched
+    away, other = caplog.records
+    assert away.levelname == "WARNING"
+    assert away.getMessage() == (
+        "Error reading from queue: cannot reach Redis (Error 111 connecting to 127.0.0.1:6399.); "
+        "retrying"
+    )
+    assert away.exc_info is None
+    assert other.levelname == "ERROR"
+    assert other.exc_info is not None
