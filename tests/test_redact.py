@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
 from bdp.config import Settings
-from bdp.redact import Redactor
+from bdp.redact import Redactor, scrub, scrub_tree
 from tests.support.secrets import API_KEY, DB_PASSWORD, GH_TOKEN, REDIS_PASSWORD, SECRET_ENV
 
 
@@ -69,6 +72,65 @@ def test_redactor_hides_the_longest_secret_when_one_contains_another() -> None:
     redact = Redactor(["abcdef", "abcdef-and-more"])
 
     assert redact("x abcdef-and-more y abcdef") == "x *** y ***"
+
+
+def test_a_password_given_as_a_url_parameter_is_a_secret_too(tmp_path: Path) -> None:
+    url = f"redis://cache:6379/0?password={REDIS_PASSWORD}&db=0"
+    redact = Redactor.from_env({"BDP_REDIS_URL": url})
+
+    assert REDIS_PASSWORD not in redact(f"connecting to {url}; the password is {REDIS_PASSWORD}")
+    assert Redactor([])(url) == "redis://cache:6379/0?password=***&db=0"
+
+
+@pytest.mark.parametrize("offset", [0, 1, 2, 5])
+@pytest.mark.parametrize("encode", [base64.b64encode, base64.urlsafe_b64encode])
+def test_a_secret_inside_base64_text_is_hidden_at_any_alignment(
+    redactor: Redactor, offset: int, encode: Callable[[bytes], bytes]
+) -> None:
+    # `env | base64`: the secret sits somewhere inside a longer encoded text
+    text = encode(b"x" * offset + f"ANTHROPIC_API_KEY={API_KEY}\nHOME=/home".encode()).decode()
+    alone = encode(API_KEY.encode()).decode()
+
+    assert "***" in redactor(text)
+    assert redactor(f"key: {alone}") != f"key: {alone}"
+    assert not decodes_to(redactor(text), API_KEY)
+
+
+def decodes_to(text: str, secret: str) -> bool:
+    """True when some stretch of ``text`` (between the ``***``) is base64 of ``secret``."""
+    for piece in text.split("***"):
+        for start in range(4):
+            chunk = piece[start:]
+            chunk = chunk[: len(chunk) - len(chunk) % 4].replace("-", "+").replace("_", "/")
+            if secret.encode() in base64.b64decode(
+                chunk.rstrip("=") + "=" * (-len(chunk.rstrip("=")) % 4)
+            ):
+                return True
+    return False
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        pytest.param(API_KEY.encode().hex(), id="hex"),
+        pytest.param(API_KEY.encode().hex().upper(), id="HEX"),
+        pytest.param(quote(DB_PASSWORD + "/?&", safe=""), id="url-encoded"),
+        pytest.param(API_KEY[::-1], id="reversed"),
+    ],
+)
+def test_encoded_forms_of_a_secret_are_hidden(settings: Settings, form: str) -> None:
+    redact = Redactor.from_env({**SECRET_ENV, "OTHER_PASSWORD": DB_PASSWORD + "/?&"}, settings)
+
+    assert redact(f"out: {form} end") == "out: *** end"
+
+
+def test_scrub_follows_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOME_SERVICE_TOKEN", "tok-first-value")
+    assert scrub("a tok-first-value b") == "a *** b"
+
+    monkeypatch.setenv("SOME_SERVICE_TOKEN", "tok-second-value")
+    assert scrub("tok-first-value tok-second-value") == "tok-first-value ***"
+    assert scrub_tree({"k": ["tok-second-value"]}) == {"k": ["***"]}
 
 
 # -- Transcript files ------------------------------------------------------------------

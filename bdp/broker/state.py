@@ -22,6 +22,7 @@ from bdp.broker.keys import PAUSE_KEY, SPENT_COUNTER, issue_cost_key, marker_key
 from bdp.broker.storage import namespace_storage
 from bdp.config import OUTCOMES_KEPT
 from bdp.models import Activity, Run, RunRecord
+from bdp.redact import scrub_tree
 
 MarkerState = Literal["queued", "running"]
 #: Upper bounds (seconds) of the session duration histogram.
@@ -146,9 +147,8 @@ class State:
     def record(self, record: RunRecord) -> None:
         """Keep the outcome (trimmed to the newest OUTCOMES_KEPT) and count it for metrics."""
         self._count(record)
-        self._outcomes.put_data(
-            outcome_key(record.finished, record.run_id), _dump(record.to_json())
-        )
+        kept = scrub_tree(record.to_json())  # summaries and reasons are the agent's words
+        self._outcomes.put_data(outcome_key(record.finished, record.run_id), _dump(kept))
         if self._outcomes.result_store_size() > OUTCOMES_KEPT:
             self._trim(self._outcomes.result_items().keys())
 

@@ -13,6 +13,7 @@ import click
 
 from bdp.config import Settings
 from bdp.errors import BdpError, BrokerUnavailable, is_broker_error
+from bdp.redact import scrub
 
 if TYPE_CHECKING:  # commands import these lazily, to keep `bdp --help` fast
     from bdp.queue.app import App
@@ -40,7 +41,7 @@ class _UsageFailure(click.ClickException):
 
 def _click_error(error: BdpError) -> click.ClickException:
     kind = _UsageFailure if error.exit_code == _UsageFailure.exit_code else click.ClickException
-    return kind(str(error))
+    return kind(scrub(str(error)))
 
 
 def _broker_unavailable(error: Exception) -> BrokerUnavailable:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 import time
 from dataclasses import replace
@@ -23,6 +22,8 @@ from bdp.cli.options import (
     selection_options,
     watch_options,
 )
+from bdp.cli.output import console as output_console
+from bdp.cli.output import echo, echo_json
 from bdp.config import parse_duration
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ def enqueue(
     results = enqueue_ready(app_from_env(), repo, replace(selection, dry_run=dry_run))
     if as_json:
         rows = [_enqueued_json(item) for item in results]
-        click.echo(json.dumps(rows, indent=2))
+        echo_json(rows)
         return
     _print_enqueued(results)
 
@@ -86,15 +87,13 @@ class _WatchPrinter:
             _print_enqueued(items)
 
     def warn(self, message: str) -> None:
-        click.echo(f"{time.strftime('%H:%M:%S')} warning: {message}", err=True)
+        echo(f"{time.strftime('%H:%M:%S')} warning: {message}", err=True)
 
 
 def _print_enqueued(results: list[Enqueued]) -> None:
-    from rich.console import Console
-
     from bdp.cli.render import enqueue_table
 
-    console = Console()
+    console = output_console()
     if not results:
         console.print("No ready issues.")
         return
@@ -165,12 +164,10 @@ def run(
 
 def _run_printer(verbose: bool) -> RunEvents:
     """Prints each run's start and end, and holds, as `bdp run` goes."""
-    from rich.console import Console
-
     from bdp.cli.oneshot import RunEvents
     from bdp.cli.render import clock
 
-    console = Console()
+    console = output_console()
 
     def started(run: Any) -> None:
         extra = f"  log: {run.log_path}" if verbose else ""
@@ -191,11 +188,9 @@ def _run_printer(verbose: bool) -> RunEvents:
 
 def _print_summary(records: list[RunRecord]) -> bool:
     """The outcome table and summary line; True when a run failed."""
-    from rich.console import Console
-
     from bdp.cli.render import outcome_table, summary_line
 
-    console = Console()
+    console = output_console()
     if records:
         console.print(outcome_table(records, "bdp run"))
     console.print(summary_line(records))

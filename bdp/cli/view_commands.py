@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import click
 
 from bdp.cli.main import app_from_env, main
+from bdp.cli.output import console as output_console
+from bdp.cli.output import echo, echo_json
 from bdp.config import Settings, parse_duration
 from bdp.errors import BdpError
 
@@ -34,17 +35,15 @@ def status(as_json: bool, watch: bool, interval: str) -> None:
 
     settings = Settings.from_env()
     if as_json:
-        click.echo(json.dumps(collect_status(settings).to_json(), indent=2))
+        echo_json(collect_status(settings).to_json())
         return
-    from rich.console import Console
-
     from bdp.cli.render import live_status, print_status
 
     if watch:
         period = parse_duration(interval, "--interval")
-        live_status(Console(), lambda: collect_status(settings), period)
+        live_status(output_console(), lambda: collect_status(settings), period)
         return
-    print_status(Console(), collect_status(settings))
+    print_status(output_console(), collect_status(settings))
 
 
 @main.command()
@@ -81,7 +80,7 @@ def logs(issue_id: str | None, tail: int | None, follow: bool, as_json: bool) ->
 def _print_log(path: Path, tail: int | None, follow: bool) -> None:
     lines = path.read_text(encoding="utf-8").splitlines()
     for line in lines[-tail:] if tail else lines:
-        click.echo(line)
+        echo(line)
     if not follow:
         return
     with path.open(encoding="utf-8") as handle:
@@ -89,7 +88,7 @@ def _print_log(path: Path, tail: int | None, follow: bool) -> None:
         while True:
             line = handle.readline()
             if line:
-                click.echo(line.rstrip("\n"))
+                echo(line.rstrip("\n"))
             else:
                 time.sleep(0.2)
 
@@ -122,7 +121,7 @@ def clean(locks_only: bool, logs_only: bool, older_than: str, force: bool) -> No
         from bdp.agent.transcript import prune_logs
 
         removed = prune_logs(settings, age)
-        click.echo(f"deleted {len(removed)} log files older than {older_than}")
+        echo(f"deleted {len(removed)} log files older than {older_than}")
 
 
 def _sweep(force: bool) -> None:
@@ -130,10 +129,10 @@ def _sweep(force: bool) -> None:
 
     app = app_from_env()
     report = Janitor(app.settings, app.huey, app.state, app.tasks.requeue).sweep(force=force)
-    click.echo(f"janitor: {report.summary()}")
+    echo(f"janitor: {report.summary()}")
     for label, items in report.listed():
         for item in items:
-            click.echo(f"  {label}: {item}")
+            echo(f"  {label}: {item}")
 
 
 @main.command()
@@ -151,4 +150,4 @@ def metrics() -> None:
     from bdp.ops.metrics import render_metrics
 
     app = app_from_env()
-    click.echo(render_metrics(app.huey, app.state), nl=False)
+    echo(render_metrics(app.huey, app.state), nl=False)

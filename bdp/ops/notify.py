@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from bdp.config import Settings, mask_url
 from bdp.models import RunRecord
-from bdp.redact import Redactor
+from bdp.redact import Redactor, process_redactor
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class Notifier:
         self.target = target
         self.timeout = timeout
         self.is_url = target.lower().startswith(("http://", "https://"))
-        self._redact = redact or Redactor([])
+        self._redact = redact or process_redactor()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Notifier | None:
@@ -121,12 +121,12 @@ class Notifier:
 
     def send(self, event: Event) -> bool:
         """Deliver ``event``; False (and one warning) if the target failed or did not answer."""
-        body = json.dumps(event.to_json()).encode()
+        body = json.dumps(self._redact.tree(event.to_json())).encode()
         try:
             if self.is_url:
                 self._post(body)
             else:
-                self._run(body, event.to_env())
+                self._run(body, {k: self._redact(v) for k, v in event.to_env().items()})
         except Exception as exc:  # whatever went wrong, the run's outcome stands
             why = self._redact(_why(exc, self.timeout))
             log.warning(

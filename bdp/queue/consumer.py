@@ -38,6 +38,7 @@ from bdp.broker.persistence import VOLATILE_WARNING, redis_persistence
 from bdp.broker.state import State
 from bdp.config import Settings
 from bdp.queue.hold_check import HoldCheck
+from bdp.redact import redact_logs
 from bdp.run import shutdown
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,7 @@ class BdpConsumer(Consumer):  # type: ignore[misc]
         shutdown.watch(self.stop_flag)
         for name in _BROKER_LOGGERS:
             logging.getLogger(name).addFilter(_BROKER_AWAY)
+        redact_logs("huey")
         _warn_if_volatile(huey)
 
     def _create_scheduler(self) -> Scheduler:

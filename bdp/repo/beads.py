@@ -16,6 +16,7 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponen
 
 from bdp.errors import BeadsError, RepoError, UnknownIssue
 from bdp.models import Issue
+from bdp.redact import scrub
 
 #: Seconds one bd call may take; embedded Dolt serialises concurrent writers, so allow queueing.
 BD_CALL_TIMEOUT = 120.0
@@ -158,7 +159,7 @@ class BdCli:
 
     @_RETRIED
     def close(self, issue_id: str, reason: str, actor: str) -> None:
-        reason = bounded(reason, MAX_REASON)
+        reason = bounded(scrub(reason), MAX_REASON)
         reply = self._run("close", issue_id, "--reason", reason, "--actor", actor)
         self._check(reply, f"close {issue_id}", issue_id)
 
@@ -174,9 +175,9 @@ class BdCli:
         reply = self._run(
             "create",
             "--title",
-            follow_up.title,
+            scrub(follow_up.title),
             "--description",
-            follow_up.description,
+            scrub(follow_up.description),
             "--type",
             follow_up.issue_type,
             "--priority",
@@ -191,7 +192,8 @@ class BdCli:
 
     @_RETRIED
     def comment(self, issue_id: str, text: str, actor: str) -> None:
-        reply = self._run("comment", issue_id, "--actor", actor, "--", bounded(text, MAX_COMMENT))
+        text = bounded(scrub(text), MAX_COMMENT)
+        reply = self._run("comment", issue_id, "--actor", actor, "--", text)
         self._check(reply, f"comment on {issue_id}", issue_id)
 
     def renew_lease(self, issue_id: str, actor: str) -> None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from bdp.redact import is_secret_name, url_password
 from bdp.repo.procs import RUN_ENV, stop_supervised, supervised
 from bdp.repo.repo_config import ShellCommand
 
@@ -37,12 +39,28 @@ class GateResult:
 
 def run_gate(repo: Path, commands: tuple[ShellCommand, ...], run_id: str) -> GateResult:
     """Run each command in ``repo`` until one fails; its output tail when it does."""
-    env = {**os.environ, RUN_ENV: run_id}
+    env = gate_env(run_id, os.environ)
     for command in commands:
         failed = _check(repo, command, env)
         if failed is not None:
             return failed
     return GateResult(True)
+
+
+def gate_env(run_id: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The gate's environment: the worker's, without bdp's settings, secret-named variables
+    (the API key among them) or any value that carries a URL's password.
+
+    The checks run code the agent wrote (its tests, its build files), so they get no more
+    than the agent's own shell does; their output also reaches bd comments.
+    """
+    env = {
+        name: value
+        for name, value in environ.items()
+        if not (name.startswith("BDP_") or is_secret_name(name) or url_password(value))
+    }
+    env[RUN_ENV] = run_id
+    return env
 
 
 def _check(repo: Path, command: ShellCommand, env: dict[str, str]) -> GateResult | None:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bdp.repo.quality_gate import OUTPUT_KEPT, run_gate
 from bdp.repo.repo_config import ShellCommand
+from tests.support.secrets import API_KEY, DB_PASSWORD, REDIS_PASSWORD
 
 
 def test_a_passing_gate_runs_every_command_in_the_repo(tmp_path: Path) -> None:
@@ -47,3 +50,22 @@ def test_a_hanging_gate_command_fails_at_its_timeout(tmp_path: Path) -> None:
 
     assert not result.passed
     assert "timed out after 0.5s" in result.output
+
+
+def test_a_gate_that_prints_its_environment_shows_no_secret_and_no_bdp_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a worker whose environment holds the API key, bdp's broker URL and a database URL
+    monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
+    monkeypatch.setenv("BDP_REDIS_URL", f"redis://:{REDIS_PASSWORD}@127.0.0.1:6379/0")
+    monkeypatch.setenv("DATABASE_URL", f"postgres://app:{DB_PASSWORD}@127.0.0.1/app")
+    monkeypatch.setenv("EDITOR", "vim-editor")
+
+    # When a gate check prints its environment (and fails, so its output is kept)
+    result = run_gate(tmp_path, (ShellCommand("env; exit 1"),), "run-7")
+
+    # Then none of them reached it, but ordinary variables and the run's marker did
+    for secret in (API_KEY, REDIS_PASSWORD, DB_PASSWORD, "BDP_REDIS_URL"):
+        assert secret not in result.output
+    assert "EDITOR=vim-editor" in result.output
+    assert "BDP_RUN_ID=run-7" in result.output
