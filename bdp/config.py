@@ -96,14 +96,66 @@ def check_isolation(mode: str | None, name: str) -> None:
         )
 
 
+_QUERY_PASSWORD = re.compile(r"((?:^|&)(?:password|passwd|pass|pwd)=)([^&]*)", re.IGNORECASE)
+
+
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***``, safe to print."""
+    """The URL with any password (``:PW@`` or ``?password=PW``) replaced by ``***``."""
     parts = urlsplit(url)
+    query = _QUERY_PASSWORD.sub(r"\1***", parts.query)
+    if query != parts.query:
+        url = url.replace(f"?{parts.query}", f"?{query}", 1)
+        parts = urlsplit(url)
     if parts.password is None:
         return url
     userinfo, _, hostport = parts.netloc.rpartition("@")
     user = userinfo.split(":", 1)[0]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+
+
+#: The umask of every file and folder bdp itself makes: the user's alone.
+PRIVATE_UMASK = 0o077
+_user_umask: int | None = None
+
+
+def make_private() -> None:
+    """Make this process's own files private from now on (umask 077).
+
+    Its children (git, bd, the agent's CLI, the gate) are started with `user_umask`, so what
+    they write in the user's repo is as the user would have written it.
+    """
+    global _user_umask
+    previous = os.umask(PRIVATE_UMASK)
+    if _user_umask is None:
+        _user_umask = previous
+
+
+def user_umask() -> int:
+    """The umask the user started bdp with."""
+    if _user_umask is not None:
+        return _user_umask
+    current = os.umask(PRIVATE_UMASK)
+    os.umask(current)
+    return current
+
+
+def check_home(home: Path) -> None:
+    """Raise ConfigError when ``home`` cannot be bdp's state dir: a file is in its way, or it
+    (or the nearest folder that exists on its way) cannot be written."""
+    existing = home
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    where = "is" if existing == home else f"would be made under {existing}, which is"
+    if not existing.is_dir():
+        raise ConfigError(
+            f"BDP_HOME={home} {where} not a folder",
+            "point BDP_HOME at a folder of yours (or unset it for ~/.local/state/bdp)",
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"BDP_HOME={home} {where} not writable by you",
+            "point BDP_HOME at a folder you can write to (or fix its owner and mode)",
+        )
 
 
 def default_home(env: Mapping[str, str] | None = None) -> Path:
@@ -121,6 +173,7 @@ class Settings:
 
     home: Path = field(default_factory=default_home)
     redis_url: str | None = field(default=None, repr=False)
+    secret: str | None = field(default=None, repr=False)  # BDP_SECRET: signs task messages
     queue: str = DEFAULT_QUEUE
     bd: str = "bd"
     timeout: float = DEFAULT_TIMEOUT_MINUTES * 60
@@ -194,6 +247,8 @@ def _read_env(env: Mapping[str, str]) -> dict[str, object]:
     values: dict[str, object] = {"home": default_home(env)}
     if env.get("BDP_REDIS_URL"):
         values["redis_url"] = env["BDP_REDIS_URL"]
+    if env.get("BDP_SECRET"):
+        values["secret"] = env["BDP_SECRET"]
     names = (
         ("queue", "BDP_QUEUE"),
         ("bd", "BDP_BD"),

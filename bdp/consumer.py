@@ -2,14 +2,33 @@
 
     huey_consumer bdp.consumer.huey -w 4 -k thread
 
-Settings come from the ``BDP_*`` environment of the consumer process.
+Settings come from the ``BDP_*`` environment of the consumer process; one it cannot use
+stops the start with one ``Error:`` line (what is wrong, what to do), not a traceback.
 """
 
 from __future__ import annotations
 
-from bdp.config import Settings
+import sys
+
+from bdp.config import Settings, check_home, make_private
+from bdp.errors import BdpError
 from bdp.queue.app import App
 
-app = App.create(Settings.from_env())
+
+def _app() -> App:
+    """The app of this consumer; a setting it cannot use ends the start with one line."""
+    make_private()
+    try:
+        settings = Settings.from_env()
+        check_home(settings.home)
+        app = App.create(settings)
+        app.huey.serializer.check_key()
+    except BdpError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        raise SystemExit(error.exit_code or 1) from None
+    return app
+
+
+app = _app()
 huey = app.huey
 tasks = app.tasks

@@ -18,6 +18,7 @@ from tests.support.beads import AMBIENT_VARS, bd_env, init_workspace
 from tests.support.fake_api import FakeApi, cli_env
 from tests.support.processes import HueyConsumer
 from tests.support.redis_server import RedisServer, redis_binary
+from tests.support.secrets import SECRET
 
 
 def _need_redis() -> None:
@@ -109,7 +110,9 @@ def no_consumer_left_behind() -> Iterator[None]:
 def budget_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
     """An app with a $1 queue budget and a 60 s pause backoff, on each broker, stub agent."""
     url = request.getfixturevalue("redis_url") if request.param == "redis" else None
-    settings = Settings(home=tmp_path / "home", redis_url=url, budget_usd=1.0, pause_backoff=60)
+    settings = Settings(
+        home=tmp_path / "home", redis_url=url, secret=SECRET, budget_usd=1.0, pause_backoff=60
+    )
     app = App.create(settings, agent=lambda s: StubAgentRunner())
     yield app
     if url:
@@ -135,6 +138,7 @@ def env(tmp_path: Path, fake_api: FakeApi, bdp_home: Path) -> dict[str, str]:
     result.update(
         BDP_HOME=str(bdp_home),
         BDP_RETRY_WAIT="0.1",
+        BDP_SECRET=SECRET,
         BDP_HEARTBEAT="0.5",
         PYTHONUNBUFFERED="1",
     )

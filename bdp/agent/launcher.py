@@ -15,11 +15,12 @@ import os
 import sys
 from pathlib import Path
 
-from bdp.config import Settings
+from bdp.config import Settings, user_umask
 from bdp.repo import supervisor
 
 _LAUNCHER = """#!{python} -SE
-import runpy, sys
+import os, runpy, sys
+os.umask({umask:#o})  # the user's: what the agent writes in the repo is as they would
 sys.argv[1:1] = [{cli!r}]
 runpy.run_path({supervisor!r}, run_name="__main__")
 """
@@ -31,7 +32,9 @@ def detached_cli(settings: Settings) -> str | None:
     real = settings.claude_cli or _bundled_cli()
     if real is None:
         return None
-    text = _LAUNCHER.format(python=sys.executable, cli=real, supervisor=supervisor.__file__)
+    text = _LAUNCHER.format(
+        python=sys.executable, cli=real, supervisor=supervisor.__file__, umask=user_umask()
+    )
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     launcher = settings.home / "bin" / f"claude-{digest}"
     if not launcher.exists():

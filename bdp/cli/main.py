@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from bdp.config import Settings
+from bdp.config import Settings, check_home, default_home, make_private
 from bdp.errors import BdpError, BrokerUnavailable, is_broker_error
 from bdp.redact import scrub
 
@@ -82,3 +82,5 @@ def main() -> None:
         bdp enqueue ~/src/myrepo         # or queue work for huey_consumer workers
         huey_consumer bdp.consumer.huey -w 4 -k thread
     """
+    make_private()
+    check_home(default_home())

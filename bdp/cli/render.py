@@ -84,14 +84,23 @@ def print_status(console: Console, report: StatusReport) -> None:
     console.print(status_view(report))
 
 
-def status_view(report: StatusReport) -> Group:
-    """Everything `bdp status` shows, as one renderable (printed once, or live)."""
-    parts: list[RenderableType] = [_headline(report)]
+def _warnings(report: StatusReport) -> list[Text]:
+    """What is unsafe about this setup: no sandbox, a broker that forgets, an open state dir."""
+    warnings = []
     if not report.sandbox:
         warning = "SANDBOX OFF (BDP_SANDBOX=off): agents' shells run without the OS sandbox"
-        parts.append(Text(warning, style="bold yellow"))
+        warnings.append(Text(warning, style="bold yellow"))
     if report.persistence == "none":
-        parts.append(Text(f"BROKER: {VOLATILE_WARNING}", style="bold red"))
+        warnings.append(Text(f"BROKER: {VOLATILE_WARNING}", style="bold red"))
+    if report.exposed_home:
+        exposed = f"STATE DIR readable by others: {report.exposed_home}; chmod 700 it"
+        warnings.append(Text(exposed, style="bold yellow"))
+    return warnings
+
+
+def status_view(report: StatusReport) -> Group:
+    """Everything `bdp status` shows, as one renderable (printed once, or live)."""
+    parts: list[RenderableType] = [_headline(report), *_warnings(report)]
     if report.hold:
         style = "yellow" if report.hold.kind == "paused" else "red"
         parts.append(Text(f"HOLD: {report.hold.describe()}; no new session starts", style=style))

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from bdp.config import Settings, mask_url
+from bdp.config import Settings, mask_url, user_umask
 from bdp.models import RunRecord
 from bdp.redact import Redactor, process_redactor
 
@@ -151,6 +151,7 @@ class Notifier:
             stderr=subprocess.PIPE,
             env={**os.environ, **env},
             start_new_session=True,
+            umask=user_umask(),
         ) as proc:
             try:
                 _, err = proc.communicate(body, timeout=self.timeout)

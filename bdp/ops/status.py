@@ -9,9 +9,11 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import stat
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bdp.broker.hold import Hold, budget_hold, hold_from_json
@@ -57,6 +59,7 @@ class StatusReport:
     budget_usd: float | None = None
     sandbox: bool = True  # as this command's settings say (BDP_SANDBOX)
     persistence: str = "sqlite"  # what the broker keeps on disk: aof, rdb, none, unknown
+    exposed_home: str = ""  # BDP_HOME when others can read it (its mode allows group/other)
 
     def activity(self, run: Run) -> Activity:
         return self.activities.get(run.run_id) or Activity()
@@ -105,6 +108,7 @@ class StatusReport:
             "budget_usd": self.budget_usd,
             "sandbox": "on" if self.sandbox else "off",
             "persistence": self.persistence,
+            "home_private": not self.exposed_home,
             "today": self.today(),
             "attention": [record.to_json() for record in self.attention()],
         }
@@ -116,8 +120,18 @@ def collect_status(settings: Settings, recent: int = RECENT_OUTCOMES) -> StatusR
     report.locks = [lock for table in LockTable.all_in(settings.home) for lock in table.locks()]
     report.budget_usd = settings.budget_usd
     report.sandbox = settings.sandbox
+    report.exposed_home = _exposed(settings.home)
     report.hold = report.hold or budget_hold(settings.budget_usd, report.spent_usd)
     return report
+
+
+def _exposed(home: Path) -> str:
+    """``home`` with its mode when others may read it, else ""."""
+    try:
+        mode = stat.S_IMODE(home.stat().st_mode)
+    except OSError:
+        return ""
+    return f"{home} (mode {mode:04o})" if mode & 0o077 else ""
 
 
 def _from_redis(settings: Settings, recent: int) -> StatusReport:

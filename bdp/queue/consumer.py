@@ -163,6 +163,7 @@ class BdpConsumer(Consumer):  # type: ignore[misc]
         self.wrapup = settings.wrapup
         if not getattr(huey.storage, "blocking", False):  # Redis blocks on its queue; SQLite polls
             options["max_delay"] = min(float(options.get("max_delay", 10.0)), IDLE_POLL_CAP)
+        huey.serializer.check_key()  # a missing or weak BDP_SECRET stops the start, not a task
         self.hold = HoldCheck(State(huey), settings)
         super().__init__(huey, **options)
         shutdown.reset()

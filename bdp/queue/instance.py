@@ -7,13 +7,17 @@ queue name (`bdp.broker.keys`), so two bdp installations can share one Redis.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from huey import Huey
 from huey.api import TaskWrapper
 from huey.storage import RedisStorage, SqliteStorage
 
+from bdp.broker.messages import BadMessage, SignedJson, task_key
 from bdp.config import Settings
+
+log = logging.getLogger(__name__)
 
 #: The module part of every bdp task's name on the queue (``bdp.tasks.run_issue``): fixed, so
 #: tasks already queued keep their name when the code that runs them moves.
@@ -37,7 +41,29 @@ class BdpHuey(Huey):  # type: ignore[misc]
     def __init__(self, settings: Settings, storage: type[Any], **storage_options: Any) -> None:
         self.settings = settings
         # Task results are not stored: bdp keeps its own outcome records.
-        super().__init__(settings.queue, results=False, storage_class=storage, **storage_options)
+        super().__init__(
+            settings.queue,
+            results=False,
+            storage_class=storage,
+            serializer=SignedJson(lambda: task_key(settings)),
+            **storage_options,
+        )
+
+    def dequeue(self) -> Any:
+        """The next task, or None; a message bdp did not sign is dropped unread."""
+        data = self.storage.dequeue()
+        return None if data is None else self._task_or_none(data)
+
+    def _deserialize_all(self, messages: Any) -> list[Any]:
+        tasks = (self._task_or_none(message) for message in messages)
+        return [task for task in tasks if task is not None]
+
+    def _task_or_none(self, data: bytes) -> Any:
+        try:
+            return self.deserialize_task(data)
+        except BadMessage as error:
+            log.error("bdp: dropped a message on the queue (%d bytes): %s", len(data), error)
+            return None
 
     def get_task_wrapper_class(self) -> type[TaskWrapper]:
         return _StableTaskNames

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
+from bdp.config import user_umask
 from bdp.errors import BeadsError, RepoError, UnknownIssue
 from bdp.models import Issue
 from bdp.redact import scrub
@@ -221,6 +222,7 @@ class BdCli:
                 timeout=BD_CALL_TIMEOUT,
                 stdin=subprocess.DEVNULL,
                 check=False,
+                umask=user_umask(),
             )
         except FileNotFoundError:
             raise BeadsError(

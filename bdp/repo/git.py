@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tenacity import retry, retry_if_exception_message, stop_after_attempt, wait_random
 
+from bdp.config import user_umask
 from bdp.errors import BdpError, RepoError
 
 #: Config that keeps git from running code the repository names: hooks (a commit runs
@@ -63,6 +64,7 @@ def git(repo: Path, *args: str, env: dict[str, str] | None = None, feed: str | N
         input=feed,
         stdin=subprocess.DEVNULL if feed is None else None,
         env={**(os.environ if env is None else env), **_SAFE_ENV},
+        umask=user_umask(),
     )
     if done.returncode != 0:
         raise GitError(f"git {args[0]} failed: {done.stderr.strip() or done.stdout.strip()}")
@@ -78,6 +80,7 @@ def git_bytes(repo: Path, *args: str) -> bytes:
         check=False,
         stdin=subprocess.DEVNULL,
         env={**os.environ, **_SAFE_ENV},
+        umask=user_umask(),
     )
     if done.returncode != 0:
         raise GitError(f"git {args[0]} failed: {done.stderr.decode(errors='replace').strip()}")

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from bdp.config import user_umask
 from bdp.redact import is_secret_name, url_password
 from bdp.repo.procs import RUN_ENV, stop_supervised, supervised
 from bdp.repo.repo_config import ShellCommand
@@ -73,6 +74,7 @@ def _check(repo: Path, command: ShellCommand, env: dict[str, str]) -> GateResult
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         text=True,
+        umask=user_umask(),
     ) as process:
         try:
             output, _ = process.communicate(timeout=command.timeout)

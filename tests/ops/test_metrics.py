@@ -16,13 +16,15 @@ from bdp.config import Settings
 from bdp.models import Outcome, RunRecord, TaskArgs
 from bdp.ops.metrics import render_metrics
 from bdp.queue.app import App
+from tests.support.secrets import SECRET
 
 
 @pytest.fixture(params=["sqlite", "redis"])
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
     url = request.getfixturevalue("redis_url") if request.param == "redis" else None
     app = App.create(
-        Settings(home=tmp_path / "home", redis_url=url), agent=lambda s: StubAgentRunner()
+        Settings(home=tmp_path / "home", redis_url=url, secret=SECRET),
+        agent=lambda s: StubAgentRunner(),
     )
     yield app
     if url:

@@ -15,12 +15,13 @@ from bdp.config import Settings
 from bdp.models import Activity, Outcome, Run, RunRecord, TaskArgs
 from bdp.ops.status import collect_status
 from bdp.queue.app import App
+from tests.support.secrets import SECRET
 
 
 @pytest.fixture(params=["sqlite", "redis"])
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
     url = request.getfixturevalue("redis_url") if request.param == "redis" else None
-    settings = Settings(home=tmp_path / "home", redis_url=url, queue="st.atus-q")
+    settings = Settings(home=tmp_path / "home", redis_url=url, secret=SECRET, queue="st.atus-q")
     app = App.create(settings, agent=lambda s: StubAgentRunner())
     yield app
     if url:

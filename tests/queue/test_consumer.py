@@ -18,6 +18,7 @@ from bdp.models import Outcome, RunRecord, TaskArgs
 from bdp.queue.app import App
 from bdp.queue.consumer import HELD_WAIT, IDLE_POLL_CAP
 from bdp.queue.instance import build_huey
+from tests.support.secrets import SECRET
 
 
 def test_idle_workers_poll_a_sqlite_queue_at_least_once_a_second(tmp_path: Path) -> None:
@@ -29,7 +30,7 @@ def test_idle_workers_poll_a_sqlite_queue_at_least_once_a_second(tmp_path: Path)
 
 
 def test_a_redis_queue_keeps_hueys_delay_because_its_workers_block(redis_url: str) -> None:
-    huey = build_huey(Settings(home=Path("/nonexistent"), redis_url=redis_url))
+    huey = build_huey(Settings(home=Path("/nonexistent"), redis_url=redis_url, secret=SECRET))
 
     consumer = huey.create_consumer(workers=1, max_delay=10.0)
 

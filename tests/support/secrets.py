@@ -13,3 +13,4 @@ SECRET_ENV = {
     "HOME": "/home/someone",
     "EDITOR": "vim-editor",
 }
+SECRET = "tests-task-signing-key-0123456789"
