@@ -167,3 +167,23 @@ def test_redis_down_at_consumer_start_is_a_line_per_retry_not_a_traceback(
     text = log.read_text()
     assert text.count("cannot reach Redis") >= 3
     assert "Traceback" not in text
+
+
+@pytest.mark.parametrize("form", ["userinfo", "query"])
+def test_an_unreachable_redis_is_named_without_its_password(
+    env: dict[str, str], repo: Path, form: str
+) -> None:
+    port, password = free_port(), "pw-never-shown-4242"
+    url = {
+        "userinfo": f"redis://:{password}@127.0.0.1:{port}/0",
+        "query": f"redis://127.0.0.1:{port}/0?password={password}",
+    }[form]
+    down = {**env, "BDP_REDIS_URL": url}
+    create_issue(repo, "Waits for the broker")
+
+    for argv in (["status"], ["status", "--json"], ["enqueue", str(repo)]):
+        done = run(down, BDP, *argv, timeout=60)
+        assert done.returncode == 1
+        assert "cannot reach Redis" in done.stderr
+        assert f"127.0.0.1:{port}" in done.stderr
+        assert password not in done.stdout + done.stderr
