@@ -84,6 +84,8 @@ class Conversation:
                 tally.gate = await asyncio.to_thread(request.gate)
             state = "passed" if tally.gate.passed else f"failed: {tally.gate.command}"
             request.transcript.line(f"bdp: quality gate {state}")
+            if not tally.gate.passed:  # the whole tail in the run's log (redacted there)
+                request.transcript.line(tally.gate.output)
             if tally.gate.passed or round_number == request.fix_rounds:
                 return
             await self.send(tally.gate.feedback())

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bdp.config import user_umask
 from bdp.redact import is_secret_name, url_password
+from bdp.repo.gate_sandbox import GateSandbox
 from bdp.repo.procs import RUN_ENV, stop_supervised, supervised
 from bdp.repo.repo_config import ShellCommand
 
@@ -38,11 +39,18 @@ class GateResult:
         )
 
 
-def run_gate(repo: Path, commands: tuple[ShellCommand, ...], run_id: str) -> GateResult:
-    """Run each command in ``repo`` until one fails; its output tail when it does."""
+def run_gate(
+    repo: Path,
+    commands: tuple[ShellCommand, ...],
+    run_id: str,
+    sandbox: GateSandbox | None = None,
+) -> GateResult:
+    """Run each command in ``repo`` (inside ``sandbox``, if given) until one fails; its
+    output tail when it does."""
     env = gate_env(run_id, os.environ)
     for command in commands:
-        failed = _check(repo, command, env)
+        argv = ["/bin/sh", "-c", command.cmd]
+        failed = _check(repo, command, sandbox.argv(repo, argv) if sandbox else argv, env)
         if failed is not None:
             return failed
     return GateResult(True)
@@ -64,10 +72,12 @@ def gate_env(run_id: str, environ: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def _check(repo: Path, command: ShellCommand, env: dict[str, str]) -> GateResult | None:
+def _check(
+    repo: Path, command: ShellCommand, argv: list[str], env: dict[str, str]
+) -> GateResult | None:
     """Run one check supervised (what it starts ends with it); None when it passed."""
     with subprocess.Popen(
-        supervised(["/bin/sh", "-c", command.cmd]),
+        supervised(argv),
         cwd=repo,
         env=env,
         stdout=subprocess.PIPE,

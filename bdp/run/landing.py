@@ -13,6 +13,7 @@ from pathlib import Path
 from bdp.agent.session import SessionResult
 from bdp.errors import BdpError
 from bdp.models import Activity, Outcome
+from bdp.repo.gate_sandbox import GateSandbox
 from bdp.repo.git import CommitMessage, GitError, git
 from bdp.repo.landing import Lander, Landing
 from bdp.repo.quality_gate import GateResult, run_gate
@@ -91,9 +92,10 @@ def _say_waiting(job: Job, result: SessionResult, branch: str) -> None:
 
 def _lander(job: Job, tree: RunTree) -> Lander:
     gate_commands, run_id = tree.config.gate, job.run.run_id
+    sandbox = GateSandbox.for_run(job.deps.settings, job.repo)
 
     def gate(path: Path) -> GateResult:
-        return run_gate(path, gate_commands, run_id)
+        return run_gate(path, gate_commands, run_id, sandbox)
 
     lock_dir = job.deps.settings.home / "locks"
     gate_or_none = gate if gate_commands else None

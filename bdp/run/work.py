@@ -20,6 +20,7 @@ from bdp.errors import BdpError, BeadsError, RepoError, UnknownIssue
 from bdp.models import Outcome, RunRecord, TaskArgs, remaining_budget
 from bdp.ops.notify import notify_outcome
 from bdp.repo.beads import Beads, Claim, FollowUp
+from bdp.repo.gate_sandbox import GateSandbox
 from bdp.repo.locks import Holder, LockTable
 from bdp.repo.quality_gate import run_gate
 from bdp.repo.worktree import refresh
@@ -118,7 +119,8 @@ def _budget_left(job: Job) -> float | None:
 def _session_request(job: Job, tree: RunTree, budget_left: float | None) -> SessionRequest:
     """What the agent is asked to do: the issue, where, until when, and the repo's checks."""
     run, config, args = job.run, tree.config, job.args
-    gate = partial(run_gate, tree.path, config.gate, run.run_id) if config.gate else None
+    sandbox = GateSandbox.for_run(job.deps.settings, job.repo)
+    gate = partial(run_gate, tree.path, config.gate, run.run_id, sandbox) if config.gate else None
     landing = landing_message(args.prior, tree.conflicts) if args.land_round else ""
     return SessionRequest(
         run_id=run.run_id,

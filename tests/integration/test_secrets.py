@@ -48,6 +48,7 @@ def script_the_leaky_agent(api: FakeApi, issue_id: str, secrets: list[str]) -> N
             ),
             ToolUse("Write", {"file_path": "leak.txt", "content": "done\n"}),
             Text("DONE: " + " / ".join(secrets)),
+            ToolUse("Write", {"file_path": "fixed.txt", "content": "what the gate wants\n"}),
             Text("DONE: again, after the gate: " + " / ".join(secrets)),
         ],
         match=marker(issue_id),
@@ -65,8 +66,8 @@ def surfaces(env: dict[str, str], repo: Path, issue_id: str, tmp_path: Path) -> 
         "bd follow-up": run_bd_ok(repo, "list", "--json", "--all"),
         "status": bdp(env, "status").stdout + bdp(env, "status").stderr,
         "status --json": bdp(env, "status", "--json").stdout,
-        "logs": bdp(env, "logs", issue_id).stdout,
-        "logs --json": bdp(env, "logs", issue_id, "--json").stdout,
+        "logs": bdp(env, "logs", "--agent", issue_id).stdout,
+        "logs --json": bdp(env, "logs", "--agent", issue_id, "--json").stdout,
         "log files": "".join(p.read_text() for p in (home / "logs").rglob("*") if p.is_file()),
         "notifications": "".join(p.read_text() for p in (tmp_path / "inbox").iterdir()),
         "broker": json.dumps(stored),
@@ -82,8 +83,7 @@ def test_no_secret_in_any_form_reaches_any_surface(
     url, password = url_of(redis_url, form)
     api_key = env["ANTHROPIC_API_KEY"]
     secrets = [api_key, b64(api_key), password, b64(password)]
-    failed_once = tmp_path / "gate-failed-once"
-    gate = f"env; env | base64 -w0; test -e {failed_once} || {{ touch {failed_once}; exit 1; }}"
+    gate = "env; env | base64 -w0; test -e fixed.txt"  # fails until the agent's fix round
     (repo / ".bdp.toml").write_text(f"gate = [{json.dumps(gate)}]\n")
     git(repo, "add", ".bdp.toml")
     git(repo, "commit", "-qm", "a gate that prints its environment")
@@ -108,7 +108,7 @@ def test_no_secret_in_any_form_reaches_any_surface(
 
     # Then no surface holds any secret, in the clear or base64
     seen = surfaces(leaky, repo, issue_id, tmp_path)
-    assert failed_once.exists()  # the gate ran, and its output went back to the agent
+    assert "quality gate failed: env;" in seen["logs"]  # and its output's tail is in the log
     assert "***" in seen["bd close reason"]  # the summary was there, redacted
     assert "Rotate ***" in seen["bd follow-up"]
     for name, text in seen.items():
