@@ -12,6 +12,9 @@ from bdp.agent.session import SessionResult
 from bdp.agent.tally import Tally
 from bdp.models import Outcome
 
+#: Characters of a failing gate's output kept with the outcome (and its bd comment).
+GATE_EXCERPT = 1500
+
 #: ResultMessage.subtype when the session crossed ``max_budget_usd``.
 OVER_BUDGET = "error_max_budget_usd"
 #: ResultMessage.subtype when the session used all its turns.
@@ -41,7 +44,7 @@ def _plain_result(tally: Tally, max_turns: int) -> SessionResult:
     verdict = parse_verdict(tally.final_text)
     if gate and not gate.passed and verdict and verdict.outcome is Outcome.DONE:
         result = tally.result(Outcome.FAILED, f"quality gate still failing: {gate.command}")
-        result.details = gate.output
+        result.details = gate.output[-GATE_EXCERPT:]  # the whole tail is in the run's log
         return result
     if tally.subtype == MAX_TURNS:
         return tally.result(Outcome.UNFINISHED, f"reached the limit of {max_turns} turns")
