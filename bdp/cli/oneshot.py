@@ -1,5 +1,6 @@
 """`bdp run`: the one-shot mode. Enqueue a repo's ready work, run workers in this process,
-report what happens, and stop once that repo's work is done.
+report what happens, and stop once that repo's work is done. Issues a close unblocks are
+queued as soon as it lands, so a chain of dependencies is done in one run.
 
 The in-process consumer serves the shared queue, so with a shared Redis it may also pick up
 other repositories' tasks while it runs; it waits for those before exiting.
@@ -10,13 +11,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from huey.consumer import Consumer, ConsumerStopped
 
 from bdp.broker.hold import Hold, current_hold
-from bdp.models import Run, RunRecord
+from bdp.models import Outcome, Run, RunRecord
 from bdp.queue.app import App
 from bdp.queue.enqueue import Enqueued, EnqueueOptions, enqueue_ready, resolve_repo
 
@@ -50,6 +51,7 @@ class _Tracker:
     options: RunOptions = field(default_factory=lambda: RunOptions())
     next_poll: float = 0.0
     hold: Hold | None = None
+    closed_since_pickup: bool = False  # an issue closed: others may have become ready
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ def _loop(app: App, consumer: Consumer, tracker: _Tracker, events: RunEvents) ->
     health = time.monotonic()
     next_sweep = time.monotonic() + app.settings.janitor_interval
     try:
-        while not _done(app, tracker):
+        while not _done(app, tracker, events):
             if time.monotonic() >= next_sweep:
                 _sweep(app)
                 next_sweep = time.monotonic() + app.settings.janitor_interval
@@ -127,6 +129,7 @@ def _report(app: App, tracker: _Tracker, events: RunEvents) -> None:
         if fresh and record.repo == tracker.repo and record.issue_id in tracker.issue_ids:
             tracker.seen_records.add(record.run_id)
             tracker.records.append(record)
+            tracker.closed_since_pickup |= record.outcome is Outcome.DONE
             events.finished(record)
 
 
@@ -138,9 +141,14 @@ def _check_hold(app: App, tracker: _Tracker, events: RunEvents) -> None:
 
 
 def _poll_ready(app: App, tracker: _Tracker, events: RunEvents) -> None:
-    """In watch mode, queue issues that became ready (new ones, or unblocked by a close)."""
+    """Queue issues that became ready: after each close (what it unblocked), and in watch
+    mode every interval (new ones too)."""
     interval = tracker.options.watch_interval
-    if interval is None or time.monotonic() < tracker.next_poll:
+    if interval is None:
+        if tracker.closed_since_pickup:
+            _pick_up_unblocked(app, tracker, events)
+        return
+    if time.monotonic() < tracker.next_poll:
         return
     tracker.next_poll = time.monotonic() + interval
     found = enqueue_ready(app, Path(tracker.repo), tracker.options.enqueue)
@@ -150,7 +158,19 @@ def _poll_ready(app: App, tracker: _Tracker, events: RunEvents) -> None:
         events.enqueued(fresh)
 
 
-def _done(app: App, tracker: _Tracker) -> bool:
+def _pick_up_unblocked(app: App, tracker: _Tracker, events: RunEvents) -> bool:
+    """Queue what `bd ready` offers now that this run has not taken yet (an issue that ended
+    here and is ready again, after a reset, is left for another run); True if any."""
+    tracker.closed_since_pickup = False
+    options = replace(tracker.options.enqueue, skip=frozenset(tracker.issue_ids))
+    fresh = [e for e in enqueue_ready(app, Path(tracker.repo), options) if e.state == "queued"]
+    if fresh:
+        tracker.issue_ids |= {e.issue.id for e in fresh}
+        events.enqueued(fresh)
+    return bool(fresh)
+
+
+def _done(app: App, tracker: _Tracker, events: RunEvents) -> bool:
     """All of the repo's markers are gone, or only stale ones remain (nothing can run them),
     or the queue budget is spent and none of the repo's sessions still runs.
 
@@ -161,8 +181,9 @@ def _done(app: App, tracker: _Tracker) -> bool:
     pending = [
         m for m in app.state.markers() if m.repo == tracker.repo and m.issue_id in tracker.issue_ids
     ]
-    if not pending:
-        return True
+    if not pending:  # the last close may have unblocked more: those are this run's too
+        _report(app, tracker, events)
+        return not _pick_up_unblocked(app, tracker, events)
     running = any(r.repo == tracker.repo for r in app.state.runs())
     if tracker.hold is not None and tracker.hold.kind == "budget" and not running:
         return True  # the rest stays queued until the budget is raised

@@ -31,6 +31,7 @@ class EnqueueOptions:
     max_cost: float | None = None  # each issue's budget in USD (else BDP_MAX_COST_PER_ISSUE)
     dry_run: bool = False  # report what would be queued; queue nothing
     isolation: str | None = None  # carried in each task: "worktree" or "shared"
+    skip: frozenset[str] = frozenset()  # ids not to queue (done or tried in this `bdp run`)
 
 
 class WatchReport(Protocol):
@@ -62,7 +63,8 @@ def resolve_repo(path: Path, bd: str) -> Path:
 def enqueue_ready(app: App, path: Path, options: EnqueueOptions) -> list[Enqueued]:
     """Queue one task per ready issue of the repo at ``path``; report each issue's state."""
     repo = resolve_repo(path, app.settings.bd)
-    issues = BdCli(repo, app.settings.bd).ready(options.filters)
+    ready = BdCli(repo, app.settings.bd).ready(options.filters)
+    issues = [issue for issue in ready if issue.id not in options.skip]
     if issues and not options.dry_run:
         app.state.remember_repo(str(repo))
         known_repos.remember(app.settings.home, str(repo))

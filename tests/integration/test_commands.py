@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import git
 from tests.integration.helpers import BDP, bdp, bdp_json, script_write_then_done
-from tests.support.beads import create_issue, show_issue
+from tests.support.beads import create_issue, run_bd_ok, show_issue
 from tests.support.fake_api import FakeApi, Status
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -116,3 +117,24 @@ def test_logs_show_the_latest_run_and_filter_by_issue(
     jsonl = sorted((Path(env["BDP_HOME"]) / "logs").glob(f"*-{first}-*.jsonl"))
     assert jsonl
     assert '"type": "ResultMessage"' in jsonl[0].read_text()
+
+
+def test_bdp_run_does_an_issue_its_blocker_unblocked_in_the_same_run(
+    env: dict[str, str], repo: Path, fake_api: FakeApi
+) -> None:
+    # Given two independent issues and a third that waits for the first
+    first, other = create_issue(repo, "Build the base"), create_issue(repo, "Independent")
+    waiting = create_issue(repo, "Build on the base")
+    run_bd_ok(repo, "dep", "add", waiting, first)
+    for issue_id in (first, other, waiting):
+        script_write_then_done(fake_api, issue_id, f"{issue_id}.md")
+
+    # When one `bdp run` works on the repo
+    done = bdp(env, "run", str(repo), "-n", "2", timeout=150)
+
+    # Then the waiting issue was queued once its blocker closed, and done in the same run
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 closed, 0 blocked, 0 failed" in done.stdout
+    assert all(show_issue(repo, i)["status"] == "closed" for i in (first, other, waiting))
+    log = git(repo, "log", "--reverse", "--format=%(trailers:key=Bdp-Issue,valueonly)").split()
+    assert log.index(first) < log.index(waiting)
