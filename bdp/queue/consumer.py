@@ -70,10 +70,18 @@ class _HeldWorker(Worker):  # type: ignore[misc]
 
     def loop(self, now: Any = None) -> None:
         _exit_if_orphaned(self.parent)
-        if self.hold.check()[0] is not None:
+        if self._held():
             self.stop_flag.wait(HELD_WAIT)
             return
         super().loop(now)
+
+    def _held(self) -> bool:
+        """True while the queue is held; False when the broker cannot say (the dequeue that
+        follows finds it away too, says so in one line, and backs off)."""
+        try:
+            return self.hold.check()[0] is not None
+        except (RedisConnectionError, RedisTimeoutError):
+            return False
 
 
 class _BesideScheduler(Scheduler):  # type: ignore[misc]
@@ -143,7 +151,13 @@ class _BrokerAwayLine(logging.Filter):
 
 _BROKER_AWAY = _BrokerAwayLine()
 #: The loggers that report a failed read of the queue, the schedule or a periodic task.
-_BROKER_LOGGERS = ("huey", "huey.consumer.Worker", "huey.consumer.Scheduler", __name__)
+_BROKER_LOGGERS = (
+    "huey",
+    "huey.consumer",
+    "huey.consumer.Worker",
+    "huey.consumer.Scheduler",
+    __name__,
+)
 
 
 def _warn_if_volatile(huey: Huey) -> None:

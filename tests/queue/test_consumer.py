@@ -134,3 +134,24 @@ def test_a_broker_that_cannot_be_reached_is_one_warning_line_per_retry(
     assert away.exc_info is None
     assert other.levelname == "ERROR"
     assert other.exc_info is not None
+
+
+def test_a_worker_whose_hold_check_cannot_reach_redis_goes_on_to_its_dequeue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a worker whose look at the hold fails: the broker is away
+    app = App.create(Settings(home=tmp_path / "home"), agent=lambda _s: StubAgentRunner())
+    worker = app.huey.create_consumer(workers=1)._create_worker()
+
+    def away() -> None:
+        raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6399.")
+
+    monkeypatch.setattr(worker.hold, "check", away)
+    dequeued: list[bool] = []
+    monkeypatch.setattr(app.huey, "dequeue", lambda: dequeued.append(True))
+
+    # When it loops, it does not die (Huey would log a traceback and restart it): it goes on
+    # to the dequeue, which meets the broker away too and says so in one line
+    worker.loop()
+
+    assert dequeued == [True]
