@@ -11,7 +11,6 @@ import os
 import pwd
 import shutil
 import socket
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,11 +26,6 @@ from bdp.repo.worktree import branch_name, create, tip
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
 
 
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True)
-    return done.stdout
-
-
 @pytest.fixture
 def elsewhere() -> Iterator[Path]:
     """A folder in the user's real home (outside every temp dir)."""
@@ -43,16 +37,8 @@ def elsewhere() -> Iterator[Path]:
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> tuple[Settings, Path, Path]:
+def setup(tmp_path: Path, repo: Path) -> tuple[Settings, Path, Path]:
     """Settings, the main repo, and a run's worktree under the state dir."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "config", "user.name", "Human")
-    git(repo, "config", "user.email", "human@example.invalid")
-    (repo / "a.txt").write_text("a\n")
-    git(repo, "add", ".")
-    git(repo, "commit", "-qm", "initial")
     settings = Settings(home=tmp_path / "home")
     (settings.home / "secret.key").parent.mkdir(parents=True)
     (settings.home / "secret.key").write_text("the task key\n")
