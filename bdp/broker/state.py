@@ -28,7 +28,7 @@ MarkerState = Literal["queued", "running"]
 #: Upper bounds (seconds) of the session duration histogram.
 DURATION_BUCKETS = (60, 300, 900, 1800, 3600, 7200)
 
-__all__ = ["Marker", "MarkerState", "State", "marker_key"]
+__all__ = ["Marker", "MarkerState", "State", "marker_key", "taker"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,13 @@ class Marker:
     task_id: str
     since: float
     payload: dict[str, Any] | None = None  # the task's arguments, to queue it again if lost
+    taken_by: str | None = None  # "host:pid" of the worker that took the task off the queue
+    taken_at: float | None = None
+
+
+def taker(host: str, pid: int) -> str:
+    """How a marker names the worker process that took its task (see `State.mark_taken`)."""
+    return f"{host}:{pid}"
 
 
 def _load(raw: bytes | str) -> dict[str, Any]:
@@ -87,6 +94,24 @@ class State:
         """Point the marker at a new task (a requeue), whatever it said before."""
         marker = {"state": "queued", "task_id": task_id, "since": time.time(), "payload": payload}
         self._markers.put_data(marker_key(repo, issue_id), _dump(marker))
+
+    def mark_taken(self, repo: str, issue_id: str, task_id: str, by: str) -> None:
+        """Say a worker holds the task between the dequeue and the claim, so a sweep does not
+        take it for lost while that worker lives (a lost one is queued again)."""
+        self._retake(repo, issue_id, task_id, {"taken_by": by, "taken_at": time.time()})
+
+    def release_taken(self, repo: str, issue_id: str, task_id: str) -> None:
+        """The worker gave the task up unclaimed (bd failed): the janitor queues it again."""
+        self._retake(repo, issue_id, task_id, {"taken_by": None, "taken_at": None})
+
+    def _retake(self, repo: str, issue_id: str, task_id: str, fields: dict[str, Any]) -> None:
+        key = marker_key(repo, issue_id)
+        raw = self._markers.peek_data(key)
+        if raw is EmptyData:
+            return
+        marker = _load(raw)
+        if marker["state"] == "queued" and marker["task_id"] == task_id:
+            self._markers.put_data(key, _dump({**marker, **fields}))
 
     def unmark(self, repo: str, issue_id: str) -> None:
         self._markers.delete_data(marker_key(repo, issue_id))
@@ -254,4 +279,5 @@ def _marker(key: str, raw: bytes | str) -> Marker:
     repo, _, issue_id = key.rpartition("::")
     data = _load(raw)
     since, payload = float(data["since"]), data.get("payload")
-    return Marker(repo, issue_id, data["state"], data["task_id"], since, payload)
+    taken = data.get("taken_by"), data.get("taken_at")
+    return Marker(repo, issue_id, data["state"], data["task_id"], since, payload, *taken)

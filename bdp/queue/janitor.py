@@ -338,9 +338,20 @@ class Janitor:
         running = {(run.repo, run.issue_id) for run in self.state.runs()}
         for marker in old:
             if marker.state == "queued" and marker.task_id not in queued:
-                self._guarded(self._queue_lost_task, marker, report)
+                if not self._taker_alive(marker):
+                    self._guarded(self._queue_lost_task, marker, report)
             elif marker.state != "queued" and (marker.repo, marker.issue_id) not in running:
                 self._drop_marker(marker, report)
+
+    def _taker_alive(self, marker: Marker) -> bool:
+        """A worker took the task and may be claiming it still: its process lives (here), or
+        it took it less than `stale_after` ago (elsewhere). Its claim decides, not the sweep."""
+        if marker.taken_by is None or marker.taken_at is None:
+            return False
+        host, _, pid = marker.taken_by.rpartition(":")
+        if host == self.host and pid.isdigit():
+            return pid_alive(int(pid))
+        return time.time() - marker.taken_at < self.settings.stale_after
 
     def _queue_lost_task(self, marker: Marker, report: SweepReport) -> None:
         """A task a worker took off the queue and lost (it died before its claim, or the

@@ -8,7 +8,9 @@ and close, or reset) is `bdp.run.finish`; what watches it meanwhile, `bdp.run.wa
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import threading
 from dataclasses import replace
 from functools import partial
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from bdp.agent.prompt import landing_message
 from bdp.agent.session import SessionRequest, SessionResult
+from bdp.broker.state import taker
 from bdp.errors import BdpError, BeadsError, RepoError, UnknownIssue
 from bdp.models import Outcome, RunRecord, TaskArgs, remaining_budget
 from bdp.ops.notify import notify_outcome
@@ -40,6 +43,8 @@ def work_on(args: TaskArgs, task_id: str, deps: RunDeps) -> RunRecord:
     beads = deps.beads_for(Path(args.repo))
     actor = actor_name(worker_name())
     retry_later = False
+    take = (args.repo, args.issue_id, task_id)
+    despite_broker("note the task as taken", lambda: deps.state.mark_taken(*take, _me()))
     try:
         claim = beads.claim(args.issue_id, actor)
     except BdpError as error:  # unknown issue, bd missing, no workspace: nothing was claimed
@@ -53,12 +58,18 @@ def work_on(args: TaskArgs, task_id: str, deps: RunDeps) -> RunRecord:
         record = _run_claimed(Claimed(args, task_id, actor, issue), deps, beads)
     else:
         log.info("not running %s: %s", args.issue_id, claim.reason)
-        if not retry_later:  # else the marker stays, and the janitor queues the issue again
+        if retry_later:  # the marker stays, and the janitor queues the issue again
+            despite_broker("give the task back", lambda: deps.state.release_taken(*take))
+        else:
             unmark_if_ours(deps.state, args.repo, args.issue_id, task_id)
         record = RunRecord.unclaimed(args, outcome, claim.reason)
     despite_broker(f"record the outcome of {args.issue_id}", lambda: deps.state.record(record))
     notify_outcome(deps.notifier, record)
     return record
+
+
+def _me() -> str:
+    return taker(socket.gethostname(), os.getpid())
 
 
 def _transient(error: BdpError) -> bool:

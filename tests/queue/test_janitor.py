@@ -1089,6 +1089,50 @@ def test_a_lost_task_whose_issue_was_claimed_or_closed_is_not_queued_again(
     assert app.huey.pending() == []
 
 
+def test_a_task_a_live_worker_is_still_claiming_is_not_queued_twice(
+    settings: Settings, repo: Path
+) -> None:
+    # Given a task this host's live worker took off the queue and is claiming (bd is slow)
+    app = make_app(replace(settings, stale_after=0))
+    app.state.mark_queued(str(repo), ISSUE, "taken-task", TaskArgs(str(repo), ISSUE).to_task())
+    me = state_module.taker(socket.gethostname(), os.getpid())
+    app.state.mark_taken(str(repo), ISSUE, "taken-task", me)
+    beads = MemoryBeads([Issue(ISSUE, "Still open")])
+
+    # When the janitor sweeps, then it leaves the task to that worker
+    assert janitor_of(app, beads).sweep().requeued == []
+    assert app.huey.pending() == []
+
+    # And once the worker gives the task back unclaimed, the next sweep queues it again
+    app.state.release_taken(str(repo), ISSUE, "taken-task")
+    assert janitor_of(app, beads).sweep().requeued == [ISSUE]
+
+
+def test_a_task_whose_worker_died_before_its_claim_is_queued_again(
+    settings: Settings, repo: Path
+) -> None:
+    app = make_app(replace(settings, stale_after=0))
+    app.state.mark_queued(str(repo), ISSUE, "taken-task", TaskArgs(str(repo), ISSUE).to_task())
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    gone = state_module.taker(socket.gethostname(), dead.pid)
+    app.state.mark_taken(str(repo), ISSUE, "taken-task", gone)
+    beads = MemoryBeads([Issue(ISSUE, "Still open")])
+
+    assert janitor_of(app, beads).sweep().requeued == [ISSUE]
+
+
+def test_a_take_never_rewrites_a_marker_that_names_another_task(
+    settings: Settings, repo: Path
+) -> None:
+    app = make_app(settings)
+    app.state.mark_queued(str(repo), ISSUE, "newer-task")
+    app.state.mark_taken(str(repo), ISSUE, "older-task", "elsewhere:1")
+    marker = app.state.marker(str(repo), ISSUE)
+    assert marker is not None
+    assert (marker.task_id, marker.taken_by) == ("newer-task", None)
+
+
 @pytest.mark.parametrize("dies_at", ["its first marker write", "the enqueue"])
 def test_a_sweep_killed_while_queueing_a_lost_task_leaves_it_for_the_next_sweep(
     settings: Settings, repo: Path, monkeypatch: pytest.MonkeyPatch, dies_at: str
