@@ -56,6 +56,10 @@ class LockError(BdpError):
 class DeadlockError(LockError):
     """Waiting for a lock would close a cycle of runs waiting on each other."""
 
+    def __init__(self, message: str, hint: str = "", waits_for: str = "") -> None:
+        super().__init__(message, hint)
+        self.waits_for = waits_for  # the issue whose run holds the lock the victim wanted
+
 
 def is_broker_error(error: BaseException) -> bool:
     """True when ``error`` comes from the queue's storage: Redis or the SQLite file.

@@ -31,6 +31,8 @@ class Outcome(enum.StrEnum):
     ABANDONED = "ABANDONED"  # the janitor found the run dead (worker killed) and reset the issue
     OVER_BUDGET = "OVER_BUDGET"  # the issue's cost crossed its budget; stopped and reset
     PAUSED = "PAUSED"  # the account hit a usage limit; the queue pauses and the issue waits
+    ALREADY_DONE = "ALREADY_DONE"  # the change exists (a cited commit); closed without a commit
+    OBSOLETE = "OBSOLETE"  # the issue no longer applies (the agent's reason); closed, no commit
 
     @property
     def attention_reason(self) -> str:
@@ -52,9 +54,19 @@ class Outcome(enum.StrEnum):
         return self in (Outcome.FAILED, Outcome.TIMED_OUT)
 
     @property
+    def closes_issue(self) -> bool:
+        """The run closed its issue: with a commit (DONE), or with a claim that none is needed."""
+        return self in (Outcome.DONE, Outcome.ALREADY_DONE, Outcome.OBSOLETE)
+
+    @property
+    def needs_no_code(self) -> bool:
+        """The agent's claim that the issue is closed as it is; checked by the gate first."""
+        return self in (Outcome.ALREADY_DONE, Outcome.OBSOLETE)
+
+    @property
     def resets_issue(self) -> bool:
         """The worker (or janitor) puts the issue back to open, with a comment saying why."""
-        return self not in (Outcome.DONE, Outcome.SKIPPED, Outcome.SUPERSEDED)
+        return not self.closes_issue and self not in (Outcome.SKIPPED, Outcome.SUPERSEDED)
 
     @property
     def is_notified(self) -> bool:
@@ -101,6 +113,7 @@ class Issue:
     assignee: str = ""
     labels: tuple[str, ...] = ()
     updated_at: str = field(default="", compare=False)  # bookkeeping, not content
+    parent: str = ""  # the issue (an epic, usually) this one is a child of; "" if none or unknown
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Issue:
@@ -118,7 +131,20 @@ class Issue:
             assignee=str(data.get("assignee") or ""),
             labels=tuple(data.get("labels") or ()),
             updated_at=str(data.get("updated_at") or ""),
+            parent=_parent_of(data),
         )
+
+
+def _parent_of(data: dict[str, Any]) -> str:
+    """bd's ``parent`` field, else the target of a parent-child dependency (older bd versions
+    print only those: edge records in list and ready, issue objects in show)."""
+    if data.get("parent"):
+        return str(data["parent"])
+    for dep in data.get("dependencies") or ():
+        kind = dep.get("type") or dep.get("dependency_type") if isinstance(dep, dict) else None
+        if kind == "parent-child":
+            return str(dep.get("depends_on_id") or dep.get("id") or "")
+    return ""
 
 
 @dataclass(frozen=True)
@@ -291,6 +317,7 @@ class RunRecord:
     lock_wait_seconds: float = 0.0
     lock_timeouts: int = 0  # waits that ran out (the edit was denied)
     landed: bool = False  # DONE and its commit is on the target branch (worktree isolation)
+    verdict: str = ""  # where the agent's verdict came from: "structured", "text" or ""
 
     @property
     def duration(self) -> float:

@@ -31,6 +31,7 @@ from tests.support.fake_api import (
     NOTHING_SCRIPTED,
     Delay,
     FakeApi,
+    Finish,
     Status,
     Text,
     ToolUse,
@@ -305,3 +306,13 @@ def test_concurrent_sessions_follow_their_own_scripts(
     assert [r.result for r in results] == ["DONE: ISSUE-1", "DONE: ISSUE-2"]
     assert (tmp_path / "ISSUE-2.txt").read_text() == "ISSUE-2"
     assert len(api.messages_requests("ISSUE-1")) == 2
+
+
+def test_a_finish_step_answers_in_the_form_the_request_offers() -> None:
+    finish = Finish("DONE", "wrote it")
+
+    offered = finish.answer({"tools": [{"name": "Write"}, {"name": "StructuredOutput"}]})
+    plain = finish.answer({"tools": [{"name": "Write"}]})
+
+    assert offered == ToolUse("StructuredOutput", {"outcome": "DONE", "summary": "wrote it"})
+    assert plain == Text("DONE: wrote it")

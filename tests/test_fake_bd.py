@@ -689,6 +689,87 @@ def test_update_without_changes_says_so(bd: Bd) -> None:
     assert (done.returncode, done.stdout) == (0, "No updates specified\n")
 
 
+# --- parents and epics --------------------------------------------------------------------------
+
+
+def test_create_parent_numbers_the_children_and_records_a_parent_child_edge(bd: Bd) -> None:
+    epic = bd.create("epic", "-t", "epic")
+    first, second = bd.create("one", "--parent", epic), bd.create("two", "--parent", epic)
+    grandchild = bd.create("deeper", "--parent", first)
+    assert (first, second, grandchild) == (f"{epic}.1", f"{epic}.2", f"{epic}.1.1")
+    [edge] = bd.json("list", "--id", first)[0]["dependencies"]
+    assert (edge["issue_id"], edge["depends_on_id"], edge["type"]) == (first, epic, "parent-child")
+    assert bd.show(second)["parent"] == epic
+
+
+def test_create_parent_resolves_a_short_id_and_refuses_an_unknown_one(bd: Bd) -> None:
+    epic = bd.create("epic", "-t", "epic")
+    assert bd.create("child", "--parent", epic.removeprefix("t-")) == f"{epic}.1"
+    done = bd("create", "orphan", "--parent", "nope", "--json")
+    assert done.returncode == 1
+    assert json.loads(done.stderr)["error"] == 'no issue found matching "nope"'
+    assert sorted(bd.titles("list")) == ["child", "epic"]
+
+
+def test_ready_parent_lists_the_ready_descendants_at_every_depth(bd: Bd) -> None:
+    epic = bd.create("epic", "-t", "epic")
+    child = bd.create("child", "--parent", epic)
+    bd.create("grandchild", "--parent", child)
+    bd.create("waits", "--parent", epic, "--deps", child)
+    bd.create("elsewhere")
+    assert sorted(bd.titles("ready", "--parent", epic)) == ["child", "grandchild"]
+    assert bd.titles("ready", "--parent", child) == ["grandchild"]
+    assert bd("ready", "--parent", "nope", "--json").returncode == 1
+
+
+def test_list_filters_by_type_direct_parent_and_exact_ids(bd: Bd) -> None:
+    epic = bd.create("epic", "-t", "epic")
+    child = bd.create("child", "--parent", epic)
+    bd.create("grandchild", "--parent", child)
+    other = bd.create("other")
+    bd("close", child)
+    assert bd.titles("list", "--type", "epic") == ["epic"]
+    assert bd.titles("list", "--parent", epic) == []  # its one child is closed
+    assert bd.titles("list", "--parent", epic, "--all") == ["child"]
+    assert sorted(bd.titles("list", "--id", f"{other},{epic}")) == ["epic", "other"]
+
+
+def test_an_epic_with_open_children_cannot_be_closed_until_they_are(bd: Bd) -> None:
+    epic = bd.create("epic", "-t", "epic")
+    children = [bd.create(f"child {n}", "--parent", epic) for n in range(2)]
+    bd("close", children[0])
+    done = bd("close", epic, "--json")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith(f"cannot close epic {epic}: 1 open child issue(s); ")
+    bd("close", children[1])
+    [closed] = bd.json("close", epic, "-r", "all done")
+    assert (closed["status"], closed["close_reason"]) == ("closed", "all done")
+    [again] = bd.json("close", epic, "-r", "again")  # closing a closed issue succeeds
+    assert again["close_reason"] == "again"
+
+
+def test_force_closes_an_epic_with_open_children(bd: Bd) -> None:
+    epic = bd.create("epic", "-t", "epic")
+    bd.create("child", "--parent", epic)
+    [closed] = bd.json("close", epic, "--force")
+    assert closed["status"] == "closed"
+
+
+def test_show_with_dependents_gives_an_epics_child_counts(bd: Bd) -> None:
+    epic = bd.create("epic", "-t", "epic")
+    first = bd.create("one", "--parent", epic)
+    bd.create("two", "--parent", epic)
+    bd("close", first)
+    [shown] = bd.json("show", epic, "--include-dependents")
+    assert (shown["epic_total_children"], shown["epic_closed_children"]) == (2, 1)
+    assert shown["epic_closeable"] is False
+    kinds = {(d["id"], d["status"], d["dependency_type"]) for d in shown["dependents"]}
+    assert kinds == {(first, "closed", "parent-child"), (f"{epic}.2", "open", "parent-child")}
+    assert "epic_total_children" not in bd.show(epic)  # only with --include-dependents
+    [lonely] = bd.json("show", bd.create("lonely", "-t", "epic"), "--include-dependents")
+    assert "epic_total_children" not in lonely  # only for an epic that has children
+
+
 # --- close and reopen ---------------------------------------------------------------------------
 
 

@@ -89,12 +89,23 @@ def test_bdp_run_fails_only_on_errors_and_timeouts() -> None:
     assert outcomes("fails_run_command") == {"FAILED", "TIMED_OUT"}
 
 
-def test_every_outcome_but_done_a_lost_claim_and_a_superseded_run_resets_the_issue() -> None:
+def test_every_outcome_but_a_close_a_lost_claim_and_a_superseded_run_resets_the_issue() -> None:
     assert set(Outcome) - {o for o in Outcome if o.resets_issue} == {
         Outcome.DONE,
+        Outcome.ALREADY_DONE,
+        Outcome.OBSOLETE,
         Outcome.SKIPPED,
         Outcome.SUPERSEDED,
     }
+
+
+def test_a_close_with_a_commit_or_a_claim_that_none_is_needed_closes_the_issue() -> None:
+    assert {o for o in Outcome if o.closes_issue} == {
+        Outcome.DONE,
+        Outcome.ALREADY_DONE,
+        Outcome.OBSOLETE,
+    }
+    assert {o for o in Outcome if o.needs_no_code} == {Outcome.ALREADY_DONE, Outcome.OBSOLETE}
 
 
 def test_only_a_lost_claim_is_not_news() -> None:

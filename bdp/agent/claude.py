@@ -31,6 +31,7 @@ from bdp.agent.hooks import BDP_TOOLS, session_hooks, tool_server
 from bdp.agent.launcher import detached_cli
 from bdp.agent.mount_points import absent_placeholders, remove_placeholders
 from bdp.agent.prompt import system_rules
+from bdp.agent.report import output_format
 from bdp.agent.review import review_rounds
 from bdp.agent.session import (
     PermanentSessionError,
@@ -96,6 +97,7 @@ class ClaudeAgentRunner:
             stopped = await _until_stopped(self._attempts(request, tally), request.stop, idle)
         if stopped:
             result = tally.result(request.stop.outcome, request.stop.reason)
+            result.waits_for = request.stop.waits_for
         else:
             result = session_result(tally, self.settings.max_turns)
         if result.outcome is Outcome.UNFINISHED:
@@ -158,6 +160,7 @@ class ClaudeAgentRunner:
             cli_path=detached_cli(settings),
             resume=resume or None,
             max_budget_usd=_session_budget(request, tally),
+            output_format=output_format(),
         )
 
 

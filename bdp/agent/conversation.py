@@ -1,5 +1,5 @@
 """One SDK client's conversation for a run: send a message, read the whole answer, and send
-the quality gate's failures back for fixing.
+the quality gate's failures back for fixing, and the `bdp say` messages that came meanwhile.
 
 Every message is logged to the transcript and counted in the tally as it arrives, so the
 watchdog can publish live progress; API errors are collected for the runner to classify.
@@ -22,11 +22,10 @@ from claude_agent_sdk import (
 )
 
 from bdp.agent.api_errors import CONTEXT_FULL, reset_time
-from bdp.agent.prompt import CONTINUE, build_prompt, parse_verdict
+from bdp.agent.prompt import CONTINUE, build_prompt
 from bdp.agent.session import SessionRequest
 from bdp.agent.tally import Tally
 from bdp.agent.transcript import Transcript, describe
-from bdp.models import Outcome
 
 
 @dataclass
@@ -39,7 +38,15 @@ class Conversation:
     errors: list[str] = field(default_factory=list)
 
     async def send(self, text: str) -> None:
-        """Send one user message and read the whole response into the tally."""
+        """Send one user message and read the whole response into the tally; then, as new
+        turns, the `bdp say` messages no tool result carried (the answer had no tool call,
+        or they came after its last one). After an API error they wait for the retry."""
+        await self._exchange(text)
+        while not self.errors and (note := self.request.steering.take()):
+            self.request.transcript.line("bdp: passed the waiting message on as a new turn")
+            await self._exchange(note)
+
+    async def _exchange(self, text: str) -> None:
         await self.client.query(text)
         async for message in self.client.receive_response():
             self.tally.last_message = time.monotonic()
@@ -68,9 +75,10 @@ class Conversation:
         self.tally.limit_reset = self.tally.limit_reset or reset_time(text)
 
     def said_done(self) -> bool:
-        """The last answer ended with DONE, and no API error came in the meantime."""
-        verdict = parse_verdict(self.tally.final_text)
-        return not self.errors and verdict is not None and verdict.outcome is Outcome.DONE
+        """The last answer closes the issue (DONE, or a claim that no code is needed), and no
+        API error came in the meantime: what the gate and the reviewer check."""
+        verdict = self.tally.verdict()
+        return not self.errors and verdict is not None and verdict.outcome.closes_issue
 
     async def gate_rounds(self) -> None:
         """After each DONE, run the gate; a failure goes back for at most ``fix_rounds``."""

@@ -1,9 +1,9 @@
 """The SDK hooks and in-process tools that keep an agent inside its lane.
 
 Edits are checked (`bdp.repo.guards`) and locked before they happen; Bash commands are
-checked; the lock tools let an agent take every file it will edit at once. Each wraps a
-plain function from `bdp.repo` or `bdp.agent.tools`, so the rules are tested without
-a session.
+checked; messages people send with `bdp say` ride on the next tool result; the lock tools
+let an agent take every file it will edit at once. Each wraps a plain function from
+`bdp.repo` or `bdp.agent.tools`, so the rules are tested without a session.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from claude_agent_sdk import create_sdk_mcp_server as create_mcp_server
 from claude_agent_sdk.types import HookEvent
 
 from bdp.agent import tools
+from bdp.agent.report import FOLLOW_UP_SCHEMA
 from bdp.agent.session import SessionRequest
 from bdp.agent.tally import Tally
 from bdp.errors import DeadlockError, LockError
@@ -24,6 +25,9 @@ from bdp.repo.guards import EDIT_TOOLS, check_bash, check_edit, edit_target, res
 
 #: The tools bdp's own server offers the agent.
 BDP_TOOLS = ("lock_files", "unlock_files", "list_locks", "file_issue")
+#: The CLI's tool for the session's final report: its result ends the turn, so a message
+#: waits for the new turn after it instead of riding on it.
+REPORT_TOOL = "StructuredOutput"
 #: Seconds the edit hook may take beyond the lock wait before the CLI gives up on it.
 HOOK_MARGIN = 30.0
 _PATHS_SCHEMA = {
@@ -32,23 +36,14 @@ _PATHS_SCHEMA = {
     "required": ["paths"],
 }
 _NO_ARGS_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
-_FOLLOW_UP_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "title": {"type": "string"},
-        "description": {"type": "string"},
-        "issue_type": {"type": "string", "enum": ["task", "bug", "feature", "chore"]},
-        "priority": {"type": "integer", "minimum": 0, "maximum": 4},
-    },
-    "required": ["title", "description"],
-}
 _HookReply = dict[str, Any]
 
 
 def session_hooks(
     request: SessionRequest, tally: Tally, lock_wait: float
 ) -> dict[HookEvent, list[HookMatcher]]:
-    """PreToolUse hooks: edits inside the repo and locked, Bash commands checked."""
+    """PreToolUse hooks: edits inside the repo and locked, Bash commands checked; a
+    PostToolUse hook that passes on waiting `bdp say` messages."""
 
     async def guard_edit(data: Any, _tool_use_id: str | None, _ctx: Any) -> _HookReply:
         return await _guard_edit(request, tally, lock_wait, data)
@@ -66,8 +61,13 @@ def session_hooks(
         hooks=[cast(HookCallback, guard_edit)],
         timeout=lock_wait + HOOK_MARGIN,
     )
+
+    async def steer(data: Any, _tool_use_id: str | None, _ctx: Any) -> _HookReply:
+        return _steer_after_tool(request, str(data.get("tool_name", "")))
+
     bash = HookMatcher(matcher="Bash", hooks=[cast(HookCallback, guard_bash)])
-    return {"PreToolUse": [edits, bash]}
+    after_any_tool = HookMatcher(matcher=None, hooks=[cast(HookCallback, steer)])
+    return {"PreToolUse": [edits, bash], "PostToolUse": [after_any_tool]}
 
 
 async def _guard_edit(
@@ -92,7 +92,7 @@ async def _lock_for_edit(request: SessionRequest, target: str, wait: float) -> s
     try:
         await asyncio.to_thread(request.locks.acquire, [target], request.holder, wait)
     except DeadlockError as error:
-        request.stop.stop(Outcome.BLOCKED, str(error))
+        request.stop.stop(Outcome.BLOCKED, str(error), waits_for=error.waits_for)
         return f"{error}. End now with BLOCKED."
     except LockError as error:
         return f"{error}. {tools.LOCK_ADVICE}"
@@ -100,6 +100,16 @@ async def _lock_for_edit(request: SessionRequest, target: str, wait: float) -> s
         return None
     fresh: list[str] = await asyncio.to_thread(request.freshen, [target])
     return tools.refreshed_note(fresh, request.issue.id) if fresh else None
+
+
+def _steer_after_tool(request: SessionRequest, tool: str) -> _HookReply:
+    """Waiting `bdp say` messages, as context the agent reads with the tool's result: it
+    need not finish its whole turn (maybe many tool calls) before it hears them."""
+    note = "" if tool == REPORT_TOOL else request.steering.take()
+    if not note:
+        return {}
+    request.transcript.line(f"bdp: passed the waiting message on after the {tool} call")
+    return {"hookSpecificOutput": {"hookEventName": "PostToolUse", "additionalContext": note}}
 
 
 def _deny(reason: str) -> _HookReply:
@@ -138,7 +148,7 @@ def tool_server(request: SessionRequest, wait: float) -> McpSdkServerConfig:
         return reply(tools.list_locks(locks, holder))
 
     @tool(
-        "file_issue", "File follow-up work you found, out of this issue's scope.", _FOLLOW_UP_SCHEMA
+        "file_issue", "File follow-up work you found, out of this issue's scope.", FOLLOW_UP_SCHEMA
     )
     async def file_issue(args: dict[str, Any]) -> dict[str, Any]:
         text = await asyncio.to_thread(tools.file_follow_up, request, args)

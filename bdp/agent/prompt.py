@@ -1,21 +1,15 @@
-"""What the agent is told, and how its final answer is read.
+"""What the agent is told: the issue, the rules, the workflow, the rounds that follow.
 
-The last non-empty line of the session's final text is the machine-readable verdict:
-``DONE: <one-line summary>`` or ``BLOCKED: <reason>``.
+How its final answer is read is `bdp.agent.report`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bdp.models import Issue, Outcome
-
-_VERDICT = re.compile(
-    r"^([\s*`>#_-]*)(DONE|BLOCKED|UNFINISHED)\b`?[*_]*\s*[:\-\u2014]?[*_]*\s*(.*?)\s*$"
-)
+from bdp.models import Issue
 
 RULES = """\
 You are one of several coding agents working in the same git work tree at the same time.
@@ -24,8 +18,8 @@ Rules that keep everyone's work safe:
 - Do not run git commands that touch other agents' uncommitted work: no git stash, git reset
   --hard, git checkout -- ., git clean, git add -A or git add ., git commit -a, git push.
   Do not commit at all: when you finish with DONE, bdp commits exactly the files you edited.
-- If the work needs a follow-up that is out of scope, file it with the mcp__bdp__file_issue
-  tool (bdp links it to {issue_id}) and mention it in your summary.
+- Work you find that is out of this issue's scope goes in your report's follow_ups: bdp files
+  each one as an issue discovered from {issue_id}.
 """
 
 RETRY_NOTE = (
@@ -39,17 +33,19 @@ Work in this order:
 2. Implement the change, in small steps.
 3. Run the repository's own quality checks (tests, linters, type checks) and fix what fails.
 4. Review your own diff as a careful reviewer would, and fix what you find.
-5. End your final message with exactly one last line, either
-   DONE: <one-line summary of what you changed>
-   or, if you cannot finish (missing information, a decision for a human, a blocker),
-   BLOCKED: <one-line reason>
-   or, if the work is too big for this session but can go on later,
-   UNFINISHED: <what is done and what remains>
+5. Finish by returning your report with the StructuredOutput tool. Its outcome is one of
+   DONE (summary: what you changed), BLOCKED (reason: missing information, a decision for a
+   human, a blocker), UNFINISHED (too big for this session: what is done, what remains),
+   ALREADY_DONE (the change exists already: commit, the commit that made it, and no edits), or
+   OBSOLETE (the issue no longer applies: reason, and no edits).
+   If you cannot return a report, end your final message with one last line instead:
+   DONE: <summary>, BLOCKED: <reason>, UNFINISHED: <what remains>,
+   ALREADY_DONE: <the commit and how it does this> or OBSOLETE: <why>.
 """
 
 CONTINUE = (
-    "Continue where you left off: finish the issue, run the checks, then end with the "
-    "DONE / BLOCKED / UNFINISHED line."
+    "Continue where you left off: finish the issue, run the checks, then return your report "
+    "(DONE / BLOCKED / UNFINISHED)."
 )
 
 
@@ -59,7 +55,7 @@ Your finished work could not land on the target branch:
 {why}
 
 Your tree now holds the target branch's newest commit, with your changes applied again on top,
-uncommitted. {task} Then run the checks and end with the DONE / BLOCKED line."""
+uncommitted. {task} Then run the checks and return your report again (DONE / BLOCKED)."""
 
 CONFLICTS = (
     "These files hold git conflict markers (<<<<<<<, =======, >>>>>>>) where your changes and "
@@ -75,14 +71,6 @@ def landing_message(why: str, conflicts: Sequence[str]) -> str:
     else:
         task = "Make it work together with the newer commits."
     return LANDING.format(why=why.strip() or "it conflicted with newer commits", task=task)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The agent's own account of how it ended."""
-
-    outcome: Outcome
-    summary: str
 
 
 def build_prompt(issue: Issue, repo: Path, attempt: int = 1, prior: str = "") -> str:
@@ -117,30 +105,6 @@ def system_rules(issue: Issue) -> str:
     return RULES.format(issue_id=issue.id)
 
 
-def parse_verdict(text: str | None) -> Verdict | None:
-    """The verdict on the last non-empty line, or None when the agent gave none."""
-    lines = [line for line in (text or "").splitlines() if line.strip()]
-    if not lines:
-        return None
-    match = _VERDICT.match(lines[-1])
-    if not match:
-        return None
-    outcome = Outcome(match.group(2))
-    summary = _unwrap(match.group(3), match.group(1).strip(" >#-")) or (
-        "done" if outcome is Outcome.DONE else "no reason given"
-    )
-    return Verdict(outcome, summary)
-
-
-def _unwrap(summary: str, opening: str) -> str:
-    """Drop the closing half of markdown wrapped around the whole line (``**``, a backtick)."""
-    closing = opening[::-1]
-    summary = summary.strip()
-    if closing and summary.endswith(closing):
-        summary = summary[: -len(closing)].rstrip()
-    return summary
-
-
 REVIEWER_RULES = """\
 You review a change another agent made for one beads issue. You can read the repository but
 not change it. Check that the change does what the issue asks, is correct, is tested, and
@@ -159,16 +123,27 @@ class Review:
     def feedback(self) -> str:
         return (
             f"A reviewer read your change and asks for changes:\n\n{self.findings}\n\n"
-            "Address them, run the checks, then end again with the DONE / BLOCKED line."
+            "Address them, run the checks, then return your report again (DONE / BLOCKED)."
         )
 
 
-def review_prompt(issue: Issue, diff: str) -> str:
-    return (
+def review_prompt(issue: Issue, diff: str, claim: str = "") -> str:
+    """The reviewer's task: the issue, then the diff, or the agent's claim that none is needed."""
+    head = (
         f"Review the change for beads issue {issue.id}: {issue.title}\n\n"
         f"{issue.description.strip()}\n\nAcceptance criteria: "
-        f"{issue.acceptance_criteria.strip() or 'none given'}\n\nThe diff:\n\n```diff\n{diff}\n```"
+        f"{issue.acceptance_criteria.strip() or 'none given'}\n\n"
     )
+    if claim:
+        return head + CLAIM_REVIEW.format(claim=claim)
+    return head + f"The diff:\n\n```diff\n{diff}\n```"
+
+
+CLAIM_REVIEW = (
+    "The agent changed nothing. It claims that no change is needed: {claim}\n"
+    "Read the code involved and check the claim. APPROVE only if the repository already "
+    "does what the issue asks (or the issue truly no longer applies)."
+)
 
 
 def parse_review(text: str | None) -> Review:

@@ -47,7 +47,7 @@ async def review(request: SessionRequest, tally: Tally, settings: Settings) -> R
     diff = await asyncio.to_thread(diff_of, request.repo, sorted(tally.changed))
     final: str | None = None
     async with ClaudeSDKClient(_reviewer_options(request, settings)) as reviewer:
-        await reviewer.query(review_prompt(request.issue, diff))
+        await reviewer.query(review_prompt(request.issue, diff, _claim(tally)))
         async for message in reviewer.receive_response():
             tally.last_message = time.monotonic()
             log_message(request.transcript, message, prefix="review: ")
@@ -57,6 +57,15 @@ async def review(request: SessionRequest, tally: Tally, settings: Settings) -> R
     verdict = parse_review(final)
     request.transcript.line(f"bdp: review {'approved' if verdict.approved else 'has findings'}")
     return verdict
+
+
+def _claim(tally: Tally) -> str:
+    """The agent's claim that no code is needed ("" for a DONE with a diff)."""
+    verdict = tally.verdict()
+    if verdict is None or not verdict.outcome.needs_no_code:
+        return ""
+    cited = f" (commit {verdict.commit})" if verdict.commit else ""
+    return f"{verdict.outcome.value}: {verdict.summary}{cited}"
 
 
 def _reviewer_options(request: SessionRequest, settings: Settings) -> ClaudeAgentOptions:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from bdp.agent.transcript import Transcript
 from bdp.config import Settings
@@ -54,6 +54,30 @@ class LiveProgress:
         return activity
 
 
+#: What follows the messages people send a session, so it goes on working to its verdict.
+STEER_FOOTER = "Take this into account and carry on; finish as your instructions say."
+
+
+class Steering:
+    """Messages people send a running session (`bdp say`), handed from the watchdog thread
+    to the session, which passes them on after the agent's next tool call or turn."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiting: list[str] = []
+
+    def post(self, sender: str, text: str) -> None:
+        with self._lock:
+            self._waiting.append(f"A message from {sender}, sent with `bdp say` while you work:")
+            self._waiting.append(text)
+
+    def take(self) -> str:
+        """Every message waiting, as one note for the agent ("" when there is none)."""
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+        return "\n\n".join([*waiting, STEER_FOOTER]) if waiting else ""
+
+
 class StopSignal:
     """Asks a running session to end early, saying which outcome that counts as."""
 
@@ -61,11 +85,16 @@ class StopSignal:
         self._event = threading.Event()
         self.outcome = Outcome.INTERRUPTED
         self.reason = ""
+        self.requeue = False  # a person's stop (`bdp stop --requeue`) queues the issue again
+        self.waits_for = ""  # a deadlock victim's stop: the issue it must wait for
 
-    def stop(self, outcome: Outcome, reason: str) -> None:
+    def stop(
+        self, outcome: Outcome, reason: str, requeue: bool = False, waits_for: str = ""
+    ) -> None:
         """The first reason wins; later ones are ignored."""
         if not self._event.is_set():
-            self.outcome, self.reason = outcome, reason
+            self.outcome, self.reason, self.requeue = outcome, reason, requeue
+            self.waits_for = waits_for
             self._event.set()
 
     def is_set(self) -> bool:
@@ -97,6 +126,7 @@ class SessionRequest:
     landing: str = ""  # why its finished work came back from the lander (a landing round)
     max_cost: float | None = None  # USD this run may still spend before it is stopped
     progress: LiveProgress = field(default_factory=LiveProgress)
+    steering: Steering = field(default_factory=Steering)  # messages from `bdp say`
     shared_tree: bool = True  # other agents work in the same tree: only read-only git
     file_issue: Callable[[FollowUp], str] | None = None  # files a follow-up; its new id
     freshen: Callable[[list[str]], list[str]] | None = None  # newly locked files brought up
@@ -120,6 +150,10 @@ class SessionResult:
     review: str = ""
     review_cost_usd: float = 0.0
     resets_at: float | None = None  # PAUSED: when the usage limit resets, if the API said
+    verdict: str = ""  # where the agent's verdict was read: "structured", "text" or ""
+    cited_commit: str = ""  # ALREADY_DONE: the commit the agent says made the change
+    follow_ups: tuple[FollowUp, ...] = ()  # work the agent's report asks bdp to file
+    waits_for: str = ""  # a deadlock victim: the issue whose run holds what it waited for
 
 
 class AgentRunner(Protocol):
@@ -141,6 +175,7 @@ class StubAgentRunner:
     files: dict[str, str] = field(default_factory=dict)
     on_run: Callable[[SessionRequest], None] | None = None
     requests: list[SessionRequest] = field(default_factory=list)
+    report: dict[str, Any] = field(default_factory=dict)  # more SessionResult fields to return
 
     def run(self, request: SessionRequest) -> SessionResult:
         self.requests.append(request)
@@ -151,4 +186,5 @@ class StubAgentRunner:
         for name, text in self.files.items():
             (request.repo / name).parent.mkdir(parents=True, exist_ok=True)
             (request.repo / name).write_text(text)
-        return SessionResult(self.outcome, self.summary, sorted(self.files), turns=1, attempts=1)
+        result = SessionResult(self.outcome, self.summary, sorted(self.files), turns=1, attempts=1)
+        return replace(result, **self.report)

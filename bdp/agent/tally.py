@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from bdp.agent.prompt import Review
+from bdp.agent.report import Verdict, read_verdict
 from bdp.agent.session import SessionResult
 from bdp.models import Activity, Outcome
 from bdp.repo.quality_gate import GateResult
@@ -29,6 +30,7 @@ class Tally:
     session_id: str = ""
     attempts: int = 0
     final_text: str | None = None
+    structured: object = None  # the last exchange's report, when the CLI returned one
     subtype: str = ""
     gate: GateResult | None = None
     cost_before_session: float = 0.0
@@ -54,6 +56,10 @@ class Tally:
     def unfinished_note(self) -> str:
         files = ", ".join(sorted(self.changed)) or "none"
         return f"Files changed: {files}. Last message: {(self.final_text or '').strip()[-1500:]}"
+
+    def verdict(self) -> Verdict | None:
+        """The agent's last verdict: its structured report, or its text line."""
+        return read_verdict(self.structured, self.final_text)
 
     def add_assistant(self, message: Any) -> None:
         """Count a model turn as it arrives; its tokens are final once the exchange ends."""
@@ -83,6 +89,7 @@ class Tally:
         self.output_tokens += int(usage.get("output_tokens", 0))
         self.session_id = message.session_id
         self.final_text = message.result
+        self.structured = getattr(message, "structured_output", None)
         self.subtype = message.subtype
         self._turn_usage.clear()
         self.tool = ""

@@ -25,7 +25,7 @@ def lock_files(request: SessionRequest, paths: list[str], wait: float) -> str:
     try:
         taken = request.locks.acquire(paths, request.holder, wait=wait)
     except DeadlockError as error:
-        request.stop.stop(Outcome.BLOCKED, str(error))
+        request.stop.stop(Outcome.BLOCKED, str(error), waits_for=error.waits_for)
         return f"Deadlock: {error}. End now with BLOCKED."
     except LockError as error:
         return f"Not locked: {error}. {LOCK_ADVICE}"

@@ -3,6 +3,7 @@
 `keys` names every key from the queue name (light: `bdp status` reads them without Huey);
 `storage` opens a namespace of the queue's own storage kind; `state` is the typed access
 (enqueue markers, the run registry and heartbeats, live progress, outcome records,
-counters); `hold` says whether the queue is held (a usage-limit pause, a spent budget).
+counters); `hold` says whether the queue is held (a usage-limit pause, a spent budget);
+`inbox` holds what `bdp say` and `bdp stop` send running runs.
 May import `config`, `models`, `errors` and Huey's storage; nothing above.
 """

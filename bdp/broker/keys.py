@@ -11,8 +11,18 @@ from __future__ import annotations
 import re
 
 #: bdp's namespaces: enqueue markers, the run registry, heartbeats, live progress, outcomes,
-#: known repos, misc, and counters.
-NAMESPACES = ("markers", "runs", "beats", "progress", "outcomes", "repos", "meta", "counters")
+#: known repos, misc, counters, and the runs' inboxes (`bdp say`, `bdp stop`).
+NAMESPACES = (
+    "markers",
+    "runs",
+    "beats",
+    "progress",
+    "outcomes",
+    "repos",
+    "meta",
+    "counters",
+    "inbox",
+)
 #: Keys of the counters namespace that status reads directly.
 SPENT_COUNTER = "cost_microusd"
 #: The meta key of the queue-wide usage-limit pause.
@@ -32,6 +42,7 @@ JANITOR_ACTIONS = (
     "removed_worktrees",
     "deleted_branches",
     "closed_landed",
+    "closed_epics",
 )
 
 
@@ -75,6 +86,11 @@ def issue_cost_key(repo: str, issue_id: str) -> str:
 def marker_key(repo: str, issue_id: str) -> str:
     """The key of one (repo, issue) enqueue marker."""
     return f"{repo}::{issue_id}"
+
+
+def inbox_key(run_id: str, slot: int) -> str:
+    """The key of one numbered slot of a run's inbox."""
+    return f"{run_id}:{slot}"
 
 
 def outcome_key(finished: float, run_id: str) -> str:

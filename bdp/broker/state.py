@@ -18,6 +18,7 @@ from typing import Any, Literal
 from huey import Huey
 from huey.constants import EmptyData
 
+from bdp.broker.inbox import Inbox
 from bdp.broker.keys import PAUSE_KEY, SPENT_COUNTER, issue_cost_key, marker_key, outcome_key
 from bdp.broker.storage import namespace_storage
 from bdp.config import OUTCOMES_KEPT
@@ -71,6 +72,7 @@ class State:
         self._repos = namespace_storage(huey, "repos")
         self._meta = namespace_storage(huey, "meta")
         self._counters = namespace_storage(huey, "counters")
+        self.inbox = Inbox(huey)  # what `bdp say` and `bdp stop` send running runs
 
     # -- enqueue markers ---------------------------------------------------------------
     def mark_queued(
@@ -140,6 +142,7 @@ class State:
         raw = self._runs.pop_data(run_id)
         self._beats.delete_data(run_id)
         self._progress.delete_data(run_id)
+        self.inbox.clear(run_id)
         return None if raw is EmptyData else Run.from_json(_load(raw))
 
     def runs(self) -> list[Run]:

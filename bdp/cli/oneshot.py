@@ -17,9 +17,9 @@ from pathlib import Path
 from huey.consumer import Consumer, ConsumerStopped
 
 from bdp.broker.hold import Hold, current_hold
-from bdp.models import Outcome, Run, RunRecord
+from bdp.models import Run, RunRecord
 from bdp.queue.app import App
-from bdp.queue.enqueue import Enqueued, EnqueueOptions, enqueue_ready, resolve_repo
+from bdp.queue.enqueue import TAKEN, Enqueued, EnqueueOptions, enqueue_ready, resolve_repo
 
 #: Seconds between progress polls.
 POLL_INTERVAL = 0.5
@@ -75,7 +75,7 @@ def run_repo(app: App, path: Path, options: RunOptions, events: RunEvents) -> li
     _sweep(app)
     enqueued = enqueue_ready(app, Path(repo), options.enqueue)
     events.enqueued(enqueued)
-    waiting = {e.issue.id for e in enqueued if e.state != "would queue"}
+    waiting = {e.issue.id for e in enqueued if e.state in TAKEN}
     if not waiting and options.watch_interval is None:
         return []
     tracker = _Tracker(repo, waiting, since, options=options)
@@ -129,7 +129,7 @@ def _report(app: App, tracker: _Tracker, events: RunEvents) -> None:
         if fresh and record.repo == tracker.repo and record.issue_id in tracker.issue_ids:
             tracker.seen_records.add(record.run_id)
             tracker.records.append(record)
-            tracker.closed_since_pickup |= record.outcome is Outcome.DONE
+            tracker.closed_since_pickup |= record.outcome.closes_issue
             events.finished(record)
 
 
@@ -160,7 +160,8 @@ def _poll_ready(app: App, tracker: _Tracker, events: RunEvents) -> None:
 
 def _pick_up_unblocked(app: App, tracker: _Tracker, events: RunEvents) -> bool:
     """Queue what `bd ready` offers now that this run has not taken yet (an issue that ended
-    here and is ready again, after a reset, is left for another run); True if any."""
+    here and is ready again, after a reset, is left for another run); True if any. The run's
+    scope holds: with --ids only those issues, with --epic only its descendants."""
     tracker.closed_since_pickup = False
     options = replace(tracker.options.enqueue, skip=frozenset(tracker.issue_ids))
     fresh = [e for e in enqueue_ready(app, Path(tracker.repo), options) if e.state == "queued"]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bdp.config import DEFAULT_WATCH_INTERVAL, ISOLATION_MODES
+from bdp.repo.selection import ORDERS, Scope
 
 if TYPE_CHECKING:
     from bdp.queue.enqueue import EnqueueOptions
@@ -56,6 +57,25 @@ def isolation_option(func: Command) -> Command:
 def limit_option(func: Command) -> Command:
     limit = click.IntRange(0)
     return click.option("--limit", type=limit, default=0, help="At most N issues (0 = all).")(func)
+
+
+def scope_options(func: Command) -> Command:
+    """--ids, --epic and --order: which part of the backlog, in what order (``scope``)."""
+
+    @functools.wraps(func)
+    def with_scope(*args: Any, ids: str | None, epic: str | None, order: str, **kwargs: Any) -> Any:
+        return func(*args, scope=Scope.parse(ids, epic, order), **kwargs)
+
+    ids = click.option("--ids", metavar="A,B", help="Only these issues, when they are ready.")
+    epic = click.option("--epic", metavar="ID", help="Only the ready descendants of this epic.")
+    order = click.option(
+        "--order",
+        type=click.Choice(ORDERS),
+        default="priority",
+        show_default=True,
+        help="Queue order: by priority, oldest first, or as --ids lists them.",
+    )
+    return ids(epic(order(with_scope)))
 
 
 def selection_options(func: Command) -> Command:

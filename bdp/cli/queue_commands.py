@@ -19,6 +19,7 @@ from bdp.cli.options import (
     enqueue_options,
     isolation_option,
     limit_option,
+    scope_options,
     selection_options,
     watch_options,
 )
@@ -30,17 +31,20 @@ if TYPE_CHECKING:
     from bdp.cli.oneshot import RunEvents
     from bdp.models import RunRecord
     from bdp.queue.enqueue import Enqueued, EnqueueOptions
+    from bdp.repo.selection import Scope
 
 
 @main.command()
 @click.argument("repo", type=REPO)
 @selection_options
+@scope_options
 @click.option("--dry-run", is_flag=True, help="Show what would be queued; queue nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @watch_options
 def enqueue(
     repo: Path,
     selection: EnqueueOptions,
+    scope: Scope,
     dry_run: bool,
     as_json: bool,
     watch: bool,
@@ -58,20 +62,27 @@ def enqueue(
         bdp enqueue . --dry-run --json
         bdp enqueue ~/src/myrepo --watch --interval 1m
         bdp enqueue ~/src/myrepo --max-cost-per-issue 2.50
+        bdp enqueue ~/src/myrepo --epic acme-9qd --order created
+        bdp enqueue ~/src/myrepo --ids acme-k3x,acme-7fp --order input
     """
     from bdp.queue.enqueue import enqueue_ready, watch_ready
 
+    selection = replace(selection, scope=scope)
     if watch:
         seconds = parse_duration(interval, "--interval")
         with contextlib.suppress(KeyboardInterrupt):
             watch_ready(app_from_env(), repo, selection, seconds, _WatchPrinter())
         return
     results = enqueue_ready(app_from_env(), repo, replace(selection, dry_run=dry_run))
+    _show_enqueued(results, as_json)
+
+
+def _show_enqueued(results: list[Enqueued], as_json: bool) -> None:
+    """What enqueue did (or would do), as a table or JSON rows."""
     if as_json:
-        rows = [_enqueued_json(item) for item in results]
-        echo_json(rows)
-        return
-    _print_enqueued(results)
+        echo_json([_enqueued_json(item) for item in results])
+    else:
+        _print_enqueued(results)
 
 
 def _enqueued_json(item: Enqueued) -> dict[str, Any]:
@@ -126,6 +137,9 @@ def _print_enqueued(results: list[Enqueued]) -> None:
 @limit_option
 @budget_option
 @isolation_option
+@scope_options
+@click.option("--dry-run", is_flag=True, help="Show what would be queued; queue and run nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the runs' records as JSON at the end.")
 @watch_options
 def run(
     repo: Path,
@@ -135,6 +149,9 @@ def run(
     limit: int,
     max_cost: float | None,
     isolation: str | None,
+    scope: Scope,
+    dry_run: bool,
+    as_json: bool,
     watch: bool,
     interval: str,
 ) -> None:
@@ -142,24 +159,35 @@ def run(
 
     Enqueues the ready issues, runs MAX_AGENTS workers in this process and exits
     when the repo's queued work is done: status 0 if nothing failed, 1 otherwise.
-    With --watch it keeps picking up newly ready issues until Ctrl-C.
+    With --watch it keeps picking up newly ready issues until Ctrl-C. Epics are
+    never given to an agent; bdp closes one when all its children are closed.
 
     \b
     Example:
         bdp run ~/src/myrepo -n 4 -t 45
         bdp run ~/src/myrepo --watch --interval 1m
         bdp run ~/src/myrepo --isolation worktree   # each run lands via its own branch
+        bdp run ~/src/myrepo --epic acme-9qd        # only that epic's issues
+        bdp run ~/src/myrepo --ids acme-k3x,acme-7fp --dry-run --json
     """
-    from bdp.cli.oneshot import RunOptions, run_repo
+    from bdp.cli.oneshot import RunEvents, RunOptions, run_repo
+    from bdp.queue.enqueue import enqueue_ready
 
     source = click.get_current_context().get_parameter_source("timeout")
     name = "BDP_TIMEOUT" if source is ParameterSource.ENVIRONMENT else "--timeout"
     app = app_from_env(timeout=parse_duration(timeout, name))
+    selection = replace(enqueue_options(limit, max_cost, isolation), scope=scope)
+    if dry_run:
+        _show_enqueued(enqueue_ready(app, repo, replace(selection, dry_run=True)), as_json)
+        return
     every = parse_duration(interval, "--interval") if watch else None
-    options = RunOptions(enqueue_options(limit, max_cost, isolation), max_agents, every)
-    records = run_repo(app, repo, options, _run_printer(verbose))
-    failed = _print_summary(records)
-    sys.exit(1 if failed else 0)
+    events = RunEvents() if as_json else _run_printer(verbose)
+    records = run_repo(app, repo, RunOptions(selection, max_agents, every), events)
+    if as_json:
+        echo_json([record.to_json() for record in records])
+    else:
+        _print_summary(records)
+    sys.exit(1 if any(r.outcome.fails_run_command for r in records) else 0)
 
 
 def _run_printer(verbose: bool) -> RunEvents:
@@ -186,12 +214,11 @@ def _run_printer(verbose: bool) -> RunEvents:
     return RunEvents(enqueued=_print_enqueued, started=started, finished=finished, held=held)
 
 
-def _print_summary(records: list[RunRecord]) -> bool:
-    """The outcome table and summary line; True when a run failed."""
+def _print_summary(records: list[RunRecord]) -> None:
+    """The outcome table and summary line."""
     from bdp.cli.render import outcome_table, summary_line
 
     console = output_console()
     if records:
         console.print(outcome_table(records, "bdp run"))
     console.print(summary_line(records))
-    return any(r.outcome.fails_run_command for r in records)

@@ -38,6 +38,8 @@ _STYLE = {
     Outcome.PAUSED: "yellow",
     Outcome.NO_CHANGE: "yellow",
     Outcome.UNFINISHED: "cyan",
+    Outcome.ALREADY_DONE: "green",
+    Outcome.OBSOLETE: "green",
 }
 
 
@@ -108,6 +110,8 @@ def status_view(report: StatusReport) -> Group:
         parts.append(_running_table(report))
     if report.locks:
         parts.append(_locks_table(report))
+    if report.epics:
+        parts.append(_epics_table(report))
     attention = report.attention()
     if attention:
         parts.append(_attention_table(attention[:ATTENTION_ROWS], report.now))
@@ -145,6 +149,15 @@ def _running_table(report: StatusReport) -> Table:
         who, tool = f"{run.host}/{run.worker}", escape(act.tool) or "-"
         row = (run.issue_id, escape(run.title), who, since, tool, str(act.turns), tokens)
         table.add_row(*row, f"${act.cost_usd:.4f}", f"{age(report.now - run.heartbeat)} ago")
+    return table
+
+
+def _epics_table(report: StatusReport) -> Table:
+    table = _table("epics in progress", ("epic", "title", "children closed", "repo"))
+    for repo, epics in report.epics.items():
+        for epic in epics:
+            done = f"{epic.done} / {epic.total}"
+            table.add_row(epic.issue.id, escape(epic.issue.title), done, escape(repo))
     return table
 
 
@@ -191,9 +204,10 @@ def live_status(console: Console, collect: Callable[[], StatusReport], interval:
 def summary_line(records: list[RunRecord]) -> str:
     counts = {o: sum(1 for r in records if r.outcome is o) for o in Outcome}
     failed = sum(1 for r in records if r.outcome.fails_run_command)
+    closed = sum(1 for r in records if r.outcome.closes_issue)
     cost = sum(r.cost_usd for r in records)
     parts = [
-        f"{counts[Outcome.DONE]} closed",
+        f"{closed} closed",
         f"{counts[Outcome.BLOCKED]} blocked",
         f"{failed} failed",
         f"{counts[Outcome.SKIPPED]} skipped",

@@ -31,7 +31,10 @@ from bdp.broker.keys import (
 )
 from bdp.broker.persistence import redis_persistence
 from bdp.config import Settings
+from bdp.errors import BdpError
 from bdp.models import Activity, Outcome, Run, RunRecord
+from bdp.repo import known_repos
+from bdp.repo.epics import EpicProgress, progress_of
 from bdp.repo.locks import Lock, LockTable
 
 #: Outcomes `bdp status` shows.
@@ -60,6 +63,7 @@ class StatusReport:
     sandbox: bool = True  # as this command's settings say (BDP_SANDBOX)
     persistence: str = "sqlite"  # what the broker keeps on disk: aof, rdb, none, unknown
     exposed_home: str = ""  # BDP_HOME when others can read it (its mode allows group/other)
+    epics: dict[str, list[EpicProgress]] = field(default_factory=dict)  # open ones, by repo
 
     def activity(self, run: Run) -> Activity:
         return self.activities.get(run.run_id) or Activity()
@@ -69,7 +73,7 @@ class StatusReport:
         midnight = time.mktime((*time.localtime(self.now)[:3], 0, 0, 0, 0, 0, -1))
         records = [r for r in self.day if r.finished >= midnight]
         return {
-            "closed": sum(r.outcome is Outcome.DONE for r in records),
+            "closed": sum(r.outcome.closes_issue for r in records),
             "blocked": sum(r.outcome is Outcome.BLOCKED for r in records),
             "failed": sum(r.outcome.counts_as_failed for r in records),
             "spent_usd": round(sum(r.cost_usd + r.review_cost_usd for r in records), 6),
@@ -111,6 +115,11 @@ class StatusReport:
             "home_private": not self.exposed_home,
             "today": self.today(),
             "attention": [record.to_json() for record in self.attention()],
+            "epics": [
+                {"repo": repo, **epic.to_json()}
+                for repo, found in self.epics.items()
+                for epic in found
+            ],
         }
 
 
@@ -122,7 +131,29 @@ def collect_status(settings: Settings, recent: int = RECENT_OUTCOMES) -> StatusR
     report.sandbox = settings.sandbox
     report.exposed_home = _exposed(settings.home)
     report.hold = report.hold or budget_hold(settings.budget_usd, report.spent_usd)
+    report.epics = epics_in_progress(settings)
     return report
+
+
+def epics_in_progress(settings: Settings) -> dict[str, list[EpicProgress]]:
+    """The open epics with children of each repo this machine knows (another machine's clone
+    is not here): one `bd list --all` per repo, whose items name their parent. bd's list has
+    no child counts, so `bd list --type epic` would need a `bd show` of the epics after it.
+    A repo bd cannot read is left out: status never fails for one."""
+    repos = [repo for repo in known_repos.known(settings.home) if Path(repo).is_dir()]
+    if not repos:
+        return {}
+    from bdp.repo.beads import BdCli  # only with repos to ask: its tenacity takes 40 ms
+
+    found: dict[str, list[EpicProgress]] = {}
+    for repo in repos:
+        try:
+            epics = progress_of(BdCli(Path(repo), settings.bd).everything())
+        except BdpError:
+            continue
+        if epics:
+            found[repo] = epics
+    return found
 
 
 def _exposed(home: Path) -> str:

@@ -17,10 +17,13 @@ from bdp.errors import BeadsError
 from bdp.models import Issue, TaskArgs
 from bdp.queue.app import App
 from bdp.repo import known_repos
-from bdp.repo.beads import BdCli, ReadyFilters
+from bdp.repo.beads import BdCli
 from bdp.repo.git import work_tree_root
+from bdp.repo.selection import ReadyFilters, Scope, select
 
-EnqueueState = Literal["queued", "already queued", "running", "would queue"]
+EnqueueState = Literal["queued", "already queued", "running", "would queue", "not ready"]
+#: The states of an issue this enqueue (or an earlier one) has queued, or that is running.
+TAKEN: frozenset[EnqueueState] = frozenset({"queued", "already queued", "running"})
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class EnqueueOptions:
     dry_run: bool = False  # report what would be queued; queue nothing
     isolation: str | None = None  # carried in each task: "worktree" or "shared"
     skip: frozenset[str] = frozenset()  # ids not to queue (done or tried in this `bdp run`)
+    scope: Scope = field(default_factory=Scope)  # --ids, --epic and --order
 
 
 class WatchReport(Protocol):
@@ -61,20 +65,31 @@ def resolve_repo(path: Path, bd: str) -> Path:
 
 
 def enqueue_ready(app: App, path: Path, options: EnqueueOptions) -> list[Enqueued]:
-    """Queue one task per ready issue of the repo at ``path``; report each issue's state."""
+    """Queue one task per ready issue of the repo at ``path`` in scope, in the scope's order;
+    report each issue's state (issues named with --ids that are not ready, too)."""
     repo = resolve_repo(path, app.settings.bd)
-    ready = BdCli(repo, app.settings.bd).ready(options.filters)
-    issues = [issue for issue in ready if issue.id not in options.skip]
+    chosen = select(BdCli(repo, app.settings.bd), options.filters, options.scope)
+    issues = [issue for issue in chosen.ready if issue.id not in options.skip]
     if issues and not options.dry_run:
         app.state.remember_repo(str(repo))
         known_repos.remember(app.settings.home, str(repo))
-    return [_enqueue_one(app, str(repo), issue, options) for issue in issues]
+    queued = [_enqueue_one(app, str(repo), issue, options) for issue in issues]
+    unready = [issue for issue in chosen.not_ready if issue.id not in options.skip]
+    return queued + [_marked(app, str(repo), i) or Enqueued(i, "not ready") for i in unready]
+
+
+def _marked(app: App, repo: str, issue: Issue) -> Enqueued | None:
+    """The issue's state when it has a marker (queued by anyone, or running), else None."""
+    marker = app.state.marker(repo, issue.id)
+    if marker is None:
+        return None
+    return Enqueued(issue, "running" if marker.state == "running" else "already queued")
 
 
 def _enqueue_one(app: App, repo: str, issue: Issue, options: EnqueueOptions) -> Enqueued:
-    marker = app.state.marker(repo, issue.id)
-    if marker is not None:
-        return Enqueued(issue, "running" if marker.state == "running" else "already queued")
+    marked = _marked(app, repo, issue)
+    if marked is not None:
+        return marked
     if options.dry_run:
         return Enqueued(issue, "would queue")
     args = TaskArgs(repo, issue.id, 1, max_cost=options.max_cost, isolation=options.isolation)

@@ -12,7 +12,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,8 +25,10 @@ from bdp.config import Settings
 from bdp.errors import RepoError, UnknownIssue
 from bdp.models import Outcome, Run, RunRecord, TaskArgs
 from bdp.ops.notify import Notifier, notify_outcome
+from bdp.queue.sweep_report import SweepReport as SweepReport  # where tests and bdp clean look
 from bdp.repo import known_repos
 from bdp.repo.beads import BdCli, Beads
+from bdp.repo.epics import close_open_epics
 from bdp.repo.locks import Lock, LockTable
 from bdp.repo.pending import PendingClose, pending_closes
 from bdp.repo.procs import end_run_processes, pid_alive
@@ -46,50 +48,6 @@ log = logging.getLogger(__name__)
 #: consumer died between the claim and the reset), so that a later sweep does it instead.
 ONCE_EXPIRES = 60.0
 _BDP_ACTOR = "bdp/"
-
-
-@dataclass
-class SweepReport:
-    """What one sweep did; kept as the janitor's last sweep for `bdp status`."""
-
-    at: float = field(default_factory=time.time)
-    host: str = field(default_factory=socket.gethostname)
-    freed_locks: list[str] = field(default_factory=list)
-    killed: list[int] = field(default_factory=list)
-    reset: list[str] = field(default_factory=list)
-    requeued: list[str] = field(default_factory=list)
-    needs_human: list[str] = field(default_factory=list)
-    cleared_markers: list[str] = field(default_factory=list)
-    removed_worktrees: list[str] = field(default_factory=list)  # their branches are kept
-    closed_landed: list[str] = field(default_factory=list)  # landed, then bd close never ran
-    deleted_branches: list[str] = field(default_factory=list)  # kept work past BDP_KEEP_BRANCHES
-    worktrees: int = 0  # worktrees on this host after the sweep
-    worktree_bytes: int = 0  # the disk their files take
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def listed(self) -> list[tuple[str, list[str]]]:
-        """Each kind of action with what it was done to, for `bdp clean` to print."""
-        return [
-            ("freed lock", self.freed_locks),
-            ("reset", self.reset),
-            ("requeued", self.requeued),
-            ("needs a human", self.needs_human),
-            ("cleared marker", self.cleared_markers),
-            ("removed worktree (branch kept)", self.removed_worktrees),
-            ("closed, its work landed", self.closed_landed),
-            ("deleted branch", self.deleted_branches),
-        ]
-
-    def summary(self) -> str:
-        return (
-            f"freed {len(self.freed_locks)} locks, reset {len(self.reset)} issues, "
-            f"requeued {len(self.requeued)}, {len(self.needs_human)} need a human, "
-            f"cleared {len(self.cleared_markers)} markers, killed {len(self.killed)} processes, "
-            f"removed {len(self.removed_worktrees)} worktrees, "
-            f"closed {len(self.closed_landed)} landed issues"
-        )
 
 
 class Janitor:
@@ -122,6 +80,7 @@ class Janitor:
         closing = {(p.repo, p.issue_id) for p in pending_closes(self.settings.home)}
         for repo in self._repos():
             self._guarded(self._reset_orphan_claims, repo, live, closing, report)
+            self._guarded(self._close_finished_epics, repo, report)
         self._guarded(self._clear_markers, report)
         for repo in self.state.repos():
             self._guarded(self._remove_worktrees, repo, live, force, report)
@@ -293,6 +252,12 @@ class Janitor:
             attempt = self._last_attempt(repo, issue.id)
             note = f"bdp janitor: {issue.assignee} claimed this issue but no bdp run holds it"
             self._reset_and_requeue(TaskArgs(repo, issue.id, attempt), None, note, report)
+
+    def _close_finished_epics(self, repo: str, report: SweepReport) -> None:
+        """Close the open epics whose children are all closed: the backstop of the close
+        that follows a run's (a close by hand, a worker that died right after its close)."""
+        if Path(repo).is_dir():  # else another machine's clone
+            report.closed_epics += close_open_epics(self.beads(Path(repo)), _BDP_ACTOR)
 
     def _last_attempt(self, repo: str, issue_id: str) -> int:
         attempts = [

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,31 +19,13 @@ from bdp.config import user_umask
 from bdp.errors import BeadsError, RepoError, UnknownIssue
 from bdp.models import Issue
 from bdp.redact import scrub
+from bdp.repo.epics import EpicProgress, is_epic
+from bdp.repo.selection import ReadyFilters as ReadyFilters  # where bdp has always found it
 
 #: Seconds one bd call may take; embedded Dolt serialises concurrent writers, so allow queueing.
 BD_CALL_TIMEOUT = 120.0
 _NO_WORKSPACE = "no beads database found"
 _NOT_FOUND = "no issue found"
-
-
-@dataclass(frozen=True)
-class ReadyFilters:
-    """Filters passed through to `bd ready`."""
-
-    limit: int = 0
-    priority: int | None = None
-    labels: tuple[str, ...] = ()
-    issue_type: str | None = None
-
-    def args(self) -> list[str]:
-        args = ["--limit", str(self.limit)]
-        if self.priority is not None:
-            args += ["--priority", str(self.priority)]
-        for label in self.labels:
-            args += ["--label", label]
-        if self.issue_type:
-            args += ["--type", self.issue_type]
-        return args
 
 
 #: bd calls whose failure would lose a finished run's result are tried again: a locked
@@ -96,6 +79,9 @@ class Beads(Protocol):
     def renew_lease(self, issue_id: str, actor: str) -> None: ...
     def in_progress(self) -> list[Issue]: ...
     def file(self, follow_up: FollowUp, actor: str) -> str: ...
+    def discovered(self, issue_id: str) -> dict[str, str]: ...
+    def add_dependency(self, issue_id: str, depends_on: str, actor: str) -> None: ...
+    def epics(self, epic_ids: Sequence[str] = ()) -> list[EpicProgress]: ...
 
 
 @dataclass(frozen=True)
@@ -191,6 +177,24 @@ class BdCli:
         self._check(reply, f"file a follow-up of {follow_up.found_in}", follow_up.found_in)
         return str(_as_list(_parse(reply.stdout))[0]["id"])
 
+    def discovered(self, issue_id: str) -> dict[str, str]:
+        """The issues filed as discovered from ``issue_id``: title to id."""
+        reply = self._run("show", issue_id, "--include-dependents")
+        self._check(reply, f"show {issue_id}", issue_id)
+        items = _as_list(_parse(reply.stdout))
+        dependents = items[0].get("dependents") or [] if items else []
+        return {
+            str(d.get("title", "")): str(d["id"])
+            for d in dependents
+            if isinstance(d, dict) and d.get("dependency_type") == "discovered-from"
+        }
+
+    @_RETRIED
+    def add_dependency(self, issue_id: str, depends_on: str, actor: str) -> None:
+        """``issue_id`` waits for ``depends_on``: bd ready offers it once that one closes."""
+        reply = self._run("dep", "add", issue_id, depends_on, "--type", "blocks", "--actor", actor)
+        self._check(reply, f"make {issue_id} wait for {depends_on}", issue_id)
+
     @_RETRIED
     def comment(self, issue_id: str, text: str, actor: str) -> None:
         text = bounded(scrub(text), MAX_COMMENT)
@@ -210,6 +214,36 @@ class BdCli:
         reply = self._run("list", "--status", "in_progress", "--limit", "0")
         self._check(reply, "list in-progress issues")
         return [Issue.from_json(item) for item in _as_list(_parse(reply.stdout))]
+
+    def show_many(self, issue_ids: Sequence[str]) -> list[Issue]:
+        """Each of ``issue_ids`` as bd resolves it, in order; UnknownIssue names any it lacks."""
+        return [Issue.from_json(item) for item in self._details(issue_ids)]
+
+    def epics(self, epic_ids: Sequence[str] = ()) -> list[EpicProgress]:
+        """These issues (else every open epic) with their children: one `bd show`, after one
+        `bd list --type epic` when no ids are given."""
+        listed = () if epic_ids else self._items("list", "--type", "epic", "--limit", "0")
+        ids = list(epic_ids) or [str(item["id"]) for item in listed]
+        details = self._details(ids, "--include-dependents") if ids else []
+        return [EpicProgress.from_json(item) for item in details]
+
+    def everything(self) -> list[Issue]:
+        """Every issue, closed ones too, in one `bd list` (each with its parent)."""
+        return [Issue.from_json(item) for item in self._items("list", "--all", "--limit", "0")]
+
+    def _items(self, *args: str) -> list[dict[str, Any]]:
+        reply = self._run(*args)
+        self._check(reply, " ".join(args[:3]))
+        return _as_list(_parse(reply.stdout))
+
+    def _details(self, issue_ids: Sequence[str], *flags: str) -> list[dict[str, Any]]:
+        reply = self._run("show", *flags, "--", *issue_ids)
+        missing = [token for token in issue_ids if f"Error fetching {token}:" in reply.stderr]
+        if missing or (reply.code and "no issues found" in reply.error_text()):
+            named = ", ".join(repr(token) for token in missing or issue_ids)
+            raise UnknownIssue(f"bd knows no issue {named}", "check the ids with `bd list`")
+        self._check(reply, f"show {' '.join(issue_ids)}")
+        return _as_list(_parse(reply.stdout))
 
     def _run(self, *args: str) -> _Reply:
         argv = [self.bd, args[0], "--json", *args[1:]]  # before any `--`, after which all is text
@@ -282,10 +316,19 @@ class MemoryBeads:
         self.comments: dict[str, list[str]] = {}
         self.close_reasons: dict[str, str] = {}
         self.found_from: dict[str, str] = {}  # a filed follow-up and where it was found
+        self.blockers: dict[str, set[str]] = {}  # issue -> the issues it waits for
 
     def ready(self, filters: ReadyFilters) -> list[Issue]:
-        ready = [i for i in self.issues.values() if i.status == "open" and not i.assignee]
+        ready = [
+            i
+            for i in self.issues.values()
+            if i.status == "open" and not i.assignee and not self._waits(i.id)
+        ]
         return ready[: filters.limit] if filters.limit else ready
+
+    def _waits(self, issue_id: str) -> bool:
+        blockers = self.blockers.get(issue_id, set())
+        return any(self.issues[b].status != "closed" for b in blockers if b in self.issues)
 
     def show(self, issue_id: str) -> Issue:
         if issue_id not in self.issues:
@@ -302,7 +345,11 @@ class MemoryBeads:
         return Claim(True, issue=self.issues[issue_id])
 
     def close(self, issue_id: str, reason: str, actor: str) -> None:
-        self.issues[issue_id] = replace(self.show(issue_id), status="closed")
+        issue = self.show(issue_id)
+        left = [c for c in self._children(issue_id) if c.status != "closed"]
+        if is_epic(issue) and left:  # as bd: "cannot close epic X: N open child issue(s)"
+            raise BeadsError(f"bd could not close {issue_id}: {len(left)} open child issue(s)")
+        self.issues[issue_id] = replace(issue, status="closed")
         self.close_reasons[issue_id] = reason
 
     def reset(self, issue_id: str, actor: str) -> None:
@@ -319,8 +366,26 @@ class MemoryBeads:
         self.show(issue_id)
         self.comments.setdefault(issue_id, []).append(text)
 
+    def discovered(self, issue_id: str) -> dict[str, str]:
+        self.show(issue_id)
+        found = [new for new, origin in self.found_from.items() if origin == issue_id]
+        return {self.issues[new].title: new for new in found}
+
+    def add_dependency(self, issue_id: str, depends_on: str, actor: str) -> None:
+        self.show(issue_id)
+        self.show(depends_on)
+        self.blockers.setdefault(issue_id, set()).add(depends_on)
+
     def renew_lease(self, issue_id: str, actor: str) -> None:
         self.show(issue_id)
 
     def in_progress(self) -> list[Issue]:
         return [i for i in self.issues.values() if i.status == "in_progress"]
+
+    def epics(self, epic_ids: Sequence[str] = ()) -> list[EpicProgress]:
+        open_epics = [i.id for i in self.issues.values() if is_epic(i) and i.status != "closed"]
+        ids = list(epic_ids) or open_epics
+        return [EpicProgress(self.show(e), tuple(self._children(e))) for e in ids]
+
+    def _children(self, parent: str) -> list[Issue]:
+        return [issue for issue in self.issues.values() if issue.parent == parent]

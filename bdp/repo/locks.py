@@ -308,6 +308,7 @@ class LockTable:
                 f"deadlock: {issues} wait on each other's locks ({paths}); "
                 f"{holder.issue_id} is the youngest waiter and gives up",
                 "end with BLOCKED so the other runs can finish",
+                waits_for=blocker.holder.issue_id,
             )
 
     def cycle_from(self, run_id: str) -> list[_Wait]:

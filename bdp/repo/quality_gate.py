@@ -34,8 +34,8 @@ class GateResult:
         """The message that sends a failing gate back to the agent."""
         return (
             f"The quality gate failed: `{self.command}` did not pass. Its output (the end):\n\n"
-            f"```\n{self.output}\n```\n\nFix the cause, run the check yourself, then end again "
-            "with DONE: <summary> or BLOCKED: <reason> on the last line."
+            f"```\n{self.output}\n```\n\nFix the cause, run the check yourself, then return "
+            "your report again (DONE, or BLOCKED with the reason)."
         )
 
 

@@ -4,6 +4,10 @@ once bd has closed the issue. Until then the janitor, not a redo, finishes the j
 
 A landed commit is never followed by a reset: when `bd close` keeps failing, the run still
 ends DONE (landed), and says that the janitor will close the issue.
+
+A close may finish an epic (`bdp.repo.epics`): the last open child's run closes it, and its
+epic above if that was the last one too. A failure there changes nothing of the run: the
+janitor's sweep closes finished epics as well.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import logging
 
 from bdp.agent.session import SessionResult
 from bdp.errors import BdpError
+from bdp.repo.epics import close_parents
 from bdp.repo.pending import PendingClose
 from bdp.run.job import Job
 
@@ -37,3 +42,15 @@ def close_landed(job: Job, result: SessionResult, commit: str, pending: PendingC
         job.transcript.line(f"bdp: {result.summary}")
         return
     pending.drop(job.deps.settings.home)
+    close_epics_above(job)
+
+
+def close_epics_above(job: Job) -> None:
+    """After the run's issue closed: close the epics it was the last open child of."""
+    try:
+        closed = close_parents(job.beads, job.issue, job.actor)
+    except BdpError as error:
+        log.warning("could not close the epic above %s: %s", job.issue.id, error)
+        return
+    for epic_id in closed:
+        job.transcript.line(f"bdp: closed epic {epic_id}: all its children are closed")

@@ -14,11 +14,13 @@ from dataclasses import replace
 from bdp.agent.session import SessionResult
 from bdp.broker.hold import pause_queue
 from bdp.errors import BdpError
-from bdp.models import Outcome, RunRecord
+from bdp.models import Outcome, RunRecord, TaskArgs
 from bdp.ops.notify import Event
 from bdp.run.bookkeeping import despite_broker, unmark_if_ours
+from bdp.run.follow_ups import file_follow_ups
 from bdp.run.job import Job
 from bdp.run.landing import land_worktree, put_away
+from bdp.run.no_code import settle_claim
 from bdp.run.shared import commit_shared
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ def finish(job: Job, result: SessionResult) -> RunRecord:
             job.transcript.line(f"bdp: {result.summary}")
             put_away(job)
             return _record(job, result, "")
+        despite_broker("file follow-ups", lambda: file_follow_ups(job, result))
         commit = _land_safely(job, result)
         put_away(job)
         _hand_back(job, result)
@@ -55,6 +58,8 @@ def _hand_back(job: Job, result: SessionResult) -> None:
         _continue(job, result)
     elif result.outcome is Outcome.PAUSED:
         _pause(job, result)
+    elif result.outcome is Outcome.INTERRUPTED and job.stop.requeue:
+        _requeue_stopped(job, result)
     elif result.outcome.resets_issue:
         _reset(job, result)
 
@@ -72,7 +77,12 @@ def _land_safely(job: Job, result: SessionResult) -> str:
 
 
 def _land(job: Job, result: SessionResult) -> str:
-    """Commit a DONE run's work and close its issue; the commit, or "" (outcome adjusted)."""
+    """Commit a DONE run's work and close its issue; the commit, or "" (outcome adjusted).
+    A claim that no code is needed closes the issue without one, when it holds."""
+    if result.outcome.needs_no_code:
+        settle_claim(job, result)
+        if result.outcome is not Outcome.DONE:
+            return ""
     if job.tree is not None and job.tree.worktree is not None:
         return land_worktree(job, result) if result.outcome is Outcome.DONE else ""
     return commit_shared(job, result)
@@ -102,6 +112,7 @@ def _reset(job: Job, result: SessionResult) -> None:
     )
     if job.kept_branch:
         note += f" The work is kept on branch {job.kept_branch}."
+    note += _wait_for_blocker(job, result)
     if result.details:
         note += f"\n\n```\n{result.details}\n```"
     try:
@@ -109,6 +120,35 @@ def _reset(job: Job, result: SessionResult) -> None:
         job.beads.comment(job.issue.id, note, job.actor)
     except BdpError as error:
         log.error("could not reset %s: %s", job.issue.id, error)
+
+
+def _wait_for_blocker(job: Job, result: SessionResult) -> str:
+    """A deadlock victim waits for the issue holding its lock: a bd dependency, made before
+    the reset, so `bd ready` offers it again only once that one has closed. The note's end."""
+    blocker = result.waits_for
+    if not blocker or blocker == job.issue.id:
+        return ""
+    try:
+        job.beads.add_dependency(job.issue.id, blocker, job.actor)
+    except BdpError as error:
+        log.warning("could not make %s wait for %s: %s", job.issue.id, blocker, error)
+        return f" It should wait for {blocker}, but bd refused the dependency: {error}."
+    return f" It now depends on {blocker}: bd ready offers it again once {blocker} is closed."
+
+
+def _requeue_stopped(job: Job, result: SessionResult) -> None:
+    """`bdp stop --requeue`: reset the issue, then queue its next attempt afresh, as the
+    janitor does for a dead run (the stopped session is not resumed: a person stopped it)."""
+    if job.deps.requeue is None:
+        _reset(job, result)
+        return
+    args = job.args
+    again = TaskArgs(
+        args.repo, args.issue_id, args.attempt + 1, max_cost=args.max_cost, isolation=args.isolation
+    )
+    result.summary += f"; queued again as attempt {again.attempt}"
+    _reset(job, result)
+    job.deps.requeue(again)
 
 
 def _continue(job: Job, result: SessionResult) -> None:
@@ -227,4 +267,5 @@ def _record(job: Job, result: SessionResult, commit: str) -> RunRecord:
         lock_wait_seconds=round(waited.seconds, 3),
         lock_timeouts=waited.timeouts,
         landed=job.landed,
+        verdict=result.verdict,
     )

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bdp.agent.session import LiveProgress, StopSignal
+from bdp.agent.session import LiveProgress, Steering, StopSignal
 from bdp.agent.transcript import Transcript, log_path
 from bdp.models import Issue, Run, TaskArgs
 from bdp.redact import Redactor
@@ -61,6 +61,7 @@ class Job:
     locks: LockTable
     stop: StopSignal = field(default_factory=StopSignal)
     progress: LiveProgress = field(default_factory=LiveProgress)
+    steering: Steering = field(default_factory=Steering)  # `bdp say` messages for the session
     tree: RunTree | None = None  # where the session works, once prepared
     landed: bool = False  # its commit is on the target branch
     kept_branch: str = ""  # the branch holding work that did not land

@@ -3,8 +3,11 @@
 Threads rather than asyncio tasks, so a busy or stuck event loop cannot starve them; two of
 them, so a slow `bd heartbeat` never delays the run's own heartbeat (the janitor would take
 a late one for a dead run). The watchdog stops the session when the run was taken away
-(the janitor reset the issue: SUPERSEDED) or when the consumer shuts down (at once, or
-after the wrap-up window: INTERRUPTED).
+(the janitor reset the issue: SUPERSEDED), when the consumer shuts down (at once, or
+after the wrap-up window: INTERRUPTED), or when a person asks (`bdp stop`: INTERRUPTED). It
+also reads the run's inbox for `bdp say` messages (`bdp.run.steering`): it is the one reader
+that runs whatever the session does, one key read per look however many tool calls the agent
+makes, and it sees a stop even while the session waits on the API or on a tool.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from bdp.config import Settings
 from bdp.models import Outcome, Run
 from bdp.repo.beads import Beads
 from bdp.run import shutdown
+from bdp.run.steering import InboxReader
 
 log = logging.getLogger(__name__)
 #: Seconds between checks for shutdown; heartbeats are written every `Pace.heartbeat`.
@@ -30,6 +34,9 @@ TICK = 0.25
 PROGRESS_EVERY = 1.0
 #: Seconds between renewals of bd's own work lease (bd 1.3+; its default TTL is 5 minutes).
 LEASE_RENEWAL = 60.0
+#: Seconds between looks at the run's inbox (`bdp say`, `bdp stop`): "within a few seconds",
+#: where the heartbeat is paced for the janitor's stale window instead.
+INBOX_EVERY = 2.0
 
 
 @dataclass(frozen=True)
@@ -39,12 +46,15 @@ class Pace:
     heartbeat: float
     wrapup: float  # how long a graceful shutdown lets the session wrap up
     lease_every: float = LEASE_RENEWAL
+    inbox_every: float = INBOX_EVERY
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Pace:
-        """Leases renewed at least twice per stale period, so the janitor never sees a gap."""
+        """Leases renewed at least twice per stale period, so the janitor never sees a gap;
+        the inbox read at least as often as the heartbeat is written."""
         lease_every = min(LEASE_RENEWAL, settings.stale_after / 2)
-        return cls(settings.heartbeat, settings.wrapup, lease_every)
+        inbox_every = min(INBOX_EVERY, settings.heartbeat)
+        return cls(settings.heartbeat, settings.wrapup, lease_every, inbox_every)
 
 
 @dataclass
@@ -53,6 +63,7 @@ class _Clock:
 
     beat: float
     progress: float
+    inbox: float
     graceful: float | None = None  # when a graceful shutdown was first seen
 
 
@@ -67,13 +78,14 @@ class Watchdog:
     stop: StopSignal
     pace: Pace
     progress: LiveProgress | None = None
+    inbox: InboxReader | None = None  # None: nobody can steer this run
     _done: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
 
     @contextmanager
     def running(self) -> Iterator[None]:
         """Run the watchdog for the duration of the block."""
         start = time.monotonic()
-        clock = _Clock(beat=start, progress=start)
+        clock = _Clock(beat=start, progress=start, inbox=start)
         self._done.clear()
         name = self.run.run_id
         threads = [
@@ -89,6 +101,8 @@ class Watchdog:
             self._done.set()
             for thread in threads:
                 thread.join()
+            if self.inbox is not None:
+                self.inbox.close()
 
     def _loop(self, clock: _Clock) -> None:
         while not self._done.wait(TICK):
@@ -106,6 +120,9 @@ class Watchdog:
             activity = self.progress.take()
             if activity is not None:
                 self.state.report_activity(self.run.run_id, activity)
+        if self.inbox is not None and now - clock.inbox >= self.pace.inbox_every:
+            clock.inbox = now
+            self.inbox.check()
         self._check_shutdown(clock, now)
 
     def _renew_leases(self) -> None:

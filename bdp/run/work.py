@@ -23,6 +23,7 @@ from bdp.errors import BdpError, BeadsError, RepoError, UnknownIssue
 from bdp.models import Outcome, RunRecord, TaskArgs, remaining_budget
 from bdp.ops.notify import notify_outcome
 from bdp.repo.beads import Beads, Claim, FollowUp
+from bdp.repo.epics import is_epic
 from bdp.repo.gate_sandbox import GateSandbox
 from bdp.repo.locks import Holder, LockTable
 from bdp.repo.quality_gate import run_gate
@@ -32,6 +33,7 @@ from bdp.run.deps import RunDeps, actor_name, worker_name
 from bdp.run.finish import finish
 from bdp.run.job import Claimed, Job, RunTree, start_job
 from bdp.run.shared import snapshot
+from bdp.run.steering import InboxReader
 from bdp.run.tree import SetupFailed, prepare
 from bdp.run.watchdog import Pace, Watchdog
 
@@ -55,8 +57,11 @@ def work_on(args: TaskArgs, task_id: str, deps: RunDeps) -> RunRecord:
         outcome = Outcome.SKIPPED
     if claim.won:
         issue = claim.issue if claim.issue and claim.issue.id else beads.show(args.issue_id)
-        record = _run_claimed(Claimed(args, task_id, actor, issue), deps, beads)
-    else:
+        if is_epic(issue):  # queued before bdp left epics out, or by hand
+            claim = _give_back_epic(beads, issue.id, actor)
+        else:
+            record = _run_claimed(Claimed(args, task_id, actor, issue), deps, beads)
+    if not claim.won:
         log.info("not running %s: %s", args.issue_id, claim.reason)
         if retry_later:  # the marker stays, and the janitor queues the issue again
             despite_broker("give the task back", lambda: deps.state.release_taken(*take))
@@ -72,6 +77,16 @@ def _me() -> str:
     return taker(socket.gethostname(), os.getpid())
 
 
+def _give_back_epic(beads: Beads, issue_id: str, actor: str) -> Claim:
+    """Undo the claim of an epic: it has no work of its own for an agent (its children do),
+    and bdp closes it once they are all closed."""
+    try:
+        beads.reset(issue_id, actor)
+    except BdpError as error:  # left claimed: the janitor resets claims no run holds
+        log.error("could not give back epic %s: %s", issue_id, error)
+    return Claim(False, "an epic: bdp closes it when all its children are closed")
+
+
 def _transient(error: BdpError) -> bool:
     """bd failed in a way that may pass (a timeout, a locked database), not for want of the
     issue, of bd or of a workspace."""
@@ -81,7 +96,8 @@ def _transient(error: BdpError) -> bool:
 def _run_claimed(claimed: Claimed, deps: RunDeps, beads: Beads) -> RunRecord:
     job = start_job(claimed, deps, beads)
     pace = Pace.from_settings(deps.settings)
-    watchdog = Watchdog(deps.state, beads, job.run, job.actor, job.stop, pace, job.progress)
+    inbox = InboxReader(deps.state, job.run.run_id, job.stop, job.steering, job.transcript)
+    watchdog = Watchdog(deps.state, beads, job.run, job.actor, job.stop, pace, job.progress, inbox)
     try:
         with watchdog.running():
             return finish(job, _run_agent(job))
@@ -151,6 +167,7 @@ def _session_request(job: Job, tree: RunTree, budget_left: float | None) -> Sess
         max_cost=budget_left,
         review_rounds=config.review_rounds if config.review else None,
         progress=job.progress,
+        steering=job.steering,
         shared_tree=tree.worktree is None,
         file_issue=partial(_file_follow_up, job),
         freshen=partial(_freshen, job) if tree.worktree else None,

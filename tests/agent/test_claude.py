@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,27 +20,21 @@ from bdp.models import Activity, Issue, Outcome
 from bdp.redact import Redactor
 from bdp.repo.locks import Holder, LockTable
 from bdp.repo.quality_gate import GateResult
-from tests.support.fake_api import Delay, FakeApi, Status, Text, ToolUse, cli_env, tool_results
+from tests.support.fake_api import (
+    ENFORCE_NUDGE,
+    Delay,
+    FakeApi,
+    Report,
+    Status,
+    Text,
+    ToolUse,
+    cli_env,
+    tool_results,
+)
 from tests.support.processes import agent_processes, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 ISSUE = Issue(id="t-abc", title="Add a greeting", description="Write hello.txt")
-
-
-@pytest.fixture
-def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApi]:
-    with FakeApi() as fake:
-        for name, value in cli_env(fake.url, tmp_path / "claude-home").items():
-            monkeypatch.setenv(name, value)
-        yield fake
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    path = tmp_path / "repo"
-    path.mkdir()
-    subprocess.run(["git", "init", "-q", path], check=True)
-    return path
 
 
 def request_for(workdir: Path, tmp_path: Path, timeout: float = 60) -> SessionRequest:
@@ -74,22 +67,40 @@ def test_a_done_session_reports_its_files_cost_and_summary(
     api.script(
         [
             ToolUse("Write", {"file_path": "hello.txt", "content": "hi\n"}),
-            Text("All good.\nDONE: wrote hello.txt"),
+            Report("DONE", "wrote hello.txt"),
         ]
     )
 
     result = run(workdir, tmp_path)
 
     assert (result.outcome, result.summary) == (Outcome.DONE, "wrote hello.txt")
+    assert result.verdict == "structured"
     assert result.changed_files == ["hello.txt"]
     [lock] = LockTable(tmp_path / "home", workdir).locks()
     assert (lock.path, lock.holder.run_id) == ("hello.txt", "run123")  # the edit took its lock
     assert result.cost_usd > 0
-    assert result.turns == 2
+    assert len(api.messages_requests()) == 2  # the report ends the session: no extra call
     assert result.attempts == 1
     assert result.input_tokens > 0
     assert result.output_tokens > 0
     assert "tool Write" in (tmp_path / "run.log").read_text()
+
+
+def test_a_session_that_ends_in_text_is_read_from_its_last_line(
+    api: FakeApi, workdir: Path, tmp_path: Path
+) -> None:
+    # Given a model that never returns the structured report, only its text line
+    api.script([Text("All good.\nBLOCKED: the spec is ambiguous")])
+
+    result = run(workdir, tmp_path)
+
+    # Then the CLI asked once more for the report, and bdp fell back to the text line
+    assert (result.outcome, result.summary) == (Outcome.BLOCKED, "the spec is ambiguous")
+    assert result.verdict == "text"
+    nudged = api.messages_requests()[-1].body["messages"][-1]
+    assert ENFORCE_NUDGE in str(nudged)
+    schema = {t["name"]: t for t in api.messages_requests()[0].body["tools"]}["StructuredOutput"]
+    assert "ALREADY_DONE" in str(schema["input_schema"])
 
 
 def test_the_prompt_carries_the_issue_and_the_workflow(
@@ -102,7 +113,7 @@ def test_the_prompt_carries_the_issue_and_the_workflow(
     first = str(api.messages_requests()[0].body)
     assert "t-abc: Add a greeting" in first
     assert "Write hello.txt" in first
-    assert "BLOCKED: <one-line reason>" in first
+    assert "BLOCKED (reason" in first
     assert "Do not commit" in first  # the rules ride in the system prompt
 
 
@@ -124,7 +135,7 @@ def test_a_session_without_a_verdict_line_fails(
     result = run(workdir, tmp_path)
 
     assert result.outcome is Outcome.FAILED
-    assert "without a DONE or BLOCKED line" in result.summary
+    assert "without a report or a DONE line" in result.summary
 
 
 def test_running_out_of_turns_leaves_the_session_unfinished_with_its_work_noted(
@@ -403,6 +414,7 @@ def test_a_deadlock_ends_the_younger_run_at_once_as_blocked(
     assert result.outcome is Outcome.BLOCKED
     assert "deadlock" in result.summary
     assert "t-old" in result.summary
+    assert result.waits_for == "t-old"  # the run of t-old holds what this one waited for
     assert time.monotonic() - started < 20
     table.release_all(request.holder.run_id)
     waiter.join(timeout=10)
@@ -447,9 +459,9 @@ def test_a_failing_gate_goes_back_to_the_session_until_it_passes(
     api.script(
         [
             ToolUse("Write", {"file_path": "feature.py", "content": "bad\n"}),
-            Text("DONE: wrote the feature"),
+            Report("DONE", "wrote the feature"),
             ToolUse("Write", {"file_path": "feature.py", "content": "good\n"}),
-            Text("DONE: fixed the failing test"),
+            Report("DONE", "fixed the failing test"),
         ]
     )
     calls: list[str] = []
@@ -464,7 +476,7 @@ def test_a_failing_gate_goes_back_to_the_session_until_it_passes(
     assert "quality gate failed" in follow_up
     assert "1 failed" in follow_up
     assert (result.outcome, result.summary) == (Outcome.DONE, "fixed the failing test")
-    assert result.turns == 4
+    assert len(api.messages_requests()) == 4
 
 
 def test_a_gate_that_never_passes_fails_the_run_with_its_output(
@@ -499,9 +511,9 @@ def test_a_reviewer_rejects_then_approves_after_a_fix_round(
     api.script(
         [
             ToolUse("Write", {"file_path": "feature.py", "content": "x = 1\n"}),
-            Text("DONE: added x"),
+            Report("DONE", "added x"),
             ToolUse("Write", {"file_path": "test_feature.py", "content": "assert True\n"}),
-            Text("DONE: added x with a test"),
+            Report("DONE", "added x with a test"),
         ],
         match="Implement beads issue t-abc",
     )

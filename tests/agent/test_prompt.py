@@ -1,13 +1,11 @@
-"""Unit tests for bdp/agent/prompt.py: the prompt an agent gets and how its verdict is read."""
+"""Unit tests for bdp/agent/prompt.py: the prompt an agent gets."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from bdp.agent.prompt import WORKFLOW, Verdict, build_prompt, parse_verdict, system_rules
-from bdp.models import Issue, Outcome
+from bdp.agent.prompt import WORKFLOW, build_prompt, review_prompt, system_rules
+from bdp.models import Issue
 
 FULL_ISSUE = Issue(
     id="proj-7x2",
@@ -65,82 +63,25 @@ def test_build_prompt_ends_with_the_workflow(tmp_path: Path) -> None:
     prompt = build_prompt(Issue(id="proj-1", title="t"), tmp_path)
 
     assert prompt.endswith(WORKFLOW)
-    assert "DONE: <one-line summary" in prompt
-    assert "BLOCKED: <one-line reason>" in prompt
+    assert "StructuredOutput tool" in prompt
+    assert "DONE: <summary>, BLOCKED: <reason>" in prompt
 
 
 def test_system_rules_name_the_issue_for_discovered_work() -> None:
     rules = system_rules(FULL_ISSUE)
 
-    assert "mcp__bdp__file_issue" in rules
-    assert "(bdp links it to proj-7x2)" in rules
+    assert "follow_ups" in rules
+    assert "discovered from proj-7x2" in rules
     assert "{issue_id}" not in rules
 
 
-# -- parse_verdict ---------------------------------------------------------------------
+def test_a_review_of_a_claim_shows_the_claim_instead_of_an_empty_diff() -> None:
+    claim = "ALREADY_DONE: the flag exists (commit 1a2b3c4)"
 
+    with_claim = review_prompt(FULL_ISSUE, "", claim)
+    with_diff = review_prompt(FULL_ISSUE, "+x = 1")
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        pytest.param("DONE: added the flag", Verdict(Outcome.DONE, "added the flag"), id="done"),
-        pytest.param(
-            "BLOCKED: needs a product decision",
-            Verdict(Outcome.BLOCKED, "needs a product decision"),
-            id="blocked",
-        ),
-        pytest.param(
-            "I changed cli.py.\nTests pass.\n\nDONE: added --json\n\n   \n",
-            Verdict(Outcome.DONE, "added --json"),
-            id="after-prose-and-trailing-blank-lines",
-        ),
-        pytest.param("**DONE**: added it", Verdict(Outcome.DONE, "added it"), id="bold-word"),
-        pytest.param("**DONE: added it**", Verdict(Outcome.DONE, "added it"), id="bold-line"),
-        pytest.param("`DONE: added it`", Verdict(Outcome.DONE, "added it"), id="backticks"),
-        pytest.param("- DONE: listed", Verdict(Outcome.DONE, "listed"), id="list-bullet"),
-        pytest.param("## DONE: heading", Verdict(Outcome.DONE, "heading"), id="heading"),
-        pytest.param("DONE - dashed", Verdict(Outcome.DONE, "dashed"), id="hyphen"),
-        pytest.param("DONE \u2014 em dash", Verdict(Outcome.DONE, "em dash"), id="em-dash"),
-        pytest.param("DONE", Verdict(Outcome.DONE, "done"), id="bare-done"),
-        pytest.param("BLOCKED", Verdict(Outcome.BLOCKED, "no reason given"), id="bare-blocked"),
-    ],
-)
-def test_parse_verdict_reads_the_last_non_empty_line(text: str, expected: Verdict) -> None:
-    assert parse_verdict(text) == expected
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        pytest.param(None, id="no-text"),
-        pytest.param("", id="empty"),
-        pytest.param("\n  \n", id="blank"),
-        pytest.param("I fixed the bug and the tests pass.", id="absent"),
-        pytest.param("DONE: fixed it\nLet me know if you need more.", id="not-on-the-last-line"),
-        pytest.param("BLOCKED: unsure\nActually, DONE", id="verdict-mid-line"),
-        pytest.param("done: fixed it", id="lowercase"),
-        pytest.param("DONEZO: fixed", id="longer-word"),
-        pytest.param("I am not DONE: still working", id="prose-before-the-word"),
-    ],
-)
-def test_parse_verdict_returns_none_without_a_verdict_on_the_last_line(text: str | None) -> None:
-    assert parse_verdict(text) is None
-
-
-def test_a_summary_ending_in_inline_code_keeps_its_closing_backtick() -> None:
-    verdict = parse_verdict("DONE: updated `foo.py`")
-
-    assert verdict == Verdict(Outcome.DONE, "updated `foo.py`")
-
-
-def test_a_bold_label_with_the_colon_inside_gives_a_clean_summary() -> None:
-    verdict = parse_verdict("**BLOCKED:** no access to the API")
-
-    assert verdict == Verdict(Outcome.BLOCKED, "no access to the API")
-
-
-def test_a_bold_label_with_the_colon_inside_is_still_read_as_a_verdict() -> None:
-    verdict = parse_verdict("**BLOCKED:** no access to the API")
-
-    assert verdict is not None
-    assert verdict.outcome is Outcome.BLOCKED
+    assert claim in with_claim
+    assert "```diff" not in with_claim
+    assert "```diff\n+x = 1\n```" in with_diff
+    assert claim not in with_diff

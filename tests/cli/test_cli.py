@@ -287,3 +287,76 @@ def test_status_watch_with_a_bad_interval_says_so(tmp_path: Path) -> None:
     env = {**os.environ, "BDP_HOME": str(tmp_path / "home")}
     line = error_line(bdp(env, "status", "--watch", "--interval", "soon"), exit_code=2)
     assert "--interval='soon' is not a duration" in line
+
+
+# --- scope flags on enqueue and run -------------------------------------------------------------
+
+
+def test_an_unknown_id_in_ids_is_one_error_line_and_nothing_is_queued(
+    env: dict[str, str], repo: Path
+) -> None:
+    known = create_issue(repo, "Known")
+    for command in ("enqueue", "run"):
+        line = error_line(bdp(env, command, str(repo), "--ids", f"{known},t-nope"))
+        assert "bd knows no issue 't-nope'" in line
+    status = bdp(env, "status", "--json")
+    assert json.loads(status.stdout)["queued"] == 0
+
+
+def test_an_unknown_epic_is_one_error_line(env: dict[str, str], repo: Path) -> None:
+    line = error_line(bdp(env, "run", str(repo), "--epic", "t-nope"))
+    assert "bd knows no issue 't-nope'" in line
+
+
+def test_order_input_without_ids_is_a_usage_error(env: dict[str, str], repo: Path) -> None:
+    line = error_line(bdp(env, "enqueue", str(repo), "--order", "input"), exit_code=2)
+    assert "--order input needs --ids" in line
+
+
+def test_run_dry_run_json_lists_what_would_be_queued_and_runs_nothing(
+    cli_env: dict[str, str], repo: Path
+) -> None:
+    # Given an epic with one child, and an issue outside it
+    epic = create_issue(repo, "Epic", type="epic")
+    child = create_issue(repo, "Child", parent=epic, priority=1)
+    create_issue(repo, "Outside")
+    runner = CliRunner()
+
+    # When `bdp run --epic --dry-run --json` runs
+    args = ["run", str(repo), "--epic", epic, "--dry-run", "--json"]
+    result = runner.invoke(main, args, env=cli_env, catch_exceptions=False)
+
+    # Then it prints enqueue's rows for the epic's child only, and queued nothing
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == [
+        {"id": child, "title": "Child", "priority": 1, "state": "would queue"}
+    ]
+    status = runner.invoke(main, ["status", "--json"], env=cli_env, catch_exceptions=False)
+    assert json.loads(status.stdout)["queued"] == 0
+
+
+def test_run_json_prints_only_the_records_and_keeps_the_exit_status(
+    cli_env: dict[str, str], repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a run (stood in for) that ends one issue DONE and one FAILED
+    from bdp.cli import oneshot
+    from bdp.models import Outcome, RunRecord
+
+    records = [
+        RunRecord("r1", "t-1", str(repo), "One", Outcome.DONE, "did it"),
+        RunRecord("r2", "t-2", str(repo), "Two", Outcome.FAILED, "broke"),
+    ]
+
+    def fake_run_repo(app: object, path: Path, options: object, events: object) -> list[object]:
+        return list(records)
+
+    monkeypatch.setattr(oneshot, "run_repo", fake_run_repo)
+
+    # When `bdp run --json` ends
+    result = CliRunner().invoke(
+        main, ["run", str(repo), "--json"], env=cli_env, catch_exceptions=False
+    )
+
+    # Then stdout is the records as JSON, and the exit status says something failed
+    assert result.exit_code == 1, result.output
+    assert json.loads(result.stdout) == [record.to_json() for record in records]

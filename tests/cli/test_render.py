@@ -8,8 +8,9 @@ from rich.console import Console
 
 from bdp.broker.hold import Hold
 from bdp.cli.render import live_status, status_view
-from bdp.models import Activity, Outcome, Run, RunRecord
+from bdp.models import Activity, Issue, Outcome, Run, RunRecord
 from bdp.ops.status import StatusReport
+from bdp.repo.epics import EpicProgress
 from bdp.repo.locks import Holder, Lock
 
 NOW = time.time()
@@ -176,3 +177,15 @@ def test_a_long_attention_list_is_cut_and_counted() -> None:
     assert "t-9 " in text
     assert "t-10 " not in text
     assert "… and 15 more (bdp status --json lists them all)" in text
+
+
+def test_the_view_shows_the_epics_in_progress_with_their_children_closed() -> None:
+    epic = Issue("t-ep", "Uploader [v2]", issue_type="epic")
+    children = (Issue("t-ep.1", "a", status="closed"), Issue("t-ep.2", "b"))
+    text = rendered(report(epics={"/src/acme": [EpicProgress(epic, children)]}))
+
+    assert "epics in progress" in text
+    row = next(line for line in text.splitlines() if "t-ep" in line)
+    for shown in ("Uploader [v2]", "1 / 2", "/src/acme"):
+        assert shown in row
+    assert "epics in progress" not in rendered(report())

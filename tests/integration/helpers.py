@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.support.fake_api import FakeApi, Text, ToolUse
+from tests.support.fake_api import FakeApi, Report, ToolUse
 
 BDP = str(Path(sys.executable).parent / "bdp")
 
@@ -43,7 +43,7 @@ def script_write_then_done(api: FakeApi, issue_id: str, filename: str) -> None:
     api.script(
         [
             ToolUse("Write", {"file_path": filename, "content": f"work for {issue_id}\n"}),
-            Text(f"Wrote {filename}.\nDONE: added {filename}"),
+            Report("DONE", f"added {filename}"),
         ],
         match=marker(issue_id),
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -138,3 +140,33 @@ def test_bdp_run_does_an_issue_its_blocker_unblocked_in_the_same_run(
     assert all(show_issue(repo, i)["status"] == "closed" for i in (first, other, waiting))
     log = git(repo, "log", "--reverse", "--format=%(trailers:key=Bdp-Issue,valueonly)").split()
     assert log.index(first) < log.index(waiting)
+
+
+def test_bdp_run_epic_does_its_children_then_closes_the_epic_no_agent_ever_saw(
+    env: dict[str, str], repo: Path, fake_api: FakeApi
+) -> None:
+    # Given an epic with two children, and an issue outside it
+    epic = create_issue(repo, "Rework the uploader end to end", type="epic")
+    children = [create_issue(repo, f"Uploader part {n}", parent=epic) for n in (1, 2)]
+    outside = create_issue(repo, "Unrelated chore")
+    for issue_id in children:
+        script_write_then_done(fake_api, issue_id, f"{issue_id}.md")
+
+    # When `bdp run --epic` works on it, reporting as JSON
+    done = bdp(env, "run", str(repo), "--epic", epic, "-n", "2", "--json", timeout=150)
+
+    # Then both children were done, and bdp closed the epic naming them
+    assert done.returncode == 0, done.stdout + done.stderr
+    records = json.loads(done.stdout)
+    assert sorted((r["issue_id"], r["outcome"]) for r in records) == [
+        (issue_id, "DONE") for issue_id in children
+    ]
+    shown = show_issue(repo, epic)
+    assert shown["status"] == "closed"
+    assert shown["close_reason"] == f"all 2 children closed: {children[0]}, {children[1]}"
+    assert show_issue(repo, outside)["status"] == "open"
+    # And no request to the model named the epic (its children's ids start with its id)
+    bodies = [json.dumps(request.body) for request in fake_api.requests]
+    assert any(children[0] in body for body in bodies)
+    epic_itself = re.compile(re.escape(epic) + r"(?!\.\d|[\w-])")
+    assert not [body for body in bodies if epic_itself.search(body) or "uploader end" in body]

@@ -15,6 +15,8 @@ from bdp.config import Settings
 from bdp.models import Activity, Outcome, Run, RunRecord, TaskArgs
 from bdp.ops.status import collect_status
 from bdp.queue.app import App
+from bdp.repo import known_repos
+from tests.support.beads import bd_calls, create_issue, run_bd_ok
 from tests.support.secrets import SECRET
 
 
@@ -145,3 +147,41 @@ def test_a_spent_budget_shows_as_a_hold_in_status(app: App, tmp_path: Path) -> N
     assert report.hold is not None
     assert report.hold.kind == "budget"
     assert (report.spent_usd, report.budget_usd) == (1.0, 0.5)
+
+
+# --- epics in progress --------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("stand_in_bd")
+def test_status_shows_each_known_repos_epics_in_progress_in_one_bd_call_per_repo(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a repo bdp knows with an epic half done, an epic done and closed, a childless one
+    settings = Settings(home=tmp_path / "home")
+    known_repos.remember(settings.home, str(repo))
+    known_repos.remember(settings.home, str(tmp_path / "another-machines-clone"))
+    epic = create_issue(repo, "Uploader", type="epic")
+    run_bd_ok(repo, "close", create_issue(repo, "Retry", parent=epic))
+    create_issue(repo, "Backoff", parent=epic)
+    old = create_issue(repo, "Old", type="epic")
+    run_bd_ok(repo, "close", create_issue(repo, "Old part", parent=old))
+    run_bd_ok(repo, "close", old)
+    create_issue(repo, "Someday", type="epic")
+    log = tmp_path / "bd.jsonl"
+    monkeypatch.setenv("FAKE_BD_LOG", str(log))
+
+    # When status is collected
+    report = collect_status(settings).to_json()
+
+    # Then it shows the open epic with children, done of total, from one bd call
+    assert report["epics"] == [
+        {"repo": str(repo), "id": epic, "title": "Uploader", "done": 1, "total": 2}
+    ]
+    assert len(bd_calls(log)) == 1
+
+
+def test_a_repo_whose_bd_fails_is_left_out_of_status(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", bd=str(tmp_path / "no-such-bd"))
+    known_repos.remember(settings.home, str(tmp_path))
+
+    assert collect_status(settings).epics == {}

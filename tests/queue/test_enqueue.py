@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
+from bdp.errors import UnknownIssue
 from bdp.models import Issue, TaskArgs
 from bdp.queue.app import App
 from bdp.queue.enqueue import Enqueued, EnqueueOptions, enqueue_ready, watch_ready
 from bdp.repo.beads import ReadyFilters
+from bdp.repo.selection import Scope
 from tests.support.beads import create_issue, run_bd_ok, show_issue
 
 pytestmark = pytest.mark.usefixtures("stand_in_bd")
@@ -144,6 +146,82 @@ def test_enqueue_with_a_budget_gives_each_task_its_max_cost(queued_app: App, rep
     assert task is not None
     [payload] = task.args
     assert TaskArgs.from_task(payload).max_cost == 2.5
+
+
+# --- scope and epics -----------------------------------------------------------------------
+
+
+def test_an_epic_bd_offers_as_ready_is_never_queued(queued_app: App, repo: Path) -> None:
+    epic = create_issue(repo, "An epic", type="epic")
+    work = create_issue(repo, "Its work", parent=epic)
+
+    results = enqueue_ready(queued_app, repo, EnqueueOptions())
+
+    assert [(e.issue.id, e.state) for e in results] == [(work, "queued")]
+    assert [m.issue_id for m in queued_app.state.markers()] == [work]
+
+
+def test_named_ids_queue_the_ready_ones_and_say_which_are_not_ready(
+    queued_app: App, repo: Path
+) -> None:
+    # Given a ready issue, one waiting for it, one claimed by a worker, and one not named
+    base = create_issue(repo, "Base")
+    waiting = create_issue(repo, "Waiting", deps=base)
+    running = create_issue(repo, "Running")
+    run_bd_ok(repo, "update", running, "--claim")
+    queued_app.state.mark_running(str(repo), running, "task-elsewhere")
+    create_issue(repo, "Unnamed")
+
+    # When only the first three are named
+    scope = Scope((base, waiting, running))
+    results = enqueue_ready(queued_app, repo, EnqueueOptions(scope=scope))
+
+    # Then only the ready one is queued, and the others are reported as they are
+    states = {e.issue.id: e.state for e in results}
+    assert states == {base: "queued", waiting: "not ready", running: "running"}
+    assert queued_app.huey.pending_count() == 1
+
+
+def test_an_unknown_named_id_is_an_error_and_nothing_is_queued(queued_app: App, repo: Path) -> None:
+    known = create_issue(repo, "Known")
+
+    with pytest.raises(UnknownIssue, match="t-nope"):
+        enqueue_ready(queued_app, repo, EnqueueOptions(scope=Scope((known, "t-nope"))))
+
+    assert queued_app.huey.pending_count() == 0
+    assert queued_app.state.markers() == []
+
+
+def test_tasks_are_queued_in_the_order_of_the_ids_with_order_input(
+    queued_app: App, repo: Path
+) -> None:
+    named = [create_issue(repo, f"P{p}", priority=p) for p in (3, 0, 2)]
+
+    enqueue_ready(queued_app, repo, EnqueueOptions(scope=Scope(tuple(named), order="input")))
+
+    taken = [TaskArgs.from_task(task.args[0]).issue_id for task in queued_app.huey.pending()]
+    assert taken == named
+
+
+def test_a_task_for_an_epic_queued_before_ends_skipped_without_a_session(
+    queued_app: App, repo: Path
+) -> None:
+    # Given a task for an epic, queued the way an older bdp queued epics
+    epic = create_issue(repo, "An epic", type="epic")
+    task = queued_app.tasks.queue(TaskArgs(str(repo), epic, 1))
+    assert queued_app.state.mark_queued(str(repo), epic, task.id)
+
+    # When a worker takes it
+    value = queued_app.huey.execute(task)
+
+    # Then it ends SKIPPED: no session ran, the epic is open and unassigned, no marker is left
+    assert value == "SKIPPED"
+    [record] = queued_app.state.outcomes()
+    assert "epic" in record.summary
+    assert not (repo / f"done-{epic}.txt").exists()
+    shown = show_issue(repo, epic)
+    assert (shown["status"], shown.get("assignee")) == ("open", None)
+    assert queued_app.state.markers() == []
 
 
 # --- watch_ready ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -35,6 +35,7 @@ from bdp.queue.app import App
 from bdp.queue.janitor import Janitor, SweepReport
 from bdp.repo import known_repos
 from bdp.repo.beads import Beads, MemoryBeads
+from bdp.repo.epics import EpicProgress
 from bdp.repo.locks import Holder, LockTable, lock_name
 from bdp.repo.pending import PendingClose, pending_closes
 from bdp.repo.procs import RUN_ENV, end_run_processes
@@ -794,6 +795,7 @@ def test_a_failing_step_is_logged_and_the_rest_of_the_sweep_goes_on(
     assert [r.getMessage() for r in failures] == [
         "janitor step _recover_run failed; going on",
         "janitor step _reset_orphan_claims failed; going on",
+        "janitor step _close_finished_epics failed; going on",
     ]
     assert all(r.exc_info for r in failures)
     # And the sweep still kept its report
@@ -1210,3 +1212,64 @@ def test_on_this_host_a_live_worker_outranks_a_late_heartbeat_until_its_deadline
     assert janitor.is_dead(replace(late, deadline=time.time() - LONG_AGO))  # long overdue
     assert janitor.is_dead(replace(late, pid=DEAD_PID))
     assert janitor.is_dead(replace(late, host="elsewhere"))  # no pid to look at there
+
+
+# -- epics ---------------------------------------------------------------------------------------
+
+
+class CountsEpicQueries(CountingBeads):
+    """CountingBeads that counts how often the sweep asks for the open epics."""
+
+    def __init__(self, issues: list[Issue]) -> None:
+        super().__init__(issues)
+        self.epic_queries = 0
+
+    def epics(self, epic_ids: Sequence[str] = ()) -> list[EpicProgress]:
+        self.epic_queries += 1
+        return super().epics(epic_ids)
+
+
+def an_epic(issue_id: str, parent: str = "") -> Issue:
+    return Issue(issue_id, f"epic {issue_id}", issue_type="epic", parent=parent)
+
+
+def test_the_sweep_closes_the_epics_whose_children_are_all_closed_and_only_those(
+    app: App,
+) -> None:
+    # Given a finished epic (its child closed by hand), a nested pair, and an unfinished epic
+    beads = CountsEpicQueries(
+        [
+            an_epic("e"),
+            Issue("e.1", "done by hand", status="closed", parent="e"),
+            an_epic("o"),
+            an_epic("o.1", parent="o"),
+            Issue("o.1.1", "deep", status="closed", parent="o.1"),
+            an_epic("u"),
+            Issue("u.1", "still open", parent="u"),
+        ]
+    )
+
+    # When the janitor sweeps
+    report = janitor_of(app, beads).sweep()
+
+    # Then the finished ones are closed with their children listed, in one query of epics
+    assert report.closed_epics == ["e", "o.1", "o"]
+    assert [beads.issues[i].status for i in ("e", "o", "o.1", "u")] == [
+        "closed",
+        "closed",
+        "closed",
+        "open",
+    ]
+    assert beads.close_reasons["e"] == "all 1 child closed: e.1"
+    assert beads.epic_queries == 1
+    assert "closed epic, all its children closed" in dict(report.listed())
+    assert janitor_of(app, beads).sweep().closed_epics == []  # closed once
+
+
+def test_the_sweep_leaves_epics_of_a_repo_that_is_not_here_alone(app: App, tmp_path: Path) -> None:
+    app.state.remember_repo(str(tmp_path / "another-machines-clone"))
+    beads = CountsEpicQueries([an_epic("e"), Issue("e.1", "done", status="closed", parent="e")])
+
+    janitor_of(app, beads).sweep()
+
+    assert beads.epic_queries == 1  # the tree fixture's repo only

@@ -402,6 +402,7 @@ def test_deadlock_ends_the_younger_run_at_once_when_it_asks_last(table: LockTabl
     assert time.monotonic() - start < 3.0
     assert "bd-old" in str(caught.value)
     assert "bd-young" in str(caught.value)
+    assert caught.value.waits_for == "bd-old"  # the victim is to wait for the older issue
     assert thread.is_alive()
 
     # And once the younger run gives up its locks, the older run gets y

@@ -102,3 +102,10 @@ def show_issue(repo: Path, issue_id: str) -> dict[str, object]:
     if not isinstance(issue, dict):
         raise RuntimeError(f"bd show {issue_id} printed {payload!r}")
     return issue
+
+
+def bd_calls(log: Path) -> list[list[str]]:
+    """The argv (without `bd`) of every stand-in call logged to ``log`` (``FAKE_BD_LOG``)."""
+    if not log.exists():
+        return []
+    return [json.loads(line)["argv"] for line in log.read_text().splitlines()]

@@ -34,7 +34,9 @@ __all__ = [
     "DUMMY_API_KEY",
     "Delay",
     "FakeApi",
+    "Finish",
     "RecordedRequest",
+    "Report",
     "Status",
     "Step",
     "Text",
@@ -44,6 +46,8 @@ __all__ = [
 ]
 
 DUMMY_API_KEY = "sk-test-not-a-real-key"
+#: How the CLI tells a model that ended in text to return its structured output.
+ENFORCE_NUDGE = "[structured-output-enforce]"
 NOTHING_SCRIPTED = "DONE: nothing more scripted"
 _SECRET_HEADERS = frozenset({"x-api-key", "authorization", "proxy-authorization", "cookie"})
 _ERROR_TYPES: Mapping[int, str] = {
@@ -75,6 +79,26 @@ class ToolUse:
 
 
 @dataclass(frozen=True)
+class Finish:
+    """End the session as a model would: the structured report when the request offers the
+    StructuredOutput tool, else the text line ``OUTCOME: summary`` (an older bdp)."""
+
+    outcome: str
+    summary: str
+
+    def answer(self, body: Any) -> Text | ToolUse:
+        tools = body.get("tools", []) if isinstance(body, dict) else []
+        if any(isinstance(t, dict) and t.get("name") == "StructuredOutput" for t in tools):
+            return Report(self.outcome, self.summary)
+        return Text(f"{self.outcome}: {self.summary}")
+
+
+def Report(outcome: str, summary: str, **fields: Any) -> ToolUse:
+    """Answer with the session's structured report (the CLI's StructuredOutput tool)."""
+    return ToolUse("StructuredOutput", {"outcome": outcome, "summary": summary, **fields})
+
+
+@dataclass(frozen=True)
 class Status:
     """Answer with HTTP status ``code`` and an Anthropic-style error body."""
 
@@ -98,7 +122,7 @@ class Delay:
     then: Step
 
 
-Step = Text | ToolUse | Status | Delay
+Step = Text | ToolUse | Status | Delay | Finish
 
 
 @dataclass(frozen=True)
@@ -140,10 +164,15 @@ def _assistant_turns(body: Any) -> int:
     """How many model turns a request already holds: the index of the step to answer with.
 
     One per tool call so far, plus one per earlier final answer when the session continues
-    with a new user message (a follow-up such as a failed quality gate).
+    with a new user message (a follow-up such as a failed quality gate). A session asked
+    for structured output that ends in text is told to call the StructuredOutput tool; the
+    fake answers that nudge with the same step again (a model that keeps to its text), so
+    those nudges do not count: a script reads the same with or without structured output.
     """
     messages = body.get("messages", []) if isinstance(body, dict) else []
-    return sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "assistant")
+    turns = sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "assistant")
+    nudges = sum(1 for m in messages if ENFORCE_NUDGE in json.dumps(m))
+    return turns - nudges
 
 
 #: What picks a script: text the first user message contains, or a pattern it matches.
@@ -365,6 +394,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 return
             step = step.then
+        if isinstance(step, Finish):
+            step = step.answer(body)
         if isinstance(step, Status):
             self._json(step.code, step.error_body(), step.headers)
         elif isinstance(body, dict) and body.get("stream") is False:

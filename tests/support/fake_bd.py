@@ -3,10 +3,13 @@
 
 Covers init, create, ready (incl. --claim), list, show, update (incl. the --claim compare-and-set),
 close, reopen, comment/comments, dep add and version, with bd's JSON shapes, error channels and
-exit codes. State lives in `.beads/issues.json`; every invocation holds an exclusive `fcntl.flock`
-on `.beads/lock` for its whole read-modify-write and replaces the store atomically, so concurrent
-processes serialize the way real bd's embedded Dolt does. Tests use it as `bd` by putting
-tests/support/bin first on PATH (see `bd_env` in tests/support/beads.py).
+exit codes; and parent-child hierarchies: `create --parent` (ids `X.1`, `X.2`), `ready --parent`
+(every descendant), `list --parent/--type/--id`, epic counts in `show --include-dependents`
+and the guard against closing an epic with open children. State lives in `.beads/issues.json`;
+every invocation holds an exclusive `fcntl.flock` on `.beads/lock` for its whole
+read-modify-write and replaces the store atomically, so concurrent processes serialize the way
+real bd's embedded Dolt does. Tests use it as `bd` by putting tests/support/bin first on PATH
+(see `bd_env` in tests/support/beads.py).
 
 Test hooks (environment variables):
 - `FAKE_BD_LOG=<file>`: every invocation appends one JSON line `{"argv": [...], "cwd": "..."}`
@@ -551,7 +554,23 @@ def detail(ctx: Ctx, issue_id: str) -> Issue:
             {**{k: issues[e["issue_id"]][k] for k in keys}, "dependency_type": e["type"]}
             for e in back
         ]
+    if ctx.args.flag("include-dependents") and issues[issue_id]["issue_type"] == "epic":
+        item.update(epic_progress(ctx.store, issue_id))
     return item
+
+
+def epic_progress(store: Store, epic_id: str) -> dict[str, object]:
+    """An epic's child counts, as `show --include-dependents` adds them (none without children)."""
+    children = children_of(store, epic_id)
+    if not children:
+        return {}
+    done = len(children) - len(open_children(store, epic_id))
+    total = len(children)
+    return {
+        "epic_total_children": total,
+        "epic_closed_children": done,
+        "epic_closeable": done == total,
+    }
 
 
 def sort_issues(items: list[Issue], policy: str, now_ns: int) -> list[Issue]:
@@ -685,8 +704,11 @@ def cmd_create(ctx: Ctx) -> int:
     title = ctx.args.get("title") or "".join(ctx.args.positionals[:1])
     if not title.strip():
         raise BdError("title required", "stderr")
-    issue = build_issue(ctx, title)
+    parent = resolve_flag(ctx, "parent")
+    issue = build_issue(ctx, title, parent)
     ctx.issues[issue["id"]] = issue
+    if parent is not None:
+        add_edge(ctx, issue["id"], parent, "parent-child")
     add_create_dependencies(ctx, issue["id"])
     if ctx.args.flag("silent"):
         print(issue["id"])
@@ -698,7 +720,28 @@ def cmd_create(ctx: Ctx) -> int:
     return 0
 
 
-def build_issue(ctx: Ctx, title: str) -> Issue:
+def resolve_flag(ctx: Ctx, dest: str) -> str | None:
+    """The issue id a flag like --parent names, resolved like any id (errors on stderr)."""
+    token = ctx.args.get(dest)
+    if token is None:
+        return None
+    try:
+        return resolve(ctx.store, token)
+    except BdError as err:
+        raise BdError(err.message, "stderr") from None
+
+
+def child_id(ctx: Ctx, parent: str) -> str:
+    """`<parent>.<n>`: one more than the parent's highest child number (bd keeps a counter)."""
+    numbers = [
+        int(rest)
+        for issue_id in ctx.issues
+        if issue_id.startswith(f"{parent}.") and (rest := issue_id[len(parent) + 1 :]).isdigit()
+    ]
+    return f"{parent}.{max(numbers, default=0) + 1}"
+
+
+def build_issue(ctx: Ctx, title: str, parent: str | None = None) -> Issue:
     args = ctx.args
     fields = {
         "description": args.get("description"),
@@ -714,7 +757,10 @@ def build_issue(ctx: Ctx, title: str) -> Issue:
         "updated_at": ctx.now,
         "labels": sorted(set(args.items("labels"))),
     }
-    issue: Issue = {"id": new_id(ctx, title, args.get("description") or ""), "title": title}
+    issue_id = (
+        child_id(ctx, parent) if parent else new_id(ctx, title, args.get("description") or "")
+    )
+    issue: Issue = {"id": issue_id, "title": title}
     for key, value in fields.items():
         set_field(issue, key, value)
     return issue
@@ -802,7 +848,26 @@ def cmd_ready(ctx: Ctx) -> int:
 
 def ready_candidates(ctx: Ctx) -> list[Issue]:
     tests = ready_filters(ctx.args)
+    if (parent := resolve_flag(ctx, "parent")) is not None:
+        below = descendants(ctx.store, parent)
+        tests.append(lambda issue: issue["id"] in below)
     return [i for i in ctx.issues.values() if is_ready(ctx, i) and all(t(i) for t in tests)]
+
+
+def children_of(store: Store, issue_id: str) -> list[str]:
+    return [e["issue_id"] for e in incoming(store, issue_id) if e["type"] == "parent-child"]
+
+
+def descendants(store: Store, issue_id: str) -> set[str]:
+    """Children, their children and so on (`bd ready --parent` is recursive)."""
+    found: set[str] = set()
+    todo = children_of(store, issue_id)
+    while todo:
+        child = todo.pop()
+        if child not in found:
+            found.add(child)
+            todo.extend(children_of(store, child))
+    return found
 
 
 def is_ready(ctx: Ctx, issue: Issue) -> bool:
@@ -856,9 +921,23 @@ def list_statuses(args: Args) -> frozenset[str] | None:
     return frozenset(requested)
 
 
+def list_filters(ctx: Ctx) -> list[Callable[[Issue], bool]]:
+    """`bd list --type T --parent P --id a,b`: P's direct children, exact ids."""
+    tests: list[Callable[[Issue], bool]] = []
+    if (kind := ctx.args.get("type")) is not None:
+        tests.append(lambda issue: issue["issue_type"] == canonical_type(kind))
+    if (parent := resolve_flag(ctx, "parent")) is not None:
+        children = set(children_of(ctx.store, parent))
+        tests.append(lambda issue: issue["id"] in children)
+    if ids := set(ctx.args.items("id")):
+        tests.append(lambda issue: issue["id"] in ids)
+    return tests
+
+
 def cmd_list(ctx: Ctx) -> int:
     wanted = list_statuses(ctx.args)
     pool = [i for i in ctx.issues.values() if wanted is None or i["status"] in wanted]
+    pool = [i for i in pool if all(test(i) for test in list_filters(ctx))]
     agent_mode = ctx.env.get("BD_AGENT_MODE") == "1" or bool(ctx.env.get("CLAUDE_CODE"))
     limit = int_option(ctx.args, "limit", 20 if agent_mode else 50)
     shown = truncate(sort_issues(pool, "priority", ctx.now_ns), limit, "issues")
@@ -968,12 +1047,22 @@ def close_reasons(args: Args, count: int) -> list[str]:
 def close_refusal(store: Store, issue: Issue) -> str | None:
     if issue["status"] == "pinned":
         return f"cannot modify pinned issue {issue['id']} (use --force to override)"
+    if issue["issue_type"] == "epic" and (left := open_children(store, issue["id"])):
+        return (
+            f"cannot close epic {issue['id']}: {len(left)} open child issue(s); "
+            "close them first (use --force to override)"
+        )
     if blockers := open_blockers(store, issue["id"]):
         return (
             f"cannot close {issue['id']}: blocked by open issues [{' '.join(blockers)}] "
             "(use --force to override)"
         )
     return None
+
+
+def open_children(store: Store, issue_id: str) -> list[str]:
+    issues = store["issues"]
+    return [c for c in children_of(store, issue_id) if issues[c]["status"] != "closed"]
 
 
 def cmd_close(ctx: Ctx) -> int:
@@ -1120,17 +1209,17 @@ COMMANDS: dict[str, Command] = {
         cmd_create,
         flag_table(
             "--title -d/--description -t/--type -p/--priority -l/--label/--labels --acceptance"
-            " --notes --design --deps -a/--assignee --silent!"
+            " --notes --design --deps -a/--assignee --parent --silent!"
         ),
     ),
     "ready": Command(
         cmd_ready,
         flag_table(
             "-n/--limit -p/--priority -l/--label -t/--type -a/--assignee -u/--unassigned!"
-            " -s/--sort --claim!"
+            " -s/--sort --claim! --parent"
         ),
     ),
-    "list": Command(cmd_list, flag_table("-s/--status --all! -n/--limit")),
+    "list": Command(cmd_list, flag_table("-s/--status --all! -n/--limit -t/--type --parent --id")),
     "show": Command(cmd_show, flag_table("--include-comments! --include-dependents!")),
     "update": Command(
         cmd_update,
