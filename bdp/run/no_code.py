@@ -9,12 +9,17 @@ with the reason, so a wrong claim costs a retry, never a silently closed issue.
 
 from __future__ import annotations
 
+import re
+
 from bdp.agent.session import SessionResult
 from bdp.errors import BdpError
 from bdp.models import Outcome
 from bdp.repo.git import git
 from bdp.run.closing import close_epics_above
 from bdp.run.job import Job
+
+#: What an agent may cite as a commit: an abbreviated or full object id.
+_HEX = re.compile(r"[0-9a-fA-F]{4,40}")
 
 
 def settle_claim(job: Job, result: SessionResult) -> None:
@@ -53,6 +58,8 @@ def _unproven(job: Job, result: SessionResult) -> str:
     commit, target = result.cited_commit, _target(job)
     if not commit:
         return f"said ALREADY_DONE ({result.summary}) but cited no commit"
+    if not _HEX.fullmatch(commit):  # never handed to git as an option or a revision range
+        return f"said ALREADY_DONE, citing {commit[:60]!r}, which is not a commit id"
     try:
         full = git(job.repo, "rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}").strip()
         git(job.repo, "merge-base", "--is-ancestor", full, target)

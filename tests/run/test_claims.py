@@ -74,7 +74,9 @@ def test_already_done_citing_a_commit_on_the_target_closes_the_issue_without_a_c
     assert record.commit == ""
 
 
-@pytest.mark.parametrize("cited", ["", "0000000deadbeef", "not-a-commit"])
+@pytest.mark.parametrize(
+    "cited", ["", "0000000deadbeef", "not-a-commit", "--show-toplevel", "HEAD", "main~0"]
+)
 def test_already_done_without_a_commit_on_the_target_fails_and_resets(
     repo: Path, settings: Settings, cited: str
 ) -> None:
