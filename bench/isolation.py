@@ -28,7 +28,7 @@ from bdp.agent.session import StubAgentRunner  # noqa: E402
 from bdp.broker.state import State  # noqa: E402
 from bdp.config import Settings  # noqa: E402
 from bdp.models import Issue, Outcome, TaskArgs  # noqa: E402
-from bdp.repo.beads import MemoryBeads  # noqa: E402
+from bdp.repo.memory_beads import MemoryBeads  # noqa: E402
 from bdp.repo.worktree import branch_name, create, remove, tip  # noqa: E402
 from bdp.run.deps import RunDeps  # noqa: E402
 from bdp.run.work import work_on  # noqa: E402

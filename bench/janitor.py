@@ -26,8 +26,8 @@ from bdp.config import Settings  # noqa: E402
 from bdp.models import Run  # noqa: E402
 from bdp.queue.app import App  # noqa: E402
 from bdp.queue.janitor import Janitor  # noqa: E402
-from bdp.repo.beads import MemoryBeads  # noqa: E402
 from bdp.repo.locks import Holder, LockTable  # noqa: E402
+from bdp.repo.memory_beads import MemoryBeads  # noqa: E402
 
 RUNS, LOCKS_PER_RUN = 1000, 10
 

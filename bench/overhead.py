@@ -36,7 +36,7 @@ from bdp.config import Settings  # noqa: E402
 from bdp.models import Issue, TaskArgs  # noqa: E402
 from bdp.queue.app import App  # noqa: E402
 from bdp.queue.instance import build_huey  # noqa: E402
-from bdp.repo.beads import MemoryBeads  # noqa: E402
+from bdp.repo.memory_beads import MemoryBeads  # noqa: E402
 from bdp.run.deps import RunDeps  # noqa: E402
 from bdp.run.work import work_on  # noqa: E402
 from bench.harness import make_repo  # noqa: E402

@@ -39,8 +39,8 @@ from bdp.models import Issue, Outcome
 from bdp.queue.app import App
 from bdp.repo import beads
 from bdp.repo import git as gitops
-from bdp.repo.beads import MemoryBeads
 from bdp.repo.locks import LOCK_WAIT
+from bdp.repo.memory_beads import MemoryBeads
 from bdp.run import deps as worker_deps
 from bdp.run import shared as run_shared
 

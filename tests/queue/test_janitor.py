@@ -34,9 +34,10 @@ from bdp.queue import janitor as janitor_module
 from bdp.queue.app import App
 from bdp.queue.janitor import Janitor, SweepReport
 from bdp.repo import known_repos
-from bdp.repo.beads import Beads, MemoryBeads
+from bdp.repo.beads import Beads
 from bdp.repo.epics import EpicProgress
 from bdp.repo.locks import Holder, LockTable, lock_name
+from bdp.repo.memory_beads import MemoryBeads
 from bdp.repo.pending import PendingClose, pending_closes
 from bdp.repo.procs import RUN_ENV, end_run_processes
 from bdp.repo.worktree import create as create_worktree

@@ -12,7 +12,7 @@ import pytest
 
 from bdp.errors import BeadsError, UnknownIssue
 from bdp.models import Issue
-from bdp.repo.beads import BdCli, MemoryBeads
+from bdp.repo.beads import BdCli
 from bdp.repo.epics import (
     EpicProgress,
     close_open_epics,
@@ -20,6 +20,7 @@ from bdp.repo.epics import (
     progress_of,
     to_close,
 )
+from bdp.repo.memory_beads import MemoryBeads
 from tests.support.beads import bd_calls, create_issue, run_bd_ok, show_issue
 
 ME = "bdp/test/worker-1"

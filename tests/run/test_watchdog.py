@@ -11,7 +11,7 @@ from huey import MemoryHuey
 from bdp.agent.session import StopSignal
 from bdp.broker.state import State
 from bdp.models import Issue, Outcome, Run
-from bdp.repo.beads import MemoryBeads
+from bdp.repo.memory_beads import MemoryBeads
 from bdp.run import shutdown
 from bdp.run.watchdog import Pace, Watchdog
 from tests.support.processes import wait_for
