@@ -33,6 +33,7 @@ class Outcome(enum.StrEnum):
     PAUSED = "PAUSED"  # the account hit a usage limit; the queue pauses and the issue waits
     ALREADY_DONE = "ALREADY_DONE"  # the change exists (a cited commit); closed without a commit
     OBSOLETE = "OBSOLETE"  # the issue no longer applies (the agent's reason); closed, no commit
+    FOLLOW_UPS = "FOLLOW_UPS"  # an epic's review filed what is missing; open until those close
 
     @property
     def attention_reason(self) -> str:
@@ -57,6 +58,11 @@ class Outcome(enum.StrEnum):
     def closes_issue(self) -> bool:
         """The run closed its issue: with a commit (DONE), or with a claim that none is needed."""
         return self in (Outcome.DONE, Outcome.ALREADY_DONE, Outcome.OBSOLETE)
+
+    @property
+    def adds_ready_work(self) -> bool:
+        """Issues may have become ready: ones it unblocked by closing, or follow-ups it filed."""
+        return self.closes_issue or self is Outcome.FOLLOW_UPS
 
     @property
     def needs_no_code(self) -> bool:

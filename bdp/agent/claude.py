@@ -27,6 +27,7 @@ from tenacity import (
 from bdp.agent.api_errors import raise_for
 from bdp.agent.confinement import SETTING_SOURCES, sandbox_settings, session_env
 from bdp.agent.conversation import Conversation, first_message
+from bdp.agent.epic_review import review_epic
 from bdp.agent.hooks import BDP_TOOLS, session_hooks, tool_server
 from bdp.agent.launcher import detached_cli
 from bdp.agent.mount_points import absent_placeholders, remove_placeholders
@@ -63,6 +64,8 @@ class ClaudeAgentRunner:
         self.settings = settings
 
     def run(self, request: SessionRequest) -> SessionResult:
+        if request.epic is not None:  # an epic's task: its review, not work of its own
+            return asyncio.run(review_epic(request, request.epic, self.settings))
         return asyncio.run(self._run(request))
 
     async def _run(self, request: SessionRequest) -> SessionResult:

@@ -130,11 +130,12 @@ def _from_report(report: object) -> Verdict | None:
     if reason and outcome in (Outcome.BLOCKED, Outcome.OBSOLETE):
         summary = f"{summary}: {reason}" if summary and reason not in summary else reason
     summary = summary or _no_summary(outcome)
-    follow_ups = _follow_ups(report.get("follow_ups"))
+    follow_ups = read_follow_ups(report.get("follow_ups"))
     return Verdict(outcome, summary, "structured", _text(report.get("commit")), follow_ups)
 
 
-def _follow_ups(items: object) -> tuple[FollowUp, ...]:
+def read_follow_ups(items: object) -> tuple[FollowUp, ...]:
+    """The usable follow-ups of a structured answer (at most `MAX_FOLLOW_UPS`)."""
     if not isinstance(items, list):
         return ()
     found = []

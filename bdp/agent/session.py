@@ -16,6 +16,7 @@ from bdp.agent.transcript import Transcript
 from bdp.config import Settings
 from bdp.models import Activity, Issue, Outcome
 from bdp.repo.beads import FollowUp
+from bdp.repo.epic_work import EpicBrief
 from bdp.repo.locks import Holder, LockTable
 from bdp.repo.quality_gate import GateResult
 
@@ -131,6 +132,7 @@ class SessionRequest:
     file_issue: Callable[[FollowUp], str] | None = None  # files a follow-up; its new id
     freshen: Callable[[list[str]], list[str]] | None = None  # newly locked files brought up
     # to date with the target branch (a worktree): the ones that changed there
+    epic: EpicBrief | None = None  # set: the session reviews this finished epic, read-only
 
 
 @dataclass

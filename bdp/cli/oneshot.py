@@ -129,7 +129,7 @@ def _report(app: App, tracker: _Tracker, events: RunEvents) -> None:
         if fresh and record.repo == tracker.repo and record.issue_id in tracker.issue_ids:
             tracker.seen_records.add(record.run_id)
             tracker.records.append(record)
-            tracker.closed_since_pickup |= record.outcome.closes_issue
+            tracker.closed_since_pickup |= record.outcome.adds_ready_work
             events.finished(record)
 
 

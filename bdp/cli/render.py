@@ -40,6 +40,7 @@ _STYLE = {
     Outcome.UNFINISHED: "cyan",
     Outcome.ALREADY_DONE: "green",
     Outcome.OBSOLETE: "green",
+    Outcome.FOLLOW_UPS: "cyan",
 }
 
 

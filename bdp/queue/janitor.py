@@ -32,6 +32,7 @@ from bdp.repo.epics import close_open_epics
 from bdp.repo.locks import Lock, LockTable
 from bdp.repo.pending import PendingClose, pending_closes
 from bdp.repo.procs import end_run_processes, pid_alive
+from bdp.repo.repo_config import load_repo_config
 from bdp.repo.worktree import (
     delete_branch,
     disk_used,
@@ -41,6 +42,7 @@ from bdp.repo.worktree import (
     worktrees_dir,
 )
 from bdp.run.deps import Requeue
+from bdp.run.epic_task import epics_to_review, queue_review
 
 log = logging.getLogger(__name__)
 
@@ -254,10 +256,17 @@ class Janitor:
             self._reset_and_requeue(TaskArgs(repo, issue.id, attempt), None, note, report)
 
     def _close_finished_epics(self, repo: str, report: SweepReport) -> None:
-        """Close the open epics whose children are all closed: the backstop of the close
-        that follows a run's (a close by hand, a worker that died right after its close)."""
-        if Path(repo).is_dir():  # else another machine's clone
-            report.closed_epics += close_open_epics(self.beads(Path(repo)), _BDP_ACTOR)
+        """Close the open epics whose children are all closed (or queue their reviews): the
+        backstop of what follows a run's close (a close by hand, a worker that died then)."""
+        if not Path(repo).is_dir():
+            return  # another machine's clone
+        beads, config = self.beads(Path(repo)), load_repo_config(Path(repo))
+        if not config.epic_review:
+            report.closed_epics += close_open_epics(beads, _BDP_ACTOR)
+            return
+        for epic in epics_to_review(beads, config.epic_review_rounds):
+            if queue_review(self.state, self.requeue, TaskArgs(repo, epic.issue.id)):
+                report.reviewed_epics.append(epic.issue.id)
 
     def _last_attempt(self, repo: str, issue_id: str) -> int:
         attempts = [

@@ -25,6 +25,7 @@ class SweepReport:
     closed_landed: list[str] = field(default_factory=list)  # landed, then bd close never ran
     deleted_branches: list[str] = field(default_factory=list)  # kept work past BDP_KEEP_BRANCHES
     closed_epics: list[str] = field(default_factory=list)  # all their children were closed
+    reviewed_epics: list[str] = field(default_factory=list)  # finished: their review queued
     worktrees: int = 0  # worktrees on this host after the sweep
     worktree_bytes: int = 0  # the disk their files take
 
@@ -43,6 +44,7 @@ class SweepReport:
             ("closed, its work landed", self.closed_landed),
             ("deleted branch", self.deleted_branches),
             ("closed epic, all its children closed", self.closed_epics),
+            ("queued the review of a finished epic", self.reviewed_epics),
         ]
 
     def summary(self) -> str:

@@ -80,6 +80,7 @@ class Beads(Protocol):
     def in_progress(self) -> list[Issue]: ...
     def file(self, follow_up: FollowUp, actor: str) -> str: ...
     def discovered(self, issue_id: str) -> dict[str, str]: ...
+    def comment_texts(self, issue_id: str) -> list[str]: ...
     def add_dependency(self, issue_id: str, depends_on: str, actor: str) -> None: ...
     def epics(self, epic_ids: Sequence[str] = ()) -> list[EpicProgress]: ...
 
@@ -93,6 +94,16 @@ class FollowUp:
     description: str = ""
     issue_type: str = "task"
     priority: int = 2
+    parent: str = ""  # file it as a child of this epic instead (what an epic's review found)
+
+
+def _origin(follow_up: FollowUp) -> tuple[str, ...]:
+    """How a follow-up is linked to where it was found: discovered from it, or a child of it.
+    bd keeps one edge per pair of issues, so a child of an epic cannot also be discovered
+    from it."""
+    if follow_up.parent:
+        return ("--parent", follow_up.parent)
+    return ("--deps", f"discovered-from:{follow_up.found_in}")
 
 
 @dataclass(frozen=True)
@@ -169,8 +180,7 @@ class BdCli:
             follow_up.issue_type,
             "--priority",
             str(follow_up.priority),
-            "--deps",
-            f"discovered-from:{follow_up.found_in}",
+            *_origin(follow_up),
             "--actor",
             actor,
         )
@@ -188,6 +198,14 @@ class BdCli:
             for d in dependents
             if isinstance(d, dict) and d.get("dependency_type") == "discovered-from"
         }
+
+    def comment_texts(self, issue_id: str) -> list[str]:
+        """The texts of ``issue_id``'s comments, oldest first."""
+        reply = self._run("comments", issue_id)
+        self._check(reply, f"read the comments of {issue_id}", issue_id)
+        payload = _parse(reply.stdout) if reply.stdout.strip() else []
+        items = payload if isinstance(payload, list) else _as_list(payload)
+        return [str(item.get("text", "")) for item in items if isinstance(item, dict)]
 
     @_RETRIED
     def add_dependency(self, issue_id: str, depends_on: str, actor: str) -> None:

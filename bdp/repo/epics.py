@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 EPIC = "epic"
 #: Levels of epics above an issue that one close may finish (bd's default nesting limit is 3).
 MAX_DEPTH = 8
+#: What bdp's comment on an epic says when its review found something missing: bd's comments
+#: are where the rounds an epic's review has had are counted, so a restart forgets none.
+CHANGES_ASKED = "the epic review asked for changes"
 
 
 def is_epic(issue: Issue) -> bool:
@@ -99,12 +102,18 @@ def to_close(epics: Sequence[EpicProgress]) -> list[EpicProgress]:
         closing.update((epic.issue.id, epic) for epic in ready)
 
 
+def review_rounds_used(comments: Iterable[str]) -> int:
+    """How many of an epic's reviews found something missing (bdp's comments say so)."""
+    return sum(CHANGES_ASKED in text for text in comments)
+
+
 class EpicBeads(Protocol):
     """What closing epics needs of bd (every `bdp.repo.beads.Beads` has it)."""
 
     def show(self, issue_id: str) -> Issue: ...
     def epics(self, epic_ids: Sequence[str] = ()) -> list[EpicProgress]: ...
     def close(self, issue_id: str, reason: str, actor: str) -> None: ...
+    def comment_texts(self, issue_id: str) -> list[str]: ...
 
 
 def close_open_epics(beads: EpicBeads, actor: str) -> list[str]:
@@ -123,21 +132,27 @@ def close_open_epics(beads: EpicBeads, actor: str) -> list[str]:
     return closed
 
 
-def close_parents(beads: EpicBeads, issue: Issue, actor: str) -> list[str]:
-    """After ``issue`` closed: close its epic if that was the last open child, then that
-    epic's epic, and so on up; the ids closed.
+def finished_parent(beads: EpicBeads, issue: Issue) -> EpicProgress | None:
+    """The epic ``issue`` is a child of, when it is open and all its children are closed.
 
     ``issue.parent`` is used when set; else one `bd show` finds it (a claim's answer has no
     parent), so an issue with no parent costs one bd call.
     """
     parent = issue.parent or beads.show(issue.id).parent
+    if not parent:
+        return None
+    [epic] = beads.epics([parent])
+    return epic if is_epic(epic.issue) and epic.finished() else None
+
+
+def close_parents(beads: EpicBeads, issue: Issue, actor: str) -> list[str]:
+    """After ``issue`` closed: close its epic if that was the last open child, then that
+    epic's epic, and so on up; the ids closed."""
     closed: list[str] = []
-    while parent and parent not in closed and len(closed) < MAX_DEPTH:
-        [epic] = beads.epics([parent])
-        if not is_epic(epic.issue) or not epic.finished():
-            break
+    epic = finished_parent(beads, issue)
+    while epic is not None and epic.issue.id not in closed and len(closed) < MAX_DEPTH:
         beads.close(epic.issue.id, epic.close_reason(), actor)
         log.info("closed epic %s: %s", epic.issue.id, epic.close_reason())
         closed.append(epic.issue.id)
-        parent = epic.issue.parent
+        epic = finished_parent(beads, epic.issue) if epic.issue.parent else None
     return closed

@@ -62,13 +62,18 @@ class MemoryBeads:
     def file(self, follow_up: FollowUp, actor: str) -> str:
         self.show(follow_up.found_in)
         new = Issue(f"m-{len(self.issues) + 1}", follow_up.title, follow_up.description)
-        self.issues[new.id] = replace(new, issue_type=follow_up.issue_type)
-        self.found_from[new.id] = follow_up.found_in
+        self.issues[new.id] = replace(new, issue_type=follow_up.issue_type, parent=follow_up.parent)
+        if not follow_up.parent:
+            self.found_from[new.id] = follow_up.found_in
         return new.id
 
     def comment(self, issue_id: str, text: str, actor: str) -> None:
         self.show(issue_id)
         self.comments.setdefault(issue_id, []).append(text)
+
+    def comment_texts(self, issue_id: str) -> list[str]:
+        self.show(issue_id)
+        return list(self.comments.get(issue_id, []))
 
     def discovered(self, issue_id: str) -> dict[str, str]:
         self.show(issue_id)

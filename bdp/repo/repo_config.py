@@ -6,6 +6,10 @@
     fix_rounds = 2          # times a failing gate goes back to the agent
     review = false          # a read-only reviewer session must APPROVE the diff
     review_rounds = 1       # times its findings go back to the agent
+    epic_review = false     # a read-only reviewer checks an epic against its children's
+                            # commits before bdp closes it; findings become follow-ups
+    epic_review_rounds = 2  # times an epic's review may file follow-ups before it is left
+                            # open for a person
     isolation = "worktree"  # or "shared": every agent in the repo's own work tree
     setup = ["uv sync"]     # run in each new worktree before the session
     land = { branch = "main", remote = "origin", rounds = 2 }
@@ -34,6 +38,8 @@ DEFAULT_GATE_TIMEOUT = 600.0
 DEFAULT_FIX_ROUNDS = 2
 #: Times a landing conflict (or the gate failing on the new tip) goes back to the agent.
 DEFAULT_LAND_ROUNDS = 2
+#: Times an epic's review may file follow-ups (and keep it open) before a person decides.
+DEFAULT_EPIC_REVIEW_ROUNDS = 2
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,8 @@ class RepoConfig:
     isolation: str | None = None  # "worktree" or "shared"; None: bdp's default
     setup: tuple[ShellCommand, ...] = ()  # run in each new worktree before the session
     land: LandConfig = LandConfig()
+    epic_review: bool = False  # a read-only reviewer checks an epic before bdp closes it
+    epic_review_rounds: int = DEFAULT_EPIC_REVIEW_ROUNDS  # its findings filed as follow-ups
 
 
 def load_repo_config(repo: Path, ref: str = "HEAD") -> RepoConfig:
@@ -104,7 +112,24 @@ def _parse(data: dict[str, Any], path: str) -> RepoConfig:
     review, review_rounds = data.get("review", False), data.get("review_rounds", 1)
     if not isinstance(review, bool) or not isinstance(review_rounds, int) or review_rounds < 0:
         raise ConfigError(f"{path}: review must be true or false, review_rounds a number >= 0")
-    return RepoConfig(commands, rounds, review, review_rounds, *_worktree_settings(data, path))
+    return RepoConfig(
+        commands,
+        rounds,
+        review,
+        review_rounds,
+        *_worktree_settings(data, path),
+        *_epic_review(data, path),
+    )
+
+
+def _epic_review(data: dict[str, Any], path: str) -> tuple[bool, int]:
+    review = data.get("epic_review", False)
+    rounds = data.get("epic_review_rounds", DEFAULT_EPIC_REVIEW_ROUNDS)
+    if not isinstance(review, bool):
+        raise ConfigError(f"{path}: epic_review must be true or false, got {review!r}")
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
+        raise ConfigError(f"{path}: epic_review_rounds must be a whole number >= 0, got {rounds!r}")
+    return review, rounds
 
 
 def _worktree_settings(

@@ -17,6 +17,7 @@ from bdp.errors import BdpError
 from bdp.models import Outcome, RunRecord, TaskArgs
 from bdp.ops.notify import Event
 from bdp.run.bookkeeping import despite_broker, unmark_if_ours
+from bdp.run.closing import close_reviewed_epic
 from bdp.run.follow_ups import file_follow_ups
 from bdp.run.job import Job
 from bdp.run.landing import land_worktree, put_away
@@ -78,7 +79,11 @@ def _land_safely(job: Job, result: SessionResult) -> str:
 
 def _land(job: Job, result: SessionResult) -> str:
     """Commit a DONE run's work and close its issue; the commit, or "" (outcome adjusted).
-    A claim that no code is needed closes the issue without one, when it holds."""
+    A claim that no code is needed closes the issue without one, when it holds; so does an
+    epic's approving review."""
+    if job.epic is not None:
+        close_reviewed_epic(job, result)
+        return ""
     if result.outcome.needs_no_code:
         settle_claim(job, result)
         if result.outcome is not Outcome.DONE:

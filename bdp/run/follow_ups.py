@@ -3,7 +3,8 @@
 bdp files them, not the agent's Bash, so they are linked (`discovered-from`), redacted, and
 ready before the issue closes: a `bdp run` picks them up in the same run. A redo of the same
 issue (after a crash) does not file them twice: a title already filed from the issue is
-skipped.
+skipped. What an epic's review finds is filed as children of the epic instead, which keep
+it open until they close.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ def file_follow_ups(job: Job, result: SessionResult) -> list[str]:
     except BdpError as error:
         log.error("could not read %s's follow-ups, filing none: %s", job.issue.id, error)
         return []
+    if job.epic is not None:  # an epic's follow-ups are its children
+        filed |= {child.issue.title: child.issue.id for child in job.epic.children}
     new_ids = []
     for listed in result.follow_ups:
         follow_up = replace(listed, found_in=job.issue.id)

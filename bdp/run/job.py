@@ -19,6 +19,7 @@ from bdp.models import Issue, Run, TaskArgs
 from bdp.redact import Redactor
 from bdp.repo import known_repos
 from bdp.repo.beads import Beads
+from bdp.repo.epic_work import EpicBrief
 from bdp.repo.locks import LockTable
 from bdp.repo.repo_config import RepoConfig
 from bdp.repo.tree_state import TreeState
@@ -68,6 +69,7 @@ class Job:
     land_again: bool = False  # its work did not land, for a reason the agent can fix
     before: TreeState | None = None  # shared isolation: the tree before the session
     before_at: float = 0.0  # when that was noted
+    epic: EpicBrief | None = None  # an epic's task: what its reviewer is given
 
     @property
     def repo(self) -> Path:
@@ -82,6 +84,7 @@ class Claimed:
     task_id: str
     actor: str
     issue: Issue
+    epic: EpicBrief | None = None  # a finished epic to review, with its children's work
 
 
 def start_job(claimed: Claimed, deps: RunDeps, beads: Beads) -> Job:
@@ -100,7 +103,9 @@ def start_job(claimed: Claimed, deps: RunDeps, beads: Beads) -> Job:
     if marker is None or marker.task_id == claimed.task_id:  # never take over another's marker
         deps.state.mark_running(args.repo, args.issue_id, claimed.task_id)
     locks = LockTable(deps.settings.home, Path(args.repo))
-    return Job(args, claimed.task_id, deps, beads, claimed.actor, run, issue, transcript, locks)
+    job = Job(args, claimed.task_id, deps, beads, claimed.actor, run, issue, transcript, locks)
+    job.epic = claimed.epic
+    return job
 
 
 def _new_run(args: TaskArgs, issue: Issue, deps: RunDeps) -> Run:

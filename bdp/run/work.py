@@ -30,6 +30,7 @@ from bdp.repo.quality_gate import run_gate
 from bdp.repo.worktree import refresh
 from bdp.run.bookkeeping import despite_broker, unmark_if_ours
 from bdp.run.deps import RunDeps, actor_name, worker_name
+from bdp.run.epic_task import epic_review_brief
 from bdp.run.finish import finish
 from bdp.run.job import Claimed, Job, RunTree, start_job
 from bdp.run.shared import snapshot
@@ -57,10 +58,11 @@ def work_on(args: TaskArgs, task_id: str, deps: RunDeps) -> RunRecord:
         outcome = Outcome.SKIPPED
     if claim.won:
         issue = claim.issue if claim.issue and claim.issue.id else beads.show(args.issue_id)
-        if is_epic(issue):  # queued before bdp left epics out, or by hand
-            claim = _give_back_epic(beads, issue.id, actor)
-        else:
-            record = _run_claimed(Claimed(args, task_id, actor, issue), deps, beads)
+        claimed = Claimed(args, task_id, actor, issue)
+        if is_epic(issue):  # its review, or nothing: it has no work of its own
+            claimed, claim = _epic_task(claimed, beads)
+        if claim.won:
+            record = _run_claimed(claimed, deps, beads)
     if not claim.won:
         log.info("not running %s: %s", args.issue_id, claim.reason)
         if retry_later:  # the marker stays, and the janitor queues the issue again
@@ -77,14 +79,21 @@ def _me() -> str:
     return taker(socket.gethostname(), os.getpid())
 
 
-def _give_back_epic(beads: Beads, issue_id: str, actor: str) -> Claim:
-    """Undo the claim of an epic: it has no work of its own for an agent (its children do),
-    and bdp closes it once they are all closed."""
+def _epic_task(claimed: Claimed, beads: Beads) -> tuple[Claimed, Claim]:
+    """A claimed epic: reviewed when finished and the repo asks for reviews; else given back
+    (it has no work for an agent: its children do, and bdp closes it after them)."""
+    issue = claimed.issue
     try:
-        beads.reset(issue_id, actor)
+        brief, why_not = epic_review_brief(Path(claimed.args.repo), beads, issue)
+    except BdpError as error:
+        brief, why_not = None, f"an epic, not reviewed: {error}"
+    if brief is not None:
+        return replace(claimed, epic=brief), Claim(True, issue=issue)
+    try:
+        beads.reset(issue.id, claimed.actor)
     except BdpError as error:  # left claimed: the janitor resets claims no run holds
-        log.error("could not give back epic %s: %s", issue_id, error)
-    return Claim(False, "an epic: bdp closes it when all its children are closed")
+        log.error("could not give back epic %s: %s", issue.id, error)
+    return claimed, Claim(False, why_not)
 
 
 def _transient(error: BdpError) -> bool:
@@ -147,7 +156,8 @@ def _session_request(job: Job, tree: RunTree, budget_left: float | None) -> Sess
     """What the agent is asked to do: the issue, where, until when, and the repo's checks."""
     run, config, args = job.run, tree.config, job.args
     sandbox = GateSandbox.for_run(job.deps.settings, job.repo)
-    gate = partial(run_gate, tree.path, config.gate, run.run_id, sandbox) if config.gate else None
+    checked = config.gate and job.epic is None  # an epic's reviewer changes nothing to check
+    gate = partial(run_gate, tree.path, config.gate, run.run_id, sandbox) if checked else None
     landing = landing_message(args.prior, tree.conflicts) if args.land_round else ""
     return SessionRequest(
         run_id=run.run_id,
@@ -171,6 +181,7 @@ def _session_request(job: Job, tree: RunTree, budget_left: float | None) -> Sess
         shared_tree=tree.worktree is None,
         file_issue=partial(_file_follow_up, job),
         freshen=partial(_freshen, job) if tree.worktree else None,
+        epic=job.epic,
     )
 
 

@@ -90,6 +90,30 @@ def test_a_bad_review_setting_is_refused(tree: Path) -> None:
         load_repo_config(tree)
 
 
+def test_epic_review_is_off_unless_asked_for_and_has_two_rounds_by_default(tree: Path) -> None:
+    assert load_repo_config(tree).epic_review is False
+    committed(tree, ".bdp.toml", "epic_review = true\n")
+
+    config = load_repo_config(tree)
+
+    assert (config.epic_review, config.epic_review_rounds) == (True, 2)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('epic_review = "on"\n', "epic_review must be true or false"),
+        ("epic_review = true\nepic_review_rounds = -1\n", "epic_review_rounds must be"),
+        ("epic_review = true\nepic_review_rounds = true\n", "epic_review_rounds must be"),
+    ],
+)
+def test_a_bad_epic_review_setting_is_refused(tree: Path, text: str, message: str) -> None:
+    committed(tree, ".bdp.toml", text)
+
+    with pytest.raises(ConfigError, match=message):
+        load_repo_config(tree)
+
+
 def test_an_agent_emptying_its_trees_bdp_toml_does_not_change_the_gate(tree: Path) -> None:
     # Given a committed gate
     committed(tree, ".bdp.toml", 'gate = ["pytest -q"]\n')
