@@ -17,6 +17,7 @@ from pathlib import Path
 from huey.consumer import Consumer, ConsumerStopped
 
 from bdp.broker.hold import Hold, current_hold
+from bdp.broker.state import Marker
 from bdp.models import Run, RunRecord
 from bdp.queue.app import App
 from bdp.queue.enqueue import TAKEN, Enqueued, EnqueueOptions, enqueue_ready, resolve_repo
@@ -171,6 +172,18 @@ def _pick_up_unblocked(app: App, tracker: _Tracker, events: RunEvents) -> bool:
     return bool(fresh)
 
 
+def _pending(app: App, tracker: _Tracker) -> list[Marker]:
+    """The repo's markers this run waits for: its issues', and any queued since it began
+    (an epic's review its close queued; a task another command queued meanwhile)."""
+    pending = [
+        m
+        for m in app.state.markers()
+        if m.repo == tracker.repo and (m.issue_id in tracker.issue_ids or m.since >= tracker.since)
+    ]
+    tracker.issue_ids |= {m.issue_id for m in pending}
+    return pending
+
+
 def _done(app: App, tracker: _Tracker, events: RunEvents) -> bool:
     """All of the repo's markers are gone, or only stale ones remain (nothing can run them),
     or the queue budget is spent and none of the repo's sessions still runs.
@@ -179,9 +192,7 @@ def _done(app: App, tracker: _Tracker, events: RunEvents) -> bool:
     """
     if tracker.options.watch_interval is not None:
         return False
-    pending = [
-        m for m in app.state.markers() if m.repo == tracker.repo and m.issue_id in tracker.issue_ids
-    ]
+    pending = _pending(app, tracker)
     if not pending:  # the last close may have unblocked more: those are this run's too
         _report(app, tracker, events)
         return not _pick_up_unblocked(app, tracker, events)

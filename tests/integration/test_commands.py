@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import git
 from tests.integration.helpers import BDP, bdp, bdp_json, script_write_then_done
 from tests.support.beads import create_issue, run_bd_ok, show_issue
-from tests.support.fake_api import FakeApi, Status
+from tests.support.fake_api import FakeApi, Report, Status, ToolUse
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -170,3 +170,51 @@ def test_bdp_run_epic_does_its_children_then_closes_the_epic_no_agent_ever_saw(
     assert any(children[0] in body for body in bodies)
     epic_itself = re.compile(re.escape(epic) + r"(?!\.\d|[\w-])")
     assert not [body for body in bodies if epic_itself.search(body) or "uploader end" in body]
+
+
+EPIC_REVIEW = "Review the finished epic"
+
+
+def test_bdp_run_with_epic_review_works_the_reviews_findings_then_closes_the_epic(
+    env: dict[str, str], repo: Path, fake_api: FakeApi
+) -> None:
+    # Given a repo that reviews its epics, and an epic with one child
+    (repo / ".bdp.toml").write_text("epic_review = true\n")
+    git(repo, "add", ".bdp.toml")
+    git(repo, "commit", "-qm", "review epics")
+    epic = create_issue(
+        repo, "Resumable uploads", type="epic", acceptance="a killed upload resumes"
+    )
+    child = create_issue(repo, "Chunked upload", parent=epic)
+    script_write_then_done(fake_api, child, "chunks.md")
+    # And a reviewer that first finds the resume test missing, then approves
+    missing = {"title": "Test a killed upload resuming", "description": "kill it at 50%"}
+    changes = {"verdict": "CHANGES", "findings": "no resume test", "follow_ups": [missing]}
+    fake_api.fail_next(ToolUse("StructuredOutput", changes), match=EPIC_REVIEW)
+    fake_api.script([ToolUse("StructuredOutput", {"verdict": "APPROVE"})], match=EPIC_REVIEW)
+    fake_api.script(
+        [
+            ToolUse("Write", {"file_path": "resume_test.md", "content": "resumes\n"}),
+            Report("DONE", "added the resume test"),
+        ],
+        match=missing["title"],
+    )
+
+    # When one `bdp run --epic` works on it
+    done = bdp(env, "run", str(repo), "--epic", epic, "-n", "2", "--json", timeout=150)
+
+    # Then the child was done, the review filed the follow-up as a child, that was done too,
+    # and the second review closed the epic, naming both children
+    assert done.returncode == 0, done.stdout + done.stderr
+    records = [(r["issue_id"], r["outcome"]) for r in json.loads(done.stdout)]
+    shown = json.loads(run_bd_ok(repo, "show", epic, "--include-dependents", "--json"))[0]
+    [follow_up] = [d["id"] for d in shown["dependents"] if d["title"] == missing["title"]]
+    assert records == [(child, "DONE"), (epic, "FOLLOW_UPS"), (follow_up, "DONE"), (epic, "DONE")]
+    assert shown["status"] == "closed"
+    assert shown["close_reason"] == (
+        f"all 2 children closed: {child}, {follow_up}; the epic review approved it"
+    )
+    # And the second review was shown what the first asked for, and the follow-up's commit
+    second = fake_api.messages_requests(match=EPIC_REVIEW)[-1]
+    assert "no resume test" in json.dumps(second.body)
+    assert f"{follow_up}: Test a killed upload" in json.dumps(second.body)
