@@ -35,7 +35,7 @@ from bdp.queue.app import App
 from bdp.queue.janitor import Janitor, SweepReport
 from bdp.repo import known_repos
 from bdp.repo.beads import Beads
-from bdp.repo.epics import EpicProgress
+from bdp.repo.epics import CHANGES_ASKED, EpicProgress
 from bdp.repo.locks import Holder, LockTable, lock_name
 from bdp.repo.memory_beads import MemoryBeads
 from bdp.repo.pending import PendingClose, pending_closes
@@ -1274,3 +1274,40 @@ def test_the_sweep_leaves_epics_of_a_repo_that_is_not_here_alone(app: App, tmp_p
     janitor_of(app, beads).sweep()
 
     assert beads.epic_queries == 1  # the tree fixture's repo only
+
+
+def review_epics_in(tree: Path, rounds: int = 2) -> None:
+    """Make ``tree`` a git repo whose committed .bdp.toml turns epic reviews on."""
+    for args in (("init", "-q", "-b", "main"), ("config", "user.email", "t@example.invalid")):
+        subprocess.run(["git", *args], cwd=tree, check=True)
+    (tree / ".bdp.toml").write_text(f"epic_review = true\nepic_review_rounds = {rounds}\n")
+    subprocess.run(["git", "add", ".bdp.toml"], cwd=tree, check=True)
+    subprocess.run(["git", "-c", "user.name=T", "commit", "-qm", "c"], cwd=tree, check=True)
+
+
+def test_with_epic_review_the_sweep_queues_a_finished_epics_review_once_instead_of_closing(
+    app: App, tree: Path
+) -> None:
+    # Given a repo that reviews epics, and an epic whose child a person closed
+    review_epics_in(tree)
+    beads = CountsEpicQueries([an_epic("e"), Issue("e.1", "by hand", status="closed", parent="e")])
+
+    # When the janitor sweeps twice
+    first = janitor_of(app, beads).sweep()
+    second = janitor_of(app, beads).sweep()
+
+    # Then the epic is still open, and one review task for it was queued
+    assert (first.reviewed_epics, first.closed_epics, second.reviewed_epics) == (["e"], [], [])
+    assert beads.issues["e"].status == "open"
+    assert queued(app) == [("run_issue", (str(tree), "e", 1))]
+    assert "queued the review of a finished epic" in dict(first.listed())
+
+
+def test_the_sweep_queues_no_review_of_an_epic_whose_rounds_are_used(app: App, tree: Path) -> None:
+    review_epics_in(tree, rounds=0)
+    beads = CountsEpicQueries([an_epic("e"), Issue("e.1", "done", status="closed", parent="e")])
+    beads.comment("e", f"bdp: BLOCKED on attempt 1: {CHANGES_ASKED} after 0 rounds", "bdp")
+
+    report = janitor_of(app, beads).sweep()
+
+    assert (report.reviewed_epics, report.closed_epics, queued(app)) == ([], [], [])
