@@ -18,7 +18,7 @@ from bdp.repo.procs import pid_alive
 from tests.conftest import git
 from tests.integration.helpers import bdp, bdp_json, first_turns, script_write_then_done
 from tests.support.beads import create_issue, run_bd_ok, show_issue
-from tests.support.fake_api import FakeApi
+from tests.support.fake_api import FakeApi, ToolUse, tool_results
 from tests.support.processes import HueyConsumer, agent_processes, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -126,4 +126,33 @@ def test_bd_close_failing_after_landing_leaves_the_close_to_the_janitor(
     finish_with_a_second_consumer(fast, repo, issue_id)
     assert len(commits_of(repo, issue_id)) == 1
     assert first_turns(fake_api, issue_id) == 1
+    assert_nothing_held(fast, fake_api)
+
+
+def test_killed_right_after_an_epics_last_child_closed_the_epic_is_still_reviewed_once(
+    env: dict[str, str], repo: Path, fake_api: FakeApi, tmp_path: Path
+) -> None:
+    # Given a repo that reviews its epics, an epic's only child, and a reviewer that approves
+    (repo / ".bdp.toml").write_text("epic_review = true\n")
+    git(repo, "add", ".bdp.toml")
+    git(repo, "commit", "-qm", "review epics")
+    fast = {**env, **FAST_RECOVERY}
+    epic = create_issue(repo, "Resumable uploads", type="epic")
+    child = create_issue(repo, "Chunked upload", parent=epic)
+    script_write_then_done(fake_api, child, "chunks.md")
+    review = "Review the finished epic"
+    fake_api.script([ToolUse("StructuredOutput", {"verdict": "APPROVE"})], match=review)
+    assert bdp(fast, "enqueue", str(repo)).returncode == 0
+
+    # When the consumer dies right after the child's `bd close`, before it queued the review
+    killed_at(fast, tmp_path, "FAKE_BD_KILL_CALLER_AFTER", "close")
+    assert show_issue(repo, child)["status"] == "closed"
+    assert show_issue(repo, epic)["status"] == "open"
+
+    # Then another consumer's janitor queues the review, and its approval closes the epic
+    finish_with_a_second_consumer(fast, repo, epic)
+    assert "the epic review approved it" in str(show_issue(repo, epic)["close_reason"])
+    sessions = [r for r in fake_api.messages_requests(match=review) if not tool_results(r.body)]
+    assert len(sessions) == 1
+    assert len(commits_of(repo, child)) == 1
     assert_nothing_held(fast, fake_api)
