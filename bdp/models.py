@@ -324,6 +324,7 @@ class RunRecord:
     lock_timeouts: int = 0  # waits that ran out (the edit was denied)
     landed: bool = False  # DONE and its commit is on the target branch (worktree isolation)
     verdict: str = ""  # where the agent's verdict came from: "structured", "text" or ""
+    worker: str = ""  # "host/worker" that ran it; "" when no worker claimed it (or recorded)
 
     @property
     def duration(self) -> float:
@@ -352,6 +353,7 @@ class RunRecord:
             started=run.started,
             finished=time.time(),
             log_path=run.log_path,
+            worker=f"{run.host}/{run.worker}",
         )
 
     @classmethod

@@ -139,6 +139,15 @@ def test_a_runs_record_carries_its_identity_and_ends_now() -> None:
     assert (record.attempt, record.started, record.log_path) == (2, 100.0, "/l.log")
     assert (record.outcome, record.summary) == (Outcome.BLOCKED, "needs input")
     assert record.finished == pytest.approx(time.time(), abs=5)
+    assert record.worker == "host/7-w"  # the row `bdp report` draws it in
+
+
+def test_a_record_written_before_records_named_their_worker_still_loads() -> None:
+    run = Run("r1", "t-1", "/repo", "Title", "host", 7, "7-w", 1, 100.0, 200.0, 150.0)
+    older = RunRecord.ended(run, Outcome.DONE, "ok").to_json()
+    del older["worker"]
+
+    assert RunRecord.from_json(older).worker == ""
 
 
 def test_an_unclaimed_task_is_recorded_with_a_fresh_run_id_and_no_duration() -> None:
