@@ -6,16 +6,20 @@ machine's shared Redis on 6379 or processes the benchmark did not start.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -60,6 +64,44 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def median(samples: Sequence[float]) -> float:
     return statistics.median(samples)
+
+
+#: The bdp before issue 15 (every session pays only for what it uses): the default baseline
+#: the benchmarks compare this checkout with.
+BEFORE_ISSUE_15 = "ab5ed46"
+
+
+def unpack(revision: str, into: Path) -> Path:
+    """The bdp package of ``revision``, unpacked under ``into`` (to import it from there)."""
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", revision, "bdp"], cwd=ROOT, capture_output=True
+    )
+    if archive.returncode != 0:
+        raise SystemExit(f"git archive {revision}: {archive.stderr.decode().strip()}")
+    with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def measure_in(source: Path, function: str, *args: object) -> Any:
+    """Call ``function`` ("module:name", from bench/) in a fresh interpreter that imports
+    bdp from ``source`` (a checkout, or an unpacked older revision); what it returned (JSON)."""
+    module, _, name = function.partition(":")
+    code = (
+        "import json, sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; "
+        f"from {module} import {name}; "
+        "print(json.dumps(" + name + "(*json.loads(sys.argv[3]))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(source), str(ROOT), json.dumps(args)],
+        capture_output=True,
+        text=True,
+        cwd=source,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{function} under {source} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def wall_ms(argv: list[str], env: dict[str, str], rounds: int, warmup: int = 1) -> list[float]:

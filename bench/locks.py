@@ -1,10 +1,12 @@
 """Benchmark of the lock table against its floor, both measured in the same run.
 
-    uv run python bench/locks.py [--iterations 2000]
+    uv run python bench/locks.py [--iterations 2000] [--rounds 3] [--baseline ab5ed46]
 
 Median microseconds of one uncontended ``acquire`` + ``release`` of one lock (normalising the
-path, the lock directory, the owner record written atomically, reading it back and removing
-it), against a bare ``os.mkdir`` + ``os.rmdir`` pair in the same folder.
+path, the lock directory, the owner record, reading it back and removing it), against its
+floor: a bare ``os.mkdir`` + ``os.rmdir`` pair in the same folder, timed alternately with it.
+The goal is a ratio of at most 3x. The same is measured for the ``--baseline`` revision
+(unpacked with `git archive`), each bdp in its own interpreter, rounds alternating.
 """
 
 from __future__ import annotations
@@ -19,27 +21,32 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+if str(ROOT) not in sys.path:  # a baseline's bdp may come first (bench.harness.measure_in)
+    sys.path.insert(0, str(ROOT))
 
-from bdp.repo.locks import Holder, LockTable  # noqa: E402
+from bench.harness import BEFORE_ISSUE_15, measure_in, unpack  # noqa: E402
+
+#: The ratio to the floor an uncontended acquire + release should stay within.
+GOAL = 3.0
 
 
-def median_us(step: Callable[[], None], iterations: int) -> float:
-    """Median microseconds of ``step``, after a few warm-up calls."""
+def alternate(steps: list[Callable[[], None]], iterations: int) -> list[float]:
+    """Median microseconds of each step, timed in turn (so drift hits them alike)."""
     for _ in range(min(50, iterations)):
-        step()
-    samples = []
+        for step in steps:
+            step()
+    samples: list[list[int]] = [[] for _ in steps]
     for _ in range(iterations):
-        start = time.perf_counter_ns()
-        step()
-        samples.append(time.perf_counter_ns() - start)
-    return statistics.median(samples) / 1000
+        for step, times in zip(steps, samples, strict=True):
+            start = time.perf_counter_ns()
+            step()
+            times.append(time.perf_counter_ns() - start)
+    return [statistics.median(times) / 1000 for times in samples]
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iterations", type=int, default=2000)
-    args = parser.parse_args(argv)
+def measure(iterations: int) -> dict[str, float]:
+    """One round in this interpreter: the floor's and the lock table's medians (us)."""
+    from bdp.repo.locks import Holder, LockTable
 
     with tempfile.TemporaryDirectory(prefix="bdp-bench-locks-") as tmp:
         work = Path(tmp)
@@ -60,13 +67,29 @@ def main(argv: list[str] | None = None) -> None:
             os.mkdir(bare, 0o700)
             os.rmdir(bare)
 
-        baseline = median_us(mkdir_step, args.iterations)
-        locks = median_us(lock_step, args.iterations)
+        floor, locks = alternate([mkdir_step, lock_step], iterations)
+    return {"floor_us": floor, "locks_us": locks}
 
-    print(f"iterations:                {args.iterations}")
-    print(f"os.mkdir + os.rmdir:       {baseline:8.1f} us (median)")
-    print(f"acquire + release, 1 lock: {locks:8.1f} us (median)")
-    print(f"ratio:                     {locks / baseline:8.1f}x")
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--baseline", default=BEFORE_ISSUE_15, help="a git revision")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bdp-bench-locks-src-") as tmp:
+        sources = {args.baseline: unpack(args.baseline, Path(tmp)), "current": ROOT}
+        rounds: dict[str, list[dict[str, float]]] = {name: [] for name in sources}
+        for _ in range(args.rounds):
+            for name, source in sources.items():
+                rounds[name].append(measure_in(source, "bench.locks:measure", args.iterations))
+    print(f"{args.iterations} iterations x {args.rounds} rounds; medians of the round medians")
+    print(f"{'bdp':>10} {'mkdir+rmdir us':>15} {'acquire+release us':>19} {'ratio':>7}")
+    for name, samples in rounds.items():
+        floor = statistics.median(s["floor_us"] for s in samples)
+        locks = statistics.median(s["locks_us"] for s in samples)
+        print(f"{name:>10} {floor:15.1f} {locks:19.1f} {locks / floor:6.1f}x")
+    print(f"goal: acquire + release of one uncontended lock within {GOAL:g}x the floor")
 
 
 if __name__ == "__main__":

@@ -1,74 +1,41 @@
 """File locks for agents sharing one work tree: an atomic ``mkdir`` per repo-relative path.
 
 Locks live under the state directory (``<home>/locks/<repo digest>/``), never in the work
-tree. Each lock directory holds an owner record written atomically (temp file + rename).
-A waiter records what it waits for, so a cycle of runs waiting on each other is found at
-once and the youngest waiter gives up instead of everyone waiting out the timeout.
+tree. Each lock directory holds an owner record, written once into the directory its writer
+has just made (nobody else writes there); until it is whole, readers take the lock for one
+whose owner is still being written and wait. A waiter records what it waits for, so a cycle of
+runs waiting on each other is found at once and the youngest waiter gives up instead of
+everyone waiting out the timeout.
+
+An uncontended acquire and release stay near the floor of one ``mkdir`` and one ``rmdir``:
+one more file written and removed, one rename, and no bookkeeping of waits that did not happen
+(bench/locks.py measures the ratio).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
-import socket
 import threading
 import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from urllib.parse import quote, unquote
 
 from bdp.errors import DeadlockError, LockError
-from bdp.repo.guards import resolve_in_repo
+from bdp.repo.lock_records import OWNER_FILE as OWNER_FILE
+from bdp.repo.lock_records import Holder as Holder
+from bdp.repo.lock_records import Lock as Lock
+from bdp.repo.lock_records import bury, inside, owner_record, placeholder, read_lock, write_new
+from bdp.repo.lock_records import lock_name as lock_name
+from bdp.repo.lock_records import repo_lock_dir as repo_lock_dir
 
 #: Seconds to wait for a lock before giving up.
 LOCK_WAIT = 60.0
-OWNER_FILE = "owner.json"
 _WAITS = ".waits"
-_MAX_NAME = 180  # bytes; file systems allow 255 per name
-_HASHED = "%h"  # quote() never writes a % that is not followed by two hex digits
-
-
-@dataclass(frozen=True)
-class Holder:
-    """Who holds (or waits for) a lock: one run of one issue."""
-
-    run_id: str
-    issue_id: str
-    host: str
-    pid: int
-    started: float
-
-    @classmethod
-    def here(cls, run_id: str, issue_id: str, started: float | None = None) -> Holder:
-        return cls(
-            run_id,
-            issue_id,
-            socket.gethostname(),
-            os.getpid(),
-            time.time() if started is None else started,
-        )
-
-
-@dataclass(frozen=True)
-class Lock:
-    """A held lock: the path, its holder and since when."""
-
-    path: str
-    holder: Holder
-    acquired: float
-
-    def describe(self) -> str:
-        since = time.strftime("%H:%M:%S", time.localtime(self.acquired))
-        h = self.holder
-        return (
-            f"{self.path} is locked by issue {h.issue_id} "
-            f"(run {h.run_id} on {h.host}, since {since})"
-        )
 
 
 @dataclass(frozen=True)
@@ -82,22 +49,6 @@ class _Wait:
 
 #: Where the table notes the paths it gave back (names starting "." are the table's own).
 RELEASED_DIR = ".released"
-
-
-def lock_name(path: str) -> str:
-    """A file-system-safe, collision-free directory name for a repo-relative path."""
-    name = quote(path, safe="")
-    if name.startswith("."):  # names starting with "." are the table's own (.waits, .gone-*)
-        name = "%2E" + name[1:]
-    if len(name.encode()) <= _MAX_NAME:
-        return name
-    return _HASHED + hashlib.sha256(path.encode()).hexdigest()
-
-
-def repo_lock_dir(home: Path, repo: Path) -> Path:
-    real = os.path.realpath(repo)
-    digest = hashlib.sha256(real.encode()).hexdigest()[:16]
-    return home / "locks" / f"{Path(real).name}-{digest}"
 
 
 @dataclass
@@ -129,6 +80,7 @@ class LockTable:
         self.repo = Path(os.path.realpath(tree or repo))
         self.root = repo_lock_dir(home, Path(os.path.realpath(repo)))
         self.waited = LockWaits()
+        self._real, self._root = str(self.repo), str(self.root)
 
     @classmethod
     def all_in(cls, home: Path) -> list[LockTable]:
@@ -139,19 +91,20 @@ class LockTable:
         tables = []
         for root in sorted(p for p in folder.iterdir() if p.is_dir()):
             table = cls.__new__(cls)
-            table.repo, table.root = root, root
+            table.repo, table.root, table.waited = root, root, LockWaits()
+            table._real = table._root = str(root)
             tables.append(table)
         return tables
 
     def normalise(self, path: str) -> str:
         """The repo-relative form of ``path``; LockError when it leaves the repository."""
-        relative = resolve_in_repo(self.repo, path)
-        if relative is None or str(relative) in ("", "."):
+        relative = inside(self._real, path)
+        if relative is None:
             raise LockError(
                 f"cannot lock {path!r}: it is outside the repository {self.repo}",
                 "lock files inside the repository, by relative path",
             )
-        return relative.as_posix()
+        return relative
 
     # -- taking and giving back -----------------------------------------------------
     def acquire(self, paths: Iterable[str], holder: Holder, wait: float = LOCK_WAIT) -> list[str]:
@@ -162,29 +115,36 @@ class LockTable:
             DeadlockError: this run is the youngest waiter in a cycle of waiting runs.
         """
         wanted = sorted({self.normalise(p) for p in paths})
+        blocker = self._take_all(wanted, holder)
+        if blocker is not None:  # only a wait has anything to note
+            self._wait_then_take(wanted, holder, wait, blocker)
+        return wanted
+
+    def _wait_then_take(self, wanted: list[str], holder: Holder, wait: float, first: Lock) -> None:
+        """Wait (noting what for, so deadlocks are seen) until every path is ours or time is up."""
         start = time.monotonic()
-        delay, waited, timed_out = 0.005, False, False
+        delay, timed_out = 0.005, False
+        blocker: Lock | None = first
         try:
-            while True:
-                blocker = self._take_all(wanted, holder)
-                if blocker is None:
-                    return wanted
-                waited = True
+            while blocker is not None:
                 self._wait_for(holder, blocker)
                 if time.monotonic() - start >= wait:
                     timed_out = True
                     raise LockError(blocker.describe(), "work on other files, or end with BLOCKED")
                 time.sleep(delay)
                 delay = min(delay * 1.5, 0.25)
+                blocker = self._take_all(wanted, holder)
         finally:
             self._stop_waiting(holder.run_id)
-            if waited:
-                self.waited.add(time.monotonic() - start, timed_out)
+            self.waited.add(time.monotonic() - start, timed_out)
 
     def release(self, paths: Iterable[str], run_id: str) -> list[str]:
         """Give back those of ``paths`` that ``run_id`` holds; the ones released."""
+        return self._release(sorted({self.normalise(p) for p in paths}), run_id)
+
+    def _release(self, paths: list[str], run_id: str) -> list[str]:
         released = []
-        for path in sorted({self.normalise(p) for p in paths}):
+        for path in paths:
             lock = self.holder_of(path)
             if lock is not None and lock.holder.run_id == run_id and self._remove(path, run_id):
                 released.append(path)
@@ -192,10 +152,13 @@ class LockTable:
         return released
 
     def _note_released(self, path: str) -> None:
-        """Remember when ``path`` was last given back (its file's mtime), for `released_since`."""
-        folder = self.root / RELEASED_DIR
-        folder.mkdir(mode=0o700, exist_ok=True)
-        (folder / lock_name(path)).write_text(path)
+        """Remember when ``path`` was last given back (its note's mtime), for `released_since`."""
+        note = f"{self._root}/{RELEASED_DIR}/{lock_name(path)}"
+        try:
+            os.utime(note)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(note), mode=0o700, exist_ok=True)
+            write_new(note, path.encode(), replace=True)
 
     def released_since(self, since: float) -> set[str]:
         """Paths some run held and gave back after ``since``: they may have changed meanwhile."""
@@ -206,8 +169,9 @@ class LockTable:
 
     def release_all(self, run_id: str) -> list[str]:
         """Give back every lock ``run_id`` holds (end of a run, or the janitor)."""
-        mine = [lock.path for lock in self.locks() if lock.holder.run_id == run_id]
-        return self.release(mine, run_id)
+        return self._release(
+            [lock.path for lock in self.locks() if lock.holder.run_id == run_id], run_id
+        )
 
     def _take_all(self, paths: list[str], holder: Holder) -> Lock | None:
         """None when all are ours now; else the lock in the way (nothing new kept)."""
@@ -222,16 +186,18 @@ class LockTable:
 
     def _take(self, path: str, holder: Holder, taken: list[str]) -> Lock | None:
         """None when ``path`` is ours (appended to ``taken`` if this call created it)."""
-        directory = self.root / lock_name(path)
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        directory = f"{self._root}/{lock_name(path)}"
         try:
-            directory.mkdir(mode=0o700)
+            os.mkdir(directory, 0o700)
+        except FileNotFoundError:  # the table's first lock (or `bdp clean` removed it)
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            return self._take(path, holder, taken)
         except FileExistsError:
             current = self.holder_of(path)
             if current is None or current.holder.run_id == holder.run_id:
-                return None if current is not None else _unowned(path)
+                return None if current is not None else placeholder(path)
             return current
-        _write_json(directory / OWNER_FILE, _owner_record(path, holder))
+        write_new(f"{directory}/{OWNER_FILE}", owner_record(path, holder))
         taken.append(path)
         return None
 
@@ -240,22 +206,23 @@ class LockTable:
 
         If the lock changed hands between the check and the rename, it is put back.
         """
-        directory = self.root / lock_name(path)
-        tomb = self.root / f".gone-{uuid.uuid4().hex}"
+        directory = f"{self._root}/{lock_name(path)}"
+        tomb = f"{self._root}/.gone-{uuid.uuid4().hex}"
         try:
-            directory.rename(tomb)
+            os.rename(directory, tomb)
         except FileNotFoundError:
             return False
-        moved = _read_lock(tomb)
-        if moved is not None and moved.holder.run_id != run_id:
-            # Lost a race with another remover and a new holder: put it back if we can.
-            # (Linux lets a rename replace an empty directory, so a just-created lock could be
-            # overwritten here; it takes three parties interleaving within microseconds.)
+        moved = read_lock(tomb)
+        if moved is None or moved.holder.run_id != run_id:
+            # Lost a race with another remover and a new holder (whose record may still be
+            # being written): put it back if we can. (Linux lets a rename replace an empty
+            # directory, so a just-created lock could be overwritten here; it takes three
+            # parties interleaving within microseconds.)
             with contextlib.suppress(OSError):
-                tomb.rename(directory)
+                os.rename(tomb, directory)
             shutil.rmtree(tomb, ignore_errors=True)
             return False
-        shutil.rmtree(tomb, ignore_errors=True)
+        bury(tomb)
         return True
 
     def force_release(self, path: str) -> None:
@@ -264,32 +231,40 @@ class LockTable:
 
     def force_remove(self, directory: Path) -> None:
         """Remove a lock directory whatever its owner (the janitor, `bdp clean --force`)."""
-        tomb = self.root / f".gone-{uuid.uuid4().hex}"
+        tomb = f"{self._root}/.gone-{uuid.uuid4().hex}"
         with contextlib.suppress(FileNotFoundError):
-            directory.rename(tomb)
-            shutil.rmtree(tomb, ignore_errors=True)
+            os.rename(directory, tomb)
+            bury(tomb)
 
     # -- looking -------------------------------------------------------------------------
     def holder_of(self, path: str) -> Lock | None:
-        return _read_lock(self.root / lock_name(path))
+        return read_lock(f"{self._root}/{lock_name(path)}")
 
     def locks(self) -> list[Lock]:
         """Every lock with an owner record (a lock mid-creation has none yet)."""
-        if not self.root.is_dir():
-            return []
-        found = (_read_lock(d) for d in self.root.iterdir() if not d.name.startswith("."))
-        return sorted((lock for lock in found if lock), key=lambda lock: lock.path)
+        return self.scan().locks
 
     def unowned(self, older_than: float) -> list[Path]:
         """Lock directories without an owner record, created more than ``older_than`` s ago."""
-        if not self.root.is_dir():
-            return []
-        cutoff = time.time() - older_than
-        return [
-            d
-            for d in self.root.iterdir()
-            if not d.name.startswith(".") and not (d / OWNER_FILE).exists() and _mtime(d) < cutoff
-        ]
+        return self.scan().unowned(older_than)
+
+    def scan(self) -> LockScan:
+        """Every lock directory, read once: the locks, and those with no owner record (yet)."""
+        try:
+            entries = list(os.scandir(self.root))
+        except (FileNotFoundError, NotADirectoryError):
+            return LockScan([], [])
+        locks, ownerless = [], []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            lock = read_lock(entry.path)
+            if lock is not None:
+                locks.append(lock)
+            elif entry.is_dir(follow_symlinks=False):
+                ownerless.append(Path(entry.path))
+        locks.sort(key=lambda lock: lock.path)
+        return LockScan(locks, sorted(ownerless))
 
     # -- waiting and deadlocks -------------------------------------------------------------
     def _wait_for(self, holder: Holder, blocker: Lock) -> None:
@@ -352,34 +327,26 @@ class LockTable:
         (self.root / _WAITS / f"{run_id}.json").unlink(missing_ok=True)
 
 
-def _unowned(path: str) -> Lock:
-    """Stands for a lock whose owner record is still being written: wait, don't steal."""
-    return Lock(path, Holder("?", "?", "?", 0, 0.0), time.time())
+@dataclass(frozen=True)
+class LockScan:
+    """One read of a lock table: its locks, and its directories with no (whole) owner record."""
 
+    locks: list[Lock]
+    ownerless: list[Path]
 
-def _owner_record(path: str, holder: Holder) -> dict[str, object]:
-    return {"path": path, "acquired": time.time(), **asdict(holder)}
+    def unowned(self, older_than: float) -> list[Path]:
+        """The ownerless directories made more than ``older_than`` s ago (a crash mid-acquire;
+        a younger one may be a run writing its record right now)."""
+        cutoff = time.time() - older_than
+        return [d for d in self.ownerless if _mtime(d) < cutoff]
 
 
 def _write_json(target: Path, data: dict[str, object]) -> None:
     """Write atomically: a temp file beside the target, then rename over it."""
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle)
+    write_new(str(temp), json.dumps(data).encode())
     os.replace(temp, target)
-
-
-def _read_lock(directory: Path) -> Lock | None:
-    try:
-        data = json.loads((directory / OWNER_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    holder = Holder(
-        data["run_id"], data["issue_id"], data["host"], int(data["pid"]), float(data["started"])
-    )
-    return Lock(data.get("path") or unquote(directory.name), holder, float(data["acquired"]))
 
 
 def _mtime(path: Path) -> float:

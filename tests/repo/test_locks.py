@@ -280,6 +280,16 @@ def test_paths_outside_the_repository_are_refused(
     assert table.locks() == []
 
 
+def test_a_symlink_inside_the_repository_locks_the_file_it_points_to(
+    table: LockTable, repo: Path
+) -> None:
+    (repo / "alias").symlink_to(repo / "src", target_is_directory=True)
+
+    assert table.acquire(["alias/app.py"], run("a"), wait=0) == ["src/app.py"]
+    with pytest.raises(LockError):
+        table.acquire(["src/app.py"], run("b"), wait=0)
+
+
 @pytest.mark.parametrize("target", [".", "", "src/..", "REPO"])
 def test_the_repository_root_itself_is_refused(table: LockTable, repo: Path, target: str) -> None:
     path = str(repo) if target == "REPO" else target
@@ -532,6 +542,22 @@ def test_a_lock_without_an_owner_record_blocks_and_is_listed_as_unowned(
     assert not directory.exists()
     assert table.acquire(["a.py"], run("b"), wait=0) == ["a.py"]
     assert table.unowned(older_than=0) == []
+
+
+def test_a_half_written_owner_record_is_waited_for_and_later_freed_as_unowned(
+    table: LockTable,
+) -> None:
+    # Given a run died while writing its owner record (the record is cut short)
+    table.acquire(["a.py"], run("a"))
+    record = table.root / lock_name("a.py") / "owner.json"
+    record.write_text(record.read_text()[:20])
+
+    # Then nobody steals it, its owner cannot release it, and it is listed as unowned
+    with pytest.raises(LockError):
+        table.acquire(["a.py"], run("b"), wait=0.05)
+    assert table.release(["a.py"], "run-a") == []
+    assert table.locks() == []
+    assert table.unowned(older_than=0) == [table.root / lock_name("a.py")]
 
 
 def test_force_remove_of_a_missing_directory_does_nothing(table: LockTable) -> None:
