@@ -1,5 +1,6 @@
 """What people see of the queue: `status` (read straight from the broker, without Huey),
-`metrics` (Prometheus text) and `notify` (BDP_NOTIFY webhooks and commands).
+`metrics` (Prometheus text), `notify` (BDP_NOTIFY webhooks and commands) and `report`
+(recent runs summed and laid out in time; `report_svg` and `report_html` draw it as a page).
 
 Read-only towards the queue; may import `broker`, `repo`, `redact`, `config`, `models`.
 """
