@@ -27,18 +27,21 @@ DEFAULT_HEARTBEAT = 10.0
 DEFAULT_MAX_TURNS = 200
 #: Permission mode handed to the Claude CLI; works as root, unlike bypassPermissions.
 DEFAULT_PERMISSION_MODE = "acceptEdits"
-#: Tools the agent may use without asking.
-DEFAULT_ALLOWED_TOOLS = (
-    "Read",
-    "Write",
-    "Edit",
-    "MultiEdit",
-    "NotebookEdit",
-    "Glob",
-    "Grep",
-    "Bash",
-    "TodoWrite",
+#: The tools the bundled Claude CLI offers, by the names ``--tools`` and ``--allowedTools``
+#: take (``Task`` is ``Agent``'s other name): what the CLI's session lists with every
+#: tool asked for, and its report tool. ``StructuredOutput`` comes with an output format.
+CLI_TOOLS = frozenset(
+    {
+        *("Agent", "Task", "Bash", "Edit", "Glob", "Grep", "NotebookEdit", "Read", "Write"),
+        *("CronCreate", "CronDelete", "CronList", "EnterWorktree", "ExitWorktree"),
+        *("ListAgents", "Monitor", "ReportFindings", "ScheduleWakeup", "SendMessage", "Skill"),
+        *("TaskCreate", "TaskGet", "TaskList", "TaskStop", "TaskUpdate", "ToolSearch"),
+        *("WebFetch", "WebSearch", "Workflow", "StructuredOutput"),
+    }
 )
+#: Tools the agent is offered and may use without asking (each is in CLI_TOOLS: every tool
+#: offered is sent with each model request, so one the agent never uses is paid for anyway).
+DEFAULT_ALLOWED_TOOLS = ("Read", "Write", "Edit", "NotebookEdit", "Glob", "Grep", "Bash")
 #: Seconds to wait for a file lock before the edit is denied.
 DEFAULT_LOCK_WAIT = 60.0
 #: Seconds between janitor sweeps (each consumer runs one).
@@ -86,6 +89,17 @@ def parse_duration(text: str, name: str) -> float:
             "use minutes (30), or a number with s, m, h or d (90s, 2m, 1h, 7d)",
         )
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def tool_name(entry: str) -> str:
+    """The tool an allowed-tools entry names: ``Bash`` for the rule ``Bash(git log:*)``."""
+    return entry.split("(", 1)[0].strip()
+
+
+def unknown_tools(entries: tuple[str, ...]) -> list[str]:
+    """The entries naming a tool the bundled CLI does not offer (MCP tools are not checked:
+    their servers come with the session)."""
+    return [e for e in entries if not e.startswith("mcp__") and tool_name(e) not in CLI_TOOLS]
 
 
 def check_isolation(mode: str | None, name: str) -> None:

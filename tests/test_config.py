@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bdp.config import (
+    CLI_TOOLS,
     DEFAULT_ALLOWED_TOOLS,
     DEFAULT_PERMISSION_MODE,
     DEFAULT_QUEUE,
@@ -17,6 +18,8 @@ from bdp.config import (
     Settings,
     mask_url,
     parse_duration,
+    tool_name,
+    unknown_tools,
 )
 from bdp.errors import ConfigError
 
@@ -164,6 +167,19 @@ def test_settings_from_env_reads_every_bdp_variable(tmp_path: Path) -> None:
         retry_wait=0.5,
         heartbeat=2.5,
     )
+
+
+def test_the_default_tools_are_ones_the_cli_offers() -> None:
+    assert unknown_tools(DEFAULT_ALLOWED_TOOLS) == []
+    assert set(DEFAULT_ALLOWED_TOOLS) <= CLI_TOOLS
+    assert {"TodoWrite", "MultiEdit"} & set(DEFAULT_ALLOWED_TOOLS) == set()  # the CLI dropped them
+
+
+def test_unknown_tools_names_the_entries_the_cli_does_not_offer() -> None:
+    entries = ("Read", "TodoWrite", "Bash(git log:*)", "Reed", "mcp__docs__search", "MultiEdit")
+
+    assert unknown_tools(entries) == ["TodoWrite", "Reed", "MultiEdit"]
+    assert tool_name("Bash(git log:*)") == "Bash"
 
 
 def test_settings_from_env_without_argument_reads_the_process_environment(

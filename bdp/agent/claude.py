@@ -28,10 +28,10 @@ from bdp.agent.api_errors import raise_for
 from bdp.agent.confinement import SETTING_SOURCES, sandbox_settings, session_env
 from bdp.agent.conversation import Conversation, first_message
 from bdp.agent.epic_review import review_epic
-from bdp.agent.hooks import BDP_TOOLS, session_hooks, tool_server
+from bdp.agent.hooks import BDP_TOOLS, REPORT_TOOL, session_hooks, tool_server
 from bdp.agent.launcher import detached_cli
 from bdp.agent.mount_points import absent_placeholders, remove_placeholders
-from bdp.agent.prompt import system_rules
+from bdp.agent.prompt import RULES
 from bdp.agent.report import output_format
 from bdp.agent.review import review_rounds
 from bdp.agent.session import (
@@ -45,7 +45,7 @@ from bdp.agent.session import (
 from bdp.agent.tally import Tally
 from bdp.agent.transcript import Transcript
 from bdp.agent.verdict import session_result
-from bdp.config import Settings
+from bdp.config import Settings, tool_name
 from bdp.models import Outcome, remaining_budget
 from bdp.repo.procs import end_run_processes
 
@@ -55,6 +55,11 @@ MAX_RETRY_WAIT = 120.0
 STOP_POLL = 0.2
 #: The SDK needs a positive budget; a run with none left is stopped by the worker first.
 MIN_BUDGET_USD = 1e-6
+#: bdp's own tools, by the names the CLI gives them.
+BDP_MCP_TOOLS = tuple(f"mcp__bdp__{name}" for name in BDP_TOOLS)
+#: The CLI's auto memory is off: its folder is outside the run's tree (edits there are
+#: denied), and how to use it rode on every model request (2.3 KB of each).
+NO_MEMORY = {"CLAUDE_CODE_DISABLE_AUTO_MEMORY": "1"}
 
 
 class ClaudeAgentRunner:
@@ -146,18 +151,22 @@ class ClaudeAgentRunner:
         settings = self.settings
         return ClaudeAgentOptions(
             cwd=str(request.repo),
-            env=session_env(request.run_id, os.environ),
+            env=session_env(request.run_id, os.environ) | NO_MEMORY,
             model=settings.model,
             max_turns=settings.max_turns,
             permission_mode=_permission_mode(settings),  # type: ignore[arg-type]
             sandbox=sandbox_settings(settings),
             setting_sources=SETTING_SOURCES,
-            allowed_tools=[*settings.allowed_tools, *(f"mcp__bdp__{t}" for t in BDP_TOOLS)],
+            tools=offered_tools(settings),
+            allowed_tools=[*settings.allowed_tools, *BDP_MCP_TOOLS],
             mcp_servers={"bdp": tool_server(request, settings.lock_wait)},
             system_prompt={
                 "type": "preset",
                 "preset": "claude_code",
-                "append": system_rules(request.issue),
+                "append": RULES,
+                # the CLI's per-session sections (working directory, memory, git status)
+                # go to the first user message: the system prompt is the same for every run
+                "exclude_dynamic_sections": True,
             },
             hooks=session_hooks(request, tally, settings.lock_wait),
             cli_path=detached_cli(settings),
@@ -165,6 +174,14 @@ class ClaudeAgentRunner:
             max_budget_usd=_session_budget(request, tally),
             output_format=output_format(),
         )
+
+
+def offered_tools(settings: Settings) -> list[str]:
+    """The tools a session is offered: the allowed ones (a rule by its tool), bdp's own and
+    the report tool. The CLI leaves out every other tool it has: each one offered is sent
+    with every model request, used or not."""
+    allowed = [*settings.allowed_tools, *BDP_MCP_TOOLS, REPORT_TOOL]
+    return list(dict.fromkeys(tool_name(entry) for entry in allowed))
 
 
 def _permission_mode(settings: Settings) -> str:

@@ -11,6 +11,9 @@ from pathlib import Path
 
 from bdp.models import Issue
 
+#: The system prompt's part that is bdp's: the same for every session, so that the system
+#: prompt is too and the API serves it from its prompt cache. What differs from one session
+#: to the next (the issue, its attempt, the repository) goes in the first user message.
 RULES = """\
 You are one of several coding agents working in the same git work tree at the same time.
 Rules that keep everyone's work safe:
@@ -19,7 +22,7 @@ Rules that keep everyone's work safe:
   --hard, git checkout -- ., git clean, git add -A or git add ., git commit -a, git push.
   Do not commit at all: when you finish with DONE, bdp commits exactly the files you edited.
 - Work you find that is out of this issue's scope goes in your report's follow_ups: bdp files
-  each one as an issue discovered from {issue_id}.
+  each one as an issue discovered from the issue you work on.
 """
 
 RETRY_NOTE = (
@@ -99,10 +102,6 @@ def build_prompt(issue: Issue, repo: Path, attempt: int = 1, prior: str = "") ->
             parts += ["", f"## {heading}", text.strip()]
     parts += ["", WORKFLOW]
     return "\n".join(parts)
-
-
-def system_rules(issue: Issue) -> str:
-    return RULES.format(issue_id=issue.id)
 
 
 REVIEWER_RULES = """\

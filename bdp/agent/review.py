@@ -75,6 +75,7 @@ def _reviewer_options(request: SessionRequest, settings: Settings) -> ClaudeAgen
         model=settings.model,
         max_turns=settings.max_turns,
         permission_mode="default",
+        tools=list(READ_ONLY_TOOLS),  # offered nothing else: no other tool's definition is sent
         allowed_tools=list(READ_ONLY_TOOLS),
         disallowed_tools=[*EDIT_TOOLS, "Bash"],
         system_prompt=REVIEWER_RULES,

@@ -1,4 +1,4 @@
-"""Huey's consumer, taught five things bdp needs.
+"""Huey's consumer, taught seven things bdp needs.
 
 1. The periodic janitor runs every ``BDP_JANITOR_INTERVAL`` seconds (Huey's scheduler checks
    periodic tasks once a minute, which is too coarse for tests and small setups), and it runs
@@ -17,6 +17,7 @@
 5. Forked workers and the scheduler end when the consumer dies without stopping them
    (SIGKILL): left alone, they would keep taking tasks for good.
 6. While Redis is away, each retry logs one line that says so, not a traceback.
+7. At start it names the allowed tools (``BDP_ALLOWED_TOOLS``) the Claude CLI does not offer.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bdp.broker.persistence import VOLATILE_WARNING, redis_persistence
 from bdp.broker.state import State
-from bdp.config import Settings
+from bdp.config import Settings, unknown_tools
 from bdp.queue.hold_check import HoldCheck
 from bdp.redact import redact_logs
 from bdp.run import shutdown
@@ -160,6 +161,17 @@ _BROKER_LOGGERS = (
 )
 
 
+def _warn_of_unknown_tools(settings: Settings) -> None:
+    """Say at start which allowed tools the Claude CLI does not offer: a typo, or a tool an
+    older CLI had, is not available to any agent, and nothing else would say so."""
+    unknown = unknown_tools(settings.allowed_tools)
+    if unknown:
+        log.warning(
+            "bdp: BDP_ALLOWED_TOOLS names tools the Claude CLI does not offer: %s",
+            ", ".join(unknown),
+        )
+
+
 def _warn_if_volatile(huey: Huey) -> None:
     """Say loudly, at start, when the Redis broker would lose the queue on a restart."""
     if isinstance(huey.storage, RedisStorage) and redis_persistence(huey.storage.conn) == "none":
@@ -185,6 +197,7 @@ class BdpConsumer(Consumer):  # type: ignore[misc]
         for name in _BROKER_LOGGERS:
             logging.getLogger(name).addFilter(_BROKER_AWAY)
         redact_logs("huey")
+        _warn_of_unknown_tools(settings)
         _warn_if_volatile(huey)
 
     def _create_scheduler(self) -> Scheduler:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bdp.agent.prompt import WORKFLOW, build_prompt, review_prompt, system_rules
+from bdp.agent.prompt import RULES, WORKFLOW, build_prompt, review_prompt
 from bdp.models import Issue
 
 FULL_ISSUE = Issue(
@@ -67,12 +67,10 @@ def test_build_prompt_ends_with_the_workflow(tmp_path: Path) -> None:
     assert "DONE: <summary>, BLOCKED: <reason>" in prompt
 
 
-def test_system_rules_name_the_issue_for_discovered_work() -> None:
-    rules = system_rules(FULL_ISSUE)
-
-    assert "follow_ups" in rules
-    assert "discovered from proj-7x2" in rules
-    assert "{issue_id}" not in rules
+def test_the_system_rules_ask_for_follow_ups_and_name_no_session_of_their_own() -> None:
+    assert "follow_ups" in RULES
+    assert "discovered from the issue you work on" in RULES
+    assert "{" not in RULES  # nothing is formatted in: the same text for every session
 
 
 def test_a_review_of_a_claim_shows_the_claim_instead_of_an_empty_diff() -> None:

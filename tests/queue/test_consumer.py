@@ -155,3 +155,27 @@ def test_a_worker_whose_hold_check_cannot_reach_redis_goes_on_to_its_dequeue(
     worker.loop()
 
     assert dequeued == [True]
+
+
+def test_allowed_tools_the_cli_does_not_offer_are_named_in_one_warning_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    tools = ("Read", "TodoWrite", "Bash(git log:*)", "MultiEdit")
+    settings = Settings(home=tmp_path / "home", allowed_tools=tools)
+
+    with caplog.at_level(logging.WARNING, logger="bdp.queue.consumer"):
+        build_huey(settings).create_consumer(workers=1)
+
+    assert caplog.messages == [
+        "bdp: BDP_ALLOWED_TOOLS names tools the Claude CLI does not offer: TodoWrite, MultiEdit"
+    ]
+    assert all(record.exc_info is None for record in caplog.records)
+
+
+def test_a_consumer_with_the_default_tools_starts_without_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="bdp.queue.consumer"):
+        build_huey(Settings(home=tmp_path / "home")).create_consumer(workers=1)
+
+    assert caplog.messages == []
