@@ -168,6 +168,7 @@ class TaskArgs:
     isolation: str | None = None  # "worktree" or "shared" (`--isolation`); None: the default
     branch: str = ""  # worktree isolation: the branch an earlier session left its work on
     land_round: int = 0  # times this issue's finished work failed to land and came back
+    resume_cost: float = 0.0  # what the session to resume has cost (its runs counted that)
 
     def to_task(self) -> dict[str, Any]:
         """The task's payload: JSON-simple values only (what Huey stores on the queue)."""
@@ -192,6 +193,7 @@ class TaskArgs:
             args,
             continuation=_count("continuation", get("continuation", 0)),
             resume=resume,
+            resume_cost=_resume_cost(get("resume_cost", 0.0)),
             prior=prior,
             files=_files(get("files", ())),
             max_cost=_max_cost(get("max_cost")),
@@ -241,6 +243,12 @@ def _isolation(isolation: object) -> str | None:
     if isolation is not None and isolation not in ("worktree", "shared"):
         raise TaskError(f"malformed task: isolation must be worktree or shared, got {isolation!r}")
     return isolation
+
+
+def _resume_cost(cost: object) -> float:
+    if isinstance(cost, bool) or not isinstance(cost, int | float) or cost < 0:
+        raise TaskError(f"malformed task: resume_cost must be a number >= 0, got {cost!r}")
+    return float(cost)
 
 
 def _max_cost(max_cost: object) -> float | None:

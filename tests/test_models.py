@@ -33,6 +33,19 @@ def test_task_args_travel_as_one_json_simple_payload_and_come_back_equal() -> No
     assert TaskArgs.from_task(sent) == args
 
 
+def test_a_continuation_carries_what_its_session_has_cost() -> None:
+    args = TaskArgs(ABSOLUTE, "t-abc", 1, 1, "sess-1", resume_cost=0.25)
+
+    assert TaskArgs.from_task(json.loads(json.dumps(args.to_task()))).resume_cost == 0.25
+    assert TaskArgs.from_task(payload(ABSOLUTE, "t-abc", 1)).resume_cost == 0.0  # an older bdp's
+
+
+@pytest.mark.parametrize("bad", [-0.5, "0.25", True, None])
+def test_a_task_with_a_bad_resume_cost_is_malformed(bad: object) -> None:
+    with pytest.raises(TaskError, match="resume_cost"):
+        TaskArgs.from_task({**TaskArgs(ABSOLUTE, "t-1").to_task(), "resume_cost": bad})
+
+
 def test_a_payload_with_arguments_this_bdp_does_not_know_is_malformed() -> None:
     with pytest.raises(TaskError, match="unknown arguments"):
         TaskArgs.from_task({**payload(ABSOLUTE, "t-abc", 1), "sandbox": "off"})

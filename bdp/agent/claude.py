@@ -134,6 +134,7 @@ class ClaudeAgentRunner:
         tally.cost_before_session = tally.cost_usd
         try:
             resume = request.resume if tally.attempts == 1 else ""  # a retry starts afresh
+            tally.resumed_cost = request.resume_cost if resume else 0.0
             async with ClaudeSDKClient(self._options(request, tally, resume)) as client:
                 conversation = Conversation(client, request, tally, errors)
                 await conversation.send(first_message(request, resume))

@@ -123,6 +123,7 @@ class SessionRequest:
     fix_rounds: int = 0
     review_rounds: int | None = None  # None: no review; else rounds of reviewer findings
     resume: str = ""  # SDK session id to continue (a continuation task)
+    resume_cost: float = 0.0  # what that session cost before (the CLI counts it in again)
     prior: str = ""  # what an unfinished earlier session did
     landing: str = ""  # why its finished work came back from the lander (a landing round)
     max_cost: float | None = None  # USD this run may still spend before it is stopped
@@ -147,6 +148,7 @@ class SessionResult:
     input_tokens: int = 0
     output_tokens: int = 0
     session_id: str = ""
+    session_cost_usd: float = 0.0  # all that session has cost, earlier runs' part included
     attempts: int = 0
     details: str = ""  # longer text for the bd comment (e.g. the failing gate's output)
     review: str = ""

@@ -34,6 +34,8 @@ class Tally:
     subtype: str = ""
     gate: GateResult | None = None
     cost_before_session: float = 0.0
+    resumed_cost: float = 0.0  # what the resumed session cost before this run
+    session_cost: float = 0.0  # all that the session ``session_id`` names has cost so far
     last_message: float = dataclasses.field(default_factory=time.monotonic)
     review: Review | None = None
     review_cost: float = 0.0
@@ -84,7 +86,9 @@ class Tally:
     def add_result(self, message: Any) -> None:
         usage = message.usage or {}
         self.turns += message.num_turns  # turns and usage are per query...
-        self.cost_usd = self.cost_before_session + (message.total_cost_usd or 0.0)  # cost is not
+        spent = self._spent_in_session(message.total_cost_usd or 0.0)  # cost is not
+        self.cost_usd = self.cost_before_session + spent
+        self.session_cost = self.resumed_cost + spent
         self.input_tokens += int(usage.get("input_tokens", 0))
         self.output_tokens += int(usage.get("output_tokens", 0))
         self.session_id = message.session_id
@@ -93,6 +97,17 @@ class Tally:
         self.subtype = message.subtype
         self._turn_usage.clear()
         self.tool = ""
+
+    def _spent_in_session(self, total: float) -> float:
+        """What this run spent in its session, from the CLI's total for the whole session.
+
+        The CLI counts a resumed session's earlier cost in its total (not in the budget it
+        enforces, which is what it spends from its start): only what comes on top is this
+        run's, else an issue's runs would count the first part of a session once per
+        continuation. A total below the earlier cost is a CLI that started its count afresh.
+        """
+        resumed = self.resumed_cost
+        return total - resumed if total >= resumed else total
 
     def result(self, outcome: Outcome, summary: str) -> SessionResult:
         return SessionResult(
@@ -104,6 +119,7 @@ class Tally:
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,
             session_id=self.session_id,
+            session_cost_usd=round(self.session_cost, 6),
             attempts=self.attempts,
         )
 

@@ -170,12 +170,8 @@ def _continue(job: Job, result: SessionResult) -> None:
     details, result.details = result.details, ""
     _reset(job, result)
     files = _left_uncommitted(job, result)
-    resume, branch = result.session_id, job.kept_branch
-    requeue(
-        replace(
-            job.args, continuation=number, resume=resume, prior=details, files=files, branch=branch
-        )
-    )
+    again = replace(job.args, continuation=number, prior=details, files=files)
+    requeue(_resuming(replace(again, branch=job.kept_branch), result))
 
 
 def _land_again(job: Job, result: SessionResult) -> None:
@@ -197,9 +193,8 @@ def _land_again(job: Job, result: SessionResult) -> None:
     _reset(job, result)
     job.deps.requeue(
         replace(
-            job.args,
+            _resuming(job.args, result),
             land_round=number,
-            resume=result.session_id,
             prior=feedback,
             files=(),
             branch=job.kept_branch,
@@ -225,13 +220,18 @@ def _pause(job: Job, result: SessionResult) -> None:
         return
     files = _left_uncommitted(job, result)
     again = replace(
-        job.args,
-        resume=result.session_id,
+        _resuming(job.args, result),
         prior=result.details,
         files=files,
         branch=job.kept_branch,
     )
     job.deps.requeue(again)
+
+
+def _resuming(args: TaskArgs, result: SessionResult) -> TaskArgs:
+    """``args`` for a task that resumes the result's session: its id, and what it has cost so
+    far, which the CLI counts in again (and which this run's record already holds)."""
+    return replace(args, resume=result.session_id, resume_cost=result.session_cost_usd)
 
 
 def _left_uncommitted(job: Job, result: SessionResult) -> tuple[str, ...]:

@@ -172,6 +172,7 @@ def _session_request(job: Job, tree: RunTree, budget_left: float | None) -> Sess
         gate=gate,
         fix_rounds=config.fix_rounds,
         resume=args.resume,
+        resume_cost=args.resume_cost,
         prior="" if landing else args.prior,
         landing=landing,
         max_cost=budget_left,

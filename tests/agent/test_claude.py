@@ -197,6 +197,60 @@ def test_a_continuation_resumes_the_earlier_session(
     assert (workdir / "b.txt").read_text() == "b"
 
 
+def test_a_continuation_counts_only_its_own_requests_and_keeps_its_whole_budget(
+    api: FakeApi, workdir: Path, tmp_path: Path
+) -> None:
+    # Given a session that ran out of turns after three of its six edits
+    writes = [ToolUse("Write", {"file_path": f"p{n}.txt", "content": f"{n}\n"}) for n in range(6)]
+    api.script([*writes, Report("DONE", "six parts")])
+    first = run(workdir, tmp_path, max_turns=3)
+    earlier = len(api.messages_requests())
+    price = first.cost_usd / earlier  # the fake API's usage is the same for every request
+    assert first.outcome is Outcome.UNFINISHED
+    assert first.session_cost_usd == first.cost_usd
+
+    # When a continuation resumes it, allowed to spend a little more than four requests
+    request = replace(
+        request_for(workdir, tmp_path),
+        resume=first.session_id,
+        resume_cost=first.session_cost_usd,
+        max_cost=4.5 * price,
+    )
+    second = run(workdir, tmp_path, request=request)
+
+    # Then it finished with its four requests, each counted once: the first session's not again
+    own = len(api.messages_requests()) - earlier
+    assert (second.outcome, second.summary, own) == (Outcome.DONE, "six parts", 4)
+    assert second.cost_usd == pytest.approx(own * price)
+    assert second.session_cost_usd == pytest.approx((earlier + own) * price)
+
+
+def test_a_continuation_over_its_budget_is_stopped_at_what_it_spent_itself(
+    api: FakeApi, workdir: Path, tmp_path: Path
+) -> None:
+    # Given a session that ran out of turns after two of its six edits
+    writes = [ToolUse("Write", {"file_path": f"p{n}.txt", "content": f"{n}\n"}) for n in range(6)]
+    api.script([*writes, Report("DONE", "six parts")])
+    first = run(workdir, tmp_path, max_turns=2)
+    earlier = len(api.messages_requests())
+    price = first.cost_usd / earlier
+
+    # When a continuation that may spend two and a half requests' worth resumes it
+    request = replace(
+        request_for(workdir, tmp_path),
+        resume=first.session_id,
+        resume_cost=first.session_cost_usd,
+        max_cost=2.5 * price,
+    )
+    second = run(workdir, tmp_path, request=request)
+
+    # Then the CLI stopped it after its third request (the first session's cost not held
+    # against it), and its cost is those three
+    own = len(api.messages_requests()) - earlier
+    assert (second.outcome, own) == (Outcome.OVER_BUDGET, 3)
+    assert second.cost_usd == pytest.approx(3 * price)
+
+
 def test_overloaded_api_errors_are_retried_until_the_session_succeeds(
     api: FakeApi, workdir: Path, tmp_path: Path
 ) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
 from claude_agent_sdk import AssistantMessage, ResultMessage, TextBlock, ToolUseBlock
 
 from bdp.agent.tally import Tally, tool_label
+from bdp.models import Outcome
 
 
 def assistant(message_id: str, *blocks: object, tokens: tuple[int, int] = (100, 10)) -> object:
@@ -14,10 +16,10 @@ def assistant(message_id: str, *blocks: object, tokens: tuple[int, int] = (100, 
     return AssistantMessage(list(blocks), "m", usage=usage, message_id=message_id)  # type: ignore[arg-type]
 
 
-def result(turns: int, cost: float) -> object:
+def result(turns: int, cost: float, session: str = "s1") -> object:
     usage = {"input_tokens": 250, "output_tokens": 25}
     return ResultMessage(
-        "success", 1, 1, False, turns, "s1", total_cost_usd=cost, usage=usage, result="DONE: x"
+        "success", 1, 1, False, turns, session, total_cost_usd=cost, usage=usage, result="DONE: x"
     )
 
 
@@ -57,3 +59,41 @@ def test_a_message_without_an_id_still_counts_once() -> None:
     tally.add_assistant(message)
 
     assert tally.activity().turns == 1
+
+
+def test_a_resumed_session_counts_only_what_it_spent_on_top_of_its_earlier_cost() -> None:
+    # Given a run resuming a session that had cost $0.30, which the CLI counts in its total
+    tally = Tally(resumed_cost=0.30)
+
+    # When two exchanges end, the CLI's total for the whole session at $0.40, then $0.45
+    tally.add_result(result(1, 0.40))
+    assert tally.cost_usd == pytest.approx(0.10)
+    tally.add_result(result(1, 0.45))
+
+    # Then the run cost $0.15, and the session $0.45 (what a next continuation subtracts)
+    settled = tally.result(Outcome.DONE, "x")
+    assert (settled.cost_usd, settled.session_cost_usd) == (0.15, 0.45)
+    assert tally.activity().cost_usd == 0.15
+
+
+def test_a_retry_after_a_resumed_session_counts_its_fresh_session_whole() -> None:
+    # Given an attempt that resumed a $0.30 session and spent $0.10 before it failed
+    tally = Tally(resumed_cost=0.30)
+    tally.add_result(result(1, 0.40))
+
+    # When the retry starts a fresh session that costs $0.05
+    tally.cost_before_session, tally.resumed_cost = tally.cost_usd, 0.0
+    tally.add_result(result(1, 0.05, session="s2"))
+
+    # Then the run cost both parts, and the session a continuation would resume cost $0.05
+    settled = tally.result(Outcome.UNFINISHED, "x")
+    assert settled.cost_usd == 0.15
+    assert (settled.session_id, settled.session_cost_usd) == ("s2", 0.05)
+
+
+def test_a_resumed_session_whose_cli_total_starts_afresh_counts_that_total() -> None:
+    tally = Tally(resumed_cost=0.30)
+
+    tally.add_result(result(1, 0.02))  # a CLI that did not carry the earlier cost over
+
+    assert tally.cost_usd == pytest.approx(0.02)

@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 
+from bdp.agent.prompt import CONTINUE
 from bdp.config import Settings
 from bdp.queue.app import App
 from tests.conftest import git
 from tests.integration.helpers import bdp, bdp_json, first_turns, marker, script_write_then_done
 from tests.support.beads import create_issue, run_bd_ok, show_issue
-from tests.support.fake_api import FakeApi, Status, Text, ToolUse
+from tests.support.fake_api import FakeApi, Report, Status, Text, ToolUse
 from tests.support.processes import HueyConsumer, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
@@ -128,6 +129,33 @@ def test_a_session_over_its_issue_budget_is_stopped_by_the_cli_and_reset(
     assert len(fake_api.messages_requests(match=marker(issue_id))) == requests
     assert show_issue(repo, issue_id)["status"] == "open"
     assert commits(repo) == ["initial"]
+
+
+def test_a_continued_issue_counts_each_request_once_per_run_per_issue_and_in_the_queue(
+    env: dict[str, str], repo: Path, fake_api: FakeApi
+) -> None:
+    # Given sessions allowed two turns, for work that takes three model requests
+    issue_id = create_issue(repo, "Big change")
+    writes = [ToolUse("Write", {"file_path": f"part{n}.txt", "content": f"{n}\n"}) for n in (1, 2)]
+    fake_api.script([*writes, Report("DONE", "both parts")], match=marker(issue_id))
+    short = {**env, "BDP_MAX_TURNS": "2"}
+
+    # When `bdp run` works on it: a session that runs out of turns, then its continuation
+    done = bdp(short, "run", str(repo), "--json")
+    assert done.returncode == 0, done.stderr
+    first, second = json.loads(done.stdout)
+
+    # Then each run's cost is its own requests' (the fake API's usage is the same for each)
+    requests = fake_api.messages_requests(match=marker(issue_id))
+    resumed = sum(1 for r in requests if CONTINUE in json.dumps(r.body))
+    price = first["cost_usd"] / (len(requests) - resumed)
+    assert (first["outcome"], second["outcome"], resumed) == ("UNFINISHED", "DONE", 1)
+    assert second["cost_usd"] == pytest.approx(resumed * price)
+    # And the issue's cost and the queue's spending count every request once
+    total = len(requests) * price
+    with broker(short) as app:
+        assert app.state.issue_cost(first["repo"], issue_id) == pytest.approx(total, abs=1e-6)
+    assert bdp_json(short, "status")["spent_usd"] == pytest.approx(total)
 
 
 # -- queue budget -------------------------------------------------------------------------
