@@ -29,7 +29,7 @@ from bdp.queue.sweep_report import SweepReport as SweepReport  # where tests and
 from bdp.repo import known_repos
 from bdp.repo.beads import BdCli, Beads
 from bdp.repo.epics import close_open_epics
-from bdp.repo.locks import Lock, LockTable
+from bdp.repo.locks import LockTable
 from bdp.repo.pending import PendingClose, pending_closes
 from bdp.repo.procs import end_run_processes, pid_alive
 from bdp.repo.repo_config import load_repo_config
@@ -216,21 +216,30 @@ class Janitor:
     def _free_locks(
         self, table: LockTable, live: dict[str, Run], force: bool, report: SweepReport
     ) -> None:
-        for lock in table.locks():
-            if force or not self._lock_alive(lock, live):
-                if lock.holder.host == self.host:
-                    report.killed += end_run_processes(lock.holder.run_id)
+        """Free the locks of dead runs and lock directories a crash left without an owner.
+
+        The table is read once, and each run's fate decided once however many locks it holds
+        (a live run may hold hundreds: a look at its process per lock made sweeps slow).
+        """
+        scan, dead = table.scan(), {}
+        for lock in scan.locks:
+            run_id = lock.holder.run_id
+            if run_id not in dead:
+                dead[run_id] = force or not self._holder_alive(run_id, live)
+                if dead[run_id] and lock.holder.host == self.host:
+                    report.killed += end_run_processes(run_id)
+            if dead[run_id]:
                 table.force_release(lock.path)
                 report.freed_locks.append(f"{table.root.name}:{lock.path}")
-        for directory in table.unowned(older_than=0 if force else self.settings.stale_after):
+        for directory in scan.unowned(older_than=0 if force else self.settings.stale_after):
             table.force_remove(directory)
             report.freed_locks.append(f"{table.root.name}:{directory.name} (no owner)")
         table.clear_waits(set(live))
 
-    def _lock_alive(self, lock: Lock, live: dict[str, Run]) -> bool:
-        run = live.get(lock.holder.run_id)
+    def _holder_alive(self, run_id: str, live: dict[str, Run]) -> bool:
+        run = live.get(run_id)
         if run is None:  # not registered when the sweep began, but a run may have started since
-            return self.state.has_run(lock.holder.run_id)
+            return self.state.has_run(run_id)
         return not self.is_dead(run)
 
     # -- claims with no run -----------------------------------------------------------------

@@ -556,6 +556,29 @@ def test_a_lock_of_a_live_registered_run_is_kept(
     assert report.freed_locks == []
 
 
+def test_a_run_holding_many_locks_is_judged_and_its_processes_ended_once(
+    app: App, settings: Settings, tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a live run and a run that is not registered, each holding ten locks
+    app.state.register(a_run(tree))
+    table = LockTable(settings.home, tree)
+    table.acquire([f"src/live{n}.py" for n in range(10)], holder("run-1"), wait=0)
+    table.acquire([f"src/gone{n}.py" for n in range(10)], holder("gone-run"), wait=0)
+    looks: list[int] = []
+    ended: list[str] = []
+    monkeypatch.setattr(janitor_module, "pid_alive", lambda pid: looks.append(pid) or True)
+    monkeypatch.setattr(janitor_module, "end_run_processes", lambda run: ended.append(run) or [])
+
+    # When the janitor sweeps
+    report = janitor_of(app, MemoryBeads()).sweep()
+
+    # Then each run was looked at once for its locks, and only the gone run's locks were freed
+    assert looks == [os.getpid(), os.getpid()]  # the recovery pass, then the lock pass
+    assert ended == ["gone-run"]
+    assert len(report.freed_locks) == 10
+    assert {lock.holder.run_id for lock in table.locks()} == {"run-1"}
+
+
 def test_a_lock_taken_by_a_run_registered_during_the_sweep_is_kept(
     app: App, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
