@@ -106,3 +106,13 @@ def test_the_consumer_module_loads_the_sdk_only_when_a_worker_starts(
     assert not set(result["imported"]) & SDK_USERS
     # And starting a worker is what loads it
     assert SDK in result["started"]
+
+
+def test_help_and_status_never_load_the_report_and_report_never_loads_the_sdk(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    drawing = {"bdp.ops.report", "bdp.ops.report_svg", "bdp.ops.report_html", "bdp.cli.report_view"}
+    assert not loaded_by(tmp_path, env, ["--help"], ["status"]) & drawing
+    modules = loaded_by(tmp_path, env, ["report", "--html", str(tmp_path / "r.html")])
+    assert drawing <= modules  # the probe really drew the report, text and HTML
+    assert not modules & {SDK, *SDK_USERS, "bdp.queue.tasks"}
