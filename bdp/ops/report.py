@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from bdp.config import OUTCOMES_KEPT
@@ -169,6 +169,31 @@ def build_report(
         costliest=_top(issues, lambda i: i.tally.cost_usd),
         undrawn=len(chosen) - len(drawn),
         history_from=_history_from(records, since, kept),
+    )
+
+
+def redacted(report: Report, redact: Callable[[str], str]) -> Report:
+    """``report`` with every text that came from a record (ids, titles, workers, repos)
+    passed through ``redact``: done once, before any rendering escapes them."""
+
+    def issues(found: tuple[IssueTotal, ...]) -> tuple[IssueTotal, ...]:
+        return tuple(
+            replace(i, repo=redact(i.repo), issue_id=redact(i.issue_id), title=redact(i.title))
+            for i in found
+        )
+
+    lanes = tuple(
+        Lane(redact(lane.worker), tuple(_redacted_bar(b, redact) for b in lane.bars))
+        for lane in report.lanes
+    )
+    return replace(
+        report, lanes=lanes, slowest=issues(report.slowest), costliest=issues(report.costliest)
+    )
+
+
+def _redacted_bar(bar: Bar, redact: Callable[[str], str]) -> Bar:
+    return replace(
+        bar, run_id=redact(bar.run_id), issue_id=redact(bar.issue_id), title=redact(bar.title)
     )
 
 

@@ -2,8 +2,9 @@
 
 A person opens the file from disk or a chat attachment, so it can rely on nothing else: the
 fonts are the system's, and a Content-Security-Policy forbids every load and every script,
-should an escaped text ever slip through. Record texts are redacted and escaped by
-`report_svg.text`, the one function this page and the chart use for them.
+should an escaped text ever slip through. Record texts are redacted first (`redacted`, with
+the redactor of every bdp output), then escaped by `report_svg.text`, the one function this
+page and the chart use for them.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from collections.abc import Callable, Iterable, Iterator
 
 from bdp.models import Outcome
 from bdp.ops import figures
-from bdp.ops.report import IssueTotal, Report, Tally
+from bdp.ops.report import IssueTotal, Report, Tally, redacted
 from bdp.ops.report_svg import colour, text, timeline_svg
+from bdp.redact import process_redactor
 
 #: Nothing may load and nothing may run: styles are inline, images are inline SVG.
 POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -56,6 +58,7 @@ footer { color: var(--muted); margin-top: 32px; font-size: 12px; }
 
 def report_html(report: Report, window: str) -> str:
     """The page for ``report``; ``window`` is how the user said it (``24h``)."""
+    report = redacted(report, process_redactor())
     title = f"bdp report: {_range(report)}"
     body = [
         "<main>",

@@ -1,8 +1,9 @@
 """The report's timeline as inline SVG: a row per worker, a bar per run, coloured by outcome.
 
 Drawn as static markup (no script, no external reference), so the HTML file it goes into
-opens anywhere and shows the same picture. Every text from a record is redacted and escaped
-here: issue titles are written by agents and people, and may hold markup.
+opens anywhere and shows the same picture. Every text from a record is redacted (once, by
+`redacted`) and escaped (by `text`): issue titles are written by agents and people, and may
+hold secrets and markup.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from collections.abc import Iterator
 
 from bdp.models import Outcome
 from bdp.ops import figures
-from bdp.ops.report import Bar, Report
-from bdp.redact import scrub
+from bdp.ops.report import Bar, Report, redacted
+from bdp.redact import process_redactor
 
 #: Each outcome's colour: the family `bdp status` colours it in (rich's names), and a shade
 #: of that family of its own, so outcomes sharing a family still tell apart on the chart.
@@ -52,8 +53,8 @@ def colour(outcome: Outcome) -> str:
 
 
 def text(value: str) -> str:
-    """A record's text, redacted, then escaped for HTML and SVG (quotes included)."""
-    return html.escape(scrub(value), quote=True)
+    """A text escaped for HTML and SVG, quotes included (so safe in attributes too)."""
+    return html.escape(value, quote=True)
 
 
 class Scale:
@@ -73,6 +74,7 @@ class Scale:
 
 def timeline_svg(report: Report) -> str:
     """The whole chart: lanes, time axis and legend, sized to its number of lanes."""
+    report = redacted(report, process_redactor())
     plot_bottom = TOP_MARGIN + max(1, len(report.lanes)) * ROW_HEIGHT
     legend = _legend_rows(report)
     height = plot_bottom + AXIS_HEIGHT + len(legend) * LEGEND_HEIGHT
@@ -161,12 +163,11 @@ def _bar(bar: Bar, scale: Scale, top: float) -> str:
         f'<rect x="{x:.1f}" y="{top}" width="{width:.1f}" height="{BAR_HEIGHT}" '
         f'fill="{colour(bar.outcome)}"/>',
     ]
-    label = scrub(bar.issue_id)
-    if width >= _CHAR_WIDTH * len(label) + 8:
+    if width >= _CHAR_WIDTH * len(bar.issue_id) + 8:
         ink = "#ffffff" if _dark(colour(bar.outcome)) else "#212529"
         parts.append(
             f'<text class="id" x="{x + 4:.1f}" y="{top + BAR_HEIGHT / 2 + 4}" '
-            f'fill="{ink}">{html.escape(label, quote=True)}</text>'
+            f'fill="{ink}">{text(bar.issue_id)}</text>'
         )
     if bar.lock_waits:
         waited = min(width, max(MIN_BAR, scale.width(bar.lock_wait_seconds)))

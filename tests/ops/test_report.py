@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bdp.models import Outcome, RunRecord
-from bdp.ops.report import TOP_ISSUES, UNKNOWN_WORKER, build_report
+from bdp.ops.report import TOP_ISSUES, UNKNOWN_WORKER, build_report, redacted
 
 HOUR = 3600.0
 #: Local noon on 2 June 2025: whatever the time zone, an hour either side is the same day.
@@ -188,3 +188,18 @@ def test_the_json_form_carries_every_number_and_survives_json() -> None:
     assert (data["retries"], data["lock_waits"]) == (1, {"waits": 1, "seconds": 2, "timeouts": 0})
     assert [i["issue_id"] for i in data["slowest"]] == ["t-1", "t-2"]
     assert data["history_from"] is None
+
+
+def test_redacted_passes_every_text_from_the_records_and_keeps_the_numbers() -> None:
+    records = [record("t-s3cret", Outcome.DONE, -100, -50, worker="s3cret/1-w", cost_usd=0.5)]
+    records[0].title = "title with s3cret"
+    report = build_report(records, NOW, HOUR)
+
+    clean = redacted(report, lambda text: text.replace("s3cret", "***"))
+
+    assert "s3cret" not in json.dumps(clean.to_json())
+    assert "s3cret" in json.dumps(report.to_json())  # the original is left as it was
+    assert clean.lanes[0].worker == "***/1-w"
+    assert (clean.bars[0].issue_id, clean.bars[0].title) == ("t-***", "title with ***")
+    assert clean.slowest[0].issue_id == clean.costliest[0].issue_id == "t-***"
+    assert clean.to_json()["total"] == report.to_json()["total"]
