@@ -69,3 +69,14 @@ def test_a_worker_name_too_long_for_its_column_keeps_both_ends() -> None:
     output = lines(run("t-1", -40, -20, "a-very-long-host-name.example/12345-Worker-12"))
 
     assert any(line.startswith("a-very-lon…5-Worker-12 ") for line in output), output
+
+
+def test_a_window_longer_than_the_kept_history_says_where_it_starts() -> None:
+    records = [run(f"t-{n}", -40 + n, -39 + n, "a/1-w") for n in range(3)]
+    console = Console(width=80, record=True, file=io.StringIO())
+
+    console.print(report_view(build_report(records, NOW, 3600, kept=3), "1h", 80))
+
+    assert "the broker keeps only the newest records: this starts at 2025-06-02 11:21" in (
+        console.export_text()
+    )
