@@ -18,7 +18,7 @@ from huey.consumer import Consumer, ConsumerStopped
 
 from bdp.broker.hold import Hold, current_hold
 from bdp.broker.state import Marker
-from bdp.models import Run, RunRecord
+from bdp.models import Activity, Run, RunRecord
 from bdp.queue.app import App
 from bdp.queue.enqueue import TAKEN, Enqueued, EnqueueOptions, enqueue_ready, resolve_repo
 
@@ -36,6 +36,8 @@ class RunEvents:
     started: Callable[[Run], None] = lambda run: None
     finished: Callable[[RunRecord], None] = lambda record: None
     held: Callable[[Hold | None], None] = lambda hold: None  # a hold began (or ended: None)
+    # the repo's running sessions and their live numbers, every poll (None: not wanted)
+    progress: Callable[[list[Run], dict[str, Activity]], None] | None = None
 
 
 @dataclass
@@ -111,6 +113,7 @@ def _loop(app: App, consumer: Consumer, tracker: _Tracker, events: RunEvents) ->
                 _sweep(app)
                 next_sweep = time.monotonic() + app.settings.janitor_interval
             _report(app, tracker, events)
+            _show_progress(app, tracker, events)
             _check_hold(app, tracker, events)
             _poll_ready(app, tracker, events)
             deadline = time.monotonic() + POLL_INTERVAL
@@ -132,6 +135,13 @@ def _report(app: App, tracker: _Tracker, events: RunEvents) -> None:
             tracker.records.append(record)
             tracker.closed_since_pickup |= record.outcome.adds_ready_work
             events.finished(record)
+
+
+def _show_progress(app: App, tracker: _Tracker, events: RunEvents) -> None:
+    if events.progress is None:
+        return
+    runs = [run for run in app.state.runs() if run.repo == tracker.repo]
+    events.progress(runs, app.state.activities() if runs else {})
 
 
 def _check_hold(app: App, tracker: _Tracker, events: RunEvents) -> None:

@@ -26,10 +26,11 @@ from bdp.cli.options import (
 from bdp.cli.output import console as output_console
 from bdp.cli.output import echo, echo_json
 from bdp.config import parse_duration
+from bdp.errors import BdpError
 
 if TYPE_CHECKING:
-    from bdp.cli.oneshot import RunEvents
     from bdp.models import RunRecord
+    from bdp.queue.app import App
     from bdp.queue.enqueue import Enqueued, EnqueueOptions
     from bdp.repo.selection import Scope
 
@@ -158,7 +159,8 @@ def run(
     """Work through REPO's ready issues now, then summarise.
 
     Enqueues the ready issues, runs MAX_AGENTS workers in this process and exits
-    when the repo's queued work is done: status 0 if nothing failed, 1 otherwise.
+    when the repo's queued work is done: status 0 when every issue closed, 1 when
+    something failed, 3 when something needs a person (blocked, unfinished).
     With --watch it keeps picking up newly ready issues until Ctrl-C. Epics are
     never given to an agent; bdp closes one when all its children are closed.
 
@@ -171,6 +173,8 @@ def run(
         bdp run ~/src/myrepo --ids acme-k3x,acme-7fp --dry-run --json
     """
     from bdp.cli.oneshot import RunEvents, RunOptions, run_repo
+    from bdp.cli.run_summary import RunTotals
+    from bdp.cli.run_view import RunView
     from bdp.queue.enqueue import enqueue_ready
 
     source = click.get_current_context().get_parameter_source("timeout")
@@ -181,44 +185,26 @@ def run(
         _show_enqueued(enqueue_ready(app, repo, replace(selection, dry_run=True)), as_json)
         return
     every = parse_duration(interval, "--interval") if watch else None
-    events = RunEvents() if as_json else _run_printer(verbose)
-    records = run_repo(app, repo, RunOptions(selection, max_agents, every), events)
+    options = RunOptions(selection, max_agents, every)
     if as_json:
+        records = run_repo(app, repo, options, RunEvents())
         echo_json([record.to_json() for record in records])
-    else:
-        _print_summary(records)
-    sys.exit(1 if any(r.outcome.fails_run_command for r in records) else 0)
+        sys.exit(RunTotals.of(records, 0.0).exit_code)
+    with RunView(output_console(), str(repo), verbose) as view:
+        records = run_repo(app, repo, options, view.events())
+    sys.exit(view.print_summary(records, _ready_again(app, repo, selection, records)))
 
 
-def _run_printer(verbose: bool) -> RunEvents:
-    """Prints each run's start and end, and holds, as `bdp run` goes."""
-    from bdp.cli.oneshot import RunEvents
-    from bdp.cli.render import clock
+def _ready_again(app: App, repo: Path, selection: EnqueueOptions, records: list[RunRecord]) -> int:
+    """Issues this run worked on that `bd ready` offers again (reset here, left for the next
+    run); 0 when bd cannot say."""
+    from bdp.queue.enqueue import enqueue_ready
 
-    console = output_console()
-
-    def started(run: Any) -> None:
-        extra = f"  log: {run.log_path}" if verbose else ""
-        console.print(f"{clock(run.started)} [magenta]started[/] {run.issue_id} {run.title}{extra}")
-
-    def finished(record: Any) -> None:
-        outcome = f"[bold]{record.outcome.value}[/]"
-        console.print(f"{clock(record.finished)} {outcome} {record.issue_id}: {record.summary}")
-
-    def held(hold: Any) -> None:
-        if hold is None:
-            console.print(f"{clock(time.time())} [green]resumed[/]: the hold is over")
-        else:
-            console.print(f"{clock(time.time())} [yellow]holding[/]: {hold.describe()}")
-
-    return RunEvents(enqueued=_print_enqueued, started=started, finished=finished, held=held)
-
-
-def _print_summary(records: list[RunRecord]) -> None:
-    """The outcome table and summary line."""
-    from bdp.cli.render import outcome_table, summary_line
-
-    console = output_console()
-    if records:
-        console.print(outcome_table(records, "bdp run"))
-    console.print(summary_line(records))
+    worked = {record.issue_id for record in records if not record.outcome.closes_issue}
+    if not worked:
+        return 0
+    try:
+        ready = enqueue_ready(app, repo, replace(selection, dry_run=True))
+    except BdpError:
+        return 0
+    return sum(item.issue.id in worked and item.state == "would queue" for item in ready)

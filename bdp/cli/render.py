@@ -202,20 +202,5 @@ def live_status(console: Console, collect: Callable[[], StatusReport], interval:
             pass
 
 
-def summary_line(records: list[RunRecord]) -> str:
-    counts = {o: sum(1 for r in records if r.outcome is o) for o in Outcome}
-    failed = sum(1 for r in records if r.outcome.fails_run_command)
-    closed = sum(1 for r in records if r.outcome.closes_issue)
-    cost = sum(r.cost_usd for r in records)
-    parts = [
-        f"{closed} closed",
-        f"{counts[Outcome.BLOCKED]} blocked",
-        f"{failed} failed",
-        f"{counts[Outcome.SKIPPED]} skipped",
-        f"${cost:.4f}",
-    ]
-    return ", ".join(parts)
-
-
 def clock(ts: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(ts))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner
@@ -12,6 +14,7 @@ from bdp.broker.inbox import Steer
 from bdp.cli import main
 from bdp.cli.main import app_from_env
 from bdp.models import Run
+from bdp.queue.app import App
 from tests.cli.test_cli import error_line
 from tests.integration.helpers import bdp
 
@@ -26,14 +29,28 @@ def cli_env(broker_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict
         if name.startswith("BDP_"):
             monkeypatch.setenv(name, value)
     now = time.time()
-    app_from_env().state.register(
-        Run("r1", "t-1", "/repo", "x", "host-a", 7, "7-w1", 1, now, now + 60, now)
-    )
+    with broker_app() as app:
+        app.state.register(
+            Run("r1", "t-1", "/repo", "x", "host-a", 7, "7-w1", 1, now, now + 60, now)
+        )
     return broker_env
 
 
+@contextlib.contextmanager
+def broker_app() -> Iterator[App]:
+    """The app of this process's environment, its Redis connections closed after use."""
+    app = app_from_env()
+    try:
+        yield app
+    finally:
+        pool = getattr(app.huey.storage, "pool", None)
+        if pool is not None:
+            pool.disconnect()
+
+
 def inbox(slot: int) -> Steer | None:
-    return app_from_env().state.inbox.read("r1", slot)
+    with broker_app() as app:
+        return app.state.inbox.read("r1", slot)
 
 
 def test_say_sends_the_words_to_the_running_issue_and_names_its_run(

@@ -74,7 +74,7 @@ def test_bdp_run_works_through_the_backlog_and_summarises(
     done = bdp(broker_env, "run", str(repo), "-n", "2", "-t", "60s", timeout=150)
 
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "3 closed, 0 blocked, 0 failed" in done.stdout
+    assert "3 issues: 3 closed (3 DONE), 0 failed, 0 need attention" in done.stdout
     assert all(show_issue(repo, i)["status"] == "closed" for i in ids)
     assert "bdp run" in done.stdout
     assert "DONE" in done.stdout
@@ -93,7 +93,7 @@ def test_bdp_run_exits_non_zero_when_an_issue_fails(
     done = bdp(env, "run", str(repo), "-n", "2", timeout=150)
 
     assert done.returncode == 1
-    assert "1 closed, 0 blocked, 1 failed" in done.stdout
+    assert "2 issues: 1 closed (1 DONE), 1 failed (1 FAILED), 0 need attention" in done.stdout
     assert show_issue(repo, bad)["status"] == "open"
 
 
@@ -136,7 +136,7 @@ def test_bdp_run_does_an_issue_its_blocker_unblocked_in_the_same_run(
 
     # Then the waiting issue was queued once its blocker closed, and done in the same run
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "3 closed, 0 blocked, 0 failed" in done.stdout
+    assert "3 issues: 3 closed (3 DONE), 0 failed, 0 need attention" in done.stdout
     assert all(show_issue(repo, i)["status"] == "closed" for i in (first, other, waiting))
     log = git(repo, "log", "--reverse", "--format=%(trailers:key=Bdp-Issue,valueonly)").split()
     assert log.index(first) < log.index(waiting)

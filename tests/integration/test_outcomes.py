@@ -51,7 +51,7 @@ def test_a_reports_follow_ups_are_filed_by_bdp_and_done_in_the_same_run(
 
     # Then bdp filed the follow-up (discovered from the issue) and closed both in this run
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "2 closed, 0 blocked, 0 failed" in done.stdout
+    assert "2 issues: 2 closed (2 DONE), 0 failed, 0 need attention" in done.stdout
     listed = json.loads(run_bd_ok(repo, "list", "--all", "--json"))
     [follow_up] = [item for item in listed if item["title"] == "Document the parser"]
     assert follow_up["status"] == "closed"
