@@ -33,11 +33,12 @@ MARKER_ENV = "BDP_LANDING"
 ORPHAN_WAIT = 30.0
 
 
-def fast_forward(repo: Path, new: str, journal: Path) -> None:
+def fast_forward(repo: Path, new: str, journal: Path, old: str = "") -> None:
     """Fast-forward the checked-out branch of ``repo`` to ``new``, journalled; GitError when
-    git refuses (then nothing was changed)."""
+    git refuses (then nothing was changed). ``old``: HEAD's commit, when the caller has just
+    seen it (else git is asked)."""
     marker = uuid.uuid4().hex
-    old = git(repo, "rev-parse", "HEAD").strip()
+    old = old or git(repo, "rev-parse", "HEAD").strip()
     _write(journal, {"old": old, "new": new, "marker": marker, "at": time.time()})
     try:
         env = {**os.environ, MARKER_ENV: marker}

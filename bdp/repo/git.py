@@ -8,8 +8,10 @@ waited out with a short retry.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import os
+import re
 import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -96,17 +98,89 @@ def checked_out_branch(repo: Path) -> str | None:
 
 
 def work_tree_root(path: Path) -> Path:
-    """The top of the git work tree containing ``path``; RepoError when there is none."""
+    """The top of the git work tree containing ``path``; RepoError when there is none.
+
+    Asked of git once per process and path (`bdp enqueue --watch` asks at every poll).
+    """
     if not path.exists():
         raise RepoError(f"{path} does not exist", "pass the path of a git repository")
     if not path.is_dir():
         raise RepoError(f"{path} is not a directory", "pass the path of a git repository")
+    return _top_of(str(path))
+
+
+@functools.lru_cache(maxsize=64)
+def _top_of(path: str) -> Path:
     try:
-        return Path(git(path, "rev-parse", "--show-toplevel").strip())
+        return Path(git(Path(path), "rev-parse", "--show-toplevel").strip())
     except GitError:
         raise RepoError(
             f"{path} is not inside a git work tree", "run `git init` there, or pass another path"
         ) from None
+
+
+@dataclass(frozen=True)
+class Head:
+    """Where a work tree stands: HEAD's commit, the branch checked out (None: detached), and
+    the tips of the branches asked about, all read by one git call."""
+
+    commit: str
+    branch: str | None
+    tips: tuple[str, ...] = ()
+
+
+def head_of(repo: Path, *branches: str) -> Head:
+    """``repo``'s `Head`, with the tip of each of ``branches``; GitError when HEAD or one of
+    them has no commit."""
+    revs = ["HEAD^{commit}", *(f"refs/heads/{branch}^{{commit}}" for branch in branches)]
+    lines = git(repo, "rev-parse", *revs, "--symbolic-full-name", "HEAD").split()
+    name = lines[-1]
+    branch = name.removeprefix("refs/heads/") if name.startswith("refs/heads/") else None
+    return Head(lines[0], branch, tuple(lines[1:-1]))
+
+
+@dataclass(frozen=True)
+class GitObject:
+    """An object `git cat-file --batch` printed: its id, its type and its content."""
+
+    oid: str
+    kind: str  # "blob", "commit", "tree" or "tag"
+    content: bytes
+
+
+def read_objects(repo: Path, specs: Sequence[str]) -> list[GitObject | None]:
+    """The object each of ``specs`` names (a commit, ``<rev>:<path>``), None for those that
+    name nothing; all from one `git cat-file --batch`."""
+    done = subprocess.run(
+        safe_argv("cat-file", "--batch"),
+        cwd=repo,
+        capture_output=True,
+        check=False,
+        input="".join(f"{spec}\n" for spec in specs).encode(),
+        env={**os.environ, **_SAFE_ENV},
+        umask=user_umask(),
+    )
+    if done.returncode != 0:
+        raise GitError(f"git cat-file failed: {done.stderr.decode(errors='replace').strip()}")
+    return _batch_objects(done.stdout, len(specs))
+
+
+def _batch_objects(out: bytes, count: int) -> list[GitObject | None]:
+    """Split `git cat-file --batch` output: ``<oid> <type> <size>\n<content>\n`` per object,
+    or ``<spec> missing\n`` (also ``ambiguous``)."""
+    found: list[GitObject | None] = []
+    at = 0
+    for _ in range(count):
+        end = out.index(b"\n", at)
+        header = out[at:end].split()
+        at = end + 1
+        if len(header) != 3 or not header[2].isdigit():
+            found.append(None)
+            continue
+        size = int(header[2])
+        found.append(GitObject(header[0].decode(), header[1].decode(), out[at : at + size]))
+        at += size + 1
+    return found
 
 
 def changed_paths(repo: Path, paths: Sequence[str]) -> list[str]:
@@ -190,10 +264,7 @@ def commit_paths(
     """Commit exactly the changed ones among ``paths``; the new commit id, or None if none."""
     with repo_lock(repo, lock_dir):
         changed = changed_paths(repo, paths)
-        if not changed:
-            return None
-        _commit(repo, changed, message)
-        return git(repo, "rev-parse", "HEAD").strip()
+        return commit_changed(repo, changed, message) if changed else None
 
 
 @retry(
@@ -202,26 +273,49 @@ def commit_paths(
     wait=wait_random(0.05, 0.3),
     reraise=True,
 )
-def _commit(repo: Path, paths: list[str], message: CommitMessage) -> None:
+def commit_changed(repo: Path, paths: Sequence[str], message: CommitMessage) -> str:
+    """Commit exactly ``paths``, which differ from HEAD (the caller holds `repo_lock`); the
+    new commit's id, read from git's own summary line."""
     env = {**os.environ, **fallback_identity(repo)}
     present = [path for path in paths if (repo / path).exists()]  # deletions need no add
     if present:
         git(repo, "add", "--", *present, env=env)
-    git(repo, "commit", "--no-verify", "-F", "-", "--", *paths, env=env, feed=message.text())
+    argv = ("commit", "--no-verify", "-F", "-", "--", *paths)
+    return committed_id(repo, git(repo, *FULL_IDS, *argv, env=env, feed=message.text()))
+
+
+#: Makes `git commit` name its commit in full on its summary line (``[main 4f2c…] subject``).
+FULL_IDS = ("-c", "core.abbrev=no")
+_SUMMARY = re.compile(r"\[.*? ([0-9a-f]{40}(?:[0-9a-f]{24})?)\] ")
+
+
+def committed_id(repo: Path, output: str) -> str:
+    """The commit a `git commit` (run with `FULL_IDS`) just made, from its output; asked of
+    git only if the summary line is not there (a git that words it otherwise)."""
+    found = _SUMMARY.match(output)
+    return found.group(1) if found else git(repo, "rev-parse", "HEAD").strip()
 
 
 def fallback_identity(repo: Path) -> dict[str, str]:
-    """An author identity when the repository has none, so a commit never fails for it."""
+    """An author identity when the repository has none, so a commit never fails for it.
+
+    Looked up once per process and repository: a commit of every run asked git each time.
+    """
+    return dict(_identity_of(os.path.realpath(repo)))
+
+
+@functools.lru_cache(maxsize=64)
+def _identity_of(repo: str) -> tuple[tuple[str, str], ...]:
     try:
-        git(repo, "config", "user.email")
-        return {}
+        git(Path(repo), "config", "user.email")
+        return ()
     except GitError:
-        return {
-            "GIT_AUTHOR_NAME": "bdp",
-            "GIT_AUTHOR_EMAIL": "bdp@localhost",
-            "GIT_COMMITTER_NAME": "bdp",
-            "GIT_COMMITTER_EMAIL": "bdp@localhost",
-        }
+        return (
+            ("GIT_AUTHOR_NAME", "bdp"),
+            ("GIT_AUTHOR_EMAIL", "bdp@localhost"),
+            ("GIT_COMMITTER_NAME", "bdp"),
+            ("GIT_COMMITTER_EMAIL", "bdp@localhost"),
+        )
 
 
 def diff_of(repo: Path, paths: Sequence[str]) -> str:

@@ -13,13 +13,20 @@ import hashlib
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bdp.repo.fast_forward import fast_forward, recover
-from bdp.repo.git import GitError, checked_out_branch, fallback_identity, git, machine_lock
+from bdp.repo.git import (
+    GitError,
+    checked_out_branch,
+    fallback_identity,
+    git,
+    head_of,
+    machine_lock,
+)
 from bdp.repo.quality_gate import GateResult
-from bdp.repo.worktree import WorkTree, tip
+from bdp.repo.worktree import Squashed, WorkTree, tip
 
 #: Times a landing starts over when someone else moved the branch meanwhile.
 MOVE_ATTEMPTS = 5
@@ -59,45 +66,64 @@ class Lander:
     attempts: int = field(default=MOVE_ATTEMPTS)
     remote: str | None = None  # land by pushing there (the push is the compare-and-swap)
 
-    def land(self, tree: WorkTree, passed_on: str) -> Landing:
-        """Put ``tree``'s commit on the branch; ``passed_on`` is the tip its gate ran against."""
+    def land(self, tree: WorkTree, passed_on: str, squashed: Squashed | None = None) -> Landing:
+        """Put ``tree``'s commit on the branch; ``passed_on`` is the tip its gate ran against.
+
+        ``squashed``: the commit the tree's branch has just been given, right on its base (so
+        the lander need not ask git where the branch is, nor rebase it onto its own base).
+        """
         with self._lock():
-            if self._checked_out():
+            if self._journal.exists() and self._checked_out():
                 recover(self.repo, self._journal)
+            known = _Known(squashed.commit, tree.base) if squashed else None
             for _ in range(self.attempts):
-                result = self._try(tree, passed_on)
+                result, known = self._try(tree, passed_on, known)
                 if result is not None:
                     return result
         return Landing(False, reason=f"{self.branch} kept moving; gave up after retries")
 
-    def _try(self, tree: WorkTree, passed_on: str) -> Landing | None:
-        """One attempt; None when the branch moved under us (a human commit) and it is worth
-        another go."""
-        current = fetch_tip(self.repo, self.remote, self.branch)
-        conflicts = _rebase(tree, current)
+    def _try(
+        self, tree: WorkTree, passed_on: str, known: _Known | None
+    ) -> tuple[Landing | None, _Known | None]:
+        """One attempt, and what is known of the tree's commit after it; no landing when the
+        branch moved under us (a human commit) and it is worth another go."""
+        where = self._where()
+        on_top = known is not None and known.parent == where.tip
+        conflicts = () if on_top else _rebase(tree, where.tip)
         if conflicts:
-            return Landing(False, reason="conflicts with the target branch", conflicts=conflicts)
+            reason = "conflicts with the target branch"
+            return Landing(False, reason=reason, conflicts=conflicts), None
         gate = None
-        if self.gate is not None and current != passed_on:
+        if self.gate is not None and where.tip != passed_on:
             gate = self.gate(tree.path)
             if not gate.passed:
                 reason = f"the gate fails on the target's new tip: {gate.command}"
-                return Landing(False, reason=reason, gate=gate, details=gate.output)
-        commit = tree.head()
-        refused = self._push(current, commit) if self.remote else self._move(current, commit)
+                return Landing(False, reason=reason, gate=gate, details=gate.output), None
+        commit = known.commit if on_top and known is not None else tree.head()
+        if not on_top or gate is not None:  # time passed: the branch may have moved meanwhile
+            where = replace(where, head="")
+        refused = self._push(where.tip, commit) if self.remote else self._move(where, commit)
+        known = _Known(commit, where.tip)
         if refused is None:
-            return Landing(True, commit=commit, gate=gate)
+            return Landing(True, commit=commit, gate=gate), known
         if refused == "moved":
-            return None
-        return Landing(False, reason=refused, tree_busy=refused == TREE_BUSY, onto=current)
+            return None, known
+        return Landing(False, reason=refused, tree_busy=refused == TREE_BUSY, onto=where.tip), known
 
-    def _move(self, old: str, new: str) -> str | None:
-        """Move the branch from ``old`` to ``new``; None when done, else why not ("moved": it
-        is no longer at ``old``)."""
-        if self._checked_out():
-            return self._fast_forward(old, new)
+    def _where(self) -> _Where:
+        """The target's tip, and (landing locally) where the main tree stands: one git call."""
+        if self.remote:
+            return _Where(fetch_tip(self.repo, self.remote, self.branch))
+        head = head_of(self.repo, self.branch)
+        return _Where(head.tips[0], head.branch == self.branch, head.commit)
+
+    def _move(self, where: _Where, new: str) -> str | None:
+        """Move the branch from ``where.tip`` to ``new``; None when done, else why not
+        ("moved": it is no longer there)."""
+        if where.checked_out:
+            return self._fast_forward(where.tip, new, where.head)
         try:
-            git(self.repo, "update-ref", f"refs/heads/{self.branch}", new, old)
+            git(self.repo, "update-ref", f"refs/heads/{self.branch}", new, where.tip)
         except GitError:
             return "moved"
         return None
@@ -125,16 +151,18 @@ class Lander:
             git(self.repo, "merge-base", "--is-ancestor", local, new)
         except GitError:
             return
-        self._move(local, new)
+        self._move(_Where(local, self._checked_out()), new)
 
     def _checked_out(self) -> bool:
         return checked_out_branch(self.repo) == self.branch
 
-    def _fast_forward(self, old: str, new: str) -> str | None:
-        if git(self.repo, "rev-parse", "HEAD").strip() != old:
+    def _fast_forward(self, old: str, new: str, head: str = "") -> str | None:
+        """Fast-forward the main tree from ``old``; ``head``: where its HEAD was just seen
+        ("" when time has passed since, and git is asked again)."""
+        if (head or git(self.repo, "rev-parse", "HEAD").strip()) != old:
             return "moved"
         try:
-            fast_forward(self.repo, new, self._journal)
+            fast_forward(self.repo, new, self._journal, old)
         except GitError as error:
             if git(self.repo, "rev-parse", "HEAD").strip() != old:
                 return "moved"
@@ -158,6 +186,24 @@ class Lander:
     def _journal(self) -> Path:
         """Where a fast-forward of the main work tree notes what it is doing."""
         return self.lock_dir / f"land-{self._digest}.journal"
+
+
+@dataclass(frozen=True)
+class _Known:
+    """The commit a run's branch is at, and the tip it sits right on top of."""
+
+    commit: str
+    parent: str
+
+
+@dataclass(frozen=True)
+class _Where:
+    """The target branch's tip; landing locally, whether the main tree has it checked out,
+    and where that tree's HEAD was seen ("" if not looked at)."""
+
+    tip: str
+    checked_out: bool = False
+    head: str = ""
 
 
 def _rebase(tree: WorkTree, onto: str) -> tuple[str, ...]:

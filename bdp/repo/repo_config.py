@@ -30,7 +30,7 @@ from typing import Any
 
 from bdp.config import ISOLATION_MODES
 from bdp.errors import ConfigError
-from bdp.repo.git import GitError, git
+from bdp.repo.git import read_objects
 
 #: Seconds one gate command may run.
 DEFAULT_GATE_TIMEOUT = 600.0
@@ -74,27 +74,30 @@ class RepoConfig:
     epic_review_rounds: int = DEFAULT_EPIC_REVIEW_ROUNDS  # its findings filed as follow-ups
 
 
+#: Where a repository's config is read from, first found first: a file and the table in it.
+SOURCES = ((".bdp.toml", ()), ("pyproject.toml", ("tool", "bdp")))
+
+
 def load_repo_config(repo: Path, ref: str = "HEAD") -> RepoConfig:
     """The config committed at ``ref``: ``.bdp.toml``, else ``[tool.bdp]``, else defaults."""
-    for name, table in ((".bdp.toml", ()), ("pyproject.toml", ("tool", "bdp"))):
-        text = _committed(repo, ref, name)
-        if text is None:
+    return committed_config(repo, ref)[0]
+
+
+def committed_config(repo: Path, ref: str = "HEAD") -> tuple[RepoConfig, str]:
+    """The config committed at ``ref``, and the commit ``ref`` names ("" if none), read by
+    one git call."""
+    commit, *files = read_objects(repo, [ref, *(f"{ref}:{name}" for name, _ in SOURCES)])
+    at = commit.oid if commit is not None and commit.kind == "commit" else ""
+    for (name, table), found in zip(SOURCES, files, strict=True):
+        if found is None or found.kind != "blob":
             continue
         label = f"{repo / name} (as committed at {ref})"
-        data = _read_toml(text, label)
+        data = _read_toml(found.content.decode(errors="replace"), label)
         for key in table:
             data = data.get(key, {})
         if data:
-            return _parse(data, label)
-    return RepoConfig()
-
-
-def _committed(repo: Path, ref: str, name: str) -> str | None:
-    """The text of ``name`` in ``ref``'s tree; None when it has no such file (or no commit)."""
-    try:
-        return git(repo, "cat-file", "blob", f"{ref}:{name}")
-    except GitError:
-        return None
+            return _parse(data, label), at
+    return RepoConfig(), at
 
 
 def _read_toml(text: str, label: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from bdp.repo.git import GitError, checked_out_branch, git
+from bdp.repo.git import GitError, git
 
 #: bd's workspace in the repo: its files change whenever any run claims or closes an issue.
 BEADS_DIR = ".beads/"
@@ -29,19 +29,46 @@ class TreeState:
 
     branch: str | None
     head: str
-    stash: str  # the stash's top commit, or ""
+    stash: str  # how many entries the stash has ("" for none)
     staged: frozenset[str]
     dirty: Mapping[str, str]  # a changed path (against HEAD) and a digest of its content
 
     @classmethod
     def of(cls, repo: Path) -> TreeState:
-        return cls(
-            branch=checked_out_branch(repo),
-            head=git(repo, "rev-parse", "HEAD").strip(),
-            stash=_stash(repo),
-            staged=frozenset(_lines(git(repo, "diff", "--cached", "--name-only", "-z"), "\0")),
-            dirty={path: _digest(repo / path) for path in _dirty(repo)},
-        )
+        """The tree's state, from one `git status` (branch, HEAD, stash, index and files)."""
+        status = git(repo, "status", *_STATUS_FLAGS)
+        head, branch, stash = "", None, ""
+        staged, dirty = set(), set()
+        for entry in status.split("\0"):
+            kind, _, rest = entry.partition(" ")
+            if kind == "#":
+                key, _, value = rest.partition(" ")
+                head = value if key == "branch.oid" else head
+                branch = value if key == "branch.head" and value != "(detached)" else branch
+                stash = value if key == "stash" else stash
+            elif kind in _CHANGED:
+                path = rest.split(" ", _CHANGED[kind])[-1]
+                dirty.add(path)
+                if rest[0] != ".":  # X, the index against HEAD
+                    staged.add(path)
+            elif kind == "?":
+                dirty.add(rest)
+        dirty.discard("")
+        return cls(branch, head, stash, frozenset(staged), {p: _digest(repo / p) for p in dirty})
+
+
+#: `git status` as TreeState reads it: porcelain v2 with the branch and stash headers, every
+#: untracked file, renames as a deletion and an addition.
+_STATUS_FLAGS = (
+    "--porcelain=v2",
+    "--branch",
+    "--show-stash",
+    "-z",
+    "--untracked-files=all",
+    "--no-renames",
+)
+#: Porcelain v2 entries of changed paths, and the fields before the path in each.
+_CHANGED = {"1": 7, "u": 9}
 
 
 #: The digest of an empty file (the sandbox leaves such files as mount points).
@@ -87,25 +114,17 @@ def _head_moves(repo: Path, old: str, new: str) -> tuple[list[str], set[str]]:
         git(repo, "merge-base", "--is-ancestor", old, new)
     except GitError:
         return [f"HEAD was moved off {old[:12]} (a reset, checkout or rebase)"], set()
-    bdp_runs = "%h %(trailers:key=Bdp-Run,valueonly,separator=,)"
-    log = git(repo, "log", f"--format={bdp_runs}", f"{old}..{new}")
-    foreign = [line.split()[0] for line in log.splitlines() if len(line.split()) < 2]
+    # One listing: each new commit as "\0<hash> <Bdp-Run trailer>", then the paths it touches
+    bdp_runs = "%x00%h %(trailers:key=Bdp-Run,valueonly,separator=,)"
+    log = git(repo, "log", "--no-renames", "--name-only", f"--format={bdp_runs}", f"{old}..{new}")
+    foreign, touched = [], set()
+    for commit in log.split("\0")[1:]:
+        header, _, paths = commit.partition("\n")
+        if len(header.split()) < 2:
+            foreign.append(header.strip())
+        touched.update(_lines(paths, "\n"))
     found = [f"commits not made by bdp: {', '.join(foreign)}"] if foreign else []
-    touched = git(repo, "diff", "--no-ext-diff", "--name-only", old, new)
-    return found, set(_lines(touched, "\n"))
-
-
-def _stash(repo: Path) -> str:
-    try:
-        return git(repo, "rev-parse", "--quiet", "--verify", "refs/stash").strip()
-    except GitError:
-        return ""
-
-
-def _dirty(repo: Path) -> list[str]:
-    """Paths whose file differs from HEAD (untracked ones included, ignored ones not)."""
-    out = git(repo, "status", "--porcelain", "-z", "--untracked-files=all", "--no-renames")
-    return [entry[3:] for entry in out.split("\0") if len(entry) > 3]
+    return found, touched
 
 
 def _digest(path: Path) -> str:

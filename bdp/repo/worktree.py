@@ -17,7 +17,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bdp.repo.git import CommitMessage, GitError, fallback_identity, git, machine_lock, repo_lock
+from bdp.repo.git import (
+    FULL_IDS,
+    CommitMessage,
+    GitError,
+    committed_id,
+    fallback_identity,
+    git,
+    machine_lock,
+    repo_lock,
+)
 
 _UNSAFE_REF = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -153,7 +162,15 @@ def refresh(tree: WorkTree, target_ref: str, paths: Iterable[str]) -> tuple[Work
     return replace(tree, base=newest), moved
 
 
-def commit_all(tree: WorkTree, message: CommitMessage, skip: Iterable[str] = ()) -> str | None:
+@dataclass(frozen=True)
+class Squashed:
+    """A run's work as one commit on its branch, right on top of the run's base."""
+
+    commit: str
+    files: tuple[str, ...]  # the paths it changes
+
+
+def commit_all(tree: WorkTree, message: CommitMessage, skip: Iterable[str] = ()) -> Squashed | None:
     """Squash everything the run changed into one commit on its branch; None if nothing.
 
     ``skip`` names paths to leave out (what setup commands made before the session).
@@ -161,11 +178,13 @@ def commit_all(tree: WorkTree, message: CommitMessage, skip: Iterable[str] = ())
     env = {**os.environ, **fallback_identity(tree.repo)}
     git(tree.path, "reset", "--soft", tree.base, env=env)
     git(tree.path, "add", "--all", "--", ".", *(f":(exclude,literal){p}" for p in skip), env=env)
-    staged = git(tree.path, "diff", "--cached", "--name-only", "--no-ext-diff")
-    if not staged.strip():
+    staged = git(tree.path, "diff", "--cached", "--name-only", "-z", "--no-ext-diff")
+    files = tuple(sorted(path for path in staged.split("\0") if path))
+    if not files:
         return None
-    git(tree.path, "commit", "--no-verify", "--quiet", "-F", "-", env=env, feed=message.text())
-    return tree.head()
+    argv = ("commit", "--no-verify", "-F", "-")
+    output = git(tree.path, *FULL_IDS, *argv, env=env, feed=message.text())
+    return Squashed(committed_id(tree.path, output), files)
 
 
 def remove(tree: WorkTree, keep_branch: bool, lock_dir: Path) -> None:

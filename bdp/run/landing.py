@@ -17,7 +17,7 @@ from bdp.repo.gate_sandbox import GateSandbox
 from bdp.repo.git import CommitMessage, GitError, git
 from bdp.repo.landing import Lander, Landing
 from bdp.repo.quality_gate import GateResult, run_gate
-from bdp.repo.worktree import WorkTree, commit_all, delete_branch, marked, remove
+from bdp.repo.worktree import Squashed, WorkTree, commit_all, delete_branch, marked, remove
 from bdp.run.closing import close_landed, note_landing
 from bdp.run.job import Job, RunTree
 
@@ -54,24 +54,26 @@ def _commit_and_land(
     tree = _tree(job)
     if _conflicts_left(job, result, worktree):
         return None
-    if commit_all(worktree, message, tree.setup_made) is None:
+    squashed = commit_all(worktree, message, tree.setup_made)
+    if squashed is None:
         result.outcome = Outcome.NO_CHANGE
         result.summary = f"said DONE ({result.summary}) but changed no file"
         return None
-    result.changed_files = _changed_files(worktree)
-    landing = _land_when_the_tree_allows(job, result, _lander(job, tree), worktree)
+    result.changed_files = list(squashed.files)
+    landing = _land_when_the_tree_allows(job, result, _lander(job, tree), squashed)
     if not landing.landed:
         _not_landed(job, result, landing)
     return landing
 
 
 def _land_when_the_tree_allows(
-    job: Job, result: SessionResult, lander: Lander, worktree: WorkTree
+    job: Job, result: SessionResult, lander: Lander, squashed: Squashed
 ) -> Landing:
     """Land; while a person's uncommitted edit in the main tree is in the way, wait (saying so
     in `bdp status`) and try again, up to BDP_LAND_WAIT seconds."""
     deadline = time.monotonic() + job.deps.settings.land_wait
-    landing = lander.land(worktree, passed_on=worktree.base)
+    worktree = _worktree(_tree(job))
+    landing = lander.land(worktree, passed_on=worktree.base, squashed=squashed)
     if landing.tree_busy and job.deps.settings.land_wait > 0:
         _say_waiting(job, result, lander.branch)
     while landing.tree_busy and time.monotonic() < deadline:
@@ -122,11 +124,6 @@ def _not_landed(job: Job, result: SessionResult, landing: Landing) -> None:
         result.summary += f" ({', '.join(landing.conflicts)})"
     result.details = landing.details
     job.transcript.line(f"bdp: {result.summary}")
-
-
-def _changed_files(worktree: WorkTree) -> list[str]:
-    names = git(worktree.path, "diff", "--no-ext-diff", "--name-only", worktree.base, "HEAD")
-    return sorted(line for line in names.splitlines() if line)
 
 
 def put_away(job: Job) -> None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from bdp.errors import BdpError, ConfigError
-from bdp.repo.git import GitError, checked_out_branch, git
+from bdp.repo.git import GitError, git, head_of
 from bdp.repo.landing import fetch_tip
 from bdp.repo.quality_gate import GateResult, run_gate
-from bdp.repo.repo_config import RepoConfig, load_repo_config
+from bdp.repo.repo_config import RepoConfig, committed_config, load_repo_config
 from bdp.repo.worktree import (
     WorkTree,
     attach,
@@ -46,14 +46,17 @@ def isolation_of(job: Job, config: RepoConfig) -> str:
 
 
 def prepare(job: Job) -> RunTree:
-    """The tree the run works in; ConfigError, SetupFailed or GitError when there is none."""
-    config = load_repo_config(job.repo)
+    """The tree the run works in; ConfigError, SetupFailed or GitError when there is none.
+
+    The config read at HEAD says where the run works; in a worktree, the one committed at
+    the target's tip applies (read again only when that is another commit).
+    """
+    config, head = committed_config(job.repo)
     if isolation_of(job, config) == "shared":
         return RunTree(job.repo, config)
-    target = config.land.branch or _checked_out_branch(job.repo)
-    remote = job.deps.settings.remote or config.land.remote
-    target_tip = _target_tip(job.repo, remote, target)
-    config = load_repo_config(job.repo, target_tip)
+    target, target_tip, remote = _target(job, config)
+    if target_tip != head:
+        config = load_repo_config(job.repo, target_tip)
     worktree = _worktree_for(job, target_tip)
     job.transcript.line(f"bdp: working in {worktree.path} on {worktree.branch} (lands on {target})")
     try:
@@ -76,14 +79,23 @@ def _set_up(worktree: WorkTree, config: RepoConfig, run_id: str) -> tuple[str, .
     return tuple(changes(worktree))
 
 
-def _checked_out_branch(repo: Path) -> str:
-    branch = checked_out_branch(repo)
-    if branch is None:
+def _target(job: Job, config: RepoConfig) -> tuple[str, str, str | None]:
+    """The branch the run lands on, its tip, and the remote it lands through (if any).
+
+    The checked-out branch and its tip come from one git call; another target (or a remote
+    one) is looked up on its own.
+    """
+    remote = job.deps.settings.remote or config.land.remote
+    head = head_of(job.repo)
+    target = config.land.branch or head.branch
+    if target is None:
         raise ConfigError(
-            f"{repo} has no branch checked out, so bdp does not know where to land work",
+            f"{job.repo} has no branch checked out, so bdp does not know where to land work",
             'check out the target branch, or set land = { branch = "main" } in .bdp.toml',
         )
-    return branch
+    if remote is None and target == head.branch:
+        return target, head.commit, None
+    return target, _target_tip(job.repo, remote, target), remote
 
 
 def _target_tip(repo: Path, remote: str | None, target: str) -> str:

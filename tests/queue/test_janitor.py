@@ -566,8 +566,17 @@ def test_a_run_holding_many_locks_is_judged_and_its_processes_ended_once(
     table.acquire([f"src/gone{n}.py" for n in range(10)], holder("gone-run"), wait=0)
     looks: list[int] = []
     ended: list[str] = []
-    monkeypatch.setattr(janitor_module, "pid_alive", lambda pid: looks.append(pid) or True)
-    monkeypatch.setattr(janitor_module, "end_run_processes", lambda run: ended.append(run) or [])
+
+    def alive(pid: int) -> bool:
+        looks.append(pid)
+        return True
+
+    def end(run_id: str) -> list[int]:
+        ended.append(run_id)
+        return []
+
+    monkeypatch.setattr(janitor_module, "pid_alive", alive)
+    monkeypatch.setattr(janitor_module, "end_run_processes", end)
 
     # When the janitor sweeps
     report = janitor_of(app, MemoryBeads()).sweep()

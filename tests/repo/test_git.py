@@ -11,13 +11,19 @@ from pathlib import Path
 import pytest
 
 from bdp.errors import RepoError
+from bdp.repo import git as git_module
 from bdp.repo.git import (
     CommitMessage,
     GitError,
+    Head,
     changed_paths,
     commit_paths,
+    committed_id,
     diff_of,
+    fallback_identity,
     git,
+    head_of,
+    read_objects,
     repo_lock,
     work_tree_root,
 )
@@ -417,3 +423,74 @@ def test_a_message_of_any_size_reaches_git_on_stdin(repo: Path, lock_dir: Path) 
     assert (
         run_git(repo, "log", "-1", "--format=%(trailers:only,unfold)").strip() == "Bdp-Issue: t-9"
     )
+
+
+# -- one git call where one does -----------------------------------------------------------
+
+
+def test_commit_paths_returns_the_commit_git_made(repo: Path, lock_dir: Path) -> None:
+    (repo / "a.py").write_text("changed\n")
+
+    sha = commit_paths(repo, ["a.py"], CommitMessage("t-1: change"), lock_dir)
+
+    assert sha == run_git(repo, "rev-parse", "HEAD").strip()
+    assert len(sha or "") == 40
+
+
+def test_the_commit_is_read_from_gits_summary_line_else_asked_of_git(repo: Path) -> None:
+    head = run_git(repo, "rev-parse", "HEAD").strip()
+    other = "f" * 40
+
+    assert committed_id(repo, f"[main {other}] subject [x {head}] y\n 1 file changed\n") == other
+    assert committed_id(repo, f"[detached HEAD {other}] s\n") == other
+    assert committed_id(repo, f"[main (root-commit) {other}] s\n") == other
+    assert committed_id(repo, "a git that words it otherwise\n") == head
+
+
+def test_head_of_names_the_commit_the_branch_and_the_tips_asked_for(repo: Path) -> None:
+    head = run_git(repo, "rev-parse", "HEAD").strip()
+    run_git(repo, "branch", "other")
+
+    assert head_of(repo) == Head(head, "main")
+    assert head_of(repo, "other", "main") == Head(head, "main", (head, head))
+    with pytest.raises(GitError):
+        head_of(repo, "no-such-branch")
+    run_git(repo, "checkout", "-q", "--detach")
+    assert head_of(repo).branch is None
+
+
+def test_read_objects_gives_each_file_exactly_and_none_for_what_is_not_there(
+    repo: Path,
+) -> None:
+    (repo / "odd.txt").write_bytes("é\n\nline three\n".encode())
+    run_git(repo, "add", "odd.txt")
+    run_git(repo, "commit", "-qm", "odd")
+    head = run_git(repo, "rev-parse", "HEAD").strip()
+
+    found = read_objects(repo, ["HEAD", "HEAD:odd.txt", "HEAD:missing.txt", "HEAD:a.py"])
+
+    assert [(o.oid, o.kind) if o else None for o in found][:1] == [(head, "commit")]
+    assert [o.content if o else None for o in found][1:] == [
+        "é\n\nline three\n".encode(),
+        None,
+        b"# a.py\n",
+    ]
+
+
+def test_the_fallback_identity_is_looked_up_once_per_repository(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[tuple[str, ...]] = []
+    real_git = git_module.git
+
+    def counting(where: Path, *args: str, **kwargs: object) -> str:
+        asked.append(args)
+        return real_git(where, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(git_module, "git", counting)
+    git_module._identity_of.cache_clear()  # an earlier test in this process may have asked
+
+    first, second = fallback_identity(repo), fallback_identity(repo / ".")
+
+    assert first == second == {}
+    assert asked == [("config", "user.email")]

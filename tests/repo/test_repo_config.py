@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bdp.errors import ConfigError
-from bdp.repo.repo_config import RepoConfig, ShellCommand, load_repo_config
+from bdp.repo.repo_config import RepoConfig, ShellCommand, committed_config, load_repo_config
 
 
 def git(tree: Path, *args: str) -> None:
@@ -137,3 +137,24 @@ def test_a_folder_that_is_not_a_repository_has_no_configuration(tree: Path) -> N
     plain.mkdir()
 
     assert load_repo_config(plain) == RepoConfig()
+
+
+def test_the_config_comes_with_the_commit_it_was_read_at(tree: Path) -> None:
+    # Given .bdp.toml committed, then changed in a later commit
+    committed(tree, ".bdp.toml", 'gate = ["first"]\n')
+    first = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=tree, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    committed(tree, ".bdp.toml", 'gate = ["second"]\n')
+
+    # Then each commit's own config is read, with that commit's id
+    assert committed_config(tree, first) == (RepoConfig((ShellCommand("first"),)), first)
+    config, at = committed_config(tree)
+    assert config.gate == (ShellCommand("second"),)
+    assert at not in ("", first)
+
+
+def test_a_repo_without_a_commit_has_the_defaults_and_no_commit(tmp_path: Path) -> None:
+    git(tmp_path, "init", "-q", "-b", "main")
+
+    assert committed_config(tmp_path) == (RepoConfig(), "")
