@@ -8,6 +8,7 @@ stops the start with one ``Error:`` line (what is wrong, what to do), not a trac
 
 from __future__ import annotations
 
+import os
 import sys
 
 from bdp.config import Settings, check_home, make_private
@@ -23,10 +24,19 @@ def _app() -> App:
         check_home(settings.home)
         app = App.create(settings)
         app.huey.serializer.check_key()
+        _preflight(settings)
     except BdpError as error:
         print(f"Error: {error}", file=sys.stderr)
         raise SystemExit(error.exit_code or 1) from None
     return app
+
+
+def _preflight(settings: Settings) -> None:
+    """A worker that cannot start a session says why now, before it takes a task."""
+    from bdp.run.preflight import require, worker_checks
+
+    for warning in require(worker_checks(settings, os.environ)):
+        print(f"warning: {warning.line()}", file=sys.stderr)
 
 
 app = _app()

@@ -29,6 +29,10 @@ class ConfigError(BdpError):
     exit_code = 2
 
 
+class PreflightError(BdpError):
+    """A check before anything is claimed failed: no CLI, no credentials, no sandbox, no bd."""
+
+
 class RepoError(BdpError):
     """The repository path is missing, not a git work tree, or has no beads workspace."""
 

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Mapping
-
-from claude_agent_sdk.types import SandboxSettings, SettingSource
+from typing import TYPE_CHECKING
 
 from bdp.agent.session import PermanentSessionError
 from bdp.config import Settings
 from bdp.redact import is_secret_name
 from bdp.repo.procs import RUN_ENV
+
+if TYPE_CHECKING:  # types only: a consumer's preflight reads this module without the SDK
+    from claude_agent_sdk.types import SandboxSettings, SettingSource
 
 #: Credentials the CLI itself needs to reach the API (its tools see them; see above).
 CLI_CREDENTIALS = frozenset(

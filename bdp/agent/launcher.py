@@ -11,6 +11,7 @@ when the CLI exits, however they were started.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -29,7 +30,7 @@ runpy.run_path({supervisor!r}, run_name="__main__")
 def detached_cli(settings: Settings) -> str | None:
     """The launcher of the CLI bdp would run, or None when there is no CLI to point at
     (the SDK then reports it missing)."""
-    real = settings.claude_cli or _bundled_cli()
+    real = real_cli(settings)
     if real is None:
         return None
     text = _LAUNCHER.format(
@@ -42,11 +43,18 @@ def detached_cli(settings: Settings) -> str | None:
     return str(launcher)
 
 
-def _bundled_cli() -> str | None:
-    """The CLI bundled in the claude-agent-sdk wheel, where the SDK itself looks for it."""
-    import claude_agent_sdk
+def real_cli(settings: Settings) -> str | None:
+    """The CLI itself: the configured one (BDP_CLAUDE_CLI), else the SDK's bundled one."""
+    return settings.claude_cli or _bundled_cli()
 
-    bundled = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
+
+def _bundled_cli() -> str | None:
+    """The CLI bundled in the claude-agent-sdk wheel, where the SDK itself looks for it
+    (found without importing the SDK: a consumer's preflight looks before a worker starts)."""
+    spec = importlib.util.find_spec("claude_agent_sdk")
+    if spec is None or spec.origin is None:
+        return None
+    bundled = Path(spec.origin).parent / "_bundled" / "claude"
     return str(bundled) if bundled.is_file() else None
 
 

@@ -2,14 +2,27 @@
 
 `main` is the click group and its single error boundary; `queue_commands` (enqueue, run),
 `view_commands` (status, logs, metrics, clean), `report_commands` (report) and
-`steer_commands` (say, stop) register the commands on it; `options`
+`steer_commands` (say, stop) and `doctor_command` (doctor) register the commands on it; `options`
 holds the options several commands share; `render` draws with rich (`report_view` draws
 `bdp report`); `oneshot` drives `bdp run` (an in-process consumer until the repo's work is
 done). Everything heavy is
 imported inside the command that needs it, so `bdp --help` and `bdp status` stay fast.
 """
 
-from bdp.cli import queue_commands, report_commands, steer_commands, view_commands
+from bdp.cli import (
+    doctor_command,
+    queue_commands,
+    report_commands,
+    steer_commands,
+    view_commands,
+)
 from bdp.cli.main import main
 
-__all__ = ["main", "queue_commands", "report_commands", "steer_commands", "view_commands"]
+__all__ = [
+    "doctor_command",
+    "main",
+    "queue_commands",
+    "report_commands",
+    "steer_commands",
+    "view_commands",
+]

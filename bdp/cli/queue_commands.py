@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from dataclasses import replace
@@ -25,7 +26,7 @@ from bdp.cli.options import (
 )
 from bdp.cli.output import console as output_console
 from bdp.cli.output import echo, echo_json
-from bdp.config import parse_duration
+from bdp.config import Settings, parse_duration
 from bdp.errors import BdpError
 
 if TYPE_CHECKING:
@@ -69,12 +70,14 @@ def enqueue(
     from bdp.queue.enqueue import enqueue_ready, watch_ready
 
     selection = replace(selection, scope=scope)
+    app = app_from_env()
+    preflight(app.settings, repo, worker=False)
     if watch:
         seconds = parse_duration(interval, "--interval")
         with contextlib.suppress(KeyboardInterrupt):
-            watch_ready(app_from_env(), repo, selection, seconds, _WatchPrinter())
+            watch_ready(app, repo, selection, seconds, _WatchPrinter())
         return
-    results = enqueue_ready(app_from_env(), repo, replace(selection, dry_run=dry_run))
+    results = enqueue_ready(app, repo, replace(selection, dry_run=dry_run))
     _show_enqueued(results, as_json)
 
 
@@ -181,6 +184,7 @@ def run(
     name = "BDP_TIMEOUT" if source is ParameterSource.ENVIRONMENT else "--timeout"
     app = app_from_env(timeout=parse_duration(timeout, name))
     selection = replace(enqueue_options(limit, max_cost, isolation), scope=scope)
+    preflight(app.settings, repo, worker=not dry_run)  # before anything is claimed
     if dry_run:
         _show_enqueued(enqueue_ready(app, repo, replace(selection, dry_run=True)), as_json)
         return
@@ -208,3 +212,16 @@ def _ready_again(app: App, repo: Path, selection: EnqueueOptions, records: list[
     except BdpError:
         return 0
     return sum(item.issue.id in worked and item.state == "would queue" for item in ready)
+
+
+def preflight(settings: Settings, repo: Path, worker: bool) -> None:
+    """The checks before anything is queued or claimed: the repo's, and with ``worker`` a
+    session's too; a failure is the command's one `Error:` line, warnings go to stderr."""
+    from bdp.queue.enqueue import resolve_repo
+    from bdp.run.preflight import repo_checks, require, worker_checks
+
+    checks = repo_checks(settings, resolve_repo(repo, settings.bd))  # a bad path: one line
+    if worker:
+        checks += worker_checks(settings, os.environ)
+    for warning in require(checks):
+        echo(f"warning: {warning.line()}", err=True)

@@ -17,7 +17,7 @@ from bdp.errors import BeadsError
 from bdp.models import Issue, TaskArgs
 from bdp.queue.app import App
 from bdp.repo import known_repos
-from bdp.repo.beads import BdCli
+from bdp.repo.beads import INSTALL_BD, BdCli
 from bdp.repo.git import work_tree_root
 from bdp.repo.selection import ReadyFilters, Scope, select
 
@@ -59,7 +59,7 @@ def resolve_repo(path: Path, bd: str) -> Path:
     if shutil.which(bd) is None and not os.access(bd, os.X_OK):
         raise BeadsError(
             f"`{bd}` was not found on PATH",
-            "install beads (bd), or set BDP_BD to the full path of the bd binary",
+            INSTALL_BD,
         )
     return root
 

@@ -22,6 +22,11 @@ from bdp.redact import scrub
 from bdp.repo.epics import EpicProgress
 from bdp.repo.selection import ReadyFilters as ReadyFilters  # where bdp has always found it
 
+#: How to install beads where `bd` is missing (its npm package fetches the release binary).
+INSTALL_BD = (
+    "install beads: `npm install -g @beads/bd`, or `go install "
+    "github.com/steveyegge/beads/cmd/bd@latest`; or set BDP_BD to the full path of bd"
+)
 #: Seconds one bd call may take; embedded Dolt serialises concurrent writers, so allow queueing.
 BD_CALL_TIMEOUT = 120.0
 _NO_WORKSPACE = "no beads database found"
@@ -279,7 +284,7 @@ class BdCli:
         except FileNotFoundError:
             raise BeadsError(
                 f"`{self.bd}` was not found",
-                "install beads (bd) and put it on PATH, or set BDP_BD to its full path",
+                INSTALL_BD,
             ) from None
         except subprocess.TimeoutExpired:
             raise BeadsError(f"`bd {args[0]}` took longer than {BD_CALL_TIMEOUT:.0f}s") from None
