@@ -27,6 +27,7 @@ PASSWORD = "s3cret-hook-pw"
 ATTENTION = ["FAILED", "TIMED_OUT", "BLOCKED", "ABANDONED", "NO_CHANGE", "OVER_BUDGET"]
 QUIET = ["DONE", "SKIPPED", "SUPERSEDED", "UNFINISHED", "INTERRUPTED", "PAUSED"]
 QUIET += ["ALREADY_DONE", "OBSOLETE"]  # closed with a checked claim: no person needed
+QUIET += ["FOLLOW_UPS"]  # an epic review filed what is missing: agents work it next
 
 
 @dataclass
