@@ -213,6 +213,8 @@ def _idle_check(tally: Tally, stop: StopSignal, timeout: float) -> Callable[[], 
     """Stops a session that sends nothing for ``timeout`` s (bdp's own waits don't count)."""
 
     def check() -> None:
+        if tally.last_message is None:  # still starting: a slow start is not a hang
+            return
         quiet = time.monotonic() - tally.last_message
         if quiet > timeout and not tally.busy:
             stop.stop(Outcome.UNFINISHED, f"hung: no message for {quiet:.0f}s, stopped")

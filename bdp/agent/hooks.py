@@ -9,6 +9,7 @@ let an agent take every file it will edit at once. Each wraps a plain function f
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, cast
 
 from claude_agent_sdk import HookCallback, HookMatcher, McpSdkServerConfig, tool
@@ -63,6 +64,7 @@ def session_hooks(
     )
 
     async def steer(data: Any, _tool_use_id: str | None, _ctx: Any) -> _HookReply:
+        tally.last_message = time.monotonic()  # a tool just finished: the session is alive
         return _steer_after_tool(request, str(data.get("tool_name", "")))
 
     bash = HookMatcher(matcher="Bash", hooks=[cast(HookCallback, guard_bash)])

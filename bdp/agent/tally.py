@@ -36,7 +36,7 @@ class Tally:
     cost_before_session: float = 0.0
     resumed_cost: float = 0.0  # what the resumed session cost before this run
     session_cost: float = 0.0  # all that the session ``session_id`` names has cost so far
-    last_message: float = dataclasses.field(default_factory=time.monotonic)
+    last_message: float | None = None  # monotonic; None: the CLI has said nothing yet
     review: Review | None = None
     review_cost: float = 0.0
     context_full: bool = False

@@ -172,6 +172,25 @@ def test_a_session_that_goes_quiet_is_stopped_as_hung(
     assert agent_processes(api.url) == []
 
 
+def test_a_cli_slow_to_start_is_not_taken_for_a_hung_session(
+    api: FakeApi, workdir: Path, tmp_path: Path
+) -> None:
+    # Given a CLI that takes three idle timeouts to start (a loaded machine, a cold cache)
+    from bdp.agent.launcher import real_cli
+
+    slow = tmp_path / "slow-claude"
+    real = real_cli(Settings(home=tmp_path / "home"))
+    slow.write_text(f'#!/bin/sh\nsleep 3\nexec "{real}" "$@"\n')
+    slow.chmod(0o755)
+    api.script([Report("DONE", "nothing to change")])
+
+    # When a session with a one-second idle limit runs on it
+    result = run(workdir, tmp_path, idle_timeout=1, claude_cli=str(slow))
+
+    # Then the wait for its first message did not count as quiet
+    assert (result.outcome, result.summary) == (Outcome.DONE, "nothing to change")
+
+
 def test_a_continuation_resumes_the_earlier_session(
     api: FakeApi, workdir: Path, tmp_path: Path
 ) -> None:
