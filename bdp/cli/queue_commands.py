@@ -30,6 +30,7 @@ from bdp.config import Settings, parse_duration
 from bdp.errors import BdpError
 
 if TYPE_CHECKING:
+    from bdp.cli.oneshot import RunOptions
     from bdp.models import RunRecord
     from bdp.queue.app import App
     from bdp.queue.enqueue import Enqueued, EnqueueOptions
@@ -175,9 +176,7 @@ def run(
         bdp run ~/src/myrepo --epic acme-9qd        # only that epic's issues
         bdp run ~/src/myrepo --ids acme-k3x,acme-7fp --dry-run --json
     """
-    from bdp.cli.oneshot import RunEvents, RunOptions, run_repo
-    from bdp.cli.run_summary import RunTotals
-    from bdp.cli.run_view import RunView
+    from bdp.cli.oneshot import RunOptions
     from bdp.queue.enqueue import enqueue_ready
 
     source = click.get_current_context().get_parameter_source("timeout")
@@ -189,14 +188,22 @@ def run(
         _show_enqueued(enqueue_ready(app, repo, replace(selection, dry_run=True)), as_json)
         return
     every = parse_duration(interval, "--interval") if watch else None
-    options = RunOptions(selection, max_agents, every)
+    sys.exit(_work(app, repo, RunOptions(selection, max_agents, every), as_json, verbose))
+
+
+def _work(app: App, repo: Path, options: RunOptions, as_json: bool, verbose: bool) -> int:
+    """Run the repo's work, shown live (or as JSON at the end); the exit status."""
+    from bdp.cli.oneshot import RunEvents, run_repo
+    from bdp.cli.run_summary import RunTotals
+    from bdp.cli.run_view import RunView
+
     if as_json:
         records = run_repo(app, repo, options, RunEvents())
         echo_json([record.to_json() for record in records])
-        sys.exit(RunTotals.of(records, 0.0).exit_code)
+        return RunTotals.of(records, 0.0).exit_code
     with RunView(output_console(), str(repo), verbose) as view:
         records = run_repo(app, repo, options, view.events())
-    sys.exit(view.print_summary(records, _ready_again(app, repo, selection, records)))
+    return view.print_summary(records, _ready_again(app, repo, options.enqueue, records))
 
 
 def _ready_again(app: App, repo: Path, selection: EnqueueOptions, records: list[RunRecord]) -> int:
