@@ -235,7 +235,7 @@ def test_a_usage_limit_pauses_the_queue_until_its_reset_time_then_work_resumes(
     script_write_then_done(fake_api, b, "b.txt")
     consumer = start_consumer(shared, tmp_path, "consumer")
     wait_until_warm(consumer)  # the SDK import takes seconds: keep them out of the pause
-    epoch = int(time.time()) + 10
+    epoch = int(time.time()) + 20  # room for a loaded machine to show the pause in force
     fake_api.fail_next(usage_limit(epoch), match=marker(a))
 
     # When they are queued
