@@ -147,9 +147,8 @@ def _half_written(repo: Path, path: str, blob: str | None, since: float) -> bool
 
 
 def _orphans_gone(marker: str) -> bool:
-    needle = f"{MARKER_ENV}={marker}".encode()
     deadline = time.monotonic() + ORPHAN_WAIT
-    while pids_where(lambda environ: needle in environ):
+    while pids_where(lambda environ: environ.get(MARKER_ENV) == marker):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.1)

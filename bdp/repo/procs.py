@@ -3,8 +3,9 @@
 Each CLI and gate check runs under `bdp.repo.supervisor`, which ends whatever its command
 left behind. What outlives a supervisor (one SIGKILLed along with its worker) is found here
 by ``BDP_RUN_ID=<run id>``, which bdp puts in the environment of every supervisor it starts
-and so of everything under it that kept it: scanning ``/proc`` finds those without relying
-on parent links (a crashed worker leaves orphans re-parented to init).
+and so of everything under it that kept it: reading each process's environment (psutil, so
+Linux and macOS alike) finds those without relying on parent links (a crashed worker leaves
+orphans re-parented to init).
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Mapping
+
+import psutil
 
 from bdp.repo import supervisor
 
 RUN_ENV = "BDP_RUN_ID"
-_PROC = Path("/proc")
 
 
 def supervised(argv: list[str]) -> list[str]:
@@ -41,21 +42,26 @@ def stop_supervised(process: subprocess.Popen[str] | subprocess.Popen[bytes]) ->
 
 
 def pids_of_run(run_id: str) -> list[int]:
-    """Live processes whose environment carries this run's marker (Linux; [] elsewhere)."""
-    needle = f"{RUN_ENV}={run_id}".encode()
-    return pids_where(lambda environ: needle in environ)
+    """Live processes whose environment carries this run's marker."""
+    return pids_where(lambda environ: environ.get(RUN_ENV) == run_id)
 
 
-def pids_where(match: Callable[[list[bytes]], bool]) -> list[int]:
-    """Processes other than this one whose environment entries (``NAME=value``) match."""
+def pids_where(match: Callable[[Mapping[str, str]], bool]) -> list[int]:
+    """Processes other than this one whose environment matches.
+
+    Processes whose environment cannot be read (another user's, one exiting) are left out.
+    """
     found = []
-    for entry in _PROC.glob("[0-9]*"):
-        try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
+    me = os.getpid()
+    for process in psutil.process_iter():
+        if process.pid == me:
             continue
-        if match(environ.split(b"\0")) and int(entry.name) != os.getpid():
-            found.append(int(entry.name))
+        try:
+            environ = process.environ()
+        except (psutil.Error, OSError):
+            continue
+        if match(environ):
+            found.append(process.pid)
     return found
 
 
@@ -99,7 +105,8 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     try:
-        stat = (_PROC / str(pid) / "stat").read_text()
-    except OSError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+    except psutil.Error:
+        return True

@@ -84,8 +84,8 @@ class Honcho:
 
     def leftovers(self) -> list[int]:
         """Live processes carrying this run's mark: whatever honcho started, at any depth."""
-        needle = f"{MARK}={self.token}".encode()
-        return [pid for pid in pids_where(lambda env: needle in env) if pid_alive(pid)]
+        found = pids_where(lambda env: env.get(MARK) == self.token)
+        return [pid for pid in found if pid_alive(pid)]
 
     def kill_everything(self) -> None:
         """Teardown, also of a failed test: SIGKILL honcho if it still runs, then every process

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from bdp.repo.procs import RUN_ENV, pid_alive, pids_where
@@ -83,10 +83,8 @@ def agent_processes(api_url: str) -> list[int]:
     Recognised by their environment: the fake API's URL plus the run marker bdp gives every
     CLI it starts; the consumer itself has the URL but no run marker.
     """
-    url = f"ANTHROPIC_BASE_URL={api_url}".encode()
-    marked = f"{RUN_ENV}=".encode()
 
-    def is_agent(environ: list[bytes]) -> bool:
-        return url in environ and any(v.startswith(marked) for v in environ)
+    def is_agent(environ: Mapping[str, str]) -> bool:
+        return environ.get("ANTHROPIC_BASE_URL") == api_url and RUN_ENV in environ
 
     return [pid for pid in pids_where(is_agent) if pid_alive(pid)]
