@@ -1,8 +1,10 @@
 """Notifications: tell a person (or a webhook) how each run ended and when one needs a human.
 
 ``BDP_NOTIFY`` is an ``http(s)://`` URL that receives each event as a JSON POST, or else a shell
-command that gets the same JSON on stdin and the main fields as ``BDP_*`` variables. A notifier
-that fails is logged and ignored: a broken webhook must never change how an issue ends.
+command that gets the same JSON on stdin, as one line ending in a newline, and the main fields
+as ``BDP_*`` variables: ``cat >> events.jsonl`` keeps one JSON object per line, which a script
+reads line by line. A notifier that fails is logged and ignored: a broken webhook must never
+change how an issue ends.
 """
 
 from __future__ import annotations
@@ -126,7 +128,7 @@ class Notifier:
             if self.is_url:
                 self._post(body)
             else:
-                self._run(body, {k: self._redact(v) for k, v in event.to_env().items()})
+                self._run(body + b"\n", {k: self._redact(v) for k, v in event.to_env().items()})
         except Exception as exc:  # whatever went wrong, the run's outcome stands
             why = self._redact(_why(exc, self.timeout))
             log.warning(

@@ -306,3 +306,18 @@ def test_an_attention_event_without_a_run_carries_the_issue_and_reason() -> None
 def test_no_notifier_without_bdp_notify(tmp_path: Path) -> None:
     assert Notifier.from_settings(Settings(home=tmp_path)) is None
     notify_outcome(None, record("FAILED"))  # nothing configured, nothing to do
+
+
+def test_events_appended_by_a_command_are_one_json_object_per_line(tmp_path: Path) -> None:
+    # Given a command that appends what it gets to one file
+    events = tmp_path / "events.jsonl"
+    notifier = Notifier(f"cat >> {shlex.quote(str(events))}")
+
+    # When two events are sent
+    assert notifier.send(Event.for_outcome(record("DONE"))) is True
+    assert notifier.send(Event.attention("t-2", "/repo", "it failed twice")) is True
+
+    # Then the file holds two lines, each one whole JSON object
+    lines = events.read_text().splitlines()
+    assert [json.loads(line)["issue_id"] for line in lines] == ["t-1", "t-2"]
+    assert events.read_text().endswith("}\n")
