@@ -169,11 +169,14 @@ class TaskArgs:
     branch: str = ""  # worktree isolation: the branch an earlier session left its work on
     land_round: int = 0  # times this issue's finished work failed to land and came back
     resume_cost: float = 0.0  # what the session to resume has cost (its runs counted that)
+    parent: str | None = None  # the issue's epic as enqueue saw it ("": none); None: unknown
 
     def to_task(self) -> dict[str, Any]:
         """The task's payload: JSON-simple values only (what Huey stores on the queue)."""
         payload = asdict(self)
         payload["files"] = list(self.files)
+        if self.parent is None:  # what an older consumer can read, where nothing is known
+            del payload["parent"]
         return payload
 
     @classmethod
@@ -200,6 +203,7 @@ class TaskArgs:
             isolation=_isolation(get("isolation")),
             branch=_branch(get("branch", "")),
             land_round=_count("land_round", get("land_round", 0)),
+            parent=_parent(get("parent")),
         )
 
 
@@ -237,6 +241,12 @@ def _branch(branch: object) -> str:
     if not isinstance(branch, str) or (branch and not branch.startswith("bdp/")):
         raise TaskError(f"malformed task: branch must be one of bdp's (bdp/...), got {branch!r}")
     return branch
+
+
+def _parent(parent: object) -> str | None:
+    if parent is not None and not isinstance(parent, str):
+        raise TaskError(f"malformed task: parent must be an issue id or empty, got {parent!r}")
+    return parent
 
 
 def _isolation(isolation: object) -> str | None:

@@ -40,6 +40,17 @@ def test_a_continuation_carries_what_its_session_has_cost() -> None:
     assert TaskArgs.from_task(payload(ABSOLUTE, "t-abc", 1)).resume_cost == 0.0  # an older bdp's
 
 
+def test_a_task_carries_the_parent_enqueue_saw_and_leaves_an_unknown_one_out() -> None:
+    child, alone = TaskArgs(ABSOLUTE, "t-1.1", parent="t-1"), TaskArgs(ABSOLUTE, "t-2", parent="")
+
+    assert TaskArgs.from_task(json.loads(json.dumps(child.to_task()))).parent == "t-1"
+    assert TaskArgs.from_task(json.loads(json.dumps(alone.to_task()))).parent == ""
+    assert "parent" not in TaskArgs(ABSOLUTE, "t-3").to_task()  # what an older bdp can read
+    assert TaskArgs.from_task(payload(ABSOLUTE, "t-3", 1)).parent is None
+    with pytest.raises(TaskError, match="parent"):
+        TaskArgs.from_task({**child.to_task(), "parent": 7})
+
+
 @pytest.mark.parametrize("bad", [-0.5, "0.25", True, None])
 def test_a_task_with_a_bad_resume_cost_is_malformed(bad: object) -> None:
     with pytest.raises(TaskError, match="resume_cost"):

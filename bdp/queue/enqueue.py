@@ -92,7 +92,14 @@ def _enqueue_one(app: App, repo: str, issue: Issue, options: EnqueueOptions) -> 
         return marked
     if options.dry_run:
         return Enqueued(issue, "would queue")
-    args = TaskArgs(repo, issue.id, 1, max_cost=options.max_cost, isolation=options.isolation)
+    args = TaskArgs(
+        repo,
+        issue.id,
+        1,
+        max_cost=options.max_cost,
+        isolation=options.isolation,
+        parent=issue.parent,
+    )  # the parent as bd listed it ("": none), which a claim's answer does not name
     task = app.tasks.queue(args)
     if not app.state.mark_queued(repo, issue.id, task.id, args.to_task()):
         return Enqueued(issue, "already queued")

@@ -216,11 +216,8 @@ class Janitor:
     def _free_locks(
         self, table: LockTable, live: dict[str, Run], force: bool, report: SweepReport
     ) -> None:
-        """Free the locks of dead runs and lock directories a crash left without an owner.
-
-        The table is read once, and each run's fate decided once however many locks it holds
-        (a live run may hold hundreds: a look at its process per lock made sweeps slow).
-        """
+        """Free dead runs' locks and lock directories a crash left without an owner; the table
+        read once, each run judged once however many locks it holds."""
         scan, dead = table.scan(), {}
         for lock in scan.locks:
             run_id = lock.holder.run_id
@@ -250,16 +247,23 @@ class Janitor:
         closing: set[tuple[str, str]],
         report: SweepReport,
     ) -> None:
-        """Reset issues claimed by bdp that no live run holds (nor a landing still closing)."""
+        """Reset issues claimed by bdp that no live run holds (nor a landing still closing):
+        claims `stale_after` old, and the registry read again after bd, so a run registered
+        since keeps its claim (one registered that late asks bd, `bdp.run.job.start_job`)."""
         if not Path(repo).is_dir():
             return  # another machine's clone
         running = {run.issue_id for run in live.values() if run.repo == repo}
         running |= {issue_id for noted_repo, issue_id in closing if noted_repo == repo}
-        for issue in self.beads(Path(repo)).in_progress():
-            if not issue.assignee.startswith(_BDP_ACTOR) or issue.id in running:
-                continue
-            if _age(issue.updated_at) < self.settings.stale_after:
-                continue  # a worker may be between its claim and its registration
+        orphans = [
+            issue
+            for issue in self.beads(Path(repo)).in_progress()
+            if issue.assignee.startswith(_BDP_ACTOR)
+            and issue.id not in running
+            and _age(issue.updated_at) >= self.settings.stale_after
+        ]
+        if orphans:
+            running |= {run.issue_id for run in self.state.runs() if run.repo == repo}
+        for issue in (issue for issue in orphans if issue.id not in running):
             attempt = self._last_attempt(repo, issue.id)
             note = f"bdp janitor: {issue.assignee} claimed this issue but no bdp run holds it"
             self._reset_and_requeue(TaskArgs(repo, issue.id, attempt), None, note, report)

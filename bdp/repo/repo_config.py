@@ -30,7 +30,7 @@ from typing import Any
 
 from bdp.config import ISOLATION_MODES
 from bdp.errors import ConfigError
-from bdp.repo.git import read_objects
+from bdp.repo.git import GitError, read_objects
 
 #: Seconds one gate command may run.
 DEFAULT_GATE_TIMEOUT = 600.0
@@ -84,9 +84,12 @@ def load_repo_config(repo: Path, ref: str = "HEAD") -> RepoConfig:
 
 
 def committed_config(repo: Path, ref: str = "HEAD") -> tuple[RepoConfig, str]:
-    """The config committed at ``ref``, and the commit ``ref`` names ("" if none), read by
-    one git call."""
-    commit, *files = read_objects(repo, [ref, *(f"{ref}:{name}" for name, _ in SOURCES)])
+    """The config committed at ``ref``, and the commit ``ref`` names ("" if none, or no git
+    repository there), read by one git call."""
+    try:
+        commit, *files = read_objects(repo, [ref, *(f"{ref}:{name}" for name, _ in SOURCES)])
+    except GitError:
+        return RepoConfig(), ""
     at = commit.oid if commit is not None and commit.kind == "commit" else ""
     for (name, table), found in zip(SOURCES, files, strict=True):
         if found is None or found.kind != "blob":

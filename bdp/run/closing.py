@@ -50,7 +50,12 @@ def close_landed(job: Job, result: SessionResult, commit: str, pending: PendingC
 
 def close_epics_above(job: Job) -> None:
     """After the run's issue closed: close the epics it was the last open child of, or
-    queue the review of the one above (epic reviews on)."""
+    queue the review of the one above (epic reviews on).
+
+    An issue enqueue saw without a parent has none to look up (the janitor's sweep closes an
+    epic it gained since)."""
+    if not job.issue.parent and job.args.parent == "":
+        return
     if job.tree is not None and job.tree.config.epic_review:
         _queue_review_above(job)
         return

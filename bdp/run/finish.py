@@ -1,9 +1,8 @@
 """How a run ends: commit and close, or reset (continue, pause), then free what it held.
 
 Every finishing step is fenced: a run that the janitor has reset in the meantime (it
-stalled, then woke up), or whose issue someone else closed or took, ends as SUPERSEDED
-without committing, closing or commenting; it still frees what is its own (its locks, its
-registry entry, its marker), never another run's.
+stalled, then woke up) ends as SUPERSEDED without committing, closing or commenting; it still
+frees what is its own (its locks, its registry entry, its marker), never another run's.
 """
 
 from __future__ import annotations
@@ -94,14 +93,19 @@ def _land(job: Job, result: SessionResult) -> str:
 
 
 def _still_owner(job: Job) -> bool:
-    """The fencing check: our run is still registered and bd still has us as the assignee.
+    """The fencing check: our run is still registered, and the claim it won still stands.
 
-    With the broker unreachable, bd's assignee alone decides: the issue must not stay claimed.
+    The janitor takes an issue from a registered run only by unregistering the run first, so
+    the registry answers without bd; bd's assignee decides only when the claim is in doubt
+    (the run registered late, `bdp.run.job.start_job`) or the broker is unreachable. A change
+    made in bd by hand meanwhile is not seen: `bdp stop` is how a person takes a run back.
     """
     state, run_id = job.deps.state, job.run.run_id
     registered = despite_broker("check the run registry", lambda: state.has_run(run_id))
     if registered is False:
         return False
+    if registered and not job.claim_in_doubt:
+        return True
     try:
         issue = job.beads.show(job.issue.id)
     except BdpError:

@@ -10,7 +10,7 @@ import os
 import socket
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bdp.agent.session import LiveProgress, Steering, StopSignal
@@ -70,6 +70,7 @@ class Job:
     before: TreeState | None = None  # shared isolation: the tree before the session
     before_at: float = 0.0  # when that was noted
     epic: EpicBrief | None = None  # an epic's task: what its reviewer is given
+    claim_in_doubt: bool = False  # registered so late the janitor may have reset the claim
 
     @property
     def repo(self) -> Path:
@@ -85,11 +86,18 @@ class Claimed:
     actor: str
     issue: Issue
     epic: EpicBrief | None = None  # a finished epic to review, with its children's work
+    asked_at: float = field(default_factory=time.monotonic)  # when the claim was asked for
 
 
 def start_job(claimed: Claimed, deps: RunDeps, beads: Beads) -> Job:
-    """Open the run's transcript and register it, its repo and its running marker."""
-    args, issue = claimed.args, claimed.issue
+    """Open the run's transcript and register it, its repo and its running marker.
+
+    A claim is the run's own until the run finishes, unless the janitor takes it: from a
+    registered run only by unregistering it first, and from an unregistered one only once the
+    claim is `stale_after` old. A run that registers within half of that keeps its claim
+    without asking bd again; a later one is in doubt, and asks bd before it finishes.
+    """
+    args, issue = claimed.args, _with_parent(claimed.issue, claimed.args)
     run = _new_run(args, issue, deps)
     transcript = Transcript(Path(run.log_path), Redactor.from_env(os.environ, deps.settings))
     transcript.line(
@@ -97,6 +105,7 @@ def start_job(claimed: Claimed, deps: RunDeps, beads: Beads) -> Job:
         f"attempt {args.attempt}"
     )
     deps.state.register(run)
+    in_doubt = time.monotonic() - claimed.asked_at >= deps.settings.stale_after / 2
     deps.state.remember_repo(args.repo)
     known_repos.remember(deps.settings.home, args.repo)
     marker = deps.state.marker(args.repo, args.issue_id)  # keyed as the task names the issue
@@ -104,8 +113,13 @@ def start_job(claimed: Claimed, deps: RunDeps, beads: Beads) -> Job:
         deps.state.mark_running(args.repo, args.issue_id, claimed.task_id)
     locks = LockTable(deps.settings.home, Path(args.repo))
     job = Job(args, claimed.task_id, deps, beads, claimed.actor, run, issue, transcript, locks)
-    job.epic = claimed.epic
+    job.epic, job.claim_in_doubt = claimed.epic, in_doubt
     return job
+
+
+def _with_parent(issue: Issue, args: TaskArgs) -> Issue:
+    """The claimed issue with the parent enqueue saw (a claim's answer names none)."""
+    return issue if issue.parent or not args.parent else replace(issue, parent=args.parent)
 
 
 def _new_run(args: TaskArgs, issue: Issue, deps: RunDeps) -> Run:

@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -48,6 +49,7 @@ def work_on(args: TaskArgs, task_id: str, deps: RunDeps) -> RunRecord:
     retry_later = False
     take = (args.repo, args.issue_id, task_id)
     despite_broker("note the task as taken", lambda: deps.state.mark_taken(*take, _me()))
+    asked_at = time.monotonic()
     try:
         claim = beads.claim(args.issue_id, actor)
     except BdpError as error:  # unknown issue, bd missing, no workspace: nothing was claimed
@@ -58,7 +60,7 @@ def work_on(args: TaskArgs, task_id: str, deps: RunDeps) -> RunRecord:
         outcome = Outcome.SKIPPED
     if claim.won:
         issue = claim.issue if claim.issue and claim.issue.id else beads.show(args.issue_id)
-        claimed = Claimed(args, task_id, actor, issue)
+        claimed = Claimed(args, task_id, actor, issue, asked_at=asked_at)
         if is_epic(issue):  # its review, or nothing: it has no work of its own
             claimed, claim = _epic_task(claimed, beads)
         if claim.won:

@@ -148,6 +148,20 @@ def test_enqueue_with_a_budget_gives_each_task_its_max_cost(queued_app: App, rep
     assert TaskArgs.from_task(payload).max_cost == 2.5
 
 
+def test_each_task_carries_its_issues_parent_as_bd_listed_it(queued_app: App, repo: Path) -> None:
+    epic = create_issue(repo, "An epic", type="epic")
+    child = create_issue(repo, "Its work", parent=epic)
+    alone = create_issue(repo, "On its own")
+
+    enqueue_ready(queued_app, repo, EnqueueOptions())
+
+    parents = {}
+    while (task := queued_app.huey.dequeue()) is not None:
+        args = TaskArgs.from_task(task.args[0])
+        parents[args.issue_id] = args.parent
+    assert parents == {child: epic, alone: ""}
+
+
 # --- scope and epics -----------------------------------------------------------------------
 
 

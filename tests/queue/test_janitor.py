@@ -25,6 +25,7 @@ from click.testing import CliRunner
 
 from bdp.agent.session import StubAgentRunner
 from bdp.broker import state as state_module
+from bdp.broker.state import State
 from bdp.cli import main
 from bdp.config import Settings
 from bdp.errors import BeadsError
@@ -683,6 +684,36 @@ def test_an_old_bdp_claim_with_no_run_is_reset_and_requeued_once_over_two_sweeps
     [comment] = beads.comments[ISSUE]
     assert "bdp/elsewhere/w7" in comment
     assert queued(app) == [("run_issue", (str(tree), ISSUE, 2))]
+
+
+class RegistersWhileListed(CountingBeads):
+    """bd's in-progress listing, during which the claim's slow worker registers its run."""
+
+    def __init__(self, state: State, run: Run) -> None:
+        super().__init__()
+        self.state, self.run = state, run
+
+    def in_progress(self) -> list[Issue]:
+        found = super().in_progress()
+        self.state.register(self.run)
+        return found
+
+
+def test_an_old_claim_whose_run_registers_during_the_sweep_is_not_reset(
+    app: App, tree: Path
+) -> None:
+    # Given t-1 claimed a minute ago by a worker that registers its run only now, after the
+    # sweep read the registry and while it lists bd's claims
+    beads = RegistersWhileListed(app.state, a_run(tree))
+    beads.issues[ISSUE] = claimed()
+
+    # When the janitor sweeps
+    report = janitor_of(app, beads).sweep()
+
+    # Then the claim is the run's: not reset, not queued again
+    assert beads.resets == []
+    assert report.summary() == NOTHING
+    assert app.huey.pending() == []
 
 
 def test_an_orphan_claim_swept_by_two_janitors_at_once_is_reset_once(

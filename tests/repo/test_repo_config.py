@@ -158,3 +158,7 @@ def test_a_repo_without_a_commit_has_the_defaults_and_no_commit(tmp_path: Path) 
     git(tmp_path, "init", "-q", "-b", "main")
 
     assert committed_config(tmp_path) == (RepoConfig(), "")
+
+
+def test_a_folder_that_is_no_git_repository_has_the_defaults(tmp_path: Path) -> None:
+    assert committed_config(tmp_path) == (RepoConfig(), "")

@@ -63,6 +63,41 @@ def test_closing_an_issue_without_a_parent_costs_one_bd_call_more(
     assert calls[calls.index("close") :] == ["close", "show"]
 
 
+def test_closing_an_issue_enqueue_saw_without_a_parent_costs_no_bd_call_more(
+    deps: RunDeps, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    issue_id = create_issue(repo, "Standalone")
+    log = tmp_path / "bd.jsonl"
+    monkeypatch.setenv("FAKE_BD_LOG", str(log))
+    deps.agent = StubAgentRunner(files={f"{issue_id}.txt": "done\n"})
+
+    record = work_on(TaskArgs(str(repo), issue_id, parent=""), "task-1", deps)
+
+    assert record.outcome is Outcome.DONE
+    assert [argv[0] for argv in bd_calls(log)] == ["update", "close"]
+
+
+def test_the_parent_enqueue_saw_is_the_epic_closed_after_its_last_child(
+    deps: RunDeps, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an epic whose only child was queued with the epic as its parent
+    epic = create_issue(repo, "Epic", type="epic")
+    child = create_issue(repo, "Only child", parent=epic)
+    log = tmp_path / "bd.jsonl"
+    monkeypatch.setenv("FAKE_BD_LOG", str(log))
+    deps.agent = StubAgentRunner(files={f"{child}.txt": "done\n"})
+
+    # When the child is done
+    record = work_on(TaskArgs(str(repo), child, parent=epic), "task-1", deps)
+
+    # Then the epic closed, without a `bd show` of the child to find it
+    assert record.outcome is Outcome.DONE
+    assert show_issue(repo, epic)["status"] == "closed"
+    calls = bd_calls(log)
+    assert [argv[0] for argv in calls[:2]] == ["update", "close"]
+    assert [argv for argv in calls if argv[0] == "show" and child in argv] == []
+
+
 def test_a_bd_failure_while_closing_the_epic_leaves_the_run_done(
     deps: RunDeps, repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -638,23 +638,50 @@ def test_a_file_locked_after_another_run_landed_a_change_to_it_is_edited_fresh(
     assert (repo / "notes.txt").read_text() == "one\ntwo\nthree\n"
 
 
-def test_a_run_whose_issue_someone_else_closed_frees_what_it_holds(
+def test_a_run_the_janitor_took_away_lands_nothing_and_frees_what_it_holds(
     repo: Path, settings: Settings, state: State
 ) -> None:
-    # Given a session during which another agent runs `bd close` on this run's issue
+    # Given a session during which the janitor takes the run for dead: it unregisters the run,
+    # resets the issue, and another worker claims it
     args = issue(repo)
 
-    def closed_under_it(request: SessionRequest) -> None:
-        run_bd_ok(repo, "close", args.issue_id, "--reason", "not yours")
+    def taken_away(request: SessionRequest) -> None:
+        state.unregister(request.run_id)
+        run_bd_ok(repo, "update", args.issue_id, "--status", "open", "--assignee", "")
+        run_bd_ok(repo, "update", args.issue_id, "--claim", "--actor", "bdp/elsewhere/1-w")
 
-    agent = StubAgentRunner(files={"mine.py": "mine\n"}, on_run=closed_under_it)
+    agent = StubAgentRunner(files={"mine.py": "mine\n"}, on_run=taken_away)
     assert state.mark_queued(str(repo), args.issue_id, "task-1")
+    main = git(repo, "rev-parse", "main")
 
     record = run(repo, settings, state, agent, args)
 
-    # Then it ends SUPERSEDED, changes nothing in bd, and holds nothing any more
+    # Then it ends SUPERSEDED without landing or touching bd, and holds nothing any more
     assert record.outcome is Outcome.SUPERSEDED
-    assert show_issue(repo, args.issue_id)["close_reason"] == "not yours"
+    assert git(repo, "rev-parse", "main") == main
+    assert show_issue(repo, args.issue_id)["assignee"] == "bdp/elsewhere/1-w"
     assert LockTable(settings.home, repo).locks() == []
     assert state.runs() == []
     assert state.marker(str(repo), args.issue_id) is None
+
+
+def test_a_run_registered_too_late_after_its_claim_asks_bd_before_it_finishes(
+    repo: Path, settings: Settings, state: State
+) -> None:
+    # Given a run whose claim is in doubt (it registered later than half of stale_after, here
+    # 0 s, after claiming), and which the janitor reset as an orphan claim while it worked
+    args = issue(repo)
+
+    def reset_as_orphan(request: SessionRequest) -> None:
+        run_bd_ok(repo, "update", args.issue_id, "--status", "open", "--assignee", "")
+        run_bd_ok(repo, "update", args.issue_id, "--claim", "--actor", "bdp/elsewhere/1-w")
+
+    agent = StubAgentRunner(files={"mine.py": "mine\n"}, on_run=reset_as_orphan)
+    main = git(repo, "rev-parse", "main")
+
+    record = run(repo, replace(settings, stale_after=0), state, agent, args)
+
+    # Then bd's answer decides: it ends SUPERSEDED and lands nothing
+    assert record.outcome is Outcome.SUPERSEDED
+    assert git(repo, "rev-parse", "main") == main
+    assert show_issue(repo, args.issue_id)["assignee"] == "bdp/elsewhere/1-w"
