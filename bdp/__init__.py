@@ -14,3 +14,7 @@ The packages, top to bottom; each imports only from those below it (import-linte
 
 docs/architecture.md follows one issue from `bdp enqueue` to its close.
 """
+
+from bdp.deferred import defer_unused
+
+defer_unused()  # before anything imports redis-py (Huey does): its asyncio half waits for a user

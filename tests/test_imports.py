@@ -17,6 +17,9 @@ SDK = "claude_agent_sdk"
 #: The modules that import the SDK (only bdp.agent's), and the tasks that lead to them.
 SDK_USERS = {"bdp.agent.claude", "bdp.agent.conversation", "bdp.agent.hooks", "bdp.agent.review"}
 HEAVY = {SDK, "bdp.queue.tasks", *SDK_USERS}
+#: redis-py's asynchronous stack, which its package imports and bdp never uses
+#: (`bdp.deferred` keeps it out until something does).
+ASYNC_REDIS = {"redis.asyncio.client", "redis.asyncio.connection", "redis.asyncio.cluster"}
 
 #: Runs ``bdp`` once per argument list in argv[2] (JSON), then writes the loaded modules.
 CLI_PROBE = """
@@ -116,3 +119,39 @@ def test_help_and_status_never_load_the_report_and_report_never_loads_the_sdk(
     modules = loaded_by(tmp_path, env, ["report", "--html", str(tmp_path / "r.html")])
     assert drawing <= modules  # the probe really drew the report, text and HTML
     assert not modules & {SDK, *SDK_USERS, "bdp.queue.tasks"}
+
+
+def test_status_and_metrics_on_redis_load_only_redis_pys_synchronous_client(
+    tmp_path: Path, env: dict[str, str], redis_url: str
+) -> None:
+    modules = loaded_by(tmp_path, {**env, "BDP_REDIS_URL": redis_url}, ["status"], ["metrics"])
+    assert "redis.client" in modules  # the probe really read Redis
+    assert not modules & ASYNC_REDIS
+
+
+def test_metrics_reads_the_broker_without_huey_or_the_prometheus_client(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    modules = loaded_by(tmp_path, env, ["metrics"])
+    assert "bdp.ops.metrics" in modules  # the probe really ran `bdp metrics`
+    assert not modules & {"huey", "prometheus_client", "bdp.queue.app", *HEAVY}
+
+
+#: Uses redis-py's asyncio client in a fresh interpreter that has imported bdp first.
+DEFERRED_PROBE = """
+import json, sys
+from pathlib import Path
+import bdp, redis
+before = "redis.asyncio.client" in sys.modules
+from redis.asyncio import Redis
+client = redis.asyncio.from_url("redis://127.0.0.1:1/0")
+Path(sys.argv[1]).write_text(json.dumps([before, Redis.__module__, type(client).__name__]))
+"""
+
+
+def test_the_deferred_asyncio_client_still_works_when_something_uses_it(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    # Given bdp imported first, redis-py's asyncio client is not loaded; using it loads it
+    found = probe(tmp_path, env, DEFERRED_PROBE)
+    assert found == [False, "redis.asyncio.client", "Redis"]

@@ -31,6 +31,8 @@ PAUSE_KEY = "pause"
 BUDGET_HOLD_KEY = "budget_hold"
 #: The meta key of the janitor's last sweep report (status shows it).
 LAST_SWEEP_KEY = "last_sweep"
+#: Upper bounds (seconds) of the run-duration histogram, each counted as ``duration_le:<b>``.
+DURATION_BUCKETS = (60, 300, 900, 1800, 3600, 7200)
 #: What a janitor sweep can do, each counted as ``janitor:<action>`` for `bdp metrics`.
 JANITOR_ACTIONS = (
     "freed_locks",

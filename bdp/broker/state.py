@@ -19,15 +19,20 @@ from huey import Huey
 from huey.constants import EmptyData
 
 from bdp.broker.inbox import Inbox
-from bdp.broker.keys import PAUSE_KEY, SPENT_COUNTER, issue_cost_key, marker_key, outcome_key
+from bdp.broker.keys import (
+    DURATION_BUCKETS,
+    PAUSE_KEY,
+    SPENT_COUNTER,
+    issue_cost_key,
+    marker_key,
+    outcome_key,
+)
 from bdp.broker.storage import namespace_storage
 from bdp.config import OUTCOMES_KEPT
 from bdp.models import Activity, Run, RunRecord
 from bdp.redact import scrub_tree
 
 MarkerState = Literal["queued", "running"]
-#: Upper bounds (seconds) of the session duration histogram.
-DURATION_BUCKETS = (60, 300, 900, 1800, 3600, 7200)
 
 __all__ = ["Marker", "MarkerState", "State", "marker_key", "taker"]
 

@@ -149,5 +149,4 @@ def metrics() -> None:
     """
     from bdp.ops.metrics import render_metrics
 
-    app = app_from_env()
-    echo(render_metrics(app.huey, app.state), nl=False)
+    echo(render_metrics(Settings.from_env()), nl=False)

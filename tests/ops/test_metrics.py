@@ -69,7 +69,7 @@ def test_metrics_count_outcomes_cost_tokens_durations_and_queue(app: App) -> Non
     app.state.count("janitor:requeued", 2)
 
     # When they are scraped
-    got = samples(render_metrics(app.huey, app.state))
+    got = samples(render_metrics(app.settings))
 
     # Then every number matches what happened
     assert got[("bdp_queue_depth", ())] == 2

@@ -1,0 +1,61 @@
+"""Halves of libraries bdp does not use, imported only if something does use them.
+
+redis-py's package imports its asyncio client (``redis.asyncio``: the client, cluster and
+connection classes of a second, asynchronous stack) from its own ``__init__``, and Huey
+imports redis-py; bdp only uses the synchronous client, so every command and worker paid for
+both. `defer` registers such a module as a placeholder carrying the real module's spec; the
+first look-up of a name in it runs the real module in place, so code that uses it works as
+before, only later. Submodules import as usual (the placeholder has the package's path).
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import sys
+import threading
+import types
+
+#: Modules bdp never uses that its dependencies import eagerly.
+UNUSED = ("redis.asyncio",)
+
+_LOADING = threading.RLock()
+_LOADERS: dict[str, importlib.abc.Loader] = {}  # a placeholder's name -> its real loader
+
+
+class _Placeholder(types.ModuleType):
+    """A module not run yet: the first missing attribute runs it (in this very object)."""
+
+    def __getattr__(self, name: str) -> object:
+        with _LOADING:
+            if isinstance(self, _Placeholder):  # not run by another thread meanwhile
+                module: types.ModuleType = self
+                module.__class__ = types.ModuleType
+                _LOADERS.pop(self.__name__).exec_module(module)
+        return getattr(self, name)
+
+
+def defer(name: str) -> bool:
+    """Register the submodule ``name`` (``package.module``) to run on first use; False when
+    it is imported already or not installed (nothing to do)."""
+    parent, _, _ = name.rpartition(".")
+    if name in sys.modules or parent in sys.modules or not parent:
+        return False
+    package = importlib.util.find_spec(parent)  # finds a top-level package without running it
+    if package is None or package.submodule_search_locations is None:
+        return False
+    spec = importlib.machinery.PathFinder.find_spec(name, package.submodule_search_locations)
+    if spec is None or spec.loader is None:
+        return False
+    module = importlib.util.module_from_spec(spec)
+    module.__class__ = _Placeholder
+    _LOADERS[name] = spec.loader
+    sys.modules[name] = module
+    return True
+
+
+def defer_unused() -> None:
+    """`defer` every module of `UNUSED` (called once, when bdp is first imported)."""
+    for name in UNUSED:
+        defer(name)
