@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 
 #: bdp's namespaces: enqueue markers, the run registry, heartbeats, live progress, outcomes,
-#: known repos, misc, counters, and the runs' inboxes (`bdp say`, `bdp stop`).
+#: known repos, misc, counters, the runs' inboxes (`bdp say`, `bdp stop`), and the consumers
+#: serving the queue.
 NAMESPACES = (
     "markers",
     "runs",
@@ -22,6 +23,7 @@ NAMESPACES = (
     "meta",
     "counters",
     "inbox",
+    "consumers",
 )
 #: Keys of the counters namespace that status reads directly.
 SPENT_COUNTER = "cost_microusd"

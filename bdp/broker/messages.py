@@ -29,11 +29,10 @@ from urllib.parse import urlsplit
 from huey.registry import Message
 from huey.serializer import Serializer
 
+from bdp.broker.peek import PREFIX
 from bdp.config import Settings
 from bdp.errors import ConfigError
 
-#: What every signed message starts with (the format's version).
-PREFIX = b"bdp1."
 #: Shortest BDP_SECRET accepted.
 MIN_SECRET = 16
 #: Where the SQLite queue's key lives, in the state dir.

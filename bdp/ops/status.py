@@ -2,6 +2,8 @@
 
 The report is read straight from the broker through the names in `bdp.broker.keys`, without
 importing Huey (with SQLite not even redis-py, most of a cold start): status stays fast.
+What is queued is read from the messages themselves (`bdp.broker.peek`), so the janitor or a
+message no worker would run is never counted as a queued issue.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bdp.broker.consumers import ConsumerBeat, live_consumers
 from bdp.broker.hold import Hold, budget_hold, hold_from_json
 from bdp.broker.keys import (
     BUDGET_HOLD_KEY,
@@ -29,6 +32,7 @@ from bdp.broker.keys import (
     redis_queue_key,
     redis_schedule_key,
 )
+from bdp.broker.peek import QueuedTask, peek
 from bdp.broker.persistence import redis_persistence
 from bdp.config import Settings
 from bdp.errors import BdpError
@@ -64,6 +68,17 @@ class StatusReport:
     persistence: str = "sqlite"  # what the broker keeps on disk: aof, rdb, none, unknown
     exposed_home: str = ""  # BDP_HOME when others can read it (its mode allows group/other)
     epics: dict[str, list[EpicProgress]] = field(default_factory=dict)  # open ones, by repo
+    consumers: list[ConsumerBeat] = field(default_factory=list)  # live ones, oldest first
+    queued_issues: list[QueuedTask] = field(default_factory=list)  # in the order they run
+
+    def repos(self) -> list[str]:
+        """The repositories this report mentions: more than one means a shared queue."""
+        named = [
+            *(run.repo for run in self.runs),
+            *(task.repo for task in self.queued_issues),
+            *(record.repo for record in (*self.recent, *self.attention())),
+        ]
+        return sorted({repo for repo in named if repo})
 
     def activity(self, run: Run) -> Activity:
         return self.activities.get(run.run_id) or Activity()
@@ -120,6 +135,11 @@ class StatusReport:
                 for repo, found in self.epics.items()
                 for epic in found
             ],
+            "consumers": [
+                {**consumer.to_json(), "beat_age": round(self.now - consumer.beat, 1)}
+                for consumer in self.consumers
+            ],
+            "queued_issues": [task.to_json() for task in self.queued_issues],
         }
 
 
@@ -132,6 +152,7 @@ def collect_status(settings: Settings, recent: int = RECENT_OUTCOMES) -> StatusR
     report.exposed_home = _exposed(settings.home)
     report.hold = report.hold or budget_hold(settings.budget_usd, report.spent_usd)
     report.epics = epics_in_progress(settings)
+    report.consumers = live_consumers(report.consumers, report.now, settings.stale_after)
     return report
 
 
@@ -175,15 +196,19 @@ def _from_redis(settings: Settings, recent: int) -> StatusReport:
 def _read_redis(client: Any, settings: Settings, recent: int) -> StatusReport:
     queue = settings.queue
     pipe = client.pipeline(transaction=False)
-    pipe.llen(redis_queue_key(queue))
+    pipe.lrange(redis_queue_key(queue), 0, -1)
     pipe.zcard(redis_schedule_key(queue))
-    for namespace in ("runs", "beats", "progress"):
+    for namespace in ("runs", "beats", "progress", "consumers"):
         pipe.hgetall(redis_namespace_key(queue, namespace))
     pipe.hkeys(redis_namespace_key(queue, "outcomes"))
     pipe.hmget(redis_namespace_key(queue, "meta"), [LAST_SWEEP_KEY, PAUSE_KEY, BUDGET_HOLD_KEY])
     pipe.hget(redis_counter_key(queue, "counters"), SPENT_COUNTER)
-    queued, scheduled, runs, beats, progress, outcome_keys, meta, spent = pipe.execute()
-    report = StatusReport(settings.broker_label, int(queued), int(scheduled), [], [])
+    messages, scheduled, runs, beats, progress, consumers, outcome_keys, meta, spent = (
+        pipe.execute()
+    )
+    report = StatusReport(settings.broker_label, 0, int(scheduled), [], [])
+    _set_queued(report, reversed(messages))  # pushed on the left, taken from the right
+    report.consumers = _consumers(consumers.values())
     keys = sorted(k.decode() for k in outcome_keys)
     since = outcome_key(report.now - DAY, "")
     wanted = sorted({*keys[-recent:], *(k for k in keys if k >= since)} if recent else set())
@@ -204,6 +229,16 @@ def _read_redis(client: Any, settings: Settings, recent: int) -> StatusReport:
 def _hold(pause: Any, budget: Any, now: float) -> Hold | None:
     """A pause in force, else a budget hold the workers reported recently."""
     return hold_from_json(pause, now) or hold_from_json(budget, now, kind="budget")
+
+
+def _set_queued(report: StatusReport, messages: Iterable[bytes]) -> None:
+    """The issues queued, in the order workers take them; other tasks are not counted."""
+    report.queued_issues = [task for task in map(peek, messages) if task.works_an_issue]
+    report.queued = len(report.queued_issues)
+
+
+def _consumers(records: Iterable[bytes]) -> list[ConsumerBeat]:
+    return [ConsumerBeat.from_json(json.loads(raw)) for raw in records]
 
 
 def _runs(records: Iterable[bytes], beats: dict[str, float]) -> list[Run]:
@@ -227,10 +262,8 @@ def _from_sqlite(settings: Settings, recent: int) -> StatusReport:
     return report
 
 
-_COUNT = {
-    "task": "select count(*) from task where queue = ?",
-    "schedule": "select count(*) from schedule where queue = ?",
-}
+_SCHEDULED = "select count(*) from schedule where queue = ?"
+_MESSAGES = "select data from task where queue = ? order by priority desc, id"  # Huey's order
 _ROWS = "select key, value from kv where queue = ?"
 _COUNTER = "select value from counter where queue = ? and key = ?"
 
@@ -238,13 +271,12 @@ _COUNTER = "select value from counter where queue = ? and key = ?"
 def _fill_from_sqlite(
     report: StatusReport, db: sqlite3.Connection, queue: str, recent: int
 ) -> None:
-    def count(table: str) -> int:
-        return int(db.execute(_COUNT[table], (queue,)).fetchone()[0])
-
     def rows(namespace: str, suffix: str = "", *args: object) -> list[tuple[str, bytes]]:
         return db.execute(_ROWS + suffix, (namespace_name(queue, namespace), *args)).fetchall()
 
-    report.queued, report.scheduled = count("task"), count("schedule")
+    _set_queued(report, (data for (data,) in db.execute(_MESSAGES, (queue,))))
+    report.scheduled = int(db.execute(_SCHEDULED, (queue,)).fetchone()[0])
+    report.consumers = _consumers(value for _, value in rows("consumers"))
     beats = {key: float(value) for key, value in rows("beats")}
     report.runs = _runs((value for _, value in rows("runs")), beats)
     report.activities = {k: Activity.from_json(json.loads(v)) for k, v in rows("progress")}

@@ -18,6 +18,9 @@
    (SIGKILL): left alone, they would keep taking tasks for good.
 6. While Redis is away, each retry logs one line that says so, not a traceback.
 7. At start it names the allowed tools (``BDP_ALLOWED_TOOLS``) the Claude CLI does not offer.
+8. It says who it is: one start line (host, pid, workers, broker, janitor interval), a
+   heartbeat record in the broker while it runs (`bdp status` lists consumers from it), and
+   bdp's own log lines (one per finished run) in the same log as Huey's.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from bdp.broker.persistence import VOLATILE_WARNING, redis_persistence
 from bdp.broker.state import State
 from bdp.config import Settings, unknown_tools
+from bdp.queue.consumer_beat import Heartbeat
 from bdp.queue.hold_check import HoldCheck
 from bdp.redact import redact_logs
 from bdp.run import shutdown
@@ -172,6 +176,17 @@ def _warn_of_unknown_tools(settings: Settings) -> None:
         )
 
 
+def _share_hueys_log() -> None:
+    """Send bdp's log records where Huey's go (``huey_consumer`` configures only the "huey"
+    logger): without it, a run's outcome line would never reach the consumer's log."""
+    huey_log, bdp_log = logging.getLogger("huey"), logging.getLogger("bdp")
+    if huey_log.handlers and not bdp_log.handlers:
+        for handler in huey_log.handlers:
+            bdp_log.addHandler(handler)
+        if bdp_log.level == logging.NOTSET:
+            bdp_log.setLevel(huey_log.getEffectiveLevel())
+
+
 def _warn_if_volatile(huey: Huey) -> None:
     """Say loudly, at start, when the Redis broker would lose the queue on a restart."""
     if isinstance(huey.storage, RedisStorage) and redis_persistence(huey.storage.conn) == "none":
@@ -197,8 +212,33 @@ class BdpConsumer(Consumer):  # type: ignore[misc]
         for name in _BROKER_LOGGERS:
             logging.getLogger(name).addFilter(_BROKER_AWAY)
         redact_logs("huey")
+        _share_hueys_log()
         _warn_of_unknown_tools(settings)
         _warn_if_volatile(huey)
+        self.settings = settings
+        self.heartbeat = Heartbeat.here(
+            huey, self.workers, self.worker_type, settings.heartbeat, settings.stale_after
+        )
+
+    def start(self) -> None:
+        super().start()
+        log.info("bdp: %s", self.start_line())
+        self.heartbeat.start()
+
+    def stop(self, graceful: bool = False) -> None:
+        try:
+            super().stop(graceful)
+        finally:
+            self.heartbeat.stop()
+
+    def start_line(self) -> str:
+        """Who this consumer is, in one line: host, pid, workers, broker, janitor interval."""
+        me = self.heartbeat.record
+        periodic = f"every {self.periodic_seconds:g}s" if self.periodic else "off"
+        return (
+            f"consumer started on {me.host}, pid {me.pid}: {self.workers} {self.worker_type} "
+            f"workers, broker {self.settings.broker_label}, janitor {periodic}"
+        )
 
     def _create_scheduler(self) -> Scheduler:
         scheduler = super()._create_scheduler()

@@ -23,9 +23,10 @@ from bdp.agent.session import AgentFactory, AgentRunner
 from bdp.broker.state import State
 from bdp.config import Settings
 from bdp.errors import TaskError
-from bdp.models import TaskArgs
+from bdp.models import RunRecord, TaskArgs
 from bdp.ops.notify import Notifier
 from bdp.queue.hold_check import HoldCheck
+from bdp.redact import scrub
 from bdp.run.deps import RunDeps
 from bdp.run.work import work_on
 
@@ -90,7 +91,27 @@ def run_issue(context: TaskContext, payload: object, task: Task | None = None) -
         log.error("dropping task %s: %s", task_id or "?", error)
         return "FAILED"
     _hold_back(context.hold(), context.settings.hold_recheck)
-    return work_on(args, task_id, context.deps()).outcome.value
+    record = work_on(args, task_id, context.deps())
+    log.info("%s", finished_line(record))
+    return record.outcome.value
+
+
+#: Characters of a run's summary its finished line keeps.
+SUMMARY_CLIP = 200
+
+
+def finished_line(record: RunRecord) -> str:
+    """How a run ended, in the consumer's log: ``t-1 DONE 12.4s 2 turns $0.0008: summary``.
+
+    Huey's own lines name only the task's id; this one is what a person reading the log
+    wants: which issue, how it ended, what it took. The summary is the agent's words, so it
+    is redacted, and kept to one line.
+    """
+    summary = " ".join(scrub(record.summary).split())
+    if len(summary) > SUMMARY_CLIP:
+        summary = summary[:SUMMARY_CLIP] + "…"
+    took = f"{record.duration:.1f}s {record.turns} turns ${record.cost_usd:.4f}"
+    return f"{record.issue_id} {record.outcome.value} {took}: {summary}"
 
 
 def sweep(context: TaskContext) -> None:

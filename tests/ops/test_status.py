@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bdp.agent.session import StubAgentRunner
+from bdp.broker.consumers import ConsumerBeat, Consumers
 from bdp.broker.keys import LAST_SWEEP_KEY
 from bdp.config import Settings
 from bdp.models import Activity, Outcome, Run, RunRecord, TaskArgs
@@ -185,3 +186,51 @@ def test_a_repo_whose_bd_fails_is_left_out_of_status(tmp_path: Path) -> None:
     known_repos.remember(settings.home, str(tmp_path))
 
     assert collect_status(settings).epics == {}
+
+
+def test_status_counts_queued_issues_in_the_order_workers_take_them_never_the_janitor(
+    app: App,
+) -> None:
+    # Given three issues queued around a janitor task left on the queue
+    for issue_id in ("t-1", "t-2"):
+        app.huey.enqueue(app.tasks.queue(TaskArgs("/repo", issue_id)))
+    app.huey.enqueue(app.tasks.janitor.s())
+    app.huey.enqueue(app.tasks.queue(TaskArgs("/other", "o-3", attempt=2)))
+
+    # When status reads the broker
+    report = collect_status(app.settings)
+
+    # Then the janitor is not a queued issue, and the issues are listed as they will run
+    assert app.huey.pending_count() == 4
+    assert report.queued == 3
+    assert [(t.repo, t.issue_id, t.attempt) for t in report.queued_issues] == [
+        ("/repo", "t-1", 1),
+        ("/repo", "t-2", 1),
+        ("/other", "o-3", 2),
+    ]
+    assert report.to_json()["queued_issues"][2] == {
+        "issue_id": "o-3",
+        "repo": "/other",
+        "attempt": 2,
+    }
+    assert report.repos() == ["/other", "/repo"]
+
+
+def test_status_lists_the_consumers_still_beating_and_not_the_silent_ones(app: App) -> None:
+    # Given one consumer beating and one silent for longer than BDP_STALE_AFTER
+    now = time.time()
+    consumers = Consumers(app.huey)
+    consumers.beat(ConsumerBeat("box", 11, 4, "thread", now - 300, now - 2))
+    stale = now - app.settings.stale_after - 5
+    consumers.beat(ConsumerBeat("gone", 12, 2, "process", stale, stale))
+
+    # When status reads the broker
+    report = collect_status(app.settings)
+
+    # Then only the live one is listed, with the age of its beat
+    assert [(c.host, c.pid, c.workers, c.kind) for c in report.consumers] == [
+        ("box", 11, 4, "thread")
+    ]
+    [shown] = report.to_json()["consumers"]
+    assert shown["host"] == "box"
+    assert 1.5 <= shown["beat_age"] <= 10

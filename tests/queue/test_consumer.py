@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bdp.agent.session import StubAgentRunner
+from bdp.broker.consumers import Consumers
 from bdp.broker.keys import LAST_SWEEP_KEY
 from bdp.config import Settings
 from bdp.models import Outcome, RunRecord, TaskArgs
@@ -179,3 +182,32 @@ def test_a_consumer_with_the_default_tools_starts_without_a_warning(
         build_huey(Settings(home=tmp_path / "home")).create_consumer(workers=1)
 
     assert caplog.messages == []
+
+
+def test_a_consumer_says_who_it_is_in_one_line_and_beats_until_it_stops(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a consumer of two threads on a SQLite queue
+    settings = Settings(home=tmp_path / "home", janitor_interval=15, heartbeat=0.05)
+    app = App.create(settings, agent=lambda _s: StubAgentRunner())
+    app.tasks  # noqa: B018  registered, as a worker has them
+    consumer = app.huey.create_consumer(workers=2, worker_type="thread")
+    consumers = Consumers(app.huey)
+
+    # When it starts
+    with caplog.at_level(logging.INFO, logger="bdp.queue.consumer"):
+        consumer.start()
+    try:
+        # Then one line names its host, pid, workers, broker and janitor interval
+        [line] = [r.getMessage() for r in caplog.records if r.name == "bdp.queue.consumer"]
+        assert line == (
+            f"bdp: consumer started on {socket.gethostname()}, pid {os.getpid()}: "
+            f"2 thread workers, broker {settings.broker_label}, janitor every 15s"
+        )
+        # And its record is in the broker
+        assert [(c.pid, c.workers, c.kind) for c in consumers.all()] == [(os.getpid(), 2, "thread")]
+    finally:
+        consumer.stop(graceful=True)
+
+    # And a clean stop takes the record away
+    assert consumers.all() == []

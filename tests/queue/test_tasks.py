@@ -19,7 +19,7 @@ from bdp.models import Outcome, RunRecord, TaskArgs
 from bdp.queue.app import App
 from bdp.queue.enqueue import EnqueueOptions, enqueue_ready
 from bdp.queue.instance import build_huey
-from bdp.queue.tasks import TaskContext, register_tasks, run_issue, sweep
+from bdp.queue.tasks import TaskContext, finished_line, register_tasks, run_issue, sweep
 from tests.queue.memory_apps import head, make_app
 from tests.support.beads import create_issue, run_bd_ok, show_issue
 
@@ -183,3 +183,51 @@ def test_an_issue_whose_attempts_spent_its_budget_is_reset_without_a_session(
     assert show_issue(repo, issue_id)["status"] == "open"
     assert "$2.00" in run_bd_ok(repo, "comments", issue_id, "--json")
     assert not list(repo.glob("done-*.txt"))
+
+
+# --- the finished line ------------------------------------------------------------------------
+
+
+def test_a_finished_run_logs_one_info_line_with_issue_outcome_time_turns_and_cost(
+    immediate_app: App, repo: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a ready issue
+    issue_id = create_issue(repo, "Ship it")
+
+    # When its task runs
+    with caplog.at_level(logging.INFO, logger="bdp.queue.tasks"):
+        immediate_app.tasks.run_issue(TaskArgs(str(repo), issue_id, 1).to_task())
+
+    # Then the consumer's log has one line saying how it ended
+    [record] = immediate_app.state.outcomes()
+    lines = [r.getMessage() for r in caplog.records if r.name == "bdp.queue.tasks"]
+    assert lines == [
+        f"{issue_id} DONE {record.duration:.1f}s {record.turns} turns ${record.cost_usd:.4f}: "
+        "did it"
+    ]
+
+
+def test_the_finished_line_keeps_the_summary_to_one_redacted_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SOME_API_KEY", "sk-live-0123456789")
+    record = RunRecord(
+        "r1",
+        "acc-kfe",
+        "/repo",
+        "x",
+        Outcome.DONE,
+        "fixed it\nwith sk-live-0123456789 " + "x" * 300,
+        started=100.0,
+        finished=112.4,
+        turns=2,
+        cost_usd=0.0008,
+    )
+
+    line = finished_line(record)
+
+    assert line.startswith("acc-kfe DONE 12.4s 2 turns $0.0008: fixed it with *** x")
+    assert "\n" not in line
+    assert "sk-live" not in line
+    assert line.endswith("…")
+    assert len(line) < 260
