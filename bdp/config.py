@@ -1,18 +1,23 @@
 """Settings: every knob bdp has, read once from ``BDP_*`` environment variables.
 
-The CLI passes its options through the same names (click ``envvar=``), so a value set in a
-terminal reaches the workers started from it. Secrets stay out of ``repr``.
+`SETTINGS` is the one table of them: each field's variable, how its text is read (a bare
+number in a duration is in the unit the README gives it) and whether the user's config file
+may set it. The file's values reach this module as variables (`bdp.config_file` puts them
+under the environment's), so every secret in them is hidden wherever an environment secret
+is. CLI options override, as keyword arguments of `Settings.from_env`. Secrets stay out of
+``repr``.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from bdp.durations import parse_duration
 from bdp.errors import ConfigError
 
 #: Minutes an agent session may run before it is stopped and the issue reset.
@@ -76,19 +81,8 @@ OUTCOMES_KEPT = 1000
 PERMISSION_MODES = ("default", "acceptEdits", "plan", "bypassPermissions")
 #: Where agents work: a git worktree per run, or every agent in the repo's own work tree.
 ISOLATION_MODES = ("worktree", "shared")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-_UNIT_SECONDS = {"s": 1.0, "m": 60.0, "": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(text: str, name: str) -> float:
-    """Seconds from ``"30"`` (minutes), ``"90s"``, ``"2m"``, ``"1h"`` or ``"7d"``."""
-    match = _DURATION.match(text)
-    if not match or float(match.group(1)) <= 0:
-        raise ConfigError(
-            f"{name}={text!r} is not a duration",
-            "use minutes (30), or a number with s, m, h or d (90s, 2m, 1h, 7d)",
-        )
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+#: The isolation a run gets when neither its task, BDP_ISOLATION nor the repo names one.
+DEFAULT_ISOLATION = "worktree"
 
 
 def tool_name(entry: str) -> str:
@@ -100,14 +94,6 @@ def unknown_tools(entries: tuple[str, ...]) -> list[str]:
     """The entries naming a tool the bundled CLI does not offer (MCP tools are not checked:
     their servers come with the session)."""
     return [e for e in entries if not e.startswith("mcp__") and tool_name(e) not in CLI_TOOLS]
-
-
-def check_isolation(mode: str | None, name: str) -> None:
-    """ConfigError naming the modes when ``mode`` is not one (None means "not set")."""
-    if mode is not None and mode not in ISOLATION_MODES:
-        raise ConfigError(
-            f"{name}={mode!r} is not an isolation mode", f"use one of: {', '.join(ISOLATION_MODES)}"
-        )
 
 
 _QUERY_PASSWORD = re.compile(r"((?:^|&)(?:password|passwd|pass|pwd)=)([^&]*)", re.IGNORECASE)
@@ -216,27 +202,22 @@ class Settings:
     land_wait: float = DEFAULT_LAND_WAIT  # s a landing waits for a person's conflicting edit
     keep_branches: float = DEFAULT_KEEP_BRANCHES  # s the janitor keeps branches of unlanded work
     remote: str | None = None  # BDP_REMOTE: land through this remote (else the repo's own)
+    watch_interval: float = DEFAULT_WATCH_INTERVAL  # s between `bd ready` polls of --watch
 
     def __post_init__(self) -> None:
-        if self.permission_mode not in PERMISSION_MODES:
-            raise ConfigError(
-                f"BDP_PERMISSION_MODE={self.permission_mode!r} is not a permission mode",
-                f"use one of: {', '.join(PERMISSION_MODES)}",
-            )
-        check_isolation(self.isolation, "BDP_ISOLATION")
+        check_choice(self.permission_mode, PERMISSION_MODES, "BDP_PERMISSION_MODE")
+        if self.isolation is not None:
+            check_choice(self.isolation, ISOLATION_MODES, "BDP_ISOLATION")
         if min(self.retries, self.max_turns, self.max_attempts) < 1:
             raise ConfigError("BDP_RETRIES, BDP_MAX_TURNS and BDP_MAX_ATTEMPTS must be at least 1")
         for name, value in (
             ("BDP_BUDGET_USD", self.budget_usd),
             ("BDP_MAX_COST_PER_ISSUE", self.max_cost_per_issue),
         ):
-            if value is not None and value <= 0:
-                raise ConfigError(f"{name}={value!r} must be a positive amount of USD")
-        if self.redis_url and urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
-            raise ConfigError(
-                f"BDP_REDIS_URL={mask_url(self.redis_url)!r} is not a Redis URL",
-                "use redis://[:password@]host:port/db",
-            )
+            if value is not None:
+                check_usd(value, name)
+        if self.redis_url:
+            check_redis_url(self.redis_url, "BDP_REDIS_URL")
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
@@ -250,44 +231,67 @@ class Settings:
         return f"sqlite:{self.home / 'queue.db'}"
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Settings from ``BDP_*`` variables; keyword overrides win (CLI options)."""
-        values = _read_env(os.environ if env is None else env)
+        values = read_env(os.environ if env is None else env)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 
 
-def _read_env(env: Mapping[str, str]) -> dict[str, object]:
-    values: dict[str, object] = {"home": default_home(env)}
-    if env.get("BDP_REDIS_URL"):
-        values["redis_url"] = env["BDP_REDIS_URL"]
-    if env.get("BDP_SECRET"):
-        values["secret"] = env["BDP_SECRET"]
-    names = (
-        ("queue", "BDP_QUEUE"),
-        ("bd", "BDP_BD"),
-        ("model", "BDP_MODEL"),
-        ("claude_cli", "BDP_CLAUDE_CLI"),
-        ("notify", "BDP_NOTIFY"),
-        ("isolation", "BDP_ISOLATION"),
-        ("remote", "BDP_REMOTE"),
-    )
-    for key, name in names:
-        if env.get(name):
-            values[key] = env[name]
-    if env.get("BDP_PERMISSION_MODE"):
-        values["permission_mode"] = env["BDP_PERMISSION_MODE"]
-    if env.get("BDP_TIMEOUT"):
-        values["timeout"] = parse_duration(env["BDP_TIMEOUT"], "BDP_TIMEOUT")
-    if env.get("BDP_ALLOWED_TOOLS"):
-        tools = (t.strip() for t in env["BDP_ALLOWED_TOOLS"].split(","))
-        values["allowed_tools"] = tuple(t for t in tools if t)
-    if env.get("BDP_SANDBOX"):
-        values["sandbox"] = _on_off(env["BDP_SANDBOX"], "BDP_SANDBOX")
-    values.update(_read_numbers(env))
-    if env.get("BDP_KEEP_BRANCHES"):
-        values["keep_branches"] = parse_duration(env["BDP_KEEP_BRANCHES"], "BDP_KEEP_BRANCHES")
-    return values
+def check_choice(value: str, choices: tuple[str, ...], name: str) -> None:
+    """ConfigError naming the choices when ``value`` is not one of them."""
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not one of: {', '.join(choices)}")
+
+
+def check_usd(value: float, name: str) -> None:
+    if value <= 0:
+        raise ConfigError(f"{name}={value!r} must be a positive amount of USD")
+
+
+def check_redis_url(url: str, name: str) -> None:
+    if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(
+            f"{name}={mask_url(url)!r} is not a Redis URL", "use redis://[:password@]host:port/db"
+        )
+
+
+Reader = Callable[[str, str], object]
+
+
+def _text(text: str, name: str) -> str:
+    return text
+
+
+def _to_number(kind: type[int] | type[float], text: str, name: str) -> int | float:
+    noun = "whole number" if kind is int else "number"
+    try:
+        return kind(text)
+    except ValueError:
+        raise ConfigError(f"{name}={text!r} is not a {noun}", f"use a {noun}") from None
+
+
+def _number(kind: type[int] | type[float], least: float) -> Reader:
+    def read(text: str, name: str) -> int | float:
+        value = _to_number(kind, text, name)
+        if value < least:
+            raise ConfigError(f"{name}={text!r} must be at least {least:g}")
+        return value
+
+    return read
+
+
+def _usd(text: str, name: str) -> float:
+    value = float(_to_number(float, text, name))
+    check_usd(value, name)
+    return value
+
+
+def _duration(bare_unit: str | None, allow_zero: bool = False) -> Reader:
+    def read(text: str, name: str) -> float:
+        return parse_duration(text, name, bare_unit, allow_zero=allow_zero)
+
+    return read
 
 
 def _on_off(text: str, name: str) -> bool:
@@ -297,32 +301,82 @@ def _on_off(text: str, name: str) -> bool:
     return value == "on"
 
 
-def _read_numbers(env: Mapping[str, str]) -> dict[str, object]:
-    numbers: dict[str, object] = {}
-    spec: tuple[tuple[str, str, type[int] | type[float]], ...] = (
-        ("retries", "BDP_RETRIES", int),
-        ("max_turns", "BDP_MAX_TURNS", int),
-        ("retry_wait", "BDP_RETRY_WAIT", float),
-        ("heartbeat", "BDP_HEARTBEAT", float),
-        ("lock_wait", "BDP_LOCK_WAIT", float),
-        ("janitor_interval", "BDP_JANITOR_INTERVAL", float),
-        ("stale_after", "BDP_STALE_AFTER", float),
-        ("max_attempts", "BDP_MAX_ATTEMPTS", int),
-        ("wrapup", "BDP_WRAPUP", float),
-        ("idle_timeout", "BDP_IDLE_TIMEOUT", float),
-        ("max_continuations", "BDP_MAX_CONTINUATIONS", int),
-        ("budget_usd", "BDP_BUDGET_USD", float),
-        ("max_cost_per_issue", "BDP_MAX_COST_PER_ISSUE", float),
-        ("pause_backoff", "BDP_PAUSE_BACKOFF", float),
-        ("hold_recheck", "BDP_HOLD_RECHECK", float),
-        ("land_wait", "BDP_LAND_WAIT", float),
-    )
-    for key, name, kind in spec:
-        if env.get(name):
-            try:
-                numbers[key] = kind(env[name])
-            except ValueError:
-                raise ConfigError(
-                    f"{name}={env[name]!r} is not a number", f"set {name} to a {kind.__name__}"
-                ) from None
-    return numbers
+def _tools(text: str, name: str) -> tuple[str, ...]:
+    return tuple(t for t in (t.strip() for t in text.split(",")) if t)
+
+
+def _choice(choices: tuple[str, ...]) -> Reader:
+    def read(text: str, name: str) -> str:
+        check_choice(text, choices, name)
+        return text
+
+    return read
+
+
+def _redis_url(text: str, name: str) -> str:
+    check_redis_url(text, name)
+    return text
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its `Settings` field, its variable, how its text is read, and where else
+    it may come from (the user's config file, or instead the repo's own file)."""
+
+    field: str
+    variable: str
+    read: Reader
+    user_file: bool = True  # the user's config file may set it
+    unit: str = ""  # what a bare number means, for `bdp config` and the README
+    secret: bool = False  # shown masked
+
+
+#: Every setting, in the order `bdp config` shows them. ``home`` is only ever a variable: it
+#: is where bdp's state is, found before anything else is read. ``isolation`` and ``remote``
+#: are the repo's (``.bdp.toml``); the variable overrides the repo's value, the user's file
+#: does not set them.
+SETTINGS = (
+    Setting("redis_url", "BDP_REDIS_URL", _redis_url, secret=True),
+    Setting("secret", "BDP_SECRET", _text, secret=True),
+    Setting("home", "BDP_HOME", _text, user_file=False),
+    Setting("queue", "BDP_QUEUE", _text),
+    Setting("bd", "BDP_BD", _text),
+    Setting("timeout", "BDP_TIMEOUT", _duration("m"), unit="minutes"),
+    Setting("retries", "BDP_RETRIES", _number(int, 1)),
+    Setting("retry_wait", "BDP_RETRY_WAIT", _duration("s", True), unit="seconds"),
+    Setting("heartbeat", "BDP_HEARTBEAT", _duration("s"), unit="seconds"),
+    Setting("model", "BDP_MODEL", _text),
+    Setting("max_turns", "BDP_MAX_TURNS", _number(int, 1)),
+    Setting("permission_mode", "BDP_PERMISSION_MODE", _choice(PERMISSION_MODES)),
+    Setting("allowed_tools", "BDP_ALLOWED_TOOLS", _tools),
+    Setting("claude_cli", "BDP_CLAUDE_CLI", _text),
+    Setting("lock_wait", "BDP_LOCK_WAIT", _duration("s", True), unit="seconds"),
+    Setting("janitor_interval", "BDP_JANITOR_INTERVAL", _duration("s"), unit="seconds"),
+    Setting("stale_after", "BDP_STALE_AFTER", _duration("s"), unit="seconds"),
+    Setting("max_attempts", "BDP_MAX_ATTEMPTS", _number(int, 1)),
+    Setting("wrapup", "BDP_WRAPUP", _duration("s", True), unit="seconds"),
+    Setting("idle_timeout", "BDP_IDLE_TIMEOUT", _duration("s"), unit="seconds"),
+    Setting("max_continuations", "BDP_MAX_CONTINUATIONS", _number(int, 0)),
+    Setting("budget_usd", "BDP_BUDGET_USD", _usd),
+    Setting("max_cost_per_issue", "BDP_MAX_COST_PER_ISSUE", _usd),
+    Setting("pause_backoff", "BDP_PAUSE_BACKOFF", _duration("s"), unit="seconds"),
+    Setting("hold_recheck", "BDP_HOLD_RECHECK", _duration("s"), unit="seconds"),
+    Setting("watch_interval", "BDP_WATCH_INTERVAL", _duration("s"), unit="seconds"),
+    Setting("notify", "BDP_NOTIFY", _text, secret=True),
+    Setting("sandbox", "BDP_SANDBOX", _on_off),
+    Setting("land_wait", "BDP_LAND_WAIT", _duration("s", True), unit="seconds"),
+    Setting("keep_branches", "BDP_KEEP_BRANCHES", _duration(None), unit="a unit is required"),
+    Setting("isolation", "BDP_ISOLATION", _choice(ISOLATION_MODES), user_file=False),
+    Setting("remote", "BDP_REMOTE", _text, user_file=False),
+)
+
+
+def read_env(env: Mapping[str, str]) -> dict[str, object]:
+    """The `Settings` fields ``env`` sets (an empty variable is unset), each read and checked;
+    ConfigError naming the variable at the first it cannot use."""
+    values: dict[str, object] = {"home": default_home(env)}
+    for setting in SETTINGS:
+        text = env.get(setting.variable)
+        if text and setting.field != "home":
+            values[setting.field] = setting.read(text, setting.variable)
+    return values

@@ -1,7 +1,10 @@
 """Durations as people type them: ``90s``, ``10m``, ``2h``, ``7d``, ``1h30m``.
 
-A bare number is ambiguous (is ``7`` seconds or days?), so it is refused unless the caller
-names the unit it means; the error says to add one.
+The one parser of every duration bdp reads, options and ``BDP_*`` settings alike. A bare
+number is ambiguous (is ``7`` seconds or days?), so it is refused unless the caller names the
+unit it means, which is then the unit the option's help and the README give; the error says
+to add one. An age that decides what gets deleted (``--older-than``, ``BDP_KEEP_BRANCHES``)
+takes no bare number at all.
 """
 
 from __future__ import annotations
@@ -15,18 +18,24 @@ UNIT_SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _FORMS = "a number with a unit: 90s, 10m, 2h, 7d or 1h30m"
+#: What a bare number is read as, by unit, for the error's hint.
+UNIT_NAMES = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 
 
-def parse_duration(text: str, name: str, bare_unit: str | None = None) -> float:
+def parse_duration(
+    text: str, name: str, bare_unit: str | None = None, *, allow_zero: bool = False
+) -> float:
     """Seconds from ``text``; ConfigError naming ``name`` (the option) when it is not one.
 
     Args:
         text: parts of a number and a unit (d, h, m, s), largest unit first, each once.
         name: the option or variable, for the error line.
         bare_unit: the unit a bare number is taken in; None refuses bare numbers.
+        allow_zero: zero is a duration (a wait that may be none at all).
 
     Raises:
-        ConfigError: not a duration, zero, or a bare number where a unit is needed.
+        ConfigError: not a duration, zero (unless allowed), or a bare number where a unit
+            is needed.
     """
     cleaned = "".join(text.split()).lower()
     if _NUMBER.fullmatch(cleaned):
@@ -36,8 +45,9 @@ def parse_duration(text: str, name: str, bare_unit: str | None = None) -> float:
             )
         cleaned += bare_unit
     seconds = _parts_seconds(cleaned)
-    if seconds is None or seconds <= 0:
-        raise ConfigError(f"{name}={text!r} is not a duration", f"use {_FORMS}")
+    if seconds is None or (seconds == 0 and not allow_zero):
+        bare = f"{UNIT_NAMES[bare_unit]} (30) or " if bare_unit else ""
+        raise ConfigError(f"{name}={text!r} is not a duration", f"use {bare}{_FORMS}")
     return seconds
 
 

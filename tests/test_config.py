@@ -1,4 +1,4 @@
-"""Unit tests for bdp/config.py: durations, masked URLs and Settings from the environment."""
+"""Unit tests for bdp/config.py: masked URLs and Settings from the environment."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ from bdp.config import (
     DEFAULT_PERMISSION_MODE,
     DEFAULT_QUEUE,
     DEFAULT_TIMEOUT_MINUTES,
+    DEFAULT_WATCH_INTERVAL,
     PERMISSION_MODES,
+    SETTINGS,
+    Setting,
     Settings,
     mask_url,
-    parse_duration,
     tool_name,
     unknown_tools,
 )
@@ -34,46 +36,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if name.startswith("BDP_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
-
-
-# -- parse_duration --------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [
-        pytest.param("30", 1800.0, id="bare-number-is-minutes"),
-        pytest.param("1.5", 90.0, id="fractional-minutes"),
-        pytest.param("90s", 90.0, id="seconds"),
-        pytest.param("2m", 120.0, id="minutes"),
-        pytest.param("1h", 3600.0, id="hours"),
-        pytest.param(" 0.5h ", 1800.0, id="surrounding-spaces"),
-        pytest.param("10 s", 10.0, id="space-before-unit"),
-    ],
-)
-def test_parse_duration_reads_minutes_by_default_and_s_m_h_units(text: str, seconds: float) -> None:
-    assert parse_duration(text, "BDP_TIMEOUT") == seconds
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        pytest.param("", id="empty"),
-        pytest.param("soon", id="word"),
-        pytest.param("0", id="zero"),
-        pytest.param("0s", id="zero-seconds"),
-        pytest.param("-5", id="negative"),
-        pytest.param("5w", id="unknown-unit"),
-        pytest.param("1h30m", id="compound"),
-        pytest.param("m", id="unit-only"),
-    ],
-)
-def test_parse_duration_rejects_bad_values_naming_the_variable(text: str) -> None:
-    with pytest.raises(ConfigError) as caught:
-        parse_duration(text, "BDP_SOME_TIMEOUT")
-
-    assert "BDP_SOME_TIMEOUT" in str(caught.value)
-    assert "90s" in caught.value.hint
 
 
 # -- mask_url --------------------------------------------------------------------------
@@ -303,3 +265,87 @@ def test_broker_label_never_contains_the_redis_password() -> None:
 
     assert settings.broker_label == "redis://:***@redis.example:6380/3"
     assert settings.redis_url == SECRET_URL  # the real value is still there for connecting
+
+
+# -- durations and the table of settings -------------------------------------------------
+
+
+def test_every_settings_field_has_one_row_in_the_table_with_its_own_variable() -> None:
+    assert len({s.field for s in SETTINGS}) == len(SETTINGS)
+    assert {s.field for s in SETTINGS} == set(FIELDS)
+    assert len({s.variable for s in SETTINGS}) == len(SETTINGS)
+    assert all(s.variable == f"BDP_{s.field.upper()}" for s in SETTINGS)
+
+
+FIELDS = [f.name for f in dataclasses.fields(Settings)]
+SECONDS = [s for s in SETTINGS if s.unit == "seconds"]
+
+
+@pytest.mark.parametrize("setting", SECONDS, ids=lambda s: s.variable)
+def test_a_seconds_setting_reads_a_bare_number_as_seconds_and_takes_units(
+    setting: Setting,
+) -> None:
+    assert getattr(Settings.from_env({setting.variable: "45"}), setting.field) == 45.0
+    assert getattr(Settings.from_env({setting.variable: "0.5"}), setting.field) == 0.5
+    assert getattr(Settings.from_env({setting.variable: "1h30m"}), setting.field) == 5400.0
+
+
+@pytest.mark.parametrize("setting", SECONDS, ids=lambda s: s.variable)
+def test_a_seconds_setting_refuses_what_is_not_a_duration_naming_the_variable(
+    setting: Setting,
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({setting.variable: "-5"})
+    assert str(caught.value).startswith(f"{setting.variable}='-5' is not a duration")
+    assert "seconds (30)" in caught.value.hint
+
+
+def test_waits_may_be_zero_but_heartbeats_and_intervals_may_not() -> None:
+    zero_ok = {"BDP_RETRY_WAIT", "BDP_LOCK_WAIT", "BDP_WRAPUP", "BDP_LAND_WAIT"}
+    for setting in SECONDS:
+        env = {setting.variable: "0"}
+        if setting.variable in zero_ok:
+            assert getattr(Settings.from_env(env), setting.field) == 0.0
+        else:
+            with pytest.raises(ConfigError, match="is not a duration"):
+                Settings.from_env(env)
+
+
+def test_the_timeout_reads_a_bare_number_as_minutes() -> None:
+    assert Settings.from_env({"BDP_TIMEOUT": "45"}).timeout == 45 * 60
+    assert Settings.from_env({"BDP_TIMEOUT": "90s"}).timeout == 90
+    assert Settings.from_env({"BDP_TIMEOUT": "1h30m"}).timeout == 5400
+
+
+def test_keep_branches_takes_no_bare_number_because_it_decides_what_is_deleted() -> None:
+    assert Settings.from_env({"BDP_KEEP_BRANCHES": "36h"}).keep_branches == 36 * 3600
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"BDP_KEEP_BRANCHES": "14"})
+    assert str(caught.value) == "BDP_KEEP_BRANCHES='14' has no unit (add one, e.g. 14h or 14d)"
+
+
+def test_the_watch_interval_is_a_setting_in_seconds() -> None:
+    assert Settings.from_env({}).watch_interval == DEFAULT_WATCH_INTERVAL
+    assert Settings.from_env({"BDP_WATCH_INTERVAL": "2m"}).watch_interval == 120
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("BDP_MAX_CONTINUATIONS", "-1", "BDP_MAX_CONTINUATIONS='-1' must be at least 0"),
+        ("BDP_MAX_ATTEMPTS", "2.5", "BDP_MAX_ATTEMPTS='2.5' is not a whole number"),
+        ("BDP_BUDGET_USD", "0", "BDP_BUDGET_USD=0.0 must be a positive amount of USD"),
+        ("BDP_SANDBOX", "maybe", "BDP_SANDBOX='maybe' is neither on nor off"),
+        ("BDP_ISOLATION", "docker", "BDP_ISOLATION='docker' is not one of: worktree, shared"),
+    ],
+)
+def test_each_kind_of_bad_value_names_the_variable_and_what_it_takes(
+    name: str, text: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({name: text})
+    assert caught.value.message == message
+
+
+def test_an_empty_variable_counts_as_unset() -> None:
+    assert Settings.from_env({"BDP_TIMEOUT": "", "BDP_RETRIES": ""}) == Settings.from_env({})

@@ -55,3 +55,26 @@ def test_format_duration_writes_what_parse_duration_reads_back(seconds: float, t
     assert format_duration(seconds) == text
     if seconds >= 1:
         assert parse_duration(text, "x") == round(seconds)
+
+
+@pytest.mark.parametrize(
+    ("text", "unit", "seconds"),
+    [("30", "s", 30), ("30", "m", 1800), ("1.5", "h", 5400), ("2", "d", 172800), ("90s", "m", 90)],
+)
+def test_a_bare_number_takes_the_callers_unit_and_a_unit_still_wins(
+    text: str, unit: str, seconds: float
+) -> None:
+    assert parse_duration(text, "x", bare_unit=unit) == seconds
+
+
+def test_where_a_bare_number_is_allowed_the_error_says_which_unit_it_is_in() -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_duration("soon", "--timeout", bare_unit="m")
+    assert raised.value.hint.startswith("use minutes (30) or a number with a unit: 90s")
+
+
+def test_zero_is_refused_unless_the_caller_allows_a_wait_of_none() -> None:
+    with pytest.raises(ConfigError, match="is not a duration"):
+        parse_duration("0", "BDP_HEARTBEAT", bare_unit="s")
+    assert parse_duration("0", "BDP_LOCK_WAIT", bare_unit="s", allow_zero=True) == 0
+    assert parse_duration("0s", "BDP_LOCK_WAIT", allow_zero=True) == 0

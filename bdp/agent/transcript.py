@@ -116,13 +116,19 @@ def _describe_blocks(blocks: Iterable[Any]) -> list[str]:
     return lines
 
 
-def prune_logs(settings: Settings, older_than: float) -> list[Path]:
-    """Delete run logs older than ``older_than`` seconds; the files deleted."""
+def old_logs(settings: Settings, older_than: float) -> list[Path]:
+    """The run logs last written more than ``older_than`` seconds ago, oldest first."""
     folder = settings.home / "logs"
     if not folder.is_dir():
         return []
     cutoff = time.time() - older_than
-    removed = [p for p in folder.iterdir() if p.is_file() and p.stat().st_mtime < cutoff]
+    found = [(p.stat().st_mtime, p) for p in folder.iterdir() if p.is_file()]
+    return [path for mtime, path in sorted(found) if mtime < cutoff]
+
+
+def prune_logs(settings: Settings, older_than: float) -> list[Path]:
+    """Delete run logs older than ``older_than`` seconds; the files deleted."""
+    removed = old_logs(settings, older_than)
     for path in removed:
         path.unlink(missing_ok=True)
     return removed

@@ -1,4 +1,9 @@
-"""Options shared by several commands, each defined once."""
+"""Options shared by several commands, each defined once, and the duration option type.
+
+A short flag means one thing in every command (tests/cli/test_options.py walks them all):
+``-n`` agents, ``-t`` issue type, ``-p`` priority, ``-l`` label (the last three as `bd ready`
+has them), ``-w`` watch, ``-f`` follow, ``-v`` verbose, ``-h`` help.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from bdp.config import DEFAULT_WATCH_INTERVAL, ISOLATION_MODES
+from bdp.config import ISOLATION_MODES
+from bdp.durations import parse_duration
 from bdp.repo.selection import ORDERS, Scope
 
 if TYPE_CHECKING:
@@ -20,16 +26,39 @@ REPO = click.Path(path_type=Path)
 Command = Callable[..., Any]
 
 
+class Duration(click.ParamType[float, "str | float"]):
+    """A duration option's value in seconds: 90s, 10m, 2h, 7d, 1h30m.
+
+    A bare number is in ``bare_unit`` (which the option's help names), or refused when that is
+    None. A bad value raises ConfigError while click parses, which the group's error boundary
+    turns into one ``Error:`` line (exit 2) naming the option, like a bad setting.
+    """
+
+    name = "duration"
+
+    def __init__(self, bare_unit: str | None) -> None:
+        self.bare_unit = bare_unit
+
+    def convert(
+        self, value: str | float, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value  # click converts a default it has already converted
+        label = max(param.opts, key=len) if param is not None else "duration"
+        return parse_duration(str(value), label, self.bare_unit)
+
+
 def watch_options(func: Command) -> Command:
-    """--watch and --interval: keep polling `bd ready`."""
+    """--watch and --interval: keep polling `bd ready` (``interval`` None: the setting's)."""
     interval = click.option(
         "--interval",
-        default=f"{DEFAULT_WATCH_INTERVAL:g}s",
-        show_default=True,
-        envvar="BDP_WATCH_INTERVAL",
-        help="Time between polls: 30s, 2m.",
+        type=Duration("s"),
+        help="Time between polls: 30s, 2m; a bare number is seconds. "
+        "[default: BDP_WATCH_INTERVAL or the config file, else 30s]",
     )
-    watch = click.option("--watch", is_flag=True, help="Keep polling `bd ready` until Ctrl-C.")
+    watch = click.option(
+        "--watch", "-w", is_flag=True, help="Keep polling `bd ready` until Ctrl-C."
+    )
     return watch(interval(func))
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from click.core import ParameterSource
 
 from bdp.cli.main import app_from_env, main
 from bdp.cli.options import (
     REPO,
+    Duration,
     budget_option,
     enqueue_options,
     isolation_option,
@@ -26,7 +26,7 @@ from bdp.cli.options import (
 )
 from bdp.cli.output import console as output_console
 from bdp.cli.output import echo, echo_json
-from bdp.config import Settings, parse_duration
+from bdp.config import Settings
 from bdp.errors import BdpError
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def enqueue(
     dry_run: bool,
     as_json: bool,
     watch: bool,
-    interval: str,
+    interval: float | None,
 ) -> None:
     """Queue one task per ready issue of REPO.
 
@@ -74,7 +74,7 @@ def enqueue(
     app = app_from_env()
     preflight(app.settings, repo, worker=False)
     if watch:
-        seconds = parse_duration(interval, "--interval")
+        seconds = interval or app.settings.watch_interval
         with contextlib.suppress(KeyboardInterrupt):
             watch_ready(app, repo, selection, seconds, _WatchPrinter())
         return
@@ -132,11 +132,9 @@ def _print_enqueued(results: list[Enqueued]) -> None:
 )
 @click.option(
     "--timeout",
-    "-t",
-    default="30",
-    show_default=True,
-    envvar="BDP_TIMEOUT",
-    help="Per-issue timeout: minutes, or 90s / 2m / 1h.",
+    type=Duration("m"),
+    help="Time limit per issue: 45m, 90s, 1h30m; a bare number is minutes. "
+    "[default: BDP_TIMEOUT or the config file, else 30m]",
 )
 @click.option("--verbose", "-v", is_flag=True, help="Show each run's log file as it starts.")
 @limit_option
@@ -149,7 +147,7 @@ def _print_enqueued(results: list[Enqueued]) -> None:
 def run(
     repo: Path,
     max_agents: int,
-    timeout: str,
+    timeout: float | None,
     verbose: bool,
     limit: int,
     max_cost: float | None,
@@ -158,7 +156,7 @@ def run(
     dry_run: bool,
     as_json: bool,
     watch: bool,
-    interval: str,
+    interval: float | None,
 ) -> None:
     """Work through REPO's ready issues now, then summarise.
 
@@ -170,7 +168,7 @@ def run(
 
     \b
     Example:
-        bdp run ~/src/myrepo -n 4 -t 45
+        bdp run ~/src/myrepo -n 4 --timeout 45m
         bdp run ~/src/myrepo --watch --interval 1m
         bdp run ~/src/myrepo --isolation worktree   # each run lands via its own branch
         bdp run ~/src/myrepo --epic acme-9qd        # only that epic's issues
@@ -179,15 +177,13 @@ def run(
     from bdp.cli.oneshot import RunOptions
     from bdp.queue.enqueue import enqueue_ready
 
-    source = click.get_current_context().get_parameter_source("timeout")
-    name = "BDP_TIMEOUT" if source is ParameterSource.ENVIRONMENT else "--timeout"
-    app = app_from_env(timeout=parse_duration(timeout, name))
+    app = app_from_env(timeout=timeout)
     selection = replace(enqueue_options(limit, max_cost, isolation), scope=scope)
     preflight(app.settings, repo, worker=not dry_run)  # before anything is claimed
     if dry_run:
         _show_enqueued(enqueue_ready(app, repo, replace(selection, dry_run=True)), as_json)
         return
-    every = parse_duration(interval, "--interval") if watch else None
+    every = (interval or app.settings.watch_interval) if watch else None
     sys.exit(_work(app, repo, RunOptions(selection, max_agents, every), as_json, verbose))
 
 

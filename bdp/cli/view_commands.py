@@ -8,17 +8,25 @@ from pathlib import Path
 import click
 
 from bdp.cli.main import app_from_env, main
+from bdp.cli.options import Duration
 from bdp.cli.output import console as output_console
 from bdp.cli.output import echo, echo_json
-from bdp.config import Settings, parse_duration
+from bdp.config import Settings
+from bdp.durations import format_duration
 from bdp.errors import BdpError
 
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @click.option("--watch", "-w", is_flag=True, help="Keep the view live until Ctrl-C.")
-@click.option("--interval", default="2s", show_default=True, help="Refresh period of --watch.")
-def status(as_json: bool, watch: bool, interval: str) -> None:
+@click.option(
+    "--interval",
+    type=Duration("s"),
+    default="2s",
+    show_default=True,
+    help="Refresh period of --watch; a bare number is seconds.",
+)
+def status(as_json: bool, watch: bool, interval: float) -> None:
     """Show the queue, running agents, locks and recent results.
 
     Running agents show their current tool, turns, tokens and cost so far;
@@ -40,15 +48,14 @@ def status(as_json: bool, watch: bool, interval: str) -> None:
     from bdp.cli.render import live_status, print_status
 
     if watch:
-        period = parse_duration(interval, "--interval")
-        live_status(output_console(), lambda: collect_status(settings), period)
+        live_status(output_console(), lambda: collect_status(settings), interval)
         return
     print_status(output_console(), collect_status(settings))
 
 
 @main.command()
 @click.option("--agent", "issue_id", help="Only runs of this issue id.")
-@click.option("--tail", "-n", type=click.IntRange(1), help="Only the last N lines.")
+@click.option("--tail", type=click.IntRange(1), help="Only the last N lines.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing while the run goes on.")
 @click.option("--json", "as_json", is_flag=True, help="The raw SDK messages, one JSON per line.")
 def logs(issue_id: str | None, tail: int | None, follow: bool, as_json: bool) -> None:
@@ -57,7 +64,7 @@ def logs(issue_id: str | None, tail: int | None, follow: bool, as_json: bool) ->
     \b
     Example:
         bdp logs                      # the latest run
-        bdp logs --agent acme-k3x -n 50
+        bdp logs --agent acme-k3x --tail 50
         bdp logs -f                   # follow the latest run live
         bdp logs --agent acme-k3x --json | jq .type
     """
@@ -97,31 +104,47 @@ def _print_log(path: Path, tail: int | None, follow: bool) -> None:
 @click.option("--locks", "locks_only", is_flag=True, help="Only the sweep: locks, runs, markers.")
 @click.option("--logs", "logs_only", is_flag=True, help="Only delete old run logs.")
 @click.option(
-    "--older-than", default="7d", show_default=True, help="Age of logs to delete: 7d, 12h, 30m."
+    "--older-than",
+    type=Duration(None),
+    default="7d",
+    show_default=True,
+    help="Age of logs to delete, with a unit: 7d, 12h, 30m.",
 )
 @click.option("--force", is_flag=True, help="Also free locks and runs of live agents.")
-def clean(locks_only: bool, logs_only: bool, older_than: str, force: bool) -> None:
+@click.option("--dry-run", is_flag=True, help="List the logs it would delete; sweep nothing.")
+def clean(locks_only: bool, logs_only: bool, older_than: float, force: bool, dry_run: bool) -> None:
     """Free orphaned locks, reset abandoned issues, prune logs.
 
     Runs the janitor's sweep now: locks whose run is dead, runs with no
     heartbeat, issues claimed by bdp with no run, stale enqueue markers.
-    Without --force it never touches a live run.
+    Without --force it never touches a live run. Every log it deletes is
+    listed; --dry-run lists them and deletes nothing (the sweep has no dry
+    run, so it is left out: `bdp status` shows locks and runs).
 
     \b
     Example:
         bdp clean                     # sweep, and delete logs older than 7 days
-        bdp clean --logs --older-than 2d
+        bdp clean --logs --older-than 2d --dry-run
         bdp clean --locks --force     # free everything, e.g. after a crash
     """
     settings = Settings.from_env()
-    age = parse_duration(older_than, "--older-than")
     if not logs_only:
-        _sweep(force)
+        if dry_run:
+            echo("janitor: no sweep in a dry run (`bdp status` shows locks and runs)")
+        else:
+            _sweep(force)
     if not locks_only:
-        from bdp.agent.transcript import prune_logs
+        from bdp.agent.transcript import old_logs, prune_logs
 
-        removed = prune_logs(settings, age)
-        echo(f"deleted {len(removed)} log files older than {older_than}")
+        age = format_duration(older_than)
+        if dry_run:
+            found = old_logs(settings, older_than)
+            echo(f"would delete {len(found)} log files older than {age} (dry run)")
+        else:
+            found = prune_logs(settings, older_than)
+            echo(f"deleted {len(found)} log files older than {age}")
+        for path in found:
+            echo(f"  {path}")
 
 
 def _sweep(force: bool) -> None:

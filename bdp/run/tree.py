@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bdp.config import DEFAULT_ISOLATION
 from bdp.errors import BdpError, ConfigError
 from bdp.repo.git import GitError, git, head_of
 from bdp.repo.landing import fetch_tip
@@ -26,9 +27,6 @@ from bdp.repo.worktree import (
     replay,
 )
 from bdp.run.job import Job, RunTree
-
-#: The isolation a run gets when neither its task, BDP_ISOLATION nor the repo names one.
-DEFAULT_ISOLATION = "worktree"
 
 
 class SetupFailed(BdpError):

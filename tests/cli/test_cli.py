@@ -270,7 +270,7 @@ def test_logs_json_gives_the_raw_messages_of_the_chosen_run(tmp_path: Path) -> N
         check=False,
     )
     tail = subprocess.run(
-        [BDP, "logs", "--json", "-n", "1"], env=env, capture_output=True, text=True, check=False
+        [BDP, "logs", "--json", "--tail", "1"], env=env, capture_output=True, text=True, check=False
     )
 
     # Then every line is one JSON message of that run

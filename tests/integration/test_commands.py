@@ -71,7 +71,7 @@ def test_bdp_run_works_through_the_backlog_and_summarises(
     for issue_id in ids:
         script_write_then_done(fake_api, issue_id, f"{issue_id}.md")
 
-    done = bdp(broker_env, "run", str(repo), "-n", "2", "-t", "60s", timeout=150)
+    done = bdp(broker_env, "run", str(repo), "-n", "2", "--timeout", "60s", timeout=150)
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert "3 issues: 3 closed (3 DONE), 0 failed, 0 need attention" in done.stdout
