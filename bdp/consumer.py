@@ -2,8 +2,9 @@
 
     huey_consumer bdp.consumer.huey -w 4 -k thread
 
-Settings come from the ``BDP_*`` environment of the consumer process; one it cannot use
-stops the start with one ``Error:`` line (what is wrong, what to do), not a traceback.
+Settings come from the ``BDP_*`` environment of the consumer process, over the user's config
+file; one it cannot use stops the start with one ``Error:`` line (what is wrong, what to do),
+not a traceback, and a ``BDP_*`` variable bdp does not know is one warning line.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import sys
 
 from bdp.config import Settings, check_home, make_private
+from bdp.config_file import start
 from bdp.errors import BdpError
 from bdp.queue.app import App
 
@@ -20,6 +22,8 @@ def _app() -> App:
     """The app of this consumer; a setting it cannot use ends the start with one line."""
     make_private()
     try:
+        for warning in start(os.environ).warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         settings = Settings.from_env()
         check_home(settings.home)
         app = App.create(settings)

@@ -100,6 +100,14 @@ def broker_env(request: pytest.FixtureRequest, env: dict[str, str]) -> dict[str,
 
 
 @pytest.fixture(autouse=True)
+def no_user_config(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The developer's own ~/.config/bdp/config.toml never reaches a test (nor its children)."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.getbasetemp() / "no-user-config"))
+
+
+@pytest.fixture(autouse=True)
 def no_consumer_left_behind() -> Iterator[None]:
     """A test that fails mid-way still ends the consumers it started."""
     yield

@@ -1,8 +1,9 @@
 """The command line: parse, call one function elsewhere, render. Nothing imports it.
 
 `main` is the click group and its single error boundary; `queue_commands` (enqueue, run),
-`view_commands` (status, logs, metrics, clean), `report_commands` (report) and
-`steer_commands` (say, stop) and `doctor_command` (doctor) register the commands on it; `options`
+`view_commands` (status, logs, metrics, clean), `report_commands` (report),
+`steer_commands` (say, stop), `doctor_command` (doctor) and `config_command` (config)
+register the commands on it; `options`
 holds the options several commands share; `render` draws with rich (`report_view` draws
 `bdp report`); `oneshot` drives `bdp run` (an in-process consumer until the repo's work is
 done). Everything heavy is
@@ -10,6 +11,7 @@ imported inside the command that needs it, so `bdp --help` and `bdp status` stay
 """
 
 from bdp.cli import (
+    config_command,
     doctor_command,
     queue_commands,
     report_commands,
@@ -19,6 +21,7 @@ from bdp.cli import (
 from bdp.cli.main import main
 
 __all__ = [
+    "config_command",
     "doctor_command",
     "main",
     "queue_commands",

@@ -6,12 +6,15 @@ one place (`BdpGroup.invoke`); anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from bdp.cli.output import echo
 from bdp.config import Settings, check_home, default_home, make_private
+from bdp.config_file import start
 from bdp.errors import BdpError, BrokerUnavailable, is_broker_error
 from bdp.redact import scrub
 
@@ -83,4 +86,14 @@ def main() -> None:
         huey_consumer bdp.consumer.huey -w 4 -k thread
     """
     make_private()
+    _start(click.get_current_context())
     check_home(default_home())
+
+
+def _start(ctx: click.Context) -> None:
+    """Apply the user's config file under the environment (what it set is kept as the
+    context's ``obj``, for `bdp config`); warn once about what bdp does not know."""
+    started = start(os.environ)
+    for warning in started.warnings:
+        echo(f"warning: {warning}", err=True)
+    ctx.obj = started

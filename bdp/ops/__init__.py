@@ -1,6 +1,7 @@
 """What people see of the queue: `status` (read straight from the broker, without Huey),
 `metrics` (Prometheus text), `notify` (BDP_NOTIFY webhooks and commands) and `report`
-(recent runs summed and laid out in time; `report_svg` and `report_html` draw it as a page).
+(recent runs summed and laid out in time; `report_svg` and `report_html` draw it as a page);
+`config_view` shows each setting and where its value came from (`bdp config`).
 
 Read-only towards the queue; may import `broker`, `repo`, `redact`, `config`, `models`.
 """
