@@ -28,6 +28,12 @@ end -> its outcome record, after the commit is on main and bd closed the issue).
 For investigating: ``--broker sqlite`` (Huey's SQLite queue polls, Redis blocks on BRPOP),
 ``--settle 60`` (let idle workers back off first), ``--consumer-args "-m 1"`` (any huey_consumer
 option), ``--beads memory`` (stub only: no bd processes, to isolate bdp's own overhead).
+
+``--baseline ab5ed46`` runs every trial also with that revision's bdp (unpacked with `git
+archive`, first on the consumer's path), interleaved, and reports both; the enqueue is then
+`bdp enqueue` of the same bdp in a process of its own (its start-up counts in the makespan).
+The stub agent's timeline also counts the processes the consumer starts ("processes per
+issue": bd and git of the runs, the janitor's bd calls included).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import math
 import os
 import shlex
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -56,7 +63,15 @@ from bdp.config import Settings  # noqa: E402
 from bdp.models import Outcome, RunRecord  # noqa: E402
 from bdp.queue.app import App  # noqa: E402
 from bdp.queue.enqueue import EnqueueOptions, enqueue_ready  # noqa: E402
-from bench.harness import Consumer, clean_env, copy_repo, make_repo, median, wait_until  # noqa: E402
+from bench.harness import (  # noqa: E402
+    Consumer,
+    clean_env,
+    copy_repo,
+    make_repo,
+    median,
+    unpack,
+    wait_until,
+)
 from bench.harness import private_redis as redis_server  # noqa: E402
 from tests.integration.helpers import marker  # noqa: E402
 from tests.support.beads import AMBIENT_VARS, BIN_DIR, create_issue, init_workspace  # noqa: E402
@@ -98,6 +113,7 @@ class Setup:
     common: tuple[str, ...] = ()  # issues that also edit the common file
     redis: Any = None  # a RedisServer when the broker is redis
     api: FakeApi | None = None
+    sources: dict[str, str] = field(default_factory=dict)  # bdp -> its PYTHONPATH (--baseline)
 
 
 def cpu_times() -> tuple[int, int]:
@@ -146,12 +162,14 @@ def trial_env(setup: Setup, work: Path) -> dict[str, str]:
     return env
 
 
-def run_trial(setup: Setup, workers: int, work: Path) -> Trial:
+def run_trial(setup: Setup, workers: int, work: Path, source: str = "current") -> Trial:
     work.mkdir(parents=True)
     repo = copy_repo(setup.template, work / "repo")
     if setup.redis is not None:
         setup.redis.client().flushall()
     env = trial_env(setup, work)
+    if setup.sources:
+        env["PYTHONPATH"] = setup.sources[source]
     app = App.create(Settings.from_env(env))
     module = MODULES[setup.agent]
     consumer = Consumer(module, workers, env, work / "consumer.log", setup.consumer_args)
@@ -159,7 +177,7 @@ def run_trial(setup: Setup, workers: int, work: Path) -> Trial:
         consumer.start()
         time.sleep(setup.settle)  # let every worker finish its start-up hook (SDK import)
         own, children = consumer.cpu_seconds()
-        trial = _measure(setup, app, repo, workers, work)
+        trial = _measure(setup, app, repo, workers, work, env)
         own_after, children_after = consumer.cpu_seconds()
         trial.cpu_ours = (own_after - own, children_after - children)
         return trial
@@ -168,14 +186,16 @@ def run_trial(setup: Setup, workers: int, work: Path) -> Trial:
         _end_leftover_clis(setup)
 
 
-def _measure(setup: Setup, app: App, repo: Path, workers: int, work: Path) -> Trial:
+def _measure(
+    setup: Setup, app: App, repo: Path, workers: int, work: Path, env: dict[str, str]
+) -> Trial:
     count = len(setup.issues)
     busy0, total0 = cpu_times()
     t0 = time.time()
-    queued = [e for e in enqueue_ready(app, repo, EnqueueOptions()) if e.state == "queued"]
+    queued = _enqueue(setup, app, repo, env)
     enqueued = time.time() - t0
-    if len(queued) != count:
-        raise SystemExit(f"enqueue queued {len(queued)} of {count} issues")
+    if queued != count:
+        raise SystemExit(f"enqueue queued {queued} of {count} issues")
     timeout = math.ceil(count / workers) * (setup.session * 4 + 10) + 60
     if not wait_until(lambda: _done(app) >= count, timeout, interval=0.05):
         raise SystemExit(f"not all issues finished within {timeout:.0f}s\n{_log_tail(work)}")
@@ -200,6 +220,18 @@ def _measure(setup: Setup, app: App, repo: Path, workers: int, work: Path) -> Tr
         t0,
         records,
     )
+
+
+def _enqueue(setup: Setup, app: App, repo: Path, env: dict[str, str]) -> int:
+    """Queue the backlog: in this process, or (comparing bdps) with `bdp enqueue` of the bdp
+    the consumer runs, whose tasks it can read; how many were queued."""
+    if not setup.sources:
+        return sum(e.state == "queued" for e in enqueue_ready(app, repo, EnqueueOptions()))
+    argv = [sys.executable, "-c", "from bdp.cli import main; main()", "enqueue", str(repo)]
+    done = subprocess.run([*argv, "--json"], env=env, cwd=repo.parent, capture_output=True)
+    if done.returncode != 0:
+        raise SystemExit(f"bdp enqueue failed: {done.stderr.decode()[-500:]}")
+    return sum(item.get("state") == "queued" for item in json.loads(done.stdout))
 
 
 def _done(app: App) -> int:
@@ -304,8 +336,7 @@ def phases(trial: Trial) -> dict[str, list[float]]:
     by_issue: dict[str, dict[str, float]] = defaultdict(dict)
     by_thread: dict[str, list[tuple[float, str]]] = defaultdict(list)
     for event in trial.timeline:
-        if event["ev"] == "call":
-            out[f"call:{event['name']}"].append(event["seconds"])
+        if _counted(event, out):
             continue
         if event.get("task", "").endswith("janitor"):
             out["janitor"].append(event["t"])
@@ -324,6 +355,17 @@ def phases(trial: Trial) -> dict[str, list[float]]:
             if kind == "task_end":
                 out["gap"].append(t_next - t_end)
     return out
+
+
+def _counted(event: dict[str, Any], out: dict[str, list[float]]) -> bool:
+    """Note a bd/git call's seconds, or a process started; False for other events."""
+    if event["ev"] == "call":
+        out[f"call:{event['name']}"].append(event["seconds"])
+    elif event["ev"] == "spawn":
+        out[f"spawn:{event['name'].split()[0]}"].append(1.0)
+    else:
+        return False
+    return True
 
 
 def _pool(group: list[Trial]) -> dict[str, list[float]]:
@@ -355,7 +397,7 @@ def report_phases(trials: dict[int, list[Trial]], issues: int) -> None:
         )
     print(
         "  first pickup: enqueue start -> each worker's first task; before session: task start "
-        "-> session start\n  (bd claim, bd show, run registry); after session: session end -> "
+        "-> session start\n  (bd claim, run registry, tree); after session: session end -> "
         "task end (ownership check,\n  git commit, bd close, locks, outcome record); between "
         "tasks: a worker's task end -> its next task start"
     )
@@ -370,6 +412,25 @@ def report_phases(trials: dict[int, list[Trial]], issues: int) -> None:
             text = f"{median(values) * 1000:.0f} [{per_issue:.1f}]" if values else "-"
             cells.append(f"{text:>14}")
         print(f"{name.removeprefix('call:'):>38} " + " ".join(cells))
+    report_spawns(pooled, trials, issues)
+
+
+def report_spawns(
+    pooled: dict[int, dict[str, list[float]]], trials: dict[int, list[Trial]], issues: int
+) -> None:
+    """Processes the consumer started per issue, by program (the janitor's included)."""
+    programs = sorted({k for pool in pooled.values() for k in pool if k.startswith("spawn:")})
+    if not programs:
+        return
+    print("\nprocesses per issue (all the consumer started, its janitor's too):")
+    print(f"{'program':>38} " + " ".join(f"{f'{w} workers':>14}" for w in pooled))
+    for name in [*programs, "total"]:
+        cells = []
+        for workers, pool in pooled.items():
+            wanted = programs if name == "total" else [name]
+            count = sum(len(pool.get(key, [])) for key in wanted)
+            cells.append(f"{count / (issues * len(trials[workers])):14.1f}")
+        print(f"{name.removeprefix('spawn:'):>38} " + " ".join(cells))
 
 
 def landing_latencies(trial: Trial) -> list[float]:
@@ -430,6 +491,9 @@ def prepared(options: argparse.Namespace, work: Path) -> Iterator[Setup]:
             setup.api = stack.enter_context(FakeApi())
             script_sessions(setup.api, issues, options.session)
             setup.base_env.update(cli_env(setup.api.url, work / "claude-home"))
+        if options.baseline:
+            older = unpack(options.baseline, work / "baseline-src")
+            setup.sources = {options.baseline: f"{older}{os.pathsep}{ROOT}", "current": str(ROOT)}
         yield setup
 
 
@@ -465,6 +529,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--common", type=float, default=0.0, help="share of issues also editing one common file"
     )
+    parser.add_argument("--baseline", help="also run every trial with this git revision's bdp")
     options = parser.parse_args(argv)
     if options.common and options.agent != "stub":
         parser.error("--common needs --agent stub")
@@ -472,25 +537,28 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--beads memory needs --agent stub")
     if options.settle is None:
         options.settle = 5.0 if options.agent == "claude" else 2.0
-    trials: dict[int, list[Trial]] = defaultdict(list)
+    by_source: dict[str, dict[int, list[Trial]]] = defaultdict(lambda: defaultdict(list))
     with (
         tempfile.TemporaryDirectory(prefix="bdp-bench-parallel-") as tmp,
         prepared(options, Path(tmp)) as setup,
     ):
         for round_no in range(options.rounds):
             for workers in options.workers:  # interleaved, so drift hits every N alike
-                work = Path(tmp) / f"w{workers}-r{round_no}"
-                trial = run_trial(setup, workers, work)
-                trials[workers].append(trial)
-                print(
-                    f"round {round_no + 1}, {workers} workers: makespan {trial.makespan:.2f}s "
-                    f"(enqueue {trial.enqueue:.2f}s)",
-                    flush=True,
-                )
-    report(setup, trials)
-    if options.agent == "stub":
-        report_phases(trials, len(setup.issues))
-        report_landing(trials, len(setup.issues))
+                for source in setup.sources or ["current"]:
+                    work = Path(tmp) / f"{source}-w{workers}-r{round_no}"
+                    trial = run_trial(setup, workers, work, source)
+                    by_source[source][workers].append(trial)
+                    print(
+                        f"round {round_no + 1}, {source}, {workers} workers: makespan "
+                        f"{trial.makespan:.2f}s (enqueue {trial.enqueue:.2f}s)",
+                        flush=True,
+                    )
+    for source, trials in by_source.items():
+        print(f"\n=== bdp: {source} ===")
+        report(setup, trials)
+        if options.agent == "stub":
+            report_phases(trials, len(setup.issues))
+            report_landing(trials, len(setup.issues))
 
 
 if __name__ == "__main__":

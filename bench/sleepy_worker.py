@@ -11,8 +11,9 @@ conflict in worktree isolation); a landing round takes a quarter of the session 
 resolves the conflict by keeping every line.
 
 With ``BENCH_TIMELINE`` set to a file, every task start and end (from Huey's signals), every
-session start and end, and the duration of every bd and git call and of each whole commit step
-are appended there as JSON lines, so the benchmark can say where the time between sessions goes.
+session start and end, every process the consumer starts, and the duration of every bd and git
+call and of each whole commit step are appended there as JSON lines, so the benchmark can say
+where the time between sessions goes.
 The calls are timed by wrapping bdp's functions in this process only; bdp itself is unchanged.
 
 Diagnostic mode, ``BENCH_BEADS=memory`` with ``BENCH_ISSUES=id,id,...``: the workers talk to one
@@ -25,6 +26,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -173,7 +175,26 @@ def _commit_label(*_args: object) -> str:
 
 _timed(beads.BdCli, "_run", _bd_label)
 _timed(gitops, "git", _git_label)
+_timed(run_shared, "commit_changed", _commit_label)  # an older bdp's: commit_paths
 _timed(run_shared, "commit_paths", _commit_label)
+
+
+def _note_spawns() -> None:
+    """Log every process this consumer starts (bd, git, from any thread) as a "spawn"."""
+    real_init = subprocess.Popen.__init__
+
+    def init(self: Any, args: Any, *rest: Any, **kwargs: Any) -> None:
+        argv = [os.path.basename(str(args[0])), *(str(a) for a in args[1:])]
+        while len(argv) > 2 and argv[1] == "-c":  # git's settings come before its command
+            del argv[1:3]
+        TIMELINE.event("spawn", "", name=" ".join(argv[:2]))
+        real_init(self, args, *rest, **kwargs)
+
+    subprocess.Popen.__init__ = init  # type: ignore[method-assign]
+
+
+if TIMELINE.path:
+    _note_spawns()
 
 
 def _issue_of(task: Any) -> str:
