@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -176,3 +179,25 @@ def test_unknown_variables_are_warned_about_before_the_file_is_applied(tmp_path:
     env, _ = write(tmp_path, 'queue = "q"\n')
     env["BDP_TIMOUT"] = "5"
     assert start(env).warnings == ("BDP_TIMOUT is not a bdp setting (did you mean BDP_TIMEOUT?)",)
+
+
+HELP_PROBE = """
+import sys
+from bdp.cli import main
+main(["--help"], standalone_mode=False)
+print("loaded" if "bdp.config_file" in sys.modules else "not loaded", file=sys.stderr)
+"""
+
+
+def test_bdp_help_never_reads_the_file_nor_loads_this_module(tmp_path: Path) -> None:
+    env, _ = write(tmp_path, "not toml at all\n")  # a start would fail on it
+    done = subprocess.run(
+        [sys.executable, "-c", HELP_PROBE],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == "not loaded"

@@ -11,7 +11,6 @@ import click
 from bdp.cli.main import main
 from bdp.cli.options import REPO
 from bdp.cli.output import console, echo, echo_json
-from bdp.config_file import Start
 
 if TYPE_CHECKING:
     from bdp.ops.config_view import ConfigView, Row
@@ -34,6 +33,7 @@ def config(repo: Path | None, as_json: bool) -> None:
         bdp config ~/src/myrepo          # with the repo's own settings
         bdp config --json | jq '.settings[] | select(.source != "default")'
     """
+    from bdp.config_file import Start
     from bdp.ops.config_view import collect_config
     from bdp.repo.git import work_tree_root
 

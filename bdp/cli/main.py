@@ -14,7 +14,6 @@ import click
 
 from bdp.cli.output import echo
 from bdp.config import Settings, check_home, default_home, make_private
-from bdp.config_file import start
 from bdp.errors import BdpError, BrokerUnavailable, is_broker_error
 from bdp.redact import scrub
 
@@ -92,7 +91,10 @@ def main() -> None:
 
 def _start(ctx: click.Context) -> None:
     """Apply the user's config file under the environment (what it set is kept as the
-    context's ``obj``, for `bdp config`); warn once about what bdp does not know."""
+    context's ``obj``, for `bdp config`); warn once about what bdp does not know. Imported
+    here: `bdp --help` never gets this far."""
+    from bdp.config_file import start
+
     started = start(os.environ)
     for warning in started.warnings:
         echo(f"warning: {warning}", err=True)
