@@ -155,3 +155,11 @@ def test_the_deferred_asyncio_client_still_works_when_something_uses_it(
     # Given bdp imported first, redis-py's asyncio client is not loaded; using it loads it
     found = probe(tmp_path, env, DEFERRED_PROBE)
     assert found == [False, "redis.asyncio.client", "Redis"]
+
+
+def test_status_reads_the_broker_and_its_consumers_without_huey(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    modules = loaded_by(tmp_path, env, ["status"], ["status", "--json"])
+    assert {"bdp.ops.status", "bdp.broker.consumers", "bdp.ops.queued"} <= modules
+    assert not modules & {"huey", "bdp.queue.app", *HEAVY}

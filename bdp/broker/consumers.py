@@ -12,11 +12,10 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from huey import Huey
-
-from bdp.broker.storage import namespace_storage
+if TYPE_CHECKING:  # `bdp status` reads the records without Huey (most of its start-up)
+    from huey import Huey
 
 
 def consumer_key(host: str, pid: int) -> str:
@@ -65,6 +64,8 @@ class Consumers:
     """The consumer records of one queue; each write is one atomic storage call."""
 
     def __init__(self, huey: Huey) -> None:
+        from bdp.broker.storage import namespace_storage
+
         self._records = namespace_storage(huey, "consumers")
 
     def beat(self, record: ConsumerBeat) -> None:

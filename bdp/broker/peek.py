@@ -15,6 +15,9 @@ from typing import Any
 PREFIX = b"bdp1."
 #: The name a `run_issue` task carries on the queue: the one task that works an issue.
 ISSUE_TASK = "bdp.tasks.run_issue"
+#: The bytes that say a message is a `run_issue` task: its name as the message's JSON spells
+#: it (compact, so no space; a string holding them would have its quotes escaped).
+ISSUE_NEEDLE = b'"name":"' + ISSUE_TASK.encode() + b'"'
 
 
 @dataclass(frozen=True)

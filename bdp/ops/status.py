@@ -2,8 +2,8 @@
 
 The report is read straight from the broker through the names in `bdp.broker.keys`, without
 importing Huey (with SQLite not even redis-py, most of a cold start): status stays fast.
-What is queued is read from the messages themselves (`bdp.broker.peek`), so the janitor or a
-message no worker would run is never counted as a queued issue.
+What is queued is counted from the messages themselves (`bdp.ops.queued`), so the janitor or
+a message no worker would run is never counted as a queued issue.
 """
 
 from __future__ import annotations
@@ -29,14 +29,14 @@ from bdp.broker.keys import (
     outcome_key,
     redis_counter_key,
     redis_namespace_key,
-    redis_queue_key,
     redis_schedule_key,
 )
-from bdp.broker.peek import QueuedTask, peek
+from bdp.broker.peek import QueuedTask
 from bdp.broker.persistence import redis_persistence
 from bdp.config import Settings
 from bdp.errors import BdpError
 from bdp.models import Activity, Outcome, Run, RunRecord
+from bdp.ops import queued
 from bdp.repo import known_repos
 from bdp.repo.epics import EpicProgress, progress_of
 from bdp.repo.locks import Lock, LockTable
@@ -69,7 +69,7 @@ class StatusReport:
     exposed_home: str = ""  # BDP_HOME when others can read it (its mode allows group/other)
     epics: dict[str, list[EpicProgress]] = field(default_factory=dict)  # open ones, by repo
     consumers: list[ConsumerBeat] = field(default_factory=list)  # live ones, oldest first
-    queued_issues: list[QueuedTask] = field(default_factory=list)  # in the order they run
+    queued_issues: list[QueuedTask] = field(default_factory=list)  # the next ones to run
 
     def repos(self) -> list[str]:
         """The repositories this report mentions: more than one means a shared queue."""
@@ -196,18 +196,16 @@ def _from_redis(settings: Settings, recent: int) -> StatusReport:
 def _read_redis(client: Any, settings: Settings, recent: int) -> StatusReport:
     queue = settings.queue
     pipe = client.pipeline(transaction=False)
-    pipe.lrange(redis_queue_key(queue), 0, -1)
+    queued.ask_redis(pipe, queue)
     pipe.zcard(redis_schedule_key(queue))
     for namespace in ("runs", "beats", "progress", "consumers"):
         pipe.hgetall(redis_namespace_key(queue, namespace))
     pipe.hkeys(redis_namespace_key(queue, "outcomes"))
     pipe.hmget(redis_namespace_key(queue, "meta"), [LAST_SWEEP_KEY, PAUSE_KEY, BUDGET_HOLD_KEY])
     pipe.hget(redis_counter_key(queue, "counters"), SPENT_COUNTER)
-    messages, scheduled, runs, beats, progress, consumers, outcome_keys, meta, spent = (
-        pipe.execute()
-    )
+    issues, scheduled, runs, beats, progress, consumers, outcome_keys, meta, spent = pipe.execute()
     report = StatusReport(settings.broker_label, 0, int(scheduled), [], [])
-    _set_queued(report, reversed(messages))  # pushed on the left, taken from the right
+    report.queued, report.queued_issues = queued.from_redis(issues)
     report.consumers = _consumers(consumers.values())
     keys = sorted(k.decode() for k in outcome_keys)
     since = outcome_key(report.now - DAY, "")
@@ -229,12 +227,6 @@ def _read_redis(client: Any, settings: Settings, recent: int) -> StatusReport:
 def _hold(pause: Any, budget: Any, now: float) -> Hold | None:
     """A pause in force, else a budget hold the workers reported recently."""
     return hold_from_json(pause, now) or hold_from_json(budget, now, kind="budget")
-
-
-def _set_queued(report: StatusReport, messages: Iterable[bytes]) -> None:
-    """The issues queued, in the order workers take them; other tasks are not counted."""
-    report.queued_issues = [task for task in map(peek, messages) if task.works_an_issue]
-    report.queued = len(report.queued_issues)
 
 
 def _consumers(records: Iterable[bytes]) -> list[ConsumerBeat]:
@@ -263,7 +255,6 @@ def _from_sqlite(settings: Settings, recent: int) -> StatusReport:
 
 
 _SCHEDULED = "select count(*) from schedule where queue = ?"
-_MESSAGES = "select data from task where queue = ? order by priority desc, id"  # Huey's order
 _ROWS = "select key, value from kv where queue = ?"
 _COUNTER = "select value from counter where queue = ? and key = ?"
 
@@ -274,7 +265,7 @@ def _fill_from_sqlite(
     def rows(namespace: str, suffix: str = "", *args: object) -> list[tuple[str, bytes]]:
         return db.execute(_ROWS + suffix, (namespace_name(queue, namespace), *args)).fetchall()
 
-    _set_queued(report, (data for (data,) in db.execute(_MESSAGES, (queue,))))
+    report.queued, report.queued_issues = queued.from_sqlite(db, queue)
     report.scheduled = int(db.execute(_SCHEDULED, (queue,)).fetchone()[0])
     report.consumers = _consumers(value for _, value in rows("consumers"))
     beats = {key: float(value) for key, value in rows("beats")}

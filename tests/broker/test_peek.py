@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bdp.broker.peek import ISSUE_TASK, QueuedTask, peek
+from bdp.broker.peek import ISSUE_NEEDLE, ISSUE_TASK, QueuedTask, peek
 from bdp.config import Settings
 from bdp.models import TaskArgs
 from bdp.queue.app import App
@@ -43,3 +43,18 @@ def test_a_message_bdp_did_not_write_is_no_task() -> None:
     for junk in (b"\x80\x04pickle", b"bdp1.abc.not json", b'bdp1.abc.{"x": 1}', "bdp1.a.[1]"):
         assert peek(junk) == QueuedTask("")
         assert not peek(junk).works_an_issue
+
+
+def test_an_issue_message_spells_the_task_name_as_the_broker_searches_for_it(
+    tmp_path: Path,
+) -> None:
+    # Given an issue task whose own payload mentions the task's name, and a janitor task
+    app = App.create(Settings(home=tmp_path / "home", secret=SECRET))
+    tricky = TaskArgs("/src/acme", "t-1", prior=f'"name":"{ISSUE_TASK}" in a string')
+    app.huey.enqueue(app.tasks.queue(tricky))
+    app.huey.enqueue(app.tasks.janitor.s())
+
+    # Then the needle appears exactly once in the issue's message and never in the janitor's
+    issue, janitor = sorted(queued_messages(app), key=len, reverse=True)
+    assert issue.count(ISSUE_NEEDLE) == 1
+    assert ISSUE_NEEDLE not in janitor

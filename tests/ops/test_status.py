@@ -14,6 +14,7 @@ from bdp.broker.consumers import ConsumerBeat, Consumers
 from bdp.broker.keys import LAST_SWEEP_KEY
 from bdp.config import Settings
 from bdp.models import Activity, Outcome, Run, RunRecord, TaskArgs
+from bdp.ops.queued import LISTED
 from bdp.ops.status import collect_status
 from bdp.queue.app import App
 from bdp.repo import known_repos
@@ -234,3 +235,16 @@ def test_status_lists_the_consumers_still_beating_and_not_the_silent_ones(app: A
     [shown] = report.to_json()["consumers"]
     assert shown["host"] == "box"
     assert 1.5 <= shown["beat_age"] <= 10
+
+
+def test_status_counts_every_queued_issue_but_reads_only_the_next_ones(app: App) -> None:
+    # Given more issues queued than status lists
+    for n in range(LISTED + 5):
+        app.huey.enqueue(app.tasks.queue(TaskArgs("/repo", f"t-{n}")))
+
+    # When status reads the broker
+    report = collect_status(app.settings)
+
+    # Then the count is whole and the list holds the next LISTED, in order
+    assert report.queued == LISTED + 5
+    assert [t.issue_id for t in report.queued_issues] == [f"t-{n}" for n in range(LISTED)]
