@@ -4,7 +4,9 @@ presses Ctrl-C."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bdp.config import Settings
-from bdp.models import Activity, Run
+from bdp.models import Activity, Run, TaskArgs
 from bdp.queue.app import App
 from tests.integration.helpers import BDP
 from tests.support.processes import wait_for
@@ -44,8 +46,8 @@ class Terminal:
         )
         return done.stdout
 
-    def start(self, command: str) -> None:
-        self.tmux("new-session", "-d", "-s", "t", "-x", "160", "-y", "50", command)
+    def start(self, command: str, width: int = 160, height: int = 50) -> None:
+        self.tmux("new-session", "-d", "-s", "t", "-x", str(width), "-y", str(height), command)
 
     def screen(self) -> str:
         return self.tmux("capture-pane", "-p", "-t", "t")
@@ -102,3 +104,75 @@ def test_the_live_view_follows_the_queue_and_leaves_cleanly_on_ctrl_c(
     assert "bdp-exit=0" in screen
     assert "Traceback" not in screen
     assert "Edit greet.py" in screen  # the last view stays on the screen
+
+
+@pytest.fixture
+def small_terminal(tmp_path: Path, env: dict[str, str]) -> Iterator[Terminal]:
+    term = Terminal(tmp_path, {**env, "TERM": "xterm-256color", "COLUMNS": "80", "LINES": "24"})
+    yield term
+    term.stop()
+
+
+def test_the_live_view_fits_an_80_by_24_terminal_with_ids_whole(
+    small_terminal: Terminal, env: dict[str, str]
+) -> None:
+    terminal = small_terminal
+    # Given a queue far taller than the terminal: 30 agents running, 40 issues queued
+    app = App.create(Settings.from_env(env))
+    now = time.time()
+    for n in range(30):
+        run = Run(
+            f"run{n}",
+            f"proj-frontend-{n:03d}",
+            "/repo",
+            f"Task {n} " * 8,
+            "box",
+            1,
+            f"1-Worker-{n}",
+            1,
+            now,
+            now + 600,
+            now,
+        )
+        app.state.register(run)
+    for n in range(40):
+        app.huey.enqueue(app.tasks.queue(TaskArgs("/repo", f"proj-backend-{n:03d}")))
+
+    # When the live view runs at 80x24
+    terminal.start(f"{BDP} status --watch --interval 0.3s", width=80, height=24)
+    wait_for(lambda: "running 30" in terminal.screen(), timeout=30)
+
+    # Then the headline stays on the screen, lists are cut and counted, ids are whole
+    lines = terminal.screen().rstrip("\n").split("\n")
+    assert len(lines) <= 24
+    assert lines[0].startswith("broker")
+    assert any("queued 40" in line for line in lines[1:4])
+    assert "… and" in "\n".join(lines)
+    shown = [line.split()[0] for line in lines if line.startswith("proj-")]
+    assert shown
+    assert all(re.fullmatch(r"proj-(frontend|backend)-\d{3}", word) for word in shown)
+
+
+def test_watch_piped_to_a_file_writes_a_plain_snapshot_every_interval(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # Given `bdp status --watch` writing to a file instead of a terminal
+    out = tmp_path / "watch.txt"
+    with out.open("w") as sink:
+        watcher = subprocess.Popen(
+            [BDP, "status", "--watch", "--interval", "0.2s"],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        # Then snapshots keep coming, each with its time and the headline
+        wait_for(lambda: out.read_text().count("--- bdp status at ") >= 3, timeout=30)
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        assert watcher.wait(timeout=20) == 0
+    text = out.read_text()
+    assert text.count("queued 0") >= 3
+    assert "\x1b[" not in text  # plain text, no terminal codes
+    assert "Traceback" not in text
