@@ -2,8 +2,8 @@
 
 `main` is the click group and its single error boundary; `queue_commands` (enqueue, run),
 `view_commands` (status, logs, metrics, clean), `report_commands` (report),
-`steer_commands` (say, stop), `doctor_command` (doctor) and `config_command` (config)
-register the commands on it; `options`
+`steer_commands` (say, stop), `doctor_command` (doctor), `config_command` (config) and
+`worker_command` (worker) register the commands on it; `options`
 holds the options several commands share; `render` draws with rich (`report_view` draws
 `bdp report`); `oneshot` drives `bdp run` (an in-process consumer until the repo's work is
 done). Everything heavy is
@@ -17,6 +17,7 @@ from bdp.cli import (
     report_commands,
     steer_commands,
     view_commands,
+    worker_command,
 )
 from bdp.cli.main import main
 
@@ -28,4 +29,5 @@ __all__ = [
     "report_commands",
     "steer_commands",
     "view_commands",
+    "worker_command",
 ]

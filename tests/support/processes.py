@@ -1,4 +1,4 @@
-"""Real processes for integration tests: huey_consumer workers and leftover-claude checks."""
+"""Real processes for integration tests: consumers (huey_consumer, bdp worker), leftover CLIs."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from bdp.repo.procs import RUN_ENV, pid_alive, pids_where
 
 CONSUMER = str(Path(sys.executable).parent / "huey_consumer")
+BDP = str(Path(sys.executable).parent / "bdp")
 
 
 def wait_for(
@@ -75,6 +76,14 @@ class HueyConsumer:
         except subprocess.TimeoutExpired:
             os.kill(self.process.pid, signal.SIGKILL)
             return self.process.wait(timeout=10)
+
+
+class BdpWorker(HueyConsumer):
+    """`bdp worker` as a subprocess: the same consumer, started by bdp's own command."""
+
+    def __init__(self, env: dict[str, str], log: Path, workers: int = 2, kind: str = "thread"):
+        super().__init__(env, log, workers, kind)
+        self.argv = [BDP, "worker", "--workers", str(workers), "--kind", kind]
 
 
 def agent_processes(api_url: str) -> list[int]:
