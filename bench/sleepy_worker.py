@@ -166,6 +166,8 @@ def _bd_label(_self: object, *args: str) -> str:
 
 
 def _git_label(_repo: object, *args: str) -> str:
+    while len(args) > 2 and args[0] == "-c":  # settings given before the command
+        args = args[2:]
     return f"git {args[0]}"
 
 
