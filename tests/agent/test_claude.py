@@ -6,6 +6,7 @@ import os
 import stat
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -40,10 +41,9 @@ ISSUE = Issue(id="t-abc", title="Add a greeting", description="Write hello.txt")
 def request_for(workdir: Path, tmp_path: Path, timeout: float = 60) -> SessionRequest:
     transcript = Transcript(tmp_path / "run.log", Redactor([]))
     locks = LockTable(tmp_path / "home", workdir)
-    holder = Holder.here("run123", ISSUE.id)
-    return SessionRequest(
-        "run123", ISSUE, workdir, time.time() + timeout, transcript, locks, holder
-    )
+    run_id = f"run-{uuid.uuid4().hex[:8]}"  # unique: a run's clean-up ends its id's processes
+    holder = Holder.here(run_id, ISSUE.id)
+    return SessionRequest(run_id, ISSUE, workdir, time.time() + timeout, transcript, locks, holder)
 
 
 def run(
@@ -71,13 +71,14 @@ def test_a_done_session_reports_its_files_cost_and_summary(
         ]
     )
 
-    result = run(workdir, tmp_path)
+    request = request_for(workdir, tmp_path)
+    result = run(workdir, tmp_path, request=request)
 
     assert (result.outcome, result.summary) == (Outcome.DONE, "wrote hello.txt")
     assert result.verdict == "structured"
     assert result.changed_files == ["hello.txt"]
     [lock] = LockTable(tmp_path / "home", workdir).locks()
-    assert (lock.path, lock.holder.run_id) == ("hello.txt", "run123")  # the edit took its lock
+    assert (lock.path, lock.holder.run_id) == ("hello.txt", request.run_id)  # the edit's lock
     assert result.cost_usd > 0
     assert len(api.messages_requests()) == 2  # the report ends the session: no extra call
     assert result.attempts == 1
