@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 import click
 
 from bdp.cli.main import app_from_env, main
@@ -57,21 +54,30 @@ def status(as_json: bool, watch: bool, interval: float) -> None:
 @main.command()
 @click.option("--agent", "issue_id", help="Only runs of this issue id.")
 @click.option("--tail", type=click.IntRange(1), help="Only the last N lines.")
-@click.option("--follow", "-f", is_flag=True, help="Keep printing while the run goes on.")
+@click.option(
+    "--follow", "-f", is_flag=True, help="Follow every running run until they have all ended."
+)
 @click.option("--json", "as_json", is_flag=True, help="The raw SDK messages, one JSON per line.")
 def logs(issue_id: str | None, tail: int | None, follow: bool, as_json: bool) -> None:
     """Show what an agent did (default: the latest run).
+
+    With -f, every run going on this machine is followed, each line led by
+    its issue id; runs that start meanwhile are picked up, and it ends when
+    they all have (--agent follows that issue's runs only). With nothing
+    running it shows the latest run's log.
 
     \b
     Example:
         bdp logs                      # the latest run
         bdp logs --agent acme-k3x --tail 50
-        bdp logs -f                   # follow the latest run live
+        bdp logs -f                   # follow the running runs until they end
         bdp logs --agent acme-k3x --json | jq .type
     """
+    settings = Settings.from_env()
+    if follow and _follow_running(settings, issue_id, tail, as_json):
+        return
     from bdp.agent.transcript import find_logs
 
-    settings = Settings.from_env()
     found = find_logs(settings, issue_id)
     if not found:
         which = f"issue {issue_id}" if issue_id else "any run"
@@ -82,23 +88,32 @@ def logs(issue_id: str | None, tail: int | None, follow: bool, as_json: bool) ->
     path = found[-1].with_suffix(".jsonl") if as_json else found[-1]
     if not path.exists():
         raise BdpError(f"{path} does not exist", "the run has not sent a message yet")
-    _print_log(path, tail, follow)
-
-
-def _print_log(path: Path, tail: int | None, follow: bool) -> None:
+    if follow:
+        which = f"of {issue_id} " if issue_id else ""
+        echo(f"no run {which}is running here; the latest log is {path.name}", err=True)
     lines = path.read_text(encoding="utf-8").splitlines()
     for line in lines[-tail:] if tail else lines:
         echo(line)
-    if not follow:
-        return
-    with path.open(encoding="utf-8") as handle:
-        handle.seek(0, 2)
-        while True:
-            line = handle.readline()
-            if line:
-                echo(line.rstrip("\n"))
-            else:
-                time.sleep(0.2)
+
+
+def _follow_running(settings: Settings, issue_id: str | None, tail: int | None, raw: bool) -> bool:
+    """Follow the runs going on this machine until they end; False when none is going."""
+    from bdp.cli.log_follow import LogFollower, here
+    from bdp.ops.live_runs import live_runs
+
+    suffix = ".jsonl" if raw else ".log"
+    runs = here(lambda: live_runs(settings))
+    follower = LogFollower(runs, echo, issue_id, suffix, prefixed=not raw, tail=tail)
+    follower.look()
+    if not follower.followed:
+        return False
+    try:
+        follower.follow()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        follower.close()
+    return True
 
 
 @main.command()

@@ -18,7 +18,6 @@ from click.testing import CliRunner
 from bdp.cli import main
 from tests.integration.helpers import BDP, bdp
 from tests.support.beads import create_issue
-from tests.support.processes import wait_for
 from tests.support.redis_server import RedisServer, free_port
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -224,30 +223,6 @@ def test_enqueue_dry_run_json_lists_ready_issues_and_queues_nothing(
     status = runner.invoke(main, ["status", "--json"], env=cli_env, catch_exceptions=False)
     assert status.exit_code == 0, status.output
     assert json.loads(status.stdout)["queued"] == 0
-
-
-def test_logs_follow_prints_lines_as_the_run_writes_them(tmp_path: Path) -> None:
-    # Given a run log that already has a line
-    home = tmp_path / "home"
-    (home / "logs").mkdir(parents=True)
-    log = home / "logs" / "20261125-120000-t-abc-0123456789ab.log"
-    log.write_text("12:00:00 bdp: run started\n")
-    env = {**os.environ, "BDP_HOME": str(home)}
-
-    # When `bdp logs -f` follows it and the run appends another line
-    out = tmp_path / "follow.out"
-    with out.open("w") as sink:
-        follower = subprocess.Popen([BDP, "logs", "-f"], env=env, stdout=sink, text=True)
-    try:
-        wait_for(lambda: "run started" in out.read_text(), timeout=20)
-        with log.open("a") as handle:
-            handle.write("12:00:05 tool Write: {}\n")
-
-        # Then the new line shows up without restarting the command
-        wait_for(lambda: "tool Write" in out.read_text(), timeout=20)
-    finally:
-        follower.terminate()
-        follower.wait(timeout=10)
 
 
 def test_logs_json_gives_the_raw_messages_of_the_chosen_run(tmp_path: Path) -> None:
