@@ -36,6 +36,9 @@ GRACE = 1.0
 STOP_WAIT = 3.0
 #: Signals passed on to the command.
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+#: Where Linux lists processes; without it (macOS), ps(1) gives the parent links.
+PROC = Path("/proc")
+PS = ("/bin/ps", "-A", "-o", "pid=", "-o", "ppid=", "-o", "stat=")
 
 
 def main(argv: list[str]) -> NoReturn:
@@ -108,15 +111,10 @@ def end_descendants(grace: float = GRACE) -> None:
 
 
 def descendants(root: int | None = None) -> list[int]:
-    """Every live process below ``root`` (this process by default), from /proc's parent links."""
+    """Every live process below ``root`` (this process by default), from the parent links."""
     children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != "Z":
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    for pid, parent in _parent_links():
+        children.setdefault(parent, []).append(pid)
     found: list[int] = []
     below = [os.getpid() if root is None else root]
     while below:
@@ -124,6 +122,40 @@ def descendants(root: int | None = None) -> list[int]:
         found.extend(children.get(pid, ()))
         below.extend(children.get(pid, ()))
     return found
+
+
+def _parent_links() -> list[tuple[int, int]]:
+    """(pid, parent pid) of every live process, zombies left out: from /proc on Linux, from
+    ps(1) where there is none (macOS). psutil would do both, but the supervisor imports the
+    standard library only."""
+    if not PROC.is_dir():
+        return _ps_links()
+    links = []
+    for stat in PROC.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z":
+            links.append((int(stat.parent.name), int(fields[1])))
+    return links
+
+
+def _ps_links() -> list[tuple[int, int]]:
+    import subprocess  # only here: every supervisor start would pay for it
+
+    try:
+        with subprocess.Popen(PS, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as ps:
+            out, _ = ps.communicate(timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    links = []
+    for line in out.decode(errors="replace").splitlines():
+        fields = line.split()
+        live = len(fields) >= 3 and fields[0].isdigit() and not fields[2].startswith("Z")
+        if live and int(fields[0]) != ps.pid:
+            links.append((int(fields[0]), int(fields[1])))
+    return links
 
 
 def _reap() -> bool:

@@ -167,3 +167,36 @@ def test_a_gate_check_that_times_out_is_ended_with_everything_it_started(
     assert "hi" in result.output
     assert "timed out after 1s" in result.output
     assert [pid for pid in listed(leftovers) if pid_alive(pid)] == []
+
+
+@pytest.fixture
+def tree() -> Iterator[subprocess.Popen[bytes]]:
+    """A shell with two sleeping children, and one grandchild below a subshell."""
+    shell = subprocess.Popen(
+        ["sh", "-c", "sleep 60 & (sleep 60 & wait) & echo ready; wait"], stdout=subprocess.PIPE
+    )
+    assert shell.stdout is not None
+    assert shell.stdout.readline() == b"ready\n"
+    yield shell
+    for pid in supervisor.descendants(shell.pid):
+        os.kill(pid, signal.SIGKILL)
+    shell.kill()
+    shell.wait(10)
+    shell.stdout.close()
+
+
+def test_without_proc_the_descendants_come_from_ps(
+    tree: subprocess.Popen[bytes], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given a process tree, and its descendants as /proc's parent links give them
+    deadline = time.monotonic() + 10
+    while len(from_proc := supervisor.descendants(tree.pid)) < 3:  # sleep, subshell, sleep
+        assert time.monotonic() < deadline, from_proc
+        time.sleep(0.02)
+
+    # When there is no /proc (macOS)
+    monkeypatch.setattr(supervisor, "PROC", tmp_path / "no-proc")
+    from_ps = supervisor.descendants(tree.pid)
+
+    # Then ps(1) finds the very same processes
+    assert sorted(from_ps) == sorted(from_proc)
