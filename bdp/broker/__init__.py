@@ -4,6 +4,7 @@
 `storage` opens a namespace of the queue's own storage kind; `state` is the typed access
 (enqueue markers, the run registry and heartbeats, live progress, outcome records,
 counters); `hold` says whether the queue is held (a usage-limit pause, a spent budget);
-`inbox` holds what `bdp say` and `bdp stop` send running runs.
+`inbox` holds what `bdp say` and `bdp stop` send running runs; `consumers` the consumers'
+heartbeat records; `peek` reads a queued message without Huey or the key (for status).
 May import `config`, `models`, `errors` and Huey's storage; nothing above.
 """

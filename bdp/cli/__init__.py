@@ -4,8 +4,9 @@
 `view_commands` (status, logs, metrics, clean), `report_commands` (report),
 `steer_commands` (say, stop), `doctor_command` (doctor), `config_command` (config) and
 `worker_command` (worker) register the commands on it; `options`
-holds the options several commands share; `render` draws with rich (`report_view` draws
-`bdp report`); `oneshot` drives `bdp run` (an in-process consumer until the repo's work is
+holds the options several commands share; `render` draws with rich (`status_view` and
+`status_watch` draw `bdp status`, `report_view` `bdp report`); `log_follow` is `bdp logs -f`;
+`oneshot` drives `bdp run` (an in-process consumer until the repo's work is
 done). Everything heavy is
 imported inside the command that needs it, so `bdp --help` and `bdp status` stay fast.
 """
