@@ -15,7 +15,6 @@ from dataclasses import replace
 
 from claude_agent_sdk import (
     AssistantMessage,
-    ClaudeAgentOptions,
     ClaudeSDKClient,
     ClaudeSDKError,
     ResultMessage,
@@ -30,8 +29,7 @@ from bdp.agent.epic_prompt import (
     epic_review_prompt,
     read_epic_verdict,
 )
-from bdp.agent.launcher import detached_cli
-from bdp.agent.review import READ_ONLY_TOOLS
+from bdp.agent.review import read_only_options
 from bdp.agent.session import SessionRequest, SessionResult
 from bdp.agent.tally import Tally
 from bdp.config import Settings
@@ -39,8 +37,6 @@ from bdp.models import Outcome
 from bdp.repo.beads import FollowUp
 from bdp.repo.epic_work import EpicBrief
 from bdp.repo.epics import CHANGES_ASKED
-from bdp.repo.guards import EDIT_TOOLS
-from bdp.repo.procs import RUN_ENV
 
 
 async def review_epic(
@@ -67,7 +63,14 @@ async def review_epic(
 
 
 async def _ask(request: SessionRequest, brief: EpicBrief, settings: Settings, tally: Tally) -> None:
-    async with ClaudeSDKClient(_options(request, settings)) as reviewer:
+    options = read_only_options(
+        request,
+        settings,
+        EPIC_REVIEWER_RULES,
+        setting_sources=SETTING_SOURCES,
+        output_format=epic_output_format(),
+    )
+    async with ClaudeSDKClient(options) as reviewer:
         await reviewer.query(epic_review_prompt(brief))
         async for message in reviewer.receive_response():
             tally.last_message = time.monotonic()
@@ -107,21 +110,4 @@ def _children(brief: EpicBrief, verdict: EpicVerdict) -> tuple[FollowUp, ...]:
     return tuple(
         replace(f, found_in=epic.id, parent=epic.id, description=f"{f.description}\n\n{found}")
         for f in listed
-    )
-
-
-def _options(request: SessionRequest, settings: Settings) -> ClaudeAgentOptions:
-    return ClaudeAgentOptions(
-        cwd=str(request.repo),
-        env={RUN_ENV: request.run_id},
-        model=settings.model,
-        max_turns=settings.max_turns,
-        permission_mode="default",
-        setting_sources=SETTING_SOURCES,
-        tools=[*READ_ONLY_TOOLS, "StructuredOutput"],
-        allowed_tools=list(READ_ONLY_TOOLS),
-        disallowed_tools=[*EDIT_TOOLS, "Bash"],
-        system_prompt=EPIC_REVIEWER_RULES,
-        cli_path=detached_cli(settings),
-        output_format=epic_output_format(),
     )

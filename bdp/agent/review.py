@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient, ResultMessage
 
@@ -46,7 +47,7 @@ async def review(request: SessionRequest, tally: Tally, settings: Settings) -> R
     """One reviewer session over the diff of the run's files."""
     diff = await asyncio.to_thread(diff_of, request.repo, sorted(tally.changed))
     final: str | None = None
-    async with ClaudeSDKClient(_reviewer_options(request, settings)) as reviewer:
+    async with ClaudeSDKClient(read_only_options(request, settings, REVIEWER_RULES)) as reviewer:
         await reviewer.query(review_prompt(request.issue, diff, _claim(tally)))
         async for message in reviewer.receive_response():
             tally.last_message = time.monotonic()
@@ -68,16 +69,23 @@ def _claim(tally: Tally) -> str:
     return f"{verdict.outcome.value}: {verdict.summary}{cited}"
 
 
-def _reviewer_options(request: SessionRequest, settings: Settings) -> ClaudeAgentOptions:
+def read_only_options(
+    request: SessionRequest, settings: Settings, rules: str, **extra: Any
+) -> ClaudeAgentOptions:
+    """A reviewer's session: it reads the tree and is offered nothing that writes or runs
+    commands (no other tool's definition is sent). ``extra`` adds options, such as an
+    ``output_format`` (whose StructuredOutput tool is then offered too)."""
+    offered = [*READ_ONLY_TOOLS, *(("StructuredOutput",) if "output_format" in extra else ())]
     return ClaudeAgentOptions(
         cwd=str(request.repo),
         env={RUN_ENV: request.run_id},
         model=settings.model,
         max_turns=settings.max_turns,
         permission_mode="default",
-        tools=list(READ_ONLY_TOOLS),  # offered nothing else: no other tool's definition is sent
+        tools=offered,
         allowed_tools=list(READ_ONLY_TOOLS),
         disallowed_tools=[*EDIT_TOOLS, "Bash"],
-        system_prompt=REVIEWER_RULES,
+        system_prompt=rules,
         cli_path=detached_cli(settings),
+        **extra,
     )
