@@ -155,12 +155,15 @@ class _BrokerAwayLine(logging.Filter):
 
 
 _BROKER_AWAY = _BrokerAwayLine()
-#: The loggers that report a failed read of the queue, the schedule or a periodic task.
+#: The loggers that report a failed read of the queue, the schedule or a periodic task, a
+#: run's heartbeat (its watchdog) or a janitor step: each retries on its own.
 _BROKER_LOGGERS = (
     "huey",
     "huey.consumer",
     "huey.consumer.Worker",
     "huey.consumer.Scheduler",
+    "bdp.run.watchdog",
+    "bdp.queue.janitor",
     __name__,
 )
 

@@ -139,6 +139,26 @@ def test_a_broker_that_cannot_be_reached_is_one_warning_line_per_retry(
     assert other.exc_info is not None
 
 
+@pytest.mark.parametrize("logger", ["bdp.run.watchdog", "bdp.queue.janitor"])
+def test_a_runs_heartbeat_or_a_janitor_step_without_redis_is_one_line_too(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, logger: str
+) -> None:
+    # Given a consumer
+    build_huey(Settings(home=tmp_path / "home")).create_consumer(workers=1)
+
+    # When a run's watchdog (or a janitor step) fails to write to a Redis that restarts
+    with caplog.at_level(logging.INFO):
+        try:
+            raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6399.")
+        except RedisConnectionError:
+            logging.getLogger(logger).warning("watchdog of r-1 failed", exc_info=True)
+
+    # Then the consumer's log has one line that names the cause, and no traceback
+    (away,) = caplog.records
+    assert away.exc_info is None
+    assert "watchdog of r-1 failed: cannot reach Redis" in away.getMessage()
+
+
 def test_a_worker_whose_hold_check_cannot_reach_redis_goes_on_to_its_dequeue(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
