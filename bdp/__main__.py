@@ -1,5 +1,5 @@
 """``python -m bdp``: the same command line as ``bdp``."""
 
-from bdp.cli import main
+from bdp.cli.ending import run
 
-main(prog_name="bdp")
+run()

@@ -37,7 +37,12 @@ COMMANDS = {
     "bdp status": ["status"],
     "bdp metrics": ["metrics"],
 }
-BDP = "import sys; from bdp.cli import main; sys.exit(main())"
+#: The process entry point (`bdp.cli.ending.run`); a baseline from before it has only `main`.
+BDP = (
+    "try:\n    from bdp.cli.ending import run\n"
+    "except ImportError:\n    from bdp.cli import main as run\n"
+    "run()"
+)
 
 
 def wall_ms(argv: list[str], env: dict[str, str], cwd: Path) -> float:

@@ -7,8 +7,9 @@
 holds the options several commands share; `render` draws with rich (`status_view` and
 `status_watch` draw `bdp status`, `report_view` `bdp report`); `log_follow` is `bdp logs -f`;
 `oneshot` drives `bdp run` (an in-process consumer until the repo's work is
-done). Everything heavy is
-imported inside the command that needs it, so `bdp --help` and `bdp status` stay fast.
+done); `ending` is the process entry point (read-only commands skip the interpreter's
+teardown). Everything heavy is imported inside the command that needs it, so `bdp --help`
+and `bdp status` stay fast.
 """
 
 from bdp.cli import (

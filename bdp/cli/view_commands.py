@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from bdp.cli.ending import skip_teardown
 from bdp.cli.main import app_from_env, main
 from bdp.cli.options import Duration
 from bdp.cli.output import console as output_console
@@ -39,6 +40,8 @@ def status(as_json: bool, watch: bool, interval: float) -> None:
     from bdp.ops.status import collect_status
 
     settings = Settings.from_env()
+    if not watch:
+        skip_teardown()
     if as_json:
         echo_json(collect_status(settings).to_json())
         return
@@ -188,4 +191,5 @@ def metrics() -> None:
     """
     from bdp.ops.metrics import render_metrics
 
+    skip_teardown()
     echo(render_metrics(Settings.from_env()), nl=False)
