@@ -6,7 +6,7 @@ into one ``Error: ...`` line and a non-zero exit; library code never prints or e
 
 from __future__ import annotations
 
-import sqlite3
+import sys
 
 
 class BdpError(Exception):
@@ -74,4 +74,11 @@ def is_broker_error(error: BaseException) -> bool:
     """
     if type(error).__module__.partition(".")[0] == "redis":
         return True
-    return isinstance(error, sqlite3.OperationalError)
+    return is_sqlite_error(error)
+
+
+def is_sqlite_error(error: BaseException) -> bool:
+    """True when ``error`` is SQLite's failure to open or use the queue file. sqlite3 is
+    imported only by what opens that file, so on Redis a command never loads it."""
+    sqlite3 = sys.modules.get("sqlite3")
+    return sqlite3 is not None and isinstance(error, sqlite3.OperationalError)

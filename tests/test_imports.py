@@ -21,7 +21,18 @@ HEAVY = {SDK, "bdp.queue.tasks", *SDK_USERS}
 #: (`bdp.deferred` keeps it out until something does).
 ASYNC_REDIS = {"redis.asyncio.client", "redis.asyncio.connection", "redis.asyncio.cluster"}
 
-#: Runs ``bdp`` once per argument list in argv[2] (JSON), then writes the loaded modules.
+#: What a command on Redis has no use for: redis-py's version lookup (importlib.metadata,
+#: with importlib.resources and email under it), the SQLite driver, rich's emoji table.
+NOT_ON_REDIS = {
+    "importlib.metadata",
+    "importlib.resources",
+    "email",
+    "sqlite3",
+    "rich._emoji_codes",
+}
+
+#: Runs ``bdp`` once per argument list in argv[2] (JSON), then writes the loaded modules
+#: (a module `bdp.deferred` registered but nothing has used yet is not loaded).
 CLI_PROBE = """
 import json, sys
 from pathlib import Path
@@ -29,7 +40,8 @@ from bdp.cli import main
 for args in json.loads(sys.argv[2]):
     code = main(args, standalone_mode=False)
     assert code in (None, 0), (args, code)
-Path(sys.argv[1]).write_text(json.dumps(sorted(sys.modules)))
+loaded = [n for n, m in sys.modules.items() if type(m).__name__ != "_Placeholder"]
+Path(sys.argv[1]).write_text(json.dumps(sorted(loaded)))
 """
 
 #: Imports the consumer module, records the modules, then runs the startup hooks the way
@@ -129,6 +141,14 @@ def test_status_and_metrics_on_redis_load_only_redis_pys_synchronous_client(
     assert not modules & ASYNC_REDIS
 
 
+def test_status_on_redis_loads_no_version_lookup_sqlite_or_emoji_table(
+    tmp_path: Path, env: dict[str, str], redis_url: str
+) -> None:
+    modules = loaded_by(tmp_path, {**env, "BDP_REDIS_URL": redis_url}, ["status"], ["metrics"])
+    assert {"redis.client", "rich.console", "bdp.cli.status_view"} <= modules  # it drew
+    assert not modules & NOT_ON_REDIS
+
+
 def test_metrics_reads_the_broker_without_huey_or_the_prometheus_client(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
@@ -155,6 +175,28 @@ def test_the_deferred_asyncio_client_still_works_when_something_uses_it(
     # Given bdp imported first, redis-py's asyncio client is not loaded; using it loads it
     found = probe(tmp_path, env, DEFERRED_PROBE)
     assert found == [False, "redis.asyncio.client", "Redis"]
+
+
+#: Uses importlib.metadata in a fresh interpreter that has imported bdp (and redis-py) first.
+DEFERRED_METADATA_PROBE = """
+import json, sys
+from pathlib import Path
+import bdp, redis, importlib
+before = type(sys.modules["importlib.metadata"]).__name__
+from importlib.metadata import version
+import importlib.metadata as metadata
+found = [before, version("redis") == redis.__version__, importlib.metadata is metadata]
+found.append(type(sys.modules["importlib.metadata"]).__name__)
+Path(sys.argv[1]).write_text(json.dumps(found))
+"""
+
+
+def test_the_deferred_importlib_metadata_works_when_something_uses_it(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    # Given bdp and redis-py imported, importlib.metadata has not run; the first use runs it
+    found = probe(tmp_path, env, DEFERRED_METADATA_PROBE)
+    assert found == ["_Placeholder", True, True, "module"]
 
 
 def test_status_reads_the_broker_and_its_consumers_without_huey(

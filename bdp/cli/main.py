@@ -7,14 +7,13 @@ one place (`BdpGroup.invoke`); anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import os
-import sqlite3
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from bdp.cli.output import echo
 from bdp.config import Settings, check_home, default_home, make_private
-from bdp.errors import BdpError, BrokerUnavailable, is_broker_error
+from bdp.errors import BdpError, BrokerUnavailable, is_broker_error, is_sqlite_error
 from bdp.redact import scrub
 
 if TYPE_CHECKING:  # commands import these lazily, to keep `bdp --help` fast
@@ -48,7 +47,7 @@ def _click_error(error: BdpError) -> click.ClickException:
 
 def _broker_unavailable(error: Exception) -> BrokerUnavailable:
     """What to say when the broker cannot be reached: Redis, or the SQLite file."""
-    if isinstance(error, sqlite3.OperationalError):
+    if is_sqlite_error(error):
         return BrokerUnavailable(
             f"cannot use the queue database {_broker_label()}: {error}",
             "check BDP_HOME is writable",

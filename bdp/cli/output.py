@@ -29,10 +29,11 @@ def echo_json(value: Any) -> None:
 
 
 def console() -> Console:
-    """A rich console on stdout whose output is redacted."""
+    """A rich console on stdout whose output is redacted. Emoji codes stay text: an issue
+    titled "fix :bug: in login" is shown as typed (and rich's emoji table is never loaded)."""
     from rich.console import Console
 
-    return Console(file=cast("IO[str]", _Scrubbing(sys.stdout)))
+    return Console(file=cast("IO[str]", _Scrubbing(sys.stdout)), emoji=False)
 
 
 class _Scrubbing:

@@ -65,7 +65,8 @@ def _headline(report: Report, window: str) -> Text:
         f"{total.runs} runs, {total.closed} closed, {total.failed} failed, "
         f"{figures.usd(total.cost_usd)}, {figures.count(total.tokens)} tokens\n"
         f"{figures.span(total.seconds)} in sessions, {report.retries} retries, "
-        f"{waits} lock waits ({figures.span(waited)})"
+        f"{waits} lock waits ({figures.span(waited)})",
+        emoji=False,
     )
 
 

@@ -98,7 +98,8 @@ def _headline(report: StatusReport) -> Text:
         f"[bold]queued[/] {report.queued}   [bold]scheduled[/] {report.scheduled}   "
         f"[bold]running[/] {len(report.runs)}   [bold]spent[/] ${report.spent_usd:.2f}{budget}\n"
         f"[bold]today[/] {today['closed']} closed, {today['blocked']} blocked, "
-        f"{today['failed']} failed, ${today['spent_usd']:.2f}"
+        f"{today['failed']} failed, ${today['spent_usd']:.2f}",
+        emoji=False,
     )
 
 
@@ -242,5 +243,6 @@ def _sweep_line(report: StatusReport) -> Text:
         f"freed {len(sweep['freed_locks'])} locks, reset {len(sweep['reset'])}, "
         f"requeued {len(sweep['requeued'])}, cleared {len(sweep['cleared_markers'])} markers; "
         f"{sweep.get('worktrees', 0)} worktrees on {sweep['host']} use "
-        f"{sweep.get('worktree_bytes', 0) / 1e6:.1f} MB"
+        f"{sweep.get('worktree_bytes', 0) / 1e6:.1f} MB",
+        emoji=False,
     )

@@ -45,12 +45,13 @@ def status(as_json: bool, watch: bool, interval: float) -> None:
     if as_json:
         echo_json(collect_status(settings).to_json())
         return
-    from bdp.cli.status_view import print_status
-    from bdp.cli.status_watch import watch_status
-
     if watch:
+        from bdp.cli.status_watch import watch_status
+
         watch_status(output_console(), lambda: collect_status(settings), interval)
         return
+    from bdp.cli.status_view import print_status
+
     print_status(output_console(), collect_status(settings))
 
 

@@ -7,13 +7,17 @@ that second. One hash on Redis, a few rows on SQLite.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sqlite3
+from typing import TYPE_CHECKING
 
+from bdp.broker.client import reading_client
 from bdp.broker.keys import namespace_name, redis_namespace_key
+from bdp.broker.queue_file import read_queue_file
 from bdp.config import Settings
 from bdp.models import Run
+
+if TYPE_CHECKING:
+    import sqlite3
 
 _RUNS = "select value from kv where queue = ?"
 
@@ -25,21 +29,13 @@ def live_runs(settings: Settings) -> list[Run]:
 
 
 def _from_redis(settings: Settings) -> list[bytes]:
-    import redis
-
-    with redis.Redis.from_url(settings.redis_url or "") as client:
+    with reading_client(settings.redis_url or "") as client:
         return list(client.hvals(redis_namespace_key(settings.queue, "runs")))
 
 
 def _from_sqlite(settings: Settings) -> list[bytes]:
-    path = settings.home / "queue.db"
-    if not path.exists():
-        return []
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
-        try:
-            rows = db.execute(_RUNS, (namespace_name(settings.queue, "runs"),)).fetchall()
-        except sqlite3.OperationalError as error:
-            if "no such table" not in str(error):
-                raise
-            return []
-    return [value for (value,) in rows]
+    def read(db: sqlite3.Connection) -> list[bytes]:
+        rows = db.execute(_RUNS, (namespace_name(settings.queue, "runs"),)).fetchall()
+        return [value for (value,) in rows]
+
+    return read_queue_file(settings.home, read, [])

@@ -9,12 +9,11 @@ family), where the Prometheus client library alone took longer to import than cl
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from bdp.broker.client import reading_client
 from bdp.broker.keys import (
     DURATION_BUCKETS,
     JANITOR_ACTIONS,
@@ -25,8 +24,12 @@ from bdp.broker.keys import (
     redis_queue_key,
     redis_schedule_key,
 )
+from bdp.broker.queue_file import read_queue_file
 from bdp.config import Settings
 from bdp.models import Outcome
+
+if TYPE_CHECKING:
+    import sqlite3
 
 #: Every counter a scrape reads, in one round of reads.
 COUNTERS = (
@@ -68,9 +71,7 @@ def read_figures(settings: Settings) -> Figures:
 
 
 def _from_redis(url: str, queue: str) -> Figures:
-    import redis
-
-    with redis.Redis.from_url(url) as client:
+    with reading_client(url) as client:
         pipe = client.pipeline(transaction=False)
         pipe.llen(redis_queue_key(queue))
         pipe.zcard(redis_schedule_key(queue))
@@ -90,23 +91,18 @@ _COUNTERS = "select key, value from counter where queue = ?"
 
 
 def _from_sqlite(settings: Settings) -> Figures:
-    path, queue = settings.home / "queue.db", settings.queue
-    if not path.exists():
-        return Figures(0, 0, 0, dict.fromkeys(COUNTERS, 0))
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
-        try:
-            sizes = [
-                int(db.execute(_SIZE[table], (name,)).fetchone()[0])
-                for table, name in (("task", queue), ("schedule", queue))
-            ]
-            running = int(db.execute(_SIZE["kv"], (namespace_name(queue, "runs"),)).fetchone()[0])
-            stored = dict(db.execute(_COUNTERS, (namespace_name(queue, "counters"),)).fetchall())
-        except sqlite3.OperationalError as error:
-            if "no such table" not in str(error):
-                raise
-            sizes, running, stored = [0, 0], 0, {}
-    counts = {key: int(stored.get(key) or 0) for key in COUNTERS}
-    return Figures(sizes[0], sizes[1], running, counts)
+    queue = settings.queue
+
+    def read(db: sqlite3.Connection) -> Figures:
+        pending, scheduled = (
+            int(db.execute(_SIZE[table], (queue,)).fetchone()[0]) for table in ("task", "schedule")
+        )
+        running = int(db.execute(_SIZE["kv"], (namespace_name(queue, "runs"),)).fetchone()[0])
+        stored = dict(db.execute(_COUNTERS, (namespace_name(queue, "counters"),)).fetchall())
+        counts = {key: int(stored.get(key) or 0) for key in COUNTERS}
+        return Figures(pending, scheduled, running, counts)
+
+    return read_queue_file(settings.home, read, Figures(0, 0, 0, dict.fromkeys(COUNTERS, 0)))
 
 
 def render(figures: Figures) -> str:

@@ -9,11 +9,13 @@ a scan inside the broker rather than 10,000 messages decoded in Python.
 
 from __future__ import annotations
 
-import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bdp.broker.keys import redis_queue_key
 from bdp.broker.peek import ISSUE_NEEDLE, QueuedTask, peek
+
+if TYPE_CHECKING:
+    import sqlite3
 
 #: Queued issues status reads and lists (the next to run); the count covers them all.
 LISTED = 100

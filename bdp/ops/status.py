@@ -8,16 +8,15 @@ a message no worker would run is never counted as a queued issue.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sqlite3
 import stat
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from bdp.broker.client import reading_client
 from bdp.broker.consumers import ConsumerBeat, live_consumers
 from bdp.broker.hold import Hold, budget_hold, hold_from_json
 from bdp.broker.keys import (
@@ -33,6 +32,7 @@ from bdp.broker.keys import (
 )
 from bdp.broker.peek import QueuedTask
 from bdp.broker.persistence import redis_persistence
+from bdp.broker.queue_file import read_queue_file
 from bdp.config import Settings
 from bdp.errors import BdpError
 from bdp.models import Activity, Outcome, Run, RunRecord
@@ -40,6 +40,9 @@ from bdp.ops import queued
 from bdp.repo import known_repos
 from bdp.repo.epics import EpicProgress, progress_of
 from bdp.repo.locks import Lock, LockTable
+
+if TYPE_CHECKING:
+    import sqlite3
 
 #: Outcomes `bdp status` shows.
 RECENT_OUTCOMES = 10
@@ -187,9 +190,7 @@ def _exposed(home: Path) -> str:
 
 
 def _from_redis(settings: Settings, recent: int) -> StatusReport:
-    import redis
-
-    with redis.Redis.from_url(settings.redis_url or "") as client:
+    with reading_client(settings.redis_url or "") as client:
         return _read_redis(client, settings, recent)
 
 
@@ -241,16 +242,12 @@ def _runs(records: Iterable[bytes], beats: dict[str, float]) -> list[Run]:
 
 
 def _from_sqlite(settings: Settings, recent: int) -> StatusReport:
-    path = settings.home / "queue.db"
     report = StatusReport(settings.broker_label, 0, 0, [], [])
-    if not path.exists():
-        return report
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
-        try:
-            _fill_from_sqlite(report, db, settings.queue, recent)
-        except sqlite3.OperationalError as error:
-            if "no such table" not in str(error):
-                raise
+
+    def fill(db: sqlite3.Connection) -> None:
+        _fill_from_sqlite(report, db, settings.queue, recent)
+
+    read_queue_file(settings.home, fill, None)
     return report
 
 

@@ -15,6 +15,7 @@ from huey.api import TaskWrapper
 from huey.storage import RedisStorage, SqliteStorage
 
 from bdp.broker.messages import BadMessage, SignedJson, task_key
+from bdp.broker.queue_file import QUEUE_FILE
 from bdp.config import Settings
 
 log = logging.getLogger(__name__)
@@ -79,4 +80,4 @@ def build_huey(settings: Settings) -> BdpHuey:
     if settings.redis_url:
         return BdpHuey(settings, RedisStorage, url=settings.redis_url)
     settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return BdpHuey(settings, SqliteStorage, filename=str(settings.home / "queue.db"))
+    return BdpHuey(settings, SqliteStorage, filename=str(settings.home / QUEUE_FILE))

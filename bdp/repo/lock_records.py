@@ -12,7 +12,6 @@ import functools
 import hashlib
 import json
 import os
-import shutil
 import socket
 import stat
 import time
@@ -140,7 +139,15 @@ def bury(tomb: str) -> None:
         os.unlink(f"{tomb}/{OWNER_FILE}")
         os.rmdir(tomb)
     except OSError:  # no record (a crash mid-acquire), or something more in it
-        shutil.rmtree(tomb, ignore_errors=True)
+        remove_tree(tomb)
+
+
+def remove_tree(path: str) -> None:
+    """Delete ``path`` and everything in it, as far as possible: the rare slow path of a
+    release, so shutil (and the compression modules it imports) loads only here."""
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _read_small(path: str) -> bytes:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import threading
 import time
 import uuid
@@ -29,7 +28,15 @@ from bdp.errors import DeadlockError, LockError
 from bdp.repo.lock_records import OWNER_FILE as OWNER_FILE
 from bdp.repo.lock_records import Holder as Holder
 from bdp.repo.lock_records import Lock as Lock
-from bdp.repo.lock_records import bury, inside, owner_record, placeholder, read_lock, write_new
+from bdp.repo.lock_records import (
+    bury,
+    inside,
+    owner_record,
+    placeholder,
+    read_lock,
+    remove_tree,
+    write_new,
+)
 from bdp.repo.lock_records import lock_name as lock_name
 from bdp.repo.lock_records import repo_lock_dir as repo_lock_dir
 
@@ -220,7 +227,7 @@ class LockTable:
             # parties interleaving within microseconds.)
             with contextlib.suppress(OSError):
                 os.rename(tomb, directory)
-            shutil.rmtree(tomb, ignore_errors=True)
+            remove_tree(tomb)
             return False
         bury(tomb)
         return True

@@ -10,7 +10,8 @@ from rich.console import Console
 from bdp.broker.consumers import ConsumerBeat
 from bdp.broker.hold import Hold
 from bdp.broker.peek import ISSUE_TASK, QueuedTask
-from bdp.cli.status_view import status_view
+from bdp.cli.output import console
+from bdp.cli.status_view import print_status, status_view
 from bdp.models import Activity, Issue, Outcome, Run, RunRecord
 from bdp.ops.status import StatusReport
 from bdp.repo.epics import EpicProgress
@@ -305,3 +306,15 @@ def test_the_queued_count_covers_more_than_the_issues_status_read() -> None:
     # Then the view lists ten and counts the rest of the whole queue
     assert "queued 10000" in text
     assert "… and 9990 more queued" in text
+
+
+def test_emoji_codes_in_a_title_are_printed_as_typed(capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a running issue whose title holds what rich would read as an emoji code
+    run = Run("run2", "t-2", "/repo", "Fix :bug: in login", "box", 8, "8-Worker-1", 1, NOW, 0, 0)
+
+    # When status prints it on bdp's own console
+    print_status(console(), report(runs=[run], activities={}))
+
+    out = capsys.readouterr().out
+    assert ":bug:" in out
+    assert "\N{BUG}" not in out
