@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from bdp.durations import parse_duration
 from bdp.errors import ConfigError
+from bdp.repo_names import parse_repo_names
 
 #: Minutes an agent session may run before it is stopped and the issue reset.
 DEFAULT_TIMEOUT_MINUTES = 30.0
@@ -203,6 +204,7 @@ class Settings:
     keep_branches: float = DEFAULT_KEEP_BRANCHES  # s the janitor keeps branches of unlanded work
     remote: str | None = None  # BDP_REMOTE: land through this remote (else the repo's own)
     watch_interval: float = DEFAULT_WATCH_INTERVAL  # s between `bd ready` polls of --watch
+    repos: tuple[tuple[str, str], ...] = ()  # BDP_REPOS: (name, this machine's clone) pairs
 
     def __post_init__(self) -> None:
         check_choice(self.permission_mode, PERMISSION_MODES, "BDP_PERMISSION_MODE")
@@ -229,6 +231,18 @@ class Settings:
         if self.redis_url:
             return mask_url(self.redis_url)
         return f"sqlite:{self.home / 'queue.db'}"
+
+    def repo_key(self, root: Path) -> str:
+        """How the queue names the repo whose clone here is ``root``: its BDP_REPOS name,
+        which every machine maps to its own clone; else its path (this machine only)."""
+        return next((name for name, path in self.repos if Path(path) == root), str(root))
+
+    def clone_of(self, key: str) -> Path | None:
+        """This machine's clone of the repo the queue names ``key`` (a path names itself);
+        None when BDP_REPOS does not map that name here."""
+        if os.path.isabs(key):
+            return Path(key)
+        return next((Path(path) for name, path in self.repos if name == key), None)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -362,6 +376,7 @@ SETTINGS = (
     Setting("pause_backoff", "BDP_PAUSE_BACKOFF", _duration("s"), unit="seconds"),
     Setting("hold_recheck", "BDP_HOLD_RECHECK", _duration("s"), unit="seconds"),
     Setting("watch_interval", "BDP_WATCH_INTERVAL", _duration("s"), unit="seconds"),
+    Setting("repos", "BDP_REPOS", parse_repo_names),
     Setting("notify", "BDP_NOTIFY", _text, secret=True),
     Setting("sandbox", "BDP_SANDBOX", _on_off),
     Setting("land_wait", "BDP_LAND_WAIT", _duration("s", True), unit="seconds"),

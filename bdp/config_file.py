@@ -121,7 +121,8 @@ def file_value(path: Path, key: str, value: Any) -> str:
             f"{path}: {key} = {value!r} is not a value bdp reads",
             "use a string, a number"
             + (", true or false" if key == "sandbox" else "")
-            + (" or a list of tool names" if key == "allowed_tools" else ""),
+            + (" or a list of tool names" if key == "allowed_tools" else "")
+            + (" or a table of name = path" if key == "repos" else ""),
         )
     try:
         setting.read(text, key)
@@ -136,6 +137,13 @@ def _as_text(setting: Setting, value: Any) -> str | None:
         return ("on" if value else "off") if setting.field == "sandbox" else None
     if isinstance(value, str | int | float):
         return str(value)
+    if isinstance(value, dict) and setting.field == "repos":  # repos = { app = "/srv/app" }
+        pairs = value.items()
+        return (
+            ",".join(f"{k}={v}" for k, v in pairs)
+            if all(isinstance(v, str) for _, v in pairs)
+            else None
+        )
     listed = isinstance(value, list) and all(isinstance(item, str) for item in value)
     return ",".join(value) if listed and setting.field == "allowed_tools" else None
 

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from bdp.errors import TaskError
+from bdp.repo_names import is_repo_name
 
 
 class Outcome(enum.StrEnum):
@@ -208,8 +209,10 @@ class TaskArgs:
 
 
 def _repo(repo: object) -> str:
-    if not isinstance(repo, str) or not os.path.isabs(repo):
-        raise TaskError(f"malformed task: repo must be an absolute path, got {repo!r}")
+    if not isinstance(repo, str) or not (os.path.isabs(repo) or is_repo_name(repo)):
+        raise TaskError(
+            f"malformed task: repo must be an absolute path or a repo name, got {repo!r}"
+        )
     return repo
 
 

@@ -35,6 +35,7 @@ OTHER_VARIABLES = {
     "BDP_SOAK_ISSUES": "tests: issues in the soak test",
     "BDP_PROCFILE_TEST": "tests: marks the processes of the Procfile test",
     "BDP_TEST_MARK": "tests: marks a process whose environment a test looks for",
+    "BDP_HOST": "the name this machine goes by in a shared queue (default: the hostname)",
 }
 
 

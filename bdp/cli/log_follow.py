@@ -7,13 +7,13 @@ ended, each read to its last line first. Only this machine's runs: their logs ar
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from bdp.host import host_name
 from bdp.models import Run
 
 #: Seconds to wait when no followed log had a new line.
@@ -111,5 +111,5 @@ class LogFollower:
 
 def here(runs: Callable[[], list[Run]]) -> Callable[[], list[Run]]:
     """``runs``, keeping those of this machine (the only ones whose logs are here)."""
-    host = socket.gethostname()
+    host = host_name()
     return lambda: [run for run in runs() if run.host == host]

@@ -122,8 +122,15 @@ def _text(setting: Setting, value: Any) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, tuple | list):
-        return ", ".join(map(str, value))
+        return ", ".join(_item(item) for item in value)
     return str(value)
+
+
+def _item(item: object) -> str:
+    """One entry of a list setting: a BDP_REPOS pair as ``name=path``."""
+    if isinstance(item, tuple) and len(item) == 2:
+        return f"{item[0]}={item[1]}"
+    return str(item)
 
 
 def _repo_rows(config: RepoConfig) -> tuple[Row, ...]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from huey import Huey
 
 from bdp.broker.consumers import ConsumerBeat, Consumers
 from bdp.errors import is_broker_error
+from bdp.host import host_name
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class Heartbeat:
     def here(cls, huey: Huey, workers: int, kind: str, interval: float, expiry: float) -> Heartbeat:
         """The heartbeat of this process, a consumer of ``workers`` of ``kind``."""
         now = time.time()
-        record = ConsumerBeat(socket.gethostname(), os.getpid(), workers, kind, now, now)
+        record = ConsumerBeat(host_name(), os.getpid(), workers, kind, now, now)
         return cls(huey, record, interval, expiry)
 
     def start(self) -> None:

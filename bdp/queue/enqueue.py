@@ -67,15 +67,16 @@ def resolve_repo(path: Path, bd: str) -> Path:
 def enqueue_ready(app: App, path: Path, options: EnqueueOptions) -> list[Enqueued]:
     """Queue one task per ready issue of the repo at ``path`` in scope, in the scope's order;
     report each issue's state (issues named with --ids that are not ready, too)."""
-    repo = resolve_repo(path, app.settings.bd)
-    chosen = select(BdCli(repo, app.settings.bd), options.filters, options.scope)
+    root = resolve_repo(path, app.settings.bd)
+    repo = app.settings.repo_key(root)  # its BDP_REPOS name, when it has one
+    chosen = select(BdCli(root, app.settings.bd), options.filters, options.scope)
     issues = [issue for issue in chosen.ready if issue.id not in options.skip]
     if issues and not options.dry_run:
-        app.state.remember_repo(str(repo))
-        known_repos.remember(app.settings.home, str(repo))
-    queued = [_enqueue_one(app, str(repo), issue, options) for issue in issues]
+        app.state.remember_repo(repo)
+        known_repos.remember(app.settings.home, str(root))
+    queued = [_enqueue_one(app, repo, issue, options) for issue in issues]
     unready = [issue for issue in chosen.not_ready if issue.id not in options.skip]
-    return queued + [_marked(app, str(repo), i) or Enqueued(i, "not ready") for i in unready]
+    return queued + [_marked(app, repo, i) or Enqueued(i, "not ready") for i in unready]
 
 
 def _marked(app: App, repo: str, issue: Issue) -> Enqueued | None:

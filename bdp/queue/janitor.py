@@ -9,7 +9,6 @@ A sweep never stops because one item failed; the failure is logged and the next 
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -23,8 +22,10 @@ from bdp.broker.keys import JANITOR_ACTIONS, LAST_SWEEP_KEY
 from bdp.broker.state import Marker, State
 from bdp.config import Settings
 from bdp.errors import RepoError, UnknownIssue
+from bdp.host import host_name
 from bdp.models import Outcome, Run, RunRecord, TaskArgs
 from bdp.ops.notify import Notifier, notify_outcome
+from bdp.queue.janitor_trees import delete_expired_branches, remove_worktrees
 from bdp.queue.sweep_report import SweepReport as SweepReport  # where tests and bdp clean look
 from bdp.repo import known_repos
 from bdp.repo.beads import BdCli, Beads
@@ -33,14 +34,7 @@ from bdp.repo.locks import LockTable
 from bdp.repo.pending import PendingClose, pending_closes
 from bdp.repo.procs import end_run_processes, pid_alive
 from bdp.repo.repo_config import load_repo_config
-from bdp.repo.worktree import (
-    delete_branch,
-    disk_used,
-    expired_branches,
-    orphans,
-    retire,
-    worktrees_dir,
-)
+from bdp.repo.worktree import disk_used
 from bdp.run.deps import Requeue
 from bdp.run.epic_task import epics_to_review, queue_review
 
@@ -68,7 +62,7 @@ class Janitor:
         self.state = state
         self.requeue = requeue
         self.beads = beads or (lambda repo: BdCli(repo, settings.bd))
-        self.host = socket.gethostname()
+        self.host = host_name()
         self.notifier = Notifier.from_settings(settings)
 
     def sweep(self, force: bool = False) -> SweepReport:
@@ -79,14 +73,14 @@ class Janitor:
         live = {run.run_id: run for run in self.state.runs()}
         for table in LockTable.all_in(self.settings.home):
             self._guarded(self._free_locks, table, live, force, report)
-        closing = {(p.repo, p.issue_id) for p in pending_closes(self.settings.home)}
+        notes = pending_closes(self.settings.home)  # their repos are paths here
+        closing = {(self.settings.repo_key(Path(p.repo)), p.issue_id) for p in notes}
         for repo in self._repos():
             self._guarded(self._reset_orphan_claims, repo, live, closing, report)
             self._guarded(self._close_finished_epics, repo, report)
         self._guarded(self._clear_markers, report)
         for repo in self.state.repos():
-            self._guarded(self._remove_worktrees, repo, live, force, report)
-            self._guarded(self._delete_expired_branches, repo, live, report)
+            self._guarded(self._tidy_trees, repo, live, force, report)
         report.worktrees, report.worktree_bytes = disk_used(self.settings.home)
         for run_id in self.state.orphan_beats():
             self.state.drop_beat(run_id)
@@ -106,8 +100,16 @@ class Janitor:
             self._guarded(self._recover_run, run, report)
 
     def _repos(self) -> list[str]:
-        """The broker's list of repos, and this machine's own (which outlives a lost Redis)."""
-        return sorted({*self.state.repos(), *known_repos.known(self.settings.home)})
+        """The broker's list of repos, and this machine's own (which outlives a lost Redis),
+        each as the queue names it (`Settings.repo_key`)."""
+        here = (self.settings.repo_key(Path(p)) for p in known_repos.known(self.settings.home))
+        return sorted({*self.state.repos(), *here})
+
+    def _clone_here(self, repo: str) -> Path | None:
+        """This machine's clone of the repo the queue names ``repo``, when it is a folder
+        here (None: another machine's, which that machine's janitor looks after)."""
+        clone = self.settings.clone_of(repo)
+        return clone if clone is not None and clone.is_dir() else None
 
     def _keep(self, report: SweepReport) -> None:
         """Keep the report for `bdp status`, count its actions for `bdp metrics`, log it."""
@@ -153,17 +155,20 @@ class Janitor:
             reason = f"landed as {commit[:12]} by run {pending.run_id}; closed by bdp's janitor"
             beads.close(pending.issue_id, reason, issue.assignee or _BDP_ACTOR)
             report.closed_landed.append(pending.issue_id)
-        self._unmark_running(pending.repo, pending.issue_id)
+        self._unmark_running(self.settings.repo_key(Path(pending.repo)), pending.issue_id)
         pending.drop(self.settings.home)
 
     # -- dead runs ------------------------------------------------------------------------
     def _recover_run(self, run: Run, report: SweepReport) -> None:
+        clone = self.settings.clone_of(run.repo)
+        if clone is None:
+            return  # no clone here to reset it in: a host that has one recovers it
         if run.host == self.host:
             report.killed += end_run_processes(run.run_id)
         if self.state.unregister(run.run_id) is None:
             return  # another sweep got there first
         if run.host == self.host:
-            table = LockTable(self.settings.home, Path(run.repo))
+            table = LockTable(self.settings.home, clone)
             report.freed_locks += [f"{table.root.name}:{p}" for p in table.release_all(run.run_id)]
         actor = f"{_BDP_ACTOR}{run.host}/{run.worker}"
         note = (
@@ -185,7 +190,10 @@ class Janitor:
     ) -> None:
         """Reset a claim nobody works on, then queue its next attempt (or give up on it)."""
         repo, issue_id, attempt = args.repo, args.issue_id, args.attempt
-        beads = self.beads(Path(repo))
+        clone = self.settings.clone_of(repo)
+        if clone is None:
+            return  # another machine's repo: its janitor resets it
+        beads = self.beads(clone)
         issue = beads.show(issue_id)
         if issue.status != "in_progress" or (actor and issue.assignee != actor):
             self._unmark_running(repo, issue_id)
@@ -250,13 +258,14 @@ class Janitor:
         """Reset issues claimed by bdp that no live run holds (nor a landing still closing):
         claims `stale_after` old, and the registry read again after bd, so a run registered
         since keeps its claim (one registered that late asks bd, `bdp.run.job.start_job`)."""
-        if not Path(repo).is_dir():
+        clone = self._clone_here(repo)
+        if clone is None:
             return  # another machine's clone
         running = {run.issue_id for run in live.values() if run.repo == repo}
         running |= {issue_id for noted_repo, issue_id in closing if noted_repo == repo}
         orphans = [
             issue
-            for issue in self.beads(Path(repo)).in_progress()
+            for issue in self.beads(clone).in_progress()
             if issue.assignee.startswith(_BDP_ACTOR)
             and issue.id not in running
             and _age(issue.updated_at) >= self.settings.stale_after
@@ -271,9 +280,10 @@ class Janitor:
     def _close_finished_epics(self, repo: str, report: SweepReport) -> None:
         """Close the open epics whose children are all closed (or queue their reviews): the
         backstop of what follows a run's close (a close by hand, a worker that died then)."""
-        if not Path(repo).is_dir():
+        clone = self._clone_here(repo)
+        if clone is None:
             return  # another machine's clone
-        beads, config = self.beads(Path(repo)), load_repo_config(Path(repo))
+        beads, config = self.beads(clone), load_repo_config(clone)
         if not config.epic_review:
             report.closed_epics += close_open_epics(beads, _BDP_ACTOR)
             return
@@ -288,31 +298,18 @@ class Janitor:
         return max(attempts, default=1)
 
     # -- worktrees ------------------------------------------------------------------------
-    def _remove_worktrees(
+    def _tidy_trees(
         self, repo: str, live: dict[str, Run], force: bool, report: SweepReport
     ) -> None:
-        """Retire worktrees no live run works in, saving what they hold on their branches."""
-        if not Path(repo).is_dir():
+        """Retire idle worktrees and expired branches of this machine's clone of ``repo``."""
+        clone = self._clone_here(repo)
+        if clone is None:
             return  # another machine's clone
-        home = self.settings.home
+        busy = {run.issue_id for run in live.values() if run.repo == repo}
         age = 0.0 if force else self.settings.stale_after
-        busy = {run.issue_id for run in live.values() if run.repo == repo}
-        for path in orphans(home, Path(repo), busy, older_than=age):
-            branch = retire(Path(repo), path, home / "locks")
-            if branch is not None:
-                report.removed_worktrees.append(f"{path.name} ({branch})")
-
-    def _delete_expired_branches(
-        self, repo: str, live: dict[str, Run], report: SweepReport
-    ) -> None:
-        """Delete bdp's branches of unlanded work nobody came back to in BDP_KEEP_BRANCHES."""
-        if not worktrees_dir(self.settings.home, Path(repo)).is_dir():
-            return  # bdp never made a worktree of it here (or it is another machine's clone)
-        busy = {run.issue_id for run in live.values() if run.repo == repo}
+        self._guarded(remove_worktrees, self.settings.home, clone, busy, age, report)
         keep = self.settings.keep_branches
-        for branch in expired_branches(Path(repo), busy, older_than=keep):
-            delete_branch(Path(repo), branch, self.settings.home / "locks")
-            report.deleted_branches.append(f"{Path(repo).name}:{branch}")
+        self._guarded(delete_expired_branches, self.settings.home, clone, busy, keep, report)
 
     # -- markers --------------------------------------------------------------------------
     def _clear_markers(self, report: SweepReport) -> None:
@@ -347,8 +344,11 @@ class Janitor:
         The marker is never dropped first: the requeue points it at the new task and only
         then queues that, so a sweep killed at any step leaves a marker the next one finds.
         """
+        clone = self.settings.clone_of(marker.repo)
+        if clone is None:
+            return  # another machine's repo: its janitor queues it again
         try:
-            issue = self.beads(Path(marker.repo)).show(marker.issue_id)
+            issue = self.beads(clone).show(marker.issue_id)
         except (UnknownIssue, RepoError):  # the issue, or its repo, is gone: nothing to queue
             self._drop_marker(marker, report)
             return

@@ -3,10 +3,11 @@ metrics` (each field is a ``janitor:<action>`` counter) and printed by `bdp clea
 
 from __future__ import annotations
 
-import socket
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from bdp.host import host_name
 
 
 @dataclass
@@ -14,7 +15,7 @@ class SweepReport:
     """What one sweep did; kept as the janitor's last sweep for `bdp status`."""
 
     at: float = field(default_factory=time.time)
-    host: str = field(default_factory=socket.gethostname)
+    host: str = field(default_factory=host_name)
     freed_locks: list[str] = field(default_factory=list)
     killed: list[int] = field(default_factory=list)
     reset: list[str] = field(default_factory=list)

@@ -91,6 +91,7 @@ def run_issue(context: TaskContext, payload: object, task: Task | None = None) -
         log.error("dropping task %s: %s", task_id or "?", error)
         return "FAILED"
     _hold_back(context.hold(), context.settings.hold_recheck)
+    _leave_unless_here(context.settings, args)
     record = work_on(args, task_id, context.deps())
     log.info("%s", finished_line(record))
     return record.outcome.value
@@ -168,6 +169,21 @@ def _hold_back(hold: HoldCheck, recheck: float) -> None:
     if looked:  # once per look at the broker, not once per held task
         log.info("holding tasks: %s", held.describe())
     raise RetryTask(delay=held.retry_in(recheck))
+
+
+#: Seconds a task for a repo this machine has no clone of waits before any consumer takes it
+#: again (one that has the clone, most likely, when several serve the queue).
+ELSEWHERE_DELAY = 2.0
+
+
+def _leave_unless_here(settings: Settings, args: TaskArgs) -> None:
+    """A task naming a repo BDP_REPOS does not map here goes back to the schedule unchanged,
+    for a machine that has a clone; nothing is claimed, its marker stays as it is."""
+    if settings.clone_of(args.repo) is None:
+        log.info(
+            "no clone of %s here: leaving %s to a machine that has one", args.repo, args.issue_id
+        )
+        raise RetryTask(delay=ELSEWHERE_DELAY)
 
 
 def _every_check(_when: object) -> bool:

@@ -12,12 +12,13 @@ import functools
 import hashlib
 import json
 import os
-import socket
 import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
+
+from bdp.host import host_name
 
 OWNER_FILE = "owner.json"
 _MAX_NAME = 180  # bytes; file systems allow 255 per name
@@ -39,7 +40,7 @@ class Holder:
         return cls(
             run_id,
             issue_id,
-            socket.gethostname(),
+            host_name(),
             os.getpid(),
             time.time() if started is None else started,
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +12,8 @@ from typing import Protocol
 from bdp.agent.session import AgentRunner
 from bdp.broker.state import State
 from bdp.config import Settings
+from bdp.errors import RepoError
+from bdp.host import host_name
 from bdp.models import TaskArgs
 from bdp.ops.notify import Notifier
 from bdp.repo.beads import BdCli, Beads
@@ -35,6 +36,16 @@ class RunDeps:
     requeue: Requeue | None = None  # queues a continuation task
     notifier: Notifier | None = None  # BDP_NOTIFY: told of every outcome
 
+    def clone(self, repo: str) -> Path:
+        """This machine's clone of the repo a task names (`Settings.clone_of`)."""
+        path = self.settings.clone_of(repo)
+        if path is None:
+            raise RepoError(
+                f"no clone of the repo {repo!r} on this machine",
+                f"map it in BDP_REPOS ({repo}=/path/to/its/clone)",
+            )
+        return path
+
     def beads_for(self, repo: Path) -> Beads:
         if self.beads is None:
             return BdCli(repo, self.settings.bd)
@@ -48,4 +59,4 @@ def worker_name() -> str:
 
 def actor_name(worker: str) -> str:
     """The bd actor a worker claims as: names bdp, the host and the worker."""
-    return f"bdp/{socket.gethostname()}/{worker}"
+    return f"bdp/{host_name()}/{worker}"

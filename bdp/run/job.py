@@ -7,7 +7,6 @@ run registry (with its heartbeat) and the enqueue marker, now "running".
 from __future__ import annotations
 
 import os
-import socket
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from bdp.agent.session import LiveProgress, Steering, StopSignal
 from bdp.agent.transcript import Transcript, log_path
+from bdp.host import host_name
 from bdp.models import Issue, Run, TaskArgs
 from bdp.redact import Redactor
 from bdp.repo import known_repos
@@ -74,7 +74,8 @@ class Job:
 
     @property
     def repo(self) -> Path:
-        return Path(self.args.repo)
+        """This machine's clone of the run's repo."""
+        return self.deps.clone(self.args.repo)
 
 
 @dataclass(frozen=True)
@@ -107,11 +108,11 @@ def start_job(claimed: Claimed, deps: RunDeps, beads: Beads) -> Job:
     deps.state.register(run)
     in_doubt = time.monotonic() - claimed.asked_at >= deps.settings.stale_after / 2
     deps.state.remember_repo(args.repo)
-    known_repos.remember(deps.settings.home, args.repo)
+    known_repos.remember(deps.settings.home, str(deps.clone(args.repo)))
     marker = deps.state.marker(args.repo, args.issue_id)  # keyed as the task names the issue
     if marker is None or marker.task_id == claimed.task_id:  # never take over another's marker
         deps.state.mark_running(args.repo, args.issue_id, claimed.task_id)
-    locks = LockTable(deps.settings.home, Path(args.repo))
+    locks = LockTable(deps.settings.home, deps.clone(args.repo))
     job = Job(args, claimed.task_id, deps, beads, claimed.actor, run, issue, transcript, locks)
     job.epic, job.claim_in_doubt = claimed.epic, in_doubt
     return job
@@ -130,7 +131,7 @@ def _new_run(args: TaskArgs, issue: Issue, deps: RunDeps) -> Run:
         issue_id=issue.id,
         repo=args.repo,
         title=issue.title,
-        host=socket.gethostname(),
+        host=host_name(),
         pid=os.getpid(),
         worker=worker_name(),
         attempt=args.attempt,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import getpass
 import logging
-import socket
 from dataclasses import dataclass
 
 from bdp.agent.session import Steering, StopSignal
@@ -19,6 +18,7 @@ from bdp.agent.transcript import Transcript
 from bdp.broker.inbox import INBOX_SLOTS, Steer
 from bdp.broker.state import State
 from bdp.errors import BdpError
+from bdp.host import host_name
 from bdp.models import Outcome, Run
 from bdp.redact import scrub
 
@@ -35,7 +35,7 @@ def sender() -> str:
         user = getpass.getuser()
     except (KeyError, OSError):  # no login name in the environment or the password database
         user = "someone"
-    return f"{user}@{socket.gethostname()}"
+    return f"{user}@{host_name()}"
 
 
 def say(state: State, issue_id: str, text: str) -> list[Run]:

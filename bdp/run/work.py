@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import threading
 import time
 from dataclasses import replace
@@ -21,6 +20,7 @@ from bdp.agent.prompt import landing_message
 from bdp.agent.session import SessionRequest, SessionResult
 from bdp.broker.state import taker
 from bdp.errors import BdpError, BeadsError, RepoError, UnknownIssue
+from bdp.host import host_name
 from bdp.models import Outcome, RunRecord, TaskArgs, remaining_budget
 from bdp.ops.notify import notify_outcome
 from bdp.repo.beads import Beads, Claim, FollowUp
@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 def work_on(args: TaskArgs, task_id: str, deps: RunDeps) -> RunRecord:
     """Run one issue end to end and return how it ended (also recorded in the state)."""
-    beads = deps.beads_for(Path(args.repo))
+    beads = deps.beads_for(deps.clone(args.repo))
     actor = actor_name(worker_name())
     retry_later = False
     take = (args.repo, args.issue_id, task_id)
@@ -62,7 +62,7 @@ def work_on(args: TaskArgs, task_id: str, deps: RunDeps) -> RunRecord:
         issue = claim.issue if claim.issue and claim.issue.id else beads.show(args.issue_id)
         claimed = Claimed(args, task_id, actor, issue, asked_at=asked_at)
         if is_epic(issue):  # its review, or nothing: it has no work of its own
-            claimed, claim = _epic_task(claimed, beads)
+            claimed, claim = _epic_task(claimed, beads, deps.clone(args.repo))
         if claim.won:
             record = _run_claimed(claimed, deps, beads)
     if not claim.won:
@@ -78,15 +78,15 @@ def work_on(args: TaskArgs, task_id: str, deps: RunDeps) -> RunRecord:
 
 
 def _me() -> str:
-    return taker(socket.gethostname(), os.getpid())
+    return taker(host_name(), os.getpid())
 
 
-def _epic_task(claimed: Claimed, beads: Beads) -> tuple[Claimed, Claim]:
+def _epic_task(claimed: Claimed, beads: Beads, repo: Path) -> tuple[Claimed, Claim]:
     """A claimed epic: reviewed when finished and the repo asks for reviews; else given back
     (it has no work for an agent: its children do, and bdp closes it after them)."""
     issue = claimed.issue
     try:
-        brief, why_not = epic_review_brief(Path(claimed.args.repo), beads, issue)
+        brief, why_not = epic_review_brief(repo, beads, issue)
     except BdpError as error:
         brief, why_not = None, f"an epic, not reviewed: {error}"
     if brief is not None:

@@ -1374,3 +1374,46 @@ def test_the_sweep_queues_no_review_of_an_epic_whose_rounds_are_used(app: App, t
     report = janitor_of(app, beads).sweep()
 
     assert (report.reviewed_epics, report.closed_epics, queued(app)) == ([], [], [])
+
+
+# -- repos by name (BDP_REPOS) -----------------------------------------------------------------
+
+
+def test_a_dead_run_of_a_named_repo_is_recovered_in_this_machines_clone(
+    settings: Settings, beads: CountingBeads, tree: Path
+) -> None:
+    # Given a queue naming the repo "app", which this machine keeps at ``tree``
+    app = make_app(replace(settings, repos=(("app", str(tree)),)))
+    beads.issues[ISSUE] = claimed()
+    app.state.register(dead_run(tree, repo="app"))
+    app.state.mark_running("app", ISSUE, "task-of-the-dead-run")
+
+    # When the janitor sweeps
+    report = janitor_of(app, beads).sweep()
+
+    # Then it reset the issue in its clone, and queued attempt 2 under the repo's name
+    assert (beads.issues[ISSUE].status, report.reset) == ("open", [ISSUE])
+    assert [named(task) for task in app.huey.pending()] == [("app", ISSUE, 2)]
+
+
+def test_a_janitor_without_a_clone_of_a_named_repo_leaves_its_runs_and_tasks_to_one_with_it(
+    settings: Settings, beads: CountingBeads, tree: Path
+) -> None:
+    # Given a dead run and a lost task of "app", on a machine whose BDP_REPOS maps no "app"
+    app = make_app(replace(settings, repos=(("lib", str(tree)),)))
+    beads.issues[ISSUE] = claimed()
+    beads.issues["t-2"] = Issue("t-2", "Lost task")
+    app.state.register(dead_run(tree, repo="app"))
+    with stamped_long_ago():
+        app.state.mark_queued("app", "t-2", "lost-task", TaskArgs("app", "t-2").to_task())
+
+    # When its janitor sweeps
+    report = janitor_of(app, beads).sweep()
+
+    # Then nothing was reset, requeued or dropped: a machine with a clone does that
+    assert [run.repo for run in app.state.runs()] == ["app"]
+    assert beads.issues[ISSUE].status == "in_progress"
+    assert app.huey.pending() == []
+    marker = app.state.marker("app", "t-2")
+    assert marker is not None and marker.task_id == "lost-task"
+    assert (report.reset, report.requeued, report.cleared_markers) == ([], [], [])
