@@ -1415,5 +1415,6 @@ def test_a_janitor_without_a_clone_of_a_named_repo_leaves_its_runs_and_tasks_to_
     assert beads.issues[ISSUE].status == "in_progress"
     assert app.huey.pending() == []
     marker = app.state.marker("app", "t-2")
-    assert marker is not None and marker.task_id == "lost-task"
+    assert marker is not None
+    assert marker.task_id == "lost-task"
     assert (report.reset, report.requeued, report.cleared_markers) == ([], [], [])
