@@ -21,6 +21,7 @@ _STYLE = {
     "would queue": "cyan",
     "already queued": "yellow",
     "running": "magenta",
+    "landed already": "dim",
     Outcome.DONE: "green",
     Outcome.BLOCKED: "yellow",
     Outcome.FAILED: "red",

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from huey import Huey
 
 from bdp.agent.session import AgentFactory
+from bdp.broker.claims import Claims, claims_for
 from bdp.broker.state import State
 from bdp.config import Settings
 from bdp.queue.instance import build_huey
@@ -34,6 +35,11 @@ class App:
     def create(cls, settings: Settings, agent: AgentFactory | None = None) -> App:
         huey = build_huey(settings)
         return cls(settings, huey, State(huey), agent)
+
+    @cached_property
+    def claims(self) -> Claims:
+        """The queue's leases and tombstones (in Redis; on SQLite, bd's claim decides)."""
+        return claims_for(self.huey.storage, self.huey.name, self.settings.stale_after)
 
     @cached_property
     def tasks(self) -> Tasks:

@@ -21,7 +21,9 @@ from bdp.repo.beads import INSTALL_BD, BdCli
 from bdp.repo.git import work_tree_root
 from bdp.repo.selection import ReadyFilters, Scope, select
 
-EnqueueState = Literal["queued", "already queued", "running", "would queue", "not ready"]
+EnqueueState = Literal[
+    "queued", "already queued", "running", "would queue", "not ready", "landed already"
+]
 #: The states of an issue this enqueue (or an earlier one) has queued, or that is running.
 TAKEN: frozenset[EnqueueState] = frozenset({"queued", "already queued", "running"})
 
@@ -74,7 +76,13 @@ def enqueue_ready(app: App, path: Path, options: EnqueueOptions) -> list[Enqueue
     if issues and not options.dry_run:
         app.state.remember_repo(repo)
         known_repos.remember(app.settings.home, str(root))
-    queued = [_enqueue_one(app, repo, issue, options) for issue in issues]
+    landed = set(app.claims.landed(repo, [issue.id for issue in issues]))  # bd may lag behind
+    queued = [
+        Enqueued(issue, "landed already")
+        if issue.id in landed
+        else _enqueue_one(app, repo, issue, options)
+        for issue in issues
+    ]
     unready = [issue for issue in chosen.not_ready if issue.id not in options.skip]
     return queued + [_marked(app, repo, i) or Enqueued(i, "not ready") for i in unready]
 

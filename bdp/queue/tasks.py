@@ -20,6 +20,7 @@ from huey.api import Task, TaskWrapper
 from huey.exceptions import RetryTask
 
 from bdp.agent.session import AgentFactory, AgentRunner
+from bdp.broker.claims import claims_for
 from bdp.broker.state import State
 from bdp.config import Settings
 from bdp.errors import TaskError
@@ -63,6 +64,7 @@ class TaskContext:
                 self.agent(self.settings),
                 requeue=self.requeue,
                 notifier=Notifier.from_settings(self.settings),
+                claims=claims_for(self.huey.storage, self.huey.name, self.settings.stale_after),
             )
         return self._deps[pid]
 

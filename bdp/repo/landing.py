@@ -24,6 +24,7 @@ from bdp.repo.git import (
     git,
     head_of,
     machine_lock,
+    repo_lock,
 )
 from bdp.repo.quality_gate import GateResult
 from bdp.repo.worktree import Squashed, WorkTree, tip
@@ -35,6 +36,10 @@ TREE_BUSY = (
     "the main work tree has uncommitted changes to files the landing changes; "
     "commit or stash them and the landing goes through"
 )
+
+
+#: Why a run may not land any more: its lease lapsed and another run took the issue.
+LEASE_LOST = "the run's lease on the issue lapsed and another run took it"
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class Lander:
     gate: Callable[[Path], GateResult] | None = None  # runs the gate in a tree
     attempts: int = field(default=MOVE_ATTEMPTS)
     remote: str | None = None  # land by pushing there (the push is the compare-and-swap)
+    still_ours: Callable[[], bool] | None = None  # the run may still land (its fencing token)
 
     def land(self, tree: WorkTree, passed_on: str, squashed: Squashed | None = None) -> Landing:
         """Put ``tree``'s commit on the branch; ``passed_on`` is the tip its gate ran against.
@@ -102,6 +108,8 @@ class Lander:
         commit = known.commit if on_top and known is not None else tree.head()
         if not on_top or gate is not None:  # time passed: the branch may have moved meanwhile
             where = replace(where, head="")
+        if self.still_ours is not None and not self.still_ours():
+            return Landing(False, reason=LEASE_LOST), None
         refused = self._push(where.tip, commit) if self.remote else self._move(where, commit)
         known = _Known(commit, where.tip)
         if refused is None:
@@ -113,7 +121,7 @@ class Lander:
     def _where(self) -> _Where:
         """The target's tip, and (landing locally) where the main tree stands: one git call."""
         if self.remote:
-            return _Where(fetch_tip(self.repo, self.remote, self.branch))
+            return _Where(fetch_tip(self.repo, self.remote, self.branch, self.lock_dir))
         head = head_of(self.repo, self.branch)
         return _Where(head.tips[0], head.branch == self.branch, head.commit)
 
@@ -221,13 +229,16 @@ def _rebase(tree: WorkTree, onto: str) -> tuple[str, ...]:
     return ()
 
 
-def fetch_tip(repo: Path, remote: str | None, branch: str) -> str:
-    """The target branch's tip: fetched from ``remote`` first when there is one."""
+def fetch_tip(repo: Path, remote: str | None, branch: str, lock_dir: Path) -> str:
+    """The target branch's tip: fetched from ``remote`` first when there is one. A fetch
+    holds the clone's lock: two at once fail on git's lock of the tracking ref, and one
+    beside a worktree being added or removed can read that worktree's HEAD half made."""
     if remote is None:
         return tip(repo, branch)
     tracking = _tracking(remote, branch)
     try:
-        git(repo, "fetch", "--quiet", "--no-tags", remote, f"+refs/heads/{branch}:{tracking}")
+        with repo_lock(repo, lock_dir):
+            git(repo, "fetch", "--quiet", "--no-tags", remote, f"+refs/heads/{branch}:{tracking}")
     except GitError as error:
         raise GitError(
             f"cannot fetch {branch} from {remote}: {error}",

@@ -20,6 +20,7 @@ from bdp.errors import BdpError
 from bdp.models import Outcome
 from bdp.repo.epics import close_parents
 from bdp.repo.pending import PendingClose
+from bdp.run.bookkeeping import despite_broker
 from bdp.run.epic_task import queue_parent_review
 from bdp.run.job import Job
 
@@ -34,7 +35,11 @@ def note_landing(job: Job, target_ref: str) -> PendingClose:
 
 
 def close_landed(job: Job, result: SessionResult, commit: str, pending: PendingClose) -> None:
-    """Close the issue of a landed commit; if bd will not, leave the note for the janitor."""
+    """Close the issue of a landed commit; if bd will not, leave the note for the janitor.
+    Its tombstone comes first: no machine queues it again, whether its bd synced or not."""
+    fence = job.fence
+    if fence is not None:
+        despite_broker("record the landing", lambda: fence.bury(commit, job.run.host))
     try:
         job.beads.close(job.issue.id, result.summary, job.actor)
     except BdpError as error:

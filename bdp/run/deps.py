@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from bdp.agent.session import AgentRunner
+from bdp.broker.claims import Claims, LocalClaims
 from bdp.broker.state import State
 from bdp.config import Settings
 from bdp.errors import RepoError
@@ -35,6 +36,7 @@ class RunDeps:
     beads: Callable[[Path], Beads] | None = None  # None: the real `bd` (BdCli)
     requeue: Requeue | None = None  # queues a continuation task
     notifier: Notifier | None = None  # BDP_NOTIFY: told of every outcome
+    claims: Claims = field(default_factory=LocalClaims)  # who works an issue, across machines
 
     def clone(self, repo: str) -> Path:
         """This machine's clone of the repo a task names (`Settings.clone_of`)."""

@@ -100,10 +100,12 @@ def _still_owner(job: Job) -> bool:
     (the run registered late, `bdp.run.job.start_job`) or the broker is unreachable. A change
     made in bd by hand meanwhile is not seen: `bdp stop` is how a person takes a run back.
     """
-    state, run_id = job.deps.state, job.run.run_id
+    state, run_id, fence = job.deps.state, job.run.run_id, job.fence
     registered = despite_broker("check the run registry", lambda: state.has_run(run_id))
     if registered is False:
         return False
+    if fence is not None and despite_broker("check the run's lease", fence.holds) is False:
+        return False  # another machine's run took the issue once the lease lapsed
     if registered and not job.claim_in_doubt:
         return True
     try:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bdp.agent.session import LiveProgress, Steering, StopSignal
 from bdp.agent.transcript import Transcript, log_path
+from bdp.broker.claims import Fence
 from bdp.host import host_name
 from bdp.models import Issue, Run, TaskArgs
 from bdp.redact import Redactor
@@ -71,6 +72,7 @@ class Job:
     before_at: float = 0.0  # when that was noted
     epic: EpicBrief | None = None  # an epic's task: what its reviewer is given
     claim_in_doubt: bool = False  # registered so late the janitor may have reset the claim
+    fence: Fence | None = None  # its lease on the issue (machines sharing a Redis)
 
     @property
     def repo(self) -> Path:

@@ -15,7 +15,7 @@ from bdp.errors import BdpError
 from bdp.models import Activity, Outcome
 from bdp.repo.gate_sandbox import GateSandbox
 from bdp.repo.git import CommitMessage, GitError, git
-from bdp.repo.landing import Lander, Landing
+from bdp.repo.landing import LEASE_LOST, Lander, Landing
 from bdp.repo.quality_gate import GateResult, run_gate
 from bdp.repo.worktree import Squashed, WorkTree, commit_all, delete_branch, marked, remove
 from bdp.run.closing import close_landed, note_landing
@@ -101,7 +101,10 @@ def _lander(job: Job, tree: RunTree) -> Lander:
 
     lock_dir = job.deps.settings.home / "locks"
     gate_or_none = gate if gate_commands else None
-    return Lander(job.repo, tree.target, lock_dir, gate_or_none, remote=tree.remote)
+    still_ours = job.fence.holds if job.fence is not None else None
+    return Lander(
+        job.repo, tree.target, lock_dir, gate_or_none, remote=tree.remote, still_ours=still_ours
+    )
 
 
 def _conflicts_left(job: Job, result: SessionResult, worktree: WorkTree) -> bool:
@@ -118,6 +121,8 @@ def _not_landed(job: Job, result: SessionResult, landing: Landing) -> None:
     """A conflict or a gate failing on the new tip goes back to the agent; anything else fails."""
     fixable = bool(landing.conflicts) or landing.gate is not None
     result.outcome = Outcome.UNFINISHED if fixable else Outcome.FAILED
+    if landing.reason == LEASE_LOST:  # another run has the issue now: leave bd to it
+        result.outcome = Outcome.SUPERSEDED
     job.land_again = fixable
     result.summary = f"could not land on {_tree(job).target}: {landing.reason}"
     if landing.conflicts:

@@ -8,8 +8,6 @@ committed, never from a file an agent can edit.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from bdp.config import DEFAULT_ISOLATION
 from bdp.errors import BdpError, ConfigError
 from bdp.repo.git import GitError, git, head_of
@@ -93,12 +91,13 @@ def _target(job: Job, config: RepoConfig) -> tuple[str, str, str | None]:
         )
     if remote is None and target == head.branch:
         return target, head.commit, None
-    return target, _target_tip(job.repo, remote, target), remote
+    return target, _target_tip(job, remote, target), remote
 
 
-def _target_tip(repo: Path, remote: str | None, target: str) -> str:
+def _target_tip(job: Job, remote: str | None, target: str) -> str:
+    repo = job.repo
     try:
-        return fetch_tip(repo, remote, target)
+        return fetch_tip(repo, remote, target, job.deps.settings.home / "locks")
     except GitError as error:
         if remote is not None:
             raise

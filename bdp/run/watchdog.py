@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from bdp.agent.session import LiveProgress, StopSignal
+from bdp.broker.claims import Fence
 from bdp.broker.state import State
 from bdp.config import Settings
 from bdp.models import Outcome, Run
@@ -79,6 +80,7 @@ class Watchdog:
     pace: Pace
     progress: LiveProgress | None = None
     inbox: InboxReader | None = None  # None: nobody can steer this run
+    fence: Fence | None = None  # the run's lease on the issue, renewed with each heartbeat
     _done: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
 
     @contextmanager
@@ -137,6 +139,8 @@ class Watchdog:
         self.state.beat(self.run.run_id)
         if not self.state.has_run(self.run.run_id):
             self.stop.stop(Outcome.SUPERSEDED, "the janitor reset this issue; another run owns it")
+        elif self.fence is not None and not self.fence.renew():
+            self.stop.stop(Outcome.SUPERSEDED, "its lease on the issue lapsed; another run has it")
 
     def _check_shutdown(self, clock: _Clock, now: float) -> None:
         mode = shutdown.requested()

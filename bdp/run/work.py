@@ -18,8 +18,9 @@ from pathlib import Path
 
 from bdp.agent.prompt import landing_message
 from bdp.agent.session import SessionRequest, SessionResult
+from bdp.broker.claims import Fence, Refused
 from bdp.broker.state import taker
-from bdp.errors import BdpError, BeadsError, RepoError, UnknownIssue
+from bdp.errors import BdpError, BeadsError, RepoError, UnknownIssue, is_broker_error
 from bdp.host import host_name
 from bdp.models import Outcome, RunRecord, TaskArgs, remaining_budget
 from bdp.ops.notify import notify_outcome
@@ -46,25 +47,21 @@ def work_on(args: TaskArgs, task_id: str, deps: RunDeps) -> RunRecord:
     """Run one issue end to end and return how it ended (also recorded in the state)."""
     beads = deps.beads_for(deps.clone(args.repo))
     actor = actor_name(worker_name())
-    retry_later = False
     take = (args.repo, args.issue_id, task_id)
     despite_broker("note the task as taken", lambda: deps.state.mark_taken(*take, _me()))
     asked_at = time.monotonic()
+    fence, claim, outcome, retry_later = _claim(deps, beads, args, f"{_me()}/{task_id}", actor)
     try:
-        claim = beads.claim(args.issue_id, actor)
-    except BdpError as error:  # unknown issue, bd missing, no workspace: nothing was claimed
-        log.error("cannot claim %s in %s: %s", args.issue_id, args.repo, error)
-        claim, outcome = Claim(False, str(error)), Outcome.FAILED
-        retry_later = _transient(error)
-    else:
-        outcome = Outcome.SKIPPED
-    if claim.won:
-        issue = claim.issue if claim.issue and claim.issue.id else beads.show(args.issue_id)
-        claimed = Claimed(args, task_id, actor, issue, asked_at=asked_at)
-        if is_epic(issue):  # its review, or nothing: it has no work of its own
-            claimed, claim = _epic_task(claimed, beads, deps.clone(args.repo))
         if claim.won:
-            record = _run_claimed(claimed, deps, beads)
+            issue = claim.issue if claim.issue and claim.issue.id else beads.show(args.issue_id)
+            claimed = Claimed(args, task_id, actor, issue, asked_at=asked_at)
+            if is_epic(issue):  # its review, or nothing: it has no work of its own
+                claimed, claim = _epic_task(claimed, beads, deps.clone(args.repo))
+            if claim.won:
+                record = _run_claimed(claimed, deps, beads, fence)
+    finally:
+        if fence is not None:
+            despite_broker(f"release the lease on {args.issue_id}", fence.release)
     if not claim.won:
         log.info("not running %s: %s", args.issue_id, claim.reason)
         if retry_later:  # the marker stays, and the janitor queues the issue again
@@ -75,6 +72,27 @@ def work_on(args: TaskArgs, task_id: str, deps: RunDeps) -> RunRecord:
     despite_broker(f"record the outcome of {args.issue_id}", lambda: deps.state.record(record))
     notify_outcome(deps.notifier, record)
     return record
+
+
+def _claim(
+    deps: RunDeps, beads: Beads, args: TaskArgs, owner: str, actor: str
+) -> tuple[Fence | None, Claim, Outcome, bool]:
+    """The issue's lease (across machines), then its bd claim: the fence, the claim, the
+    outcome if it was not won, and whether to give the task back for a later try."""
+    try:
+        lease = deps.claims.take(args.repo, args.issue_id, owner)
+    except Exception as error:  # the broker is away: nobody can say who works the issue
+        if not is_broker_error(error):
+            raise
+        return None, Claim(False, f"cannot take its lease: {error}"), Outcome.SKIPPED, True
+    if isinstance(lease, Refused):  # landed already, or another machine's run has it
+        return None, Claim(False, lease.reason), Outcome.SKIPPED, not lease.landed
+    fence = Fence(deps.claims, lease)
+    try:
+        return fence, beads.claim(args.issue_id, actor), Outcome.SKIPPED, False
+    except BdpError as error:  # unknown issue, bd missing, no workspace: nothing was claimed
+        log.error("cannot claim %s in %s: %s", args.issue_id, args.repo, error)
+        return fence, Claim(False, str(error)), Outcome.FAILED, _transient(error)
 
 
 def _me() -> str:
@@ -104,11 +122,13 @@ def _transient(error: BdpError) -> bool:
     return isinstance(error, BeadsError) and not isinstance(error, UnknownIssue | RepoError)
 
 
-def _run_claimed(claimed: Claimed, deps: RunDeps, beads: Beads) -> RunRecord:
+def _run_claimed(claimed: Claimed, deps: RunDeps, beads: Beads, fence: Fence | None) -> RunRecord:
     job = start_job(claimed, deps, beads)
+    job.fence = fence
     pace = Pace.from_settings(deps.settings)
     inbox = InboxReader(deps.state, job.run.run_id, job.stop, job.steering, job.transcript)
     watchdog = Watchdog(deps.state, beads, job.run, job.actor, job.stop, pace, job.progress, inbox)
+    watchdog.fence = fence
     try:
         with watchdog.running():
             return finish(job, _run_agent(job))

@@ -4,15 +4,17 @@ one private redis-server, one bare git repository as the shared remote."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import bdp, bdp_json, first_turns, script_write_then_done
+from tests.integration.helpers import bdp, bdp_json, first_turns, marker, script_write_then_done
 from tests.support.beads import show_issue
 from tests.support.fake_api import FakeApi
 from tests.support.hosts import (
     REPO_NAME,
+    Host,
     files_of,
     landed_on,
     make_host,
@@ -63,3 +65,61 @@ def test_a_task_names_its_repo_and_runs_on_a_host_with_a_clone_at_any_path(
     # And the runs name the repo as the queue does, on the host that ran them
     recent = bdp_json(beta.env, "status")["recent"]
     assert {(r["repo"], r["outcome"]) for r in recent} == {(REPO_NAME, "DONE")}
+
+
+def three_hosts(
+    tmp_path: Path, env: dict[str, str], redis_url: str, issues: int
+) -> tuple[Path, list[Host], list[str]]:
+    bare = shared_remote(tmp_path)
+    beads, ids = seeded_backlog(tmp_path, issues)
+    shared = {**env, "BDP_REDIS_URL": redis_url}
+    hosts = [make_host(tmp_path, name, bare, beads, shared) for name in ("alpha", "beta", "gamma")]
+    return bare, hosts, ids
+
+
+def work_everything(
+    tmp_path: Path, fake_api: FakeApi, bare: Path, hosts: list[Host], ids: list[str]
+) -> None:
+    """Every host queues its own bd's backlog and serves the queue until all of it landed."""
+    for issue_id in ids:
+        script_write_then_done(fake_api, issue_id, f"src/{issue_id}.txt")
+    for host in hosts:
+        assert bdp(host.env, "enqueue", str(host.clone)).returncode == 0
+    consumers = [
+        HueyConsumer(host.env, tmp_path / f"{host.name}.log", workers=2).start() for host in hosts
+    ]
+    wait_for(lambda: set(landed_on(bare)) == set(ids), 180)
+    for consumer in consumers:
+        consumer.stop()
+
+
+def test_hosts_with_their_own_bd_each_queue_everything_and_each_issue_lands_once(
+    env: dict[str, str], fake_api: FakeApi, tmp_path: Path, redis_url: str
+) -> None:
+    # Given three hosts whose bd databases each hold the same 6 ready issues
+    bare, hosts, ids = three_hosts(tmp_path, env, redis_url, 6)
+
+    # When each queues its own backlog and all three serve the queue
+    work_everything(tmp_path, fake_api, bare, hosts, ids)
+
+    # Then every issue landed once, with exactly its file, after one session of two requests
+    landed = landed_on(bare)
+    assert {i: len(landed[i]) for i in ids} == dict.fromkeys(ids, 1)
+    assert all(files_of(bare, landed[i][0]) == {f"src/{i}.txt"} for i in ids)
+    requests = {i: len(fake_api.messages_requests(match=marker(i))) for i in ids}
+    assert requests == dict.fromkeys(ids, 2)
+    # And each issue is closed in the bd of the host that landed it, and only there
+    closed = [i for host in hosts for i in ids if show_issue(host.clone, i)["status"] == "closed"]
+    assert sorted(closed) == sorted(ids)
+
+    # When a host whose bd never synced queues its "ready" issues again
+    stale = max(hosts, key=lambda h: sum(show_issue(h.clone, i)["status"] == "open" for i in ids))
+    still_open = [i for i in ids if show_issue(stale.clone, i)["status"] == "open"]
+    assert still_open  # its bd still offers what the others landed
+    done = bdp(stale.env, "enqueue", str(stale.clone), "--json")
+
+    # Then it queues none of them: each landed already, whatever its bd says
+    assert done.returncode == 0, done.stderr
+    states = {item["id"]: item["state"] for item in json.loads(done.stdout)}
+    assert {i: states[i] for i in still_open} == dict.fromkeys(still_open, "landed already")
+    assert bdp_json(stale.env, "status")["queued"] == 0

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bdp.repo.git import CommitMessage, GitError
-from bdp.repo.landing import Lander
+from bdp.repo.landing import LEASE_LOST, Lander
 from bdp.repo.quality_gate import GateResult
 from bdp.repo.worktree import WorkTree, branch_name, changes, commit_all, create, remove, tip
 
@@ -306,3 +306,44 @@ def test_an_unreachable_remote_is_a_clear_error(repo: Path, home: Path, tmp_path
     with pytest.raises(GitError, match="cannot fetch main from origin"):
         Lander(repo, "main", home / "locks", remote="origin").land(tree, tree.base)
     assert git(repo, "rev-parse", "HEAD").strip() == tree.base
+
+
+def test_a_run_whose_lease_lapsed_during_its_gate_does_not_push(
+    repo: Path, home: Path, origin: Path, tmp_path: Path
+) -> None:
+    # Given a landing that re-runs the gate, during which the run's lease is taken elsewhere
+    tree = run_tree(repo, home, "run1", {"feature.py": "x = 1\n"})
+    theirs = push_from_elsewhere(origin, tmp_path, "first.py", "first\n")
+    lease = {"ours": True}
+
+    def gate(path: Path) -> GateResult:
+        lease["ours"] = False
+        return GateResult(True, "gate", "")
+
+    landing = Lander(
+        repo, "main", home / "locks", gate, remote="origin", still_ours=lambda: lease["ours"]
+    ).land(tree, tree.base)
+
+    # Then nothing was pushed: the remote is as the other machine left it
+    assert not landing.landed
+    assert landing.reason == LEASE_LOST
+    assert git(origin, "rev-parse", "main").strip() == theirs
+
+
+def test_a_run_that_holds_its_lease_lands_through_the_remote(
+    repo: Path, home: Path, origin: Path
+) -> None:
+    tree = run_tree(repo, home, "run1", {"feature.py": "x = 1\n"})
+    asked: list[bool] = []
+
+    def still_ours() -> bool:
+        asked.append(True)
+        return True
+
+    landing = Lander(repo, "main", home / "locks", remote="origin", still_ours=still_ours).land(
+        tree, tree.base
+    )
+
+    assert landing.landed
+    assert asked  # the lease was checked before the push
+    assert git(origin, "rev-parse", "main").strip() == landing.commit

@@ -6,9 +6,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import redis
 from huey import MemoryHuey
 
 from bdp.agent.session import StopSignal
+from bdp.broker.claims import Fence, Lease, RedisClaims
 from bdp.broker.state import State
 from bdp.models import Issue, Outcome, Run
 from bdp.repo.memory_beads import MemoryBeads
@@ -118,3 +120,26 @@ def test_a_slow_bd_lease_renewal_never_delays_the_runs_heartbeat(state: State) -
             time.sleep(0.05)
 
     assert len(set(beats)) >= 3  # fresh heartbeats (every 0.25 s) during one slow renewal
+
+
+def test_a_run_whose_lease_another_machine_took_is_told_to_stop_as_superseded(
+    state: State, redis_url: str
+) -> None:
+    # Given a run holding its issue's lease in Redis, renewed with each heartbeat
+    claims = RedisClaims(redis.Redis.from_url(redis_url), "bdp", ttl=30)
+    lease = claims.take("/repo", "t-1", "alpha/task-a")
+    assert isinstance(lease, Lease)
+    watch = watch_for(state, CountingBeads())
+    watch.fence = Fence(claims, lease)
+
+    with watch.running():
+        wait_for(lambda: claims.holds(lease) and state.runs()[0].heartbeat > time.time() - 1, 5)
+        assert not watch.stop.is_set()
+        # When the lease lapses and another machine's run takes it
+        claims.release(lease)
+        assert isinstance(claims.take("/repo", "t-1", "beta/task-b"), Lease)
+        wait_for(watch.stop.is_set, 5)
+
+    # Then the run is stopped, and the lease stays with the other machine's run
+    assert watch.stop.outcome is Outcome.SUPERSEDED
+    assert not claims.holds(lease)

@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from huey import MemoryHuey
 
 from bdp.agent.session import SessionRequest, SessionResult, StubAgentRunner
+from bdp.broker.claims import Lease, RedisClaims
 from bdp.broker.state import Marker, State
 from bdp.config import Settings
 from bdp.models import Outcome, Run, RunRecord, TaskArgs
@@ -742,3 +744,67 @@ def test_a_claim_bd_fails_on_keeps_the_marker_and_the_janitor_queues_the_issue_a
 
     # Then the issue is queued again
     assert [args.issue_id for args in requeued] == [issue_id]
+
+
+# --- the issue's lease, when machines share a Redis ---------------------------------------------
+
+
+def test_an_issue_whose_lease_another_machine_holds_is_not_claimed_and_its_task_given_back(
+    worker: Worker, repo: Path, issue_id: str, redis_url: str
+) -> None:
+    # Given another machine's run holding the issue's lease
+    claims = RedisClaims(redis.Redis.from_url(redis_url), "bdp", ttl=30)
+    assert isinstance(claims.take(str(repo), issue_id, "beta:7/other-task"), Lease)
+    assert worker.state.mark_queued(str(repo), issue_id, TASK_ID)
+
+    # When this machine's worker takes the task
+    deps = RunDeps(worker.settings, worker.state, StubAgentRunner(), claims=claims)
+    record = work_on(TaskArgs(str(repo), issue_id), TASK_ID, deps)
+
+    # Then nothing was claimed in bd, and the marker waits for the janitor to queue it again
+    assert record.outcome is Outcome.SKIPPED
+    assert "beta:7/other-task" in record.summary
+    assert show_issue(repo, issue_id)["status"] == "open"
+    marker = worker.marker(issue_id)
+    assert marker is not None
+    assert (marker.task_id, marker.taken_by) == (TASK_ID, None)
+
+
+def test_an_issue_that_landed_elsewhere_is_skipped_and_its_marker_dropped(
+    worker: Worker, repo: Path, issue_id: str, redis_url: str
+) -> None:
+    # Given the issue landed on another machine (whose close this bd has not synced)
+    claims = RedisClaims(redis.Redis.from_url(redis_url), "bdp", ttl=30)
+    lease = claims.take(str(repo), issue_id, "beta:7/other-task")
+    assert isinstance(lease, Lease)
+    claims.bury(lease, "ab" * 20, "beta")
+    claims.release(lease)
+    assert worker.state.mark_queued(str(repo), issue_id, TASK_ID)
+
+    # When this machine's worker takes a task for it
+    deps = RunDeps(worker.settings, worker.state, StubAgentRunner(), claims=claims)
+    record = work_on(TaskArgs(str(repo), issue_id), TASK_ID, deps)
+
+    # Then it is not worked again
+    assert record.outcome is Outcome.SKIPPED
+    assert "landed already" in record.summary
+    assert show_issue(repo, issue_id)["status"] == "open"
+    assert worker.marker(issue_id) is None
+
+
+def test_a_done_run_on_redis_leaves_a_tombstone_and_frees_its_lease(
+    worker: Worker, repo: Path, issue_id: str, redis_url: str
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    claims = RedisClaims(client, "bdp", ttl=30)
+    agent = StubAgentRunner(files={"hello.py": "print('hi')\n"})
+    assert worker.state.mark_queued(str(repo), issue_id, TASK_ID)
+
+    deps = RunDeps(worker.settings, worker.state, agent, claims=claims)
+    record = work_on(TaskArgs(str(repo), issue_id), TASK_ID, deps)
+
+    assert record.outcome is Outcome.DONE
+    assert show_issue(repo, issue_id)["status"] == "closed"
+    [tomb] = claims.landed(str(repo), [issue_id]).values()
+    assert tomb.commit == head(repo)
+    assert client.keys("bdp.bdp.lease:*") == []

@@ -1,0 +1,190 @@
+"""Who works an issue when several machines share one Redis: a lease with a fencing token.
+
+bd's claim is a compare-and-set only within one bd database, and machines with databases of
+their own could each win it. So, before its bd claim, a run takes the issue's lease in Redis:
+one key per (repo, issue) holding the owner and a fencing token (a number no lease of the
+queue had before), with a time to live the run's heartbeat renews. A second machine cannot
+start the issue while the lease lives; the run's finishing steps present the token first
+(`Claims.holds`), so a stalled run whose lease lapsed and was taken cannot land or reset.
+
+When an issue lands, its tombstone (commit, host, time) stops every machine from queueing or
+starting it again, even one whose bd has not synced the close yet.
+
+With SQLite, the queue has one machine and bd's claim decides alone: `LocalClaims` grants
+every lease and keeps tombstones nowhere.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bdp.broker.keys import redis_name
+
+#: Lua: take the lease if nobody holds it, with a new token. KEYS: lease, token counter.
+#: ARGV: owner, ttl ms. Returns the token, or the holder's value.
+_TAKE = """
+local held = redis.call('GET', KEYS[1])
+if held then return {0, held} end
+local token = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. token, 'PX', ARGV[2])
+return {token, ''}
+"""
+#: Lua: renew the lease while it is ours; take it back if it lapsed and nobody took it (no
+#: newer token exists then). KEYS: lease. ARGV: value, ttl ms. 1: ours, 0: another's.
+_RENEW = """
+local held = redis.call('GET', KEYS[1])
+if held == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+if not held then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+return 0
+"""
+#: Lua: delete the lease if it is ours. KEYS: lease. ARGV: value.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A run's hold on one issue: its owner and the fencing token it presents."""
+
+    repo: str
+    issue_id: str
+    owner: str
+    token: int
+
+    @property
+    def value(self) -> str:
+        return f"{self.owner}|{self.token}"
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Why a lease was not granted: the issue landed already, or another run holds it."""
+
+    reason: str
+    landed: bool = False  # a tombstone: nothing is left to do
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """An issue that landed: which commit, from which host, when."""
+
+    commit: str
+    host: str
+    at: float
+
+
+class Claims(Protocol):
+    """Leases and tombstones, as the queue's broker keeps them."""
+
+    def take(self, repo: str, issue_id: str, owner: str) -> Lease | Refused: ...
+    def renew(self, lease: Lease) -> bool: ...
+    def holds(self, lease: Lease) -> bool: ...
+    def release(self, lease: Lease) -> None: ...
+    def bury(self, lease: Lease, commit: str, host: str) -> None: ...
+    def landed(self, repo: str, issue_ids: list[str]) -> dict[str, Tombstone]: ...
+
+
+class LocalClaims:
+    """One machine's queue (SQLite): every lease granted, bd's claim decides."""
+
+    def take(self, repo: str, issue_id: str, owner: str) -> Lease | Refused:
+        return Lease(repo, issue_id, owner, 0)
+
+    def renew(self, lease: Lease) -> bool:
+        return True
+
+    def holds(self, lease: Lease) -> bool:
+        return True
+
+    def release(self, lease: Lease) -> None:
+        return None
+
+    def bury(self, lease: Lease, commit: str, host: str) -> None:
+        return None
+
+    def landed(self, repo: str, issue_ids: list[str]) -> dict[str, Tombstone]:
+        return {}
+
+
+class RedisClaims:
+    """Leases and tombstones in the queue's Redis, each step one atomic script or command."""
+
+    def __init__(self, client: Any, queue: str, ttl: float) -> None:
+        self._client = client
+        self._prefix = f"bdp.{redis_name(queue)}"
+        self._ttl_ms = max(1, int(ttl * 1000))
+        self._take = client.register_script(_TAKE)
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+
+    def _key(self, kind: str, repo: str, issue_id: str) -> str:
+        return f"{self._prefix}.{kind}:{repo}:{issue_id}"
+
+    def take(self, repo: str, issue_id: str, owner: str) -> Lease | Refused:
+        tomb = self.landed(repo, [issue_id]).get(issue_id)
+        if tomb is not None:
+            return Refused(f"landed already as {tomb.commit[:12]} on {tomb.host}", landed=True)
+        keys = [self._key("lease", repo, issue_id), f"{self._prefix}.lease-token"]
+        token, held = self._take(keys=keys, args=[owner, self._ttl_ms])
+        if not token:
+            holder = held.decode() if isinstance(held, bytes) else str(held)
+            return Refused(f"another run holds its lease ({holder.rpartition('|')[0]})")
+        return Lease(repo, issue_id, owner, int(token))
+
+    def renew(self, lease: Lease) -> bool:
+        key = self._key("lease", lease.repo, lease.issue_id)
+        return bool(self._renew(keys=[key], args=[lease.value, self._ttl_ms]))
+
+    def holds(self, lease: Lease) -> bool:
+        held = self._client.get(self._key("lease", lease.repo, lease.issue_id))
+        return held is not None and held.decode() == lease.value
+
+    def release(self, lease: Lease) -> None:
+        self._release(keys=[self._key("lease", lease.repo, lease.issue_id)], args=[lease.value])
+
+    def bury(self, lease: Lease, commit: str, host: str) -> None:
+        """Record that the issue landed (kept for good: a later enqueue anywhere skips it)."""
+        tomb = {"commit": commit, "host": host, "at": time.time(), "token": lease.token}
+        self._client.set(self._key("tomb", lease.repo, lease.issue_id), json.dumps(tomb))
+
+    def landed(self, repo: str, issue_ids: list[str]) -> dict[str, Tombstone]:
+        """The tombstones of those of ``issue_ids`` that landed (one round trip)."""
+        if not issue_ids:
+            return {}
+        raw = self._client.mget([self._key("tomb", repo, i) for i in issue_ids])
+        found = {i: json.loads(value) for i, value in zip(issue_ids, raw, strict=True) if value}
+        return {i: Tombstone(t["commit"], t["host"], t["at"]) for i, t in found.items()}
+
+
+@dataclass(frozen=True)
+class Fence:
+    """A run's lease and where it is kept: what its heartbeat renews and its finishing
+    steps check."""
+
+    claims: Claims
+    lease: Lease
+
+    def holds(self) -> bool:
+        return self.claims.holds(self.lease)
+
+    def renew(self) -> bool:
+        return self.claims.renew(self.lease)
+
+    def bury(self, commit: str, host: str) -> None:
+        self.claims.bury(self.lease, commit, host)
+
+    def release(self) -> None:
+        self.claims.release(self.lease)
+
+
+def claims_for(storage: Any, queue: str, ttl: float) -> Claims:
+    """Redis leases when the queue is on Redis (``storage`` has a client), else local ones."""
+    client = getattr(storage, "conn", None)
+    if client is None or not hasattr(client, "register_script"):
+        return LocalClaims()
+    return RedisClaims(client, queue, ttl)
