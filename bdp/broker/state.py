@@ -196,6 +196,11 @@ class State:
             items = items[-limit:] if limit else []
         return [RunRecord.from_json(_load(v)) for _, v in items]
 
+    def last_attempt(self, repo: str, issue_id: str) -> int:
+        """The newest attempt of the issue the outcomes remember (1 when none)."""
+        found = [r.attempt for r in self.outcomes() if (r.repo, r.issue_id) == (repo, issue_id)]
+        return max(found, default=1)
+
     def _count(self, record: RunRecord) -> None:
         incr = self._counters.incr
         incr(f"outcomes:{record.outcome.value}")

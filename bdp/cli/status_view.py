@@ -74,6 +74,7 @@ def status_view(report: StatusReport, rows: Rows | None = None) -> Group:
     if report.hold:
         style = "yellow" if report.hold.kind == "paused" else "red"
         parts.append(Text(f"HOLD: {report.hold.describe()}; no new session starts", style=style))
+    parts += _hosts(report)
     parts += _consumers(report, rows.consumers)
     parts += _running(report, rows.running, shared)
     parts += _queued(report, rows.queued, shared)
@@ -131,6 +132,23 @@ def _listed(what: str, table: Table, total: int) -> list[RenderableType]:
 
 def _repo_columns(shared: bool) -> tuple[str, ...]:
     return ("repo",) if shared else ()
+
+
+def _hosts(report: StatusReport) -> list[RenderableType]:
+    """Which hosts serve a queue several share: their workers, their runs, their last beat
+    (a host with runs but no beat is one that went away; the janitor recovers its runs)."""
+    hosts = report.hosts()
+    if len(hosts) < 2:
+        return []
+    table = compact_table("hosts")
+    for column in ("host", "consumers", "workers", "running", "last beat"):
+        table.add_column(column)
+    for host in hosts:
+        beat = host.last_beat()
+        last = "none" if beat is None else f"{age(report.now - beat)} ago"
+        running = ", ".join(host.running) or "-"
+        table.add_row(escape(host.host), str(len(host.consumers)), str(host.workers), running, last)
+    return [table]
 
 
 def _consumers(report: StatusReport, shown: int) -> list[RenderableType]:

@@ -50,6 +50,32 @@ RECENT_OUTCOMES = 10
 DAY = 86400.0
 
 
+@dataclass(frozen=True)
+class HostSummary:
+    """One host of a shared queue, as status shows it."""
+
+    host: str
+    consumers: list[ConsumerBeat]
+    running: list[str]  # the issues its runs work on
+
+    @property
+    def workers(self) -> int:
+        return sum(c.workers for c in self.consumers)
+
+    def last_beat(self) -> float | None:
+        return max((c.beat for c in self.consumers), default=None)
+
+    def to_json(self, now: float) -> dict[str, Any]:
+        beat = self.last_beat()
+        return {
+            "host": self.host,
+            "consumers": len(self.consumers),
+            "workers": self.workers,
+            "running": self.running,
+            "beat_age": None if beat is None else round(now - beat, 1),
+        }
+
+
 @dataclass
 class StatusReport:
     """A snapshot of the queue, its runs and its recent results."""
@@ -82,6 +108,20 @@ class StatusReport:
             *(record.repo for record in (*self.recent, *self.attention())),
         ]
         return sorted({repo for repo in named if repo})
+
+    def hosts(self) -> list[HostSummary]:
+        """Each host serving the queue or running an issue: its consumers and their workers,
+        its runs, and its newest consumer heartbeat (a host without one is gone, or has
+        only runs left from before it went)."""
+        names = sorted({c.host for c in self.consumers} | {r.host for r in self.runs})
+        return [
+            HostSummary(
+                host,
+                [c for c in self.consumers if c.host == host],
+                [r.issue_id for r in self.runs if r.host == host],
+            )
+            for host in names
+        ]
 
     def activity(self, run: Run) -> Activity:
         return self.activities.get(run.run_id) or Activity()
@@ -143,6 +183,7 @@ class StatusReport:
                 for consumer in self.consumers
             ],
             "queued_issues": [task.to_json() for task in self.queued_issues],
+            "hosts": [host.to_json(self.now) for host in self.hosts()],
         }
 
 

@@ -23,8 +23,9 @@ from bdp.broker.state import Marker, State
 from bdp.config import Settings
 from bdp.errors import RepoError, UnknownIssue
 from bdp.host import host_name
-from bdp.models import Outcome, Run, RunRecord, TaskArgs
+from bdp.models import Issue, Outcome, Run, RunRecord, TaskArgs
 from bdp.ops.notify import Notifier, notify_outcome
+from bdp.queue.janitor_locks import free_dead_locks
 from bdp.queue.janitor_trees import delete_expired_branches, remove_worktrees
 from bdp.queue.sweep_report import SweepReport as SweepReport  # where tests and bdp clean look
 from bdp.repo import known_repos
@@ -180,33 +181,31 @@ class Janitor:
             record = replace(RunRecord.ended(run, Outcome.DONE, note), landed=True)
         else:
             args = TaskArgs(run.repo, run.issue_id, run.attempt, max_cost=run.max_cost)
-            self._reset_and_requeue(args, actor, note, report)
+            self._reset_and_requeue(args, actor, note, report, run.host != self.host)
             record = RunRecord.ended(run, Outcome.ABANDONED, note)
         self.state.record(record)
         notify_outcome(self.notifier, record)
 
     def _reset_and_requeue(
-        self, args: TaskArgs, actor: str | None, note: str, report: SweepReport
+        self, args: TaskArgs, actor: str | None, note: str, report: SweepReport, away: bool = False
     ) -> None:
-        """Reset a claim nobody works on, then queue its next attempt (or give up on it)."""
+        """Reset a claim nobody works on, then queue its next attempt (or give up on it).
+        ``away``: a dead run of another machine, claimed in that machine's bd, maybe not ours."""
         repo, issue_id, attempt = args.repo, args.issue_id, args.attempt
         clone = self.settings.clone_of(repo)
         if clone is None:
             return  # another machine's repo: its janitor resets it
         beads = self.beads(clone)
         issue = beads.show(issue_id)
-        if issue.status != "in_progress" or (actor and issue.assignee != actor):
+        if away and issue.status == "open" and not issue.assignee:
+            pass  # claimed in the dead machine's own bd: nothing to reset in this one
+        elif issue.status != "in_progress" or (actor and issue.assignee != actor):
             self._unmark_running(repo, issue_id)
             return  # finished, or claimed by someone else since: not ours to reset
-        once = f"reset:{repo}:{issue_id}:{issue.updated_at}"
-        if not self.state.claim_once(once, expires=ONCE_EXPIRES):
+        elif self._reset_claim(beads, issue, repo):
+            report.reset.append(issue_id)
+        else:
             return  # an overlapping sweep is resetting this very claim
-        try:
-            beads.reset(issue_id, issue.assignee or _BDP_ACTOR)
-        except Exception:
-            self.state.release_once(once)  # still claimed in bd: a later sweep tries again
-            raise
-        report.reset.append(issue_id)
         if attempt >= self.settings.max_attempts:
             beads.comment(
                 issue_id,
@@ -220,25 +219,29 @@ class Janitor:
         self.requeue(replace(args, attempt=attempt + 1))
         report.requeued.append(issue_id)
 
+    def _reset_claim(self, beads: Beads, issue: Issue, repo: str) -> bool:
+        """Reset ``issue``'s claim, once however many sweeps try; False when another does."""
+        once = f"reset:{repo}:{issue.id}:{issue.updated_at}"
+        if not self.state.claim_once(once, expires=ONCE_EXPIRES):
+            return False
+        try:
+            beads.reset(issue.id, issue.assignee or _BDP_ACTOR)
+        except Exception:
+            self.state.release_once(once)  # still claimed in bd: a later sweep tries again
+            raise
+        return True
+
     # -- locks ----------------------------------------------------------------------------
     def _free_locks(
         self, table: LockTable, live: dict[str, Run], force: bool, report: SweepReport
     ) -> None:
-        """Free dead runs' locks and lock directories a crash left without an owner; the table
-        read once, each run judged once however many locks it holds."""
-        scan, dead = table.scan(), {}
-        for lock in scan.locks:
-            run_id = lock.holder.run_id
-            if run_id not in dead:
-                dead[run_id] = force or not self._holder_alive(run_id, live)
-                if dead[run_id] and lock.holder.host == self.host:
-                    report.killed += end_run_processes(run_id)
-            if dead[run_id]:
-                table.force_release(lock.path)
-                report.freed_locks.append(f"{table.root.name}:{lock.path}")
-        for directory in scan.unowned(older_than=0 if force else self.settings.stale_after):
-            table.force_remove(directory)
-            report.freed_locks.append(f"{table.root.name}:{directory.name} (no owner)")
+        """Free dead runs' locks and the lock directories a crash left without an owner."""
+        stale = 0 if force else self.settings.stale_after
+
+        def dead(run_id: str) -> bool:
+            return force or not self._holder_alive(run_id, live)
+
+        free_dead_locks(table, dead, self.host, stale, report)
         table.clear_waits(set(live))
 
     def _holder_alive(self, run_id: str, live: dict[str, Run]) -> bool:
@@ -273,7 +276,7 @@ class Janitor:
         if orphans:
             running |= {run.issue_id for run in self.state.runs() if run.repo == repo}
         for issue in (issue for issue in orphans if issue.id not in running):
-            attempt = self._last_attempt(repo, issue.id)
+            attempt = self.state.last_attempt(repo, issue.id)
             note = f"bdp janitor: {issue.assignee} claimed this issue but no bdp run holds it"
             self._reset_and_requeue(TaskArgs(repo, issue.id, attempt), None, note, report)
 
@@ -290,12 +293,6 @@ class Janitor:
         for epic in epics_to_review(beads, config.epic_review_rounds):
             if queue_review(self.state, self.requeue, TaskArgs(repo, epic.issue.id)):
                 report.reviewed_epics.append(epic.issue.id)
-
-    def _last_attempt(self, repo: str, issue_id: str) -> int:
-        attempts = [
-            r.attempt for r in self.state.outcomes() if (r.repo, r.issue_id) == (repo, issue_id)
-        ]
-        return max(attempts, default=1)
 
     # -- worktrees ------------------------------------------------------------------------
     def _tidy_trees(
@@ -362,7 +359,9 @@ class Janitor:
         if marker.payload is not None:
             args = TaskArgs.from_task(marker.payload)
         else:
-            args = TaskArgs(marker.repo, marker.issue_id, self._last_attempt(marker.repo, issue.id))
+            args = TaskArgs(
+                marker.repo, marker.issue_id, self.state.last_attempt(marker.repo, issue.id)
+            )
         self.requeue(args)
         report.requeued.append(marker.issue_id)
 

@@ -318,3 +318,39 @@ def test_emoji_codes_in_a_title_are_printed_as_typed(capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert ":bug:" in out
     assert "\N{BUG}" not in out
+
+
+def test_a_queue_two_hosts_share_shows_each_hosts_workers_runs_and_last_beat() -> None:
+    # Given a consumer on each of two hosts, and a run on a third host that stopped beating
+    consumers = [
+        ConsumerBeat("alpha", 11, 2, "thread", NOW - 600, NOW - 2),
+        ConsumerBeat("beta", 22, 4, "thread", NOW - 600, NOW - 5),
+    ]
+    runs = [
+        Run("r2", "t-2", "app", "Two", "beta", 22, "22-Worker-1", 1, NOW - 9, NOW + 600, NOW),
+        Run("r3", "t-3", "app", "Three", "gone", 33, "33-Worker-1", 1, NOW - 99, NOW, NOW - 90),
+    ]
+    status = report(consumers=consumers, runs=runs, activities={})
+
+    lines = [line.split() for line in rendered(status).splitlines()]
+    start = lines.index(["hosts"]) + 3  # past the title, the header and the rule
+    rows = {line[0]: line[1:] for line in lines[start : start + 3]}
+
+    assert rows["alpha"][:4] == ["1", "2", "-", "2s"]
+    assert rows["beta"][:4] == ["1", "4", "t-2", "5s"]
+    assert rows["gone"][:4] == ["0", "0", "t-3", "none"]
+    assert [h["host"] for h in status.to_json()["hosts"]] == ["alpha", "beta", "gone"]
+    assert status.to_json()["hosts"][2] == {
+        "host": "gone",
+        "consumers": 0,
+        "workers": 0,
+        "running": ["t-3"],
+        "beat_age": None,
+    }
+
+
+def test_a_queue_one_host_serves_shows_no_hosts_table() -> None:
+    status = report(consumers=[ConsumerBeat("box", 7, 2, "thread", NOW - 60, NOW - 1)])
+
+    assert ["hosts"] not in [line.split() for line in rendered(status).splitlines()]
+    assert [h["host"] for h in status.to_json()["hosts"]] == ["box"]

@@ -5,23 +5,27 @@ one private redis-server, one bare git repository as the shared remote."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
 
 from tests.integration.helpers import bdp, bdp_json, first_turns, marker, script_write_then_done
+from tests.integration.test_recovery import FAST_RECOVERY, hang_then_finish
 from tests.support.beads import show_issue
 from tests.support.fake_api import FakeApi
 from tests.support.hosts import (
     REPO_NAME,
     Host,
     files_of,
+    git,
     landed_on,
     make_host,
     seeded_backlog,
     shared_remote,
 )
-from tests.support.processes import HueyConsumer, wait_for
+from tests.support.processes import HueyConsumer, agent_processes, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -123,3 +127,34 @@ def test_hosts_with_their_own_bd_each_queue_everything_and_each_issue_lands_once
     states = {item["id"]: item["state"] for item in json.loads(done.stdout)}
     assert {i: states[i] for i in still_open} == dict.fromkeys(still_open, "landed already")
     assert bdp_json(stale.env, "status")["queued"] == 0
+
+
+def test_a_host_that_dies_mid_run_has_its_issue_finished_once_by_another(
+    env: dict[str, str], fake_api: FakeApi, tmp_path: Path, redis_url: str
+) -> None:
+    # Given two hosts with their own bd, recovering fast, and one issue whose first attempt
+    # hangs after writing its file while the second one does it right
+    bare = shared_remote(tmp_path)
+    beads, [issue_id] = seeded_backlog(tmp_path, 1)
+    fast = {**env, "BDP_REDIS_URL": redis_url, **FAST_RECOVERY}
+    alpha, beta = (make_host(tmp_path, name, bare, beads, fast) for name in ("alpha", "beta"))
+    hang_then_finish(fake_api, issue_id, "crash.txt", "finished elsewhere")
+    assert bdp(alpha.env, "enqueue", str(alpha.clone)).returncode == 0
+    doomed = HueyConsumer(alpha.env, tmp_path / "alpha.log", workers=1).start()
+    wait_for(lambda: len(fake_api.messages_requests(match=marker(issue_id))) >= 2, 60)
+
+    # When every process of alpha dies at once, and beta serves the queue
+    doomed.stop(signal.SIGKILL)
+    for pid in agent_processes(fake_api.url):
+        os.kill(pid, signal.SIGKILL)
+    survivor = HueyConsumer(beta.env, tmp_path / "beta.log", workers=1).start()
+    wait_for(lambda: issue_id in landed_on(bare), 90)
+    survivor.stop()
+
+    # Then beta's janitor recovered alpha's run, and beta landed the issue once, done right
+    assert len(landed_on(bare)[issue_id]) == 1
+    assert git(bare, "show", "main:crash.txt") == "done right\n"
+    assert show_issue(beta.clone, issue_id)["status"] == "closed"
+    recent = bdp_json(beta.env, "status")["recent"]
+    outcomes = [(r["outcome"], r["worker"].partition("/")[0]) for r in recent]
+    assert outcomes == [("ABANDONED", "alpha"), ("DONE", "beta")]

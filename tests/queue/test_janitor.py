@@ -32,6 +32,7 @@ from bdp.errors import BeadsError
 from bdp.models import Issue, Outcome, Run, TaskArgs
 from bdp.ops.status import collect_status
 from bdp.queue import janitor as janitor_module
+from bdp.queue import janitor_locks
 from bdp.queue.app import App
 from bdp.queue.janitor import Janitor, SweepReport
 from bdp.repo import known_repos
@@ -578,6 +579,7 @@ def test_a_run_holding_many_locks_is_judged_and_its_processes_ended_once(
 
     monkeypatch.setattr(janitor_module, "pid_alive", alive)
     monkeypatch.setattr(janitor_module, "end_run_processes", end)
+    monkeypatch.setattr(janitor_locks, "end_run_processes", end)
 
     # When the janitor sweeps
     report = janitor_of(app, MemoryBeads()).sweep()
@@ -607,7 +609,7 @@ def test_a_lock_taken_by_a_run_registered_during_the_sweep_is_kept(
             newcomer.acquire(["y.py"], holder("new-run"), wait=0)
         return end_run_processes(run_id)
 
-    monkeypatch.setattr(janitor_module, "end_run_processes", slow_end)
+    monkeypatch.setattr(janitor_locks, "end_run_processes", slow_end)
 
     # When the janitor sweeps
     report = janitor_of(app, MemoryBeads()).sweep()
