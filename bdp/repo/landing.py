@@ -138,16 +138,18 @@ class Lander:
 
     def _push(self, old: str, new: str) -> str | None:
         """Push ``new`` as the remote branch, only while it is still at ``old``; then bring the
-        local branch along where that is a fast-forward."""
+        local branch along where that is a fast-forward. The push and the tracking ref's
+        update hold the clone's lock, as fetches do (git locks that ref for each)."""
         lease = f"--force-with-lease=refs/heads/{self.branch}:{old}"
         target = f"{new}:refs/heads/{self.branch}"
-        try:
-            git(self.repo, "push", "--quiet", lease, str(self.remote), target)
-        except GitError as error:
-            if any(word in str(error) for word in ("stale info", "rejected", "fetch first")):
-                return "moved"
-            return f"the push to {self.remote} failed: {error}"
-        git(self.repo, "update-ref", _tracking(str(self.remote), self.branch), new)
+        with repo_lock(self.repo, self.lock_dir):
+            try:
+                git(self.repo, "push", "--quiet", lease, str(self.remote), target)
+            except GitError as error:
+                if any(word in str(error) for word in ("stale info", "rejected", "fetch first")):
+                    return "moved"
+                return f"the push to {self.remote} failed: {error}"
+            git(self.repo, "update-ref", _tracking(str(self.remote), self.branch), new)
         self._follow(new)
         return None
 
