@@ -171,13 +171,15 @@ class TaskArgs:
     land_round: int = 0  # times this issue's finished work failed to land and came back
     resume_cost: float = 0.0  # what the session to resume has cost (its runs counted that)
     parent: str | None = None  # the issue's epic as enqueue saw it ("": none); None: unknown
+    host: str = ""  # the machine holding the session to resume and its branch ("": any)
 
     def to_task(self) -> dict[str, Any]:
         """The task's payload: JSON-simple values only (what Huey stores on the queue)."""
         payload = asdict(self)
         payload["files"] = list(self.files)
-        if self.parent is None:  # what an older consumer can read, where nothing is known
-            del payload["parent"]
+        for name, unset in (("parent", None), ("host", "")):  # what an older consumer reads
+            if payload[name] == unset:
+                del payload[name]
         return payload
 
     @classmethod
@@ -205,6 +207,7 @@ class TaskArgs:
             branch=_branch(get("branch", "")),
             land_round=_count("land_round", get("land_round", 0)),
             parent=_parent(get("parent")),
+            host=_host(get("host", "")),
         )
 
 
@@ -250,6 +253,12 @@ def _parent(parent: object) -> str | None:
     if parent is not None and not isinstance(parent, str):
         raise TaskError(f"malformed task: parent must be an issue id or empty, got {parent!r}")
     return parent
+
+
+def _host(host: object) -> str:
+    if not isinstance(host, str):
+        raise TaskError(f"malformed task: host must be a host name, got {host!r}")
+    return host
 
 
 def _isolation(isolation: object) -> str | None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial, update_wrapper
 from typing import Any
 
@@ -21,9 +22,11 @@ from huey.exceptions import RetryTask
 
 from bdp.agent.session import AgentFactory, AgentRunner
 from bdp.broker.claims import claims_for
+from bdp.broker.consumers import Consumers, live_consumers
 from bdp.broker.state import State
 from bdp.config import Settings
 from bdp.errors import TaskError
+from bdp.host import host_name
 from bdp.models import RunRecord, TaskArgs
 from bdp.ops.notify import Notifier
 from bdp.queue.hold_check import HoldCheck
@@ -94,6 +97,7 @@ def run_issue(context: TaskContext, payload: object, task: Task | None = None) -
         return "FAILED"
     _hold_back(context.hold(), context.settings.hold_recheck)
     _leave_unless_here(context.settings, args)
+    args = _on_this_host(context, args)
     record = work_on(args, task_id, context.deps())
     log.info("%s", finished_line(record))
     return record.outcome.value
@@ -186,6 +190,19 @@ def _leave_unless_here(settings: Settings, args: TaskArgs) -> None:
             "no clone of %s here: leaving %s to a machine that has one", args.repo, args.issue_id
         )
         raise RetryTask(delay=ELSEWHERE_DELAY)
+
+
+def _on_this_host(context: TaskContext, args: TaskArgs) -> TaskArgs:
+    """A continuation prefers the machine that has its session and branch: while that one's
+    consumers beat, it goes back to the schedule for them; once they stopped, it starts
+    afresh here, told what the earlier sessions did (their work on that machine is lost)."""
+    if not args.host or args.host == host_name():
+        return args
+    now, expiry = time.time(), context.settings.stale_after
+    if any(c.host == args.host for c in live_consumers(Consumers(context.huey).all(), now, expiry)):
+        raise RetryTask(delay=ELSEWHERE_DELAY)
+    log.info("%s left %s; continuing %s here afresh", args.host, args.issue_id, args.issue_id)
+    return replace(args, host="", resume="", resume_cost=0.0, branch="", files=())
 
 
 def _every_check(_when: object) -> bool:

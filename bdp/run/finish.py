@@ -13,6 +13,7 @@ from dataclasses import replace
 from bdp.agent.session import SessionResult
 from bdp.broker.hold import pause_queue
 from bdp.errors import BdpError
+from bdp.host import host_name
 from bdp.models import Outcome, RunRecord, TaskArgs
 from bdp.ops.notify import Event
 from bdp.run.bookkeeping import despite_broker, unmark_if_ours
@@ -236,8 +237,10 @@ def _pause(job: Job, result: SessionResult) -> None:
 
 def _resuming(args: TaskArgs, result: SessionResult) -> TaskArgs:
     """``args`` for a task that resumes the result's session: its id, and what it has cost so
-    far, which the CLI counts in again (and which this run's record already holds)."""
-    return replace(args, resume=result.session_id, resume_cost=result.session_cost_usd)
+    far, which the CLI counts in again (and which this run's record already holds). The
+    session's transcript and the run's branch are on this machine: the task prefers it."""
+    cost = result.session_cost_usd
+    return replace(args, resume=result.session_id, resume_cost=cost, host=host_name())
 
 
 def _left_uncommitted(job: Job, result: SessionResult) -> tuple[str, ...]:

@@ -12,10 +12,14 @@ from typing import Any
 import pytest
 from huey import MemoryHuey
 
+from bdp.broker.consumers import ConsumerBeat, Consumers
 from bdp.broker.keys import LAST_SWEEP_KEY
 from bdp.broker.state import State
 from bdp.config import Settings
+from bdp.errors import TaskError
+from bdp.host import host_name
 from bdp.models import Outcome, RunRecord, TaskArgs
+from bdp.queue import tasks as tasks_module
 from bdp.queue.app import App
 from bdp.queue.enqueue import EnqueueOptions, enqueue_ready
 from bdp.queue.instance import build_huey
@@ -231,3 +235,72 @@ def test_the_finished_line_keeps_the_summary_to_one_redacted_line(
     assert "sk-live" not in line
     assert line.endswith("…")
     assert len(line) < 260
+
+
+# --- continuations prefer the machine that has their session ----------------------------------
+
+
+def continuation_for(repo: Path, issue_id: str, host: str) -> TaskArgs:
+    return TaskArgs(
+        str(repo),
+        issue_id,
+        continuation=1,
+        resume="sess-1",
+        resume_cost=0.2,
+        prior="wrote half of it",
+        branch="bdp/t-1/run1",
+        host=host,
+    )
+
+
+def test_a_continuation_waits_for_its_machine_while_that_machines_consumers_beat(
+    settings: Settings, repo: Path
+) -> None:
+    # Given a continuation whose session lives on alpha, where a consumer is beating
+    app = make_app(settings, immediate=False)
+    now = time.time()
+    Consumers(app.huey).beat(ConsumerBeat("alpha", 11, 2, "thread", now - 60, now))
+    issue_id = create_issue(repo, "half done on alpha")
+    task = app.tasks.queue(continuation_for(repo, issue_id, "alpha"))
+    app.huey.enqueue(task)
+
+    # When a worker of another machine takes it
+    app.huey.execute(app.huey.dequeue())
+
+    # Then it goes back to the schedule unchanged, for alpha, and nothing was claimed
+    [again] = app.huey.scheduled()
+    assert TaskArgs.from_task(*again.args).host == "alpha"
+    assert show_issue(repo, issue_id)["status"] == "open"
+
+
+def test_a_continuation_whose_machine_stopped_beating_starts_afresh_here(
+    settings: Settings, repo: Path
+) -> None:
+    # Given alpha's consumer stopped beating longer ago than BDP_STALE_AFTER
+    app = make_app(settings, immediate=False)
+    gone = time.time() - settings.stale_after - 5
+    Consumers(app.huey).beat(ConsumerBeat("alpha", 11, 2, "thread", gone - 60, gone))
+    issue_id = create_issue(repo, "half done on alpha")
+    args = continuation_for(repo, issue_id, "alpha")
+
+    # When this machine runs the continuation
+    context = app.tasks.context
+    fresh = tasks_module._on_this_host(context, args)
+
+    # Then it starts a new session here, told what the earlier ones did
+    assert fresh == replace(args, host="", resume="", resume_cost=0.0, branch="", files=())
+    assert fresh.prior == "wrote half of it"
+
+
+def test_a_continuation_on_its_own_machine_resumes_as_it_is(settings: Settings, repo: Path) -> None:
+    app = make_app(settings, immediate=False)
+    args = continuation_for(repo, "t-1", host_name())
+
+    assert tasks_module._on_this_host(app.tasks.context, args) is args
+
+
+def test_a_task_carries_its_host_only_when_it_has_one() -> None:
+    assert "host" not in TaskArgs("/srv/app", "t-1").to_task()
+    assert TaskArgs.from_task(TaskArgs("/srv/app", "t-1", host="alpha").to_task()).host == "alpha"
+    with pytest.raises(TaskError, match="host"):
+        TaskArgs.from_task({**TaskArgs("/srv/app", "t-1").to_task(), "host": 7})

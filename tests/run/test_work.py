@@ -25,6 +25,7 @@ from bdp.agent.session import SessionRequest, SessionResult, StubAgentRunner
 from bdp.broker.claims import Lease, RedisClaims
 from bdp.broker.state import Marker, State
 from bdp.config import Settings
+from bdp.host import host_name
 from bdp.models import Outcome, Run, RunRecord, TaskArgs
 from bdp.ops.notify import Event, Notifier
 from bdp.queue.janitor import Janitor
@@ -534,6 +535,7 @@ def test_an_unfinished_session_is_continued_by_a_new_task_that_resumes_it(
         prior="Files changed: half.py.",
         files=("half.py",),
         max_cost=None,
+        host=host_name(),  # this machine has the session's transcript: the task prefers it
     )
     assert requeued == [expected]
     assert (repo / "half.py").read_text() == "half\n"  # the work stays in the tree
