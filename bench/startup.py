@@ -6,6 +6,7 @@ Wall milliseconds (medians) of ``bdp --help``, ``bdp status`` and ``bdp metrics`
 and on a private redis-server (an empty queue: what is measured is the start-up), for this
 checkout and for the ``--baseline`` revision (unpacked with `git archive`), each run of each
 interleaved with the others. The goal: status and metrics on Redis within 3x the floor.
+``python -c 'import redis'`` is timed too, for reference: what redis-py alone costs.
 
 Two columns: with bytecode (every module compiled once, in a cache of the bench's own via
 PYTHONPYCACHEPREFIX, as an install with compile-bytecode has it), and with none (an empty
@@ -81,6 +82,7 @@ def cases(sources: dict[str, Path], work: Path, redis_url: str) -> dict[tuple[st
                     continue  # --help never reaches the broker
                 found[(name, command, where)] = [sys.executable, "-c", BDP, *args]
     found[("floor", "import click", "")] = [sys.executable, "-c", "import click"]
+    found[("floor", "import redis", "")] = [sys.executable, "-c", "import redis"]
     return found
 
 
@@ -125,6 +127,12 @@ def report(samples: dict[tuple[str, ...], list[float]], options: argparse.Namesp
                     f"{name:>9} {label:>22} {with_code:9.0f} {with_code / floor['bytecode']:7.1f}x"
                     f" {without:7.0f} {without / floor['none']:7.1f}x"
                 )
+    redis = {cache: median[("floor", "import redis", "", cache)] for cache in ("bytecode", "none")}
+    print(
+        f"{'':>9} {'import redis':>22} {redis['bytecode']:9.0f} "
+        f"{redis['bytecode'] / floor['bytecode']:7.1f}x {redis['none']:7.0f} "
+        f"{redis['none'] / floor['none']:7.1f}x   (redis-py alone, for reference)"
+    )
     print(f"goal: status and metrics on Redis within {GOAL:g}x the floor (with bytecode)")
 
 
