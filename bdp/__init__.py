@@ -10,7 +10,8 @@ The packages, top to bottom; each imports only from those below it (import-linte
 - `ops`: what people see: status, metrics, notifications.
 - `broker`: bdp's own state in the broker beside the queue: keys, markers, runs, holds.
 - `repo`: what agents share on one machine: bd, git, the quality gate, file locks, guards.
-- `redact`, `config`, `models`, `errors`, `host`, `repo_names`: the foundation every layer uses.
+- `redact`, `config`, `models`, `task_args`, `errors`, `host`, `repo_names`: the foundation every
+  layer uses.
 
 docs/architecture.md follows one issue from `bdp enqueue` to its close.
 """
