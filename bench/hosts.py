@@ -92,11 +92,12 @@ def run_trial(work: Path, redis_url: str, hosts: int, options: argparse.Namespac
 
 def _abandoned(env: dict[str, str]) -> list[float]:
     """When the janitor recorded runs as ABANDONED (it had reset and requeued them)."""
-    import subprocess
+    from bdp.config import Settings
+    from bdp.models import Outcome
+    from bdp.queue.app import App
 
-    done = subprocess.run([BDP, "status", "--json"], env=env, capture_output=True, text=True)
-    recent = json.loads(done.stdout)["recent"] if done.returncode == 0 else []
-    return [float(r["finished"]) for r in recent if r["outcome"] == "ABANDONED"]
+    outcomes = App.create(Settings.from_env(env)).state.outcomes()
+    return [r.finished for r in outcomes if r.outcome is Outcome.ABANDONED]
 
 
 def _enqueue(env: dict[str, str], clone: Path) -> None:
