@@ -107,11 +107,18 @@ class Watchdog:
                 self.inbox.close()
 
     def _loop(self, clock: _Clock) -> None:
+        failing = False  # the ticks keep failing: said once, and again when they work
         while not self._done.wait(TICK):
             try:
                 self._tick(clock, time.monotonic())
             except Exception:  # a broker blip must not kill the run; the next tick retries
-                log.warning("watchdog of %s failed", self.run.run_id, exc_info=True)
+                if not failing:
+                    log.warning("watchdog of %s failed", self.run.run_id, exc_info=True)
+                failing = True
+            else:
+                if failing:
+                    log.info("watchdog of %s works again", self.run.run_id)
+                failing = False
 
     def _tick(self, clock: _Clock, now: float) -> None:
         if now - clock.beat >= self.pace.heartbeat:

@@ -17,10 +17,19 @@ from pathlib import Path
 import pytest
 
 from tests.integration.helpers import bdp, bdp_json, marker
-from tests.integration.test_recovery import FAST_RECOVERY
+from tests.integration.test_recovery import FAST_RECOVERY, script_attempt
 from tests.support.beads import show_issue
-from tests.support.fake_api import Delay, FakeApi, Report, ToolUse
-from tests.support.hosts import Host, files_of, landed_on, make_host, seeded_backlog, shared_remote
+from tests.support.fake_api import Delay, FakeApi, Report, Step, ToolUse
+from tests.support.hosts import (
+    Host,
+    files_of,
+    git,
+    landed_on,
+    make_host,
+    seeded_backlog,
+    shared_remote,
+)
+from tests.support.partition import Partition
 from tests.support.processes import HueyConsumer, agent_processes, wait_for
 from tests.support.redis_server import RedisServer
 
@@ -89,4 +98,53 @@ def test_a_host_killed_and_a_redis_restart_still_land_every_issue_exactly_once(
             states = {show_issue(h.clone, issue_id)["status"] for h in hosts}
             assert "closed" in states, (issue_id, states)
     finally:
+        server.stop()
+
+
+def test_a_host_cut_off_from_redis_past_its_lease_never_lands_what_another_host_took_over(
+    env: dict[str, str], fake_api: FakeApi, tmp_path: Path
+) -> None:
+    # Given alpha reaching Redis through a link that can be cut, and beta directly; the
+    # issue's first session writes its file, then takes 25 s to say DONE
+    server = RedisServer(tmp_path / "redis", appendonly=True).start()
+    link = Partition(server.port).heal()
+    try:
+        bare = shared_remote(tmp_path)
+        beads, [issue_id] = seeded_backlog(tmp_path, 1)
+        fast = {**env, **FAST_RECOVERY}
+        alpha = make_host(tmp_path, "alpha", bare, beads, {**fast, "BDP_REDIS_URL": link.url()})
+        beta = make_host(tmp_path, "beta", bare, beads, {**fast, "BDP_REDIS_URL": server.url})
+        first: list[Step] = [
+            ToolUse("Write", {"file_path": "split.txt", "content": "alpha's\n"}),
+            Delay(25, Report("DONE", "alpha finished late")),
+        ]
+        script_attempt(fake_api, issue_id, 1, first)
+        second: list[Step] = [
+            ToolUse("Write", {"file_path": "split.txt", "content": "beta's\n"}),
+            Report("DONE", "beta finished"),
+        ]
+        script_attempt(fake_api, issue_id, 2, second)
+        assert bdp(alpha.env, "enqueue", str(alpha.clone)).returncode == 0
+        cut_off = HueyConsumer(alpha.env, tmp_path / "alpha.log", workers=1).start()
+        wait_for(lambda: len(fake_api.messages_requests(match=marker(issue_id))) >= 2, 60)
+
+        # When alpha loses Redis for longer than the lease while its session goes on, and
+        # beta, which still reaches Redis, recovers the issue and lands it
+        link.cut()
+        survivor = HueyConsumer(beta.env, tmp_path / "beta.log", workers=1).start()
+        wait_for(lambda: issue_id in landed_on(bare), 90)
+        # and then alpha's link comes back and its session says DONE
+        link.heal()
+        wait_for(lambda: f"{issue_id} SUPERSEDED" in cut_off.output(), 60)
+        cut_off.stop()
+        survivor.stop()
+
+        # Then only beta's work landed, once; alpha's run ended without touching the remote
+        assert len(landed_on(bare)[issue_id]) == 1
+        assert git(bare, "show", "main:split.txt") == "beta's\n"
+        outcomes = {r["outcome"] for r in bdp_json(beta.env, "status")["recent"]}
+        assert "SUPERSEDED" in outcomes
+        assert "DONE" in outcomes
+    finally:
+        link.cut()
         server.stop()

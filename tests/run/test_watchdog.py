@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 
@@ -143,3 +144,36 @@ def test_a_run_whose_lease_another_machine_took_is_told_to_stop_as_superseded(
     # Then the run is stopped, and the lease stays with the other machine's run
     assert watch.stop.outcome is Outcome.SUPERSEDED
     assert not claims.holds(lease)
+
+
+class FlakyState(State):
+    """A state whose heartbeat writes fail while ``down`` is set (the broker is away)."""
+
+    down = False
+    beats_tried = 0
+
+    def beat(self, run_id: str, at: float | None = None) -> None:
+        self.beats_tried += 1
+        if self.down:
+            raise ConnectionError("broker away")
+        super().beat(run_id, at)
+
+
+def test_a_broker_outage_is_logged_once_and_its_end_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a run whose heartbeats fail for several ticks, then work again
+    state = FlakyState(MemoryHuey("flaky"))
+    state.register(a_run())
+    state.down = True
+    watch = watch_for(state, CountingBeads())
+
+    with caplog.at_level(logging.INFO, logger="bdp.run.watchdog"), watch.running():
+        wait_for(lambda: state.beats_tried >= 5, 5)
+        state.down = False
+        wait_for(lambda: "works again" in caplog.text, 5)
+
+    # Then one warning said it failed, and one line that it works again
+    failed = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert len(failed) == 1
+    assert caplog.text.count("works again") == 1
