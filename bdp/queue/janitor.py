@@ -18,6 +18,7 @@ from typing import Any
 
 from huey import Huey
 
+from bdp.broker.claims import claims_for
 from bdp.broker.keys import JANITOR_ACTIONS, LAST_SWEEP_KEY
 from bdp.broker.state import Marker, State
 from bdp.config import Settings
@@ -65,6 +66,7 @@ class Janitor:
         self.beads = beads or (lambda repo: BdCli(repo, settings.bd))
         self.host = host_name()
         self.notifier = Notifier.from_settings(settings)
+        self.claims = claims_for(huey.storage, huey.name, settings.stale_after)
 
     def sweep(self, force: bool = False) -> SweepReport:
         """Close what landed, recover dead runs, free orphan locks, reset orphan claims,
@@ -206,12 +208,12 @@ class Janitor:
             report.reset.append(issue_id)
         else:
             return  # an overlapping sweep is resetting this very claim
+        if self.claims.landed(repo, [issue_id]):  # on another machine: this bd lags behind
+            self._unmark_running(repo, issue_id)
+            return
         if attempt >= self.settings.max_attempts:
-            beads.comment(
-                issue_id,
-                f"{note}; gave up after {attempt} attempts: needs a human",
-                issue.assignee or "bdp",
-            )
+            why = f"{note}; gave up after {attempt} attempts: needs a human"
+            beads.comment(issue_id, why, issue.assignee or "bdp")
             self._unmark(repo, issue_id)
             report.needs_human.append(issue_id)
             return

@@ -25,6 +25,7 @@ from click.testing import CliRunner
 
 from bdp.agent.session import StubAgentRunner
 from bdp.broker import state as state_module
+from bdp.broker.claims import Lease
 from bdp.broker.state import State
 from bdp.cli import main
 from bdp.config import Settings
@@ -1420,3 +1421,24 @@ def test_a_janitor_without_a_clone_of_a_named_repo_leaves_its_runs_and_tasks_to_
     assert marker is not None
     assert marker.task_id == "lost-task"
     assert (report.reset, report.requeued, report.cleared_markers) == ([], [], [])
+
+
+def test_an_orphan_claim_of_an_issue_another_machine_landed_is_reset_not_requeued(
+    settings: Settings, beads: CountingBeads, tree: Path, redis_url: str
+) -> None:
+    # Given bdp's claim on t-1 that no run holds, in a bd that has not synced the close of
+    # another machine, which landed t-1 (its tombstone is in the shared Redis)
+    app = make_app(replace(settings, redis_url=redis_url))
+    app.state.remember_repo(str(tree))
+    beads.issues[ISSUE] = claimed()
+    lease = app.claims.take(str(tree), ISSUE, "beta:7/task-b")
+    assert isinstance(lease, Lease)
+    app.claims.bury(lease, "ab" * 20, "beta")
+
+    # When the janitor sweeps
+    report = janitor_of(app, beads).sweep()
+
+    # Then it gave back the stale claim, and queued nothing: the work is done
+    assert (beads.issues[ISSUE].status, report.reset) == ("open", [ISSUE])
+    assert report.requeued == []
+    assert app.huey.pending() == []
