@@ -25,6 +25,7 @@ import math
 import os
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -101,8 +102,6 @@ def _abandoned(env: dict[str, str]) -> list[float]:
 
 
 def _enqueue(env: dict[str, str], clone: Path) -> None:
-    import subprocess
-
     done = subprocess.run([BDP, "enqueue", str(clone)], env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"bdp enqueue failed: {done.stderr}")

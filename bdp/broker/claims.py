@@ -23,9 +23,12 @@ from typing import Any, Protocol
 
 from bdp.broker.keys import redis_name
 
-#: Lua: take the lease if nobody holds it, with a new token. KEYS: lease, token counter.
-#: ARGV: owner, ttl ms. Returns the token, or the holder's value.
+#: Lua: take the lease if the issue has not landed and nobody holds it, with a new token.
+#: KEYS: lease, token counter, tombstone. ARGV: owner, ttl ms. Returns {token, ''}, or
+#: {0, the holder's value}, or {-1, the tombstone}.
 _TAKE = """
+local tomb = redis.call('GET', KEYS[3])
+if tomb then return {-1, tomb} end
 local held = redis.call('GET', KEYS[1])
 if held then return {0, held} end
 local token = redis.call('INCR', KEYS[2])
@@ -126,14 +129,19 @@ class RedisClaims:
         return f"{self._prefix}.{kind}:{repo}:{issue_id}"
 
     def take(self, repo: str, issue_id: str, owner: str) -> Lease | Refused:
-        tomb = self.landed(repo, [issue_id]).get(issue_id)
-        if tomb is not None:
+        """The lease, or why not: one round trip that also reads the tombstone."""
+        keys = [
+            self._key("lease", repo, issue_id),
+            f"{self._prefix}.lease-token",
+            self._key("tomb", repo, issue_id),
+        ]
+        token, found = self._take(keys=keys, args=[owner, self._ttl_ms])
+        text = found.decode() if isinstance(found, bytes) else str(found)
+        if int(token) < 0:
+            tomb = _tombstone(text)
             return Refused(f"landed already as {tomb.commit[:12]} on {tomb.host}", landed=True)
-        keys = [self._key("lease", repo, issue_id), f"{self._prefix}.lease-token"]
-        token, held = self._take(keys=keys, args=[owner, self._ttl_ms])
         if not token:
-            holder = held.decode() if isinstance(held, bytes) else str(held)
-            return Refused(f"another run holds its lease ({holder.rpartition('|')[0]})")
+            return Refused(f"another run holds its lease ({text.rpartition('|')[0]})")
         return Lease(repo, issue_id, owner, int(token))
 
     def renew(self, lease: Lease) -> bool:
@@ -157,8 +165,12 @@ class RedisClaims:
         if not issue_ids:
             return {}
         raw = self._client.mget([self._key("tomb", repo, i) for i in issue_ids])
-        found = {i: json.loads(value) for i, value in zip(issue_ids, raw, strict=True) if value}
-        return {i: Tombstone(t["commit"], t["host"], t["at"]) for i, t in found.items()}
+        return {i: _tombstone(value) for i, value in zip(issue_ids, raw, strict=True) if value}
+
+
+def _tombstone(raw: str | bytes) -> Tombstone:
+    data = json.loads(raw)
+    return Tombstone(data["commit"], data["host"], data["at"])
 
 
 @dataclass(frozen=True)

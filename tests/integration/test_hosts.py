@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import git
 from tests.integration.helpers import bdp, bdp_json, first_turns, marker, script_write_then_done
 from tests.integration.test_recovery import FAST_RECOVERY, hang_then_finish
 from tests.support.beads import show_issue
@@ -19,7 +20,6 @@ from tests.support.hosts import (
     REPO_NAME,
     Host,
     files_of,
-    git,
     landed_on,
     make_host,
     seeded_backlog,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import git
 from tests.integration.helpers import bdp, bdp_json, marker
 from tests.integration.test_recovery import FAST_RECOVERY, script_attempt
 from tests.support.beads import show_issue
@@ -23,7 +24,6 @@ from tests.support.fake_api import Delay, FakeApi, Report, Step, ToolUse
 from tests.support.hosts import (
     Host,
     files_of,
-    git,
     landed_on,
     make_host,
     seeded_backlog,

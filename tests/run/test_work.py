@@ -751,17 +751,22 @@ def test_a_claim_bd_fails_on_keeps_the_marker_and_the_janitor_queues_the_issue_a
 # --- the issue's lease, when machines share a Redis ---------------------------------------------
 
 
+def taken_on_redis(worker: Worker, issue_id: str, claims: RedisClaims) -> RunRecord:
+    """Queue the issue, then have this machine's worker take its task, leases on Redis."""
+    assert worker.state.mark_queued(str(worker.repo), issue_id, TASK_ID)
+    deps = RunDeps(worker.settings, worker.state, StubAgentRunner(), claims=claims)
+    return work_on(TaskArgs(str(worker.repo), issue_id), TASK_ID, deps)
+
+
 def test_an_issue_whose_lease_another_machine_holds_is_not_claimed_and_its_task_given_back(
     worker: Worker, repo: Path, issue_id: str, redis_url: str
 ) -> None:
     # Given another machine's run holding the issue's lease
     claims = RedisClaims(redis.Redis.from_url(redis_url), "bdp", ttl=30)
     assert isinstance(claims.take(str(repo), issue_id, "beta:7/other-task"), Lease)
-    assert worker.state.mark_queued(str(repo), issue_id, TASK_ID)
 
     # When this machine's worker takes the task
-    deps = RunDeps(worker.settings, worker.state, StubAgentRunner(), claims=claims)
-    record = work_on(TaskArgs(str(repo), issue_id), TASK_ID, deps)
+    record = taken_on_redis(worker, issue_id, claims)
 
     # Then nothing was claimed in bd, and the marker waits for the janitor to queue it again
     assert record.outcome is Outcome.SKIPPED
@@ -781,11 +786,9 @@ def test_an_issue_that_landed_elsewhere_is_skipped_and_its_marker_dropped(
     assert isinstance(lease, Lease)
     claims.bury(lease, "ab" * 20, "beta")
     claims.release(lease)
-    assert worker.state.mark_queued(str(repo), issue_id, TASK_ID)
 
     # When this machine's worker takes a task for it
-    deps = RunDeps(worker.settings, worker.state, StubAgentRunner(), claims=claims)
-    record = work_on(TaskArgs(str(repo), issue_id), TASK_ID, deps)
+    record = taken_on_redis(worker, issue_id, claims)
 
     # Then it is not worked again
     assert record.outcome is Outcome.SKIPPED

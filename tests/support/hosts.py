@@ -6,19 +6,14 @@ one bare git repository as the remote. Every clone's bd database starts as the s
 from __future__ import annotations
 
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.conftest import git
 from tests.support.beads import create_issue, init_workspace
 
 #: The name every host's BDP_REPOS gives the shared repo.
 REPO_NAME = "app"
-
-
-def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True)
-    return done.stdout
 
 
 @dataclass(frozen=True)
