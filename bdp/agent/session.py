@@ -17,7 +17,8 @@ from bdp.config import Settings
 from bdp.models import Activity, Issue, Outcome
 from bdp.repo.beads import FollowUp
 from bdp.repo.epic_work import EpicBrief
-from bdp.repo.locks import Holder, LockTable
+from bdp.repo.lock_records import Holder
+from bdp.repo.lock_table import Locks
 from bdp.repo.quality_gate import GateResult
 
 
@@ -115,7 +116,7 @@ class SessionRequest:
     repo: Path
     deadline: float
     transcript: Transcript
-    locks: LockTable
+    locks: Locks
     holder: Holder
     stop: StopSignal = field(default_factory=StopSignal)
     attempt: int = 1

@@ -13,7 +13,8 @@ from bdp.agent.session import SessionRequest
 from bdp.errors import BdpError, DeadlockError, LockError
 from bdp.models import Outcome
 from bdp.repo.beads import FollowUp
-from bdp.repo.locks import Holder, LockTable
+from bdp.repo.lock_records import Holder
+from bdp.repo.lock_table import Locks
 
 LOCK_ADVICE = "Work on other files meanwhile, or end with BLOCKED: <reason> if you cannot."
 
@@ -43,7 +44,7 @@ def refreshed_note(paths: list[str], issue_id: str) -> str:
     )
 
 
-def unlock_files(locks: LockTable, holder: Holder, paths: list[str]) -> str:
+def unlock_files(locks: Locks, holder: Holder, paths: list[str]) -> str:
     try:
         released = locks.release(paths, holder.run_id)
     except LockError as error:
@@ -51,7 +52,7 @@ def unlock_files(locks: LockTable, holder: Holder, paths: list[str]) -> str:
     return "Unlocked: " + (", ".join(released) if released else "nothing (you held none of them)")
 
 
-def list_locks(locks: LockTable, holder: Holder) -> str:
+def list_locks(locks: Locks, holder: Holder) -> str:
     held = locks.locks()
     if not held:
         return "No files are locked."

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bdp.broker.keys import redis_name
+from bdp.broker.keys import redis_bdp_prefix
 
 #: Lua: take the lease if the issue has not landed and nobody holds it, with a new token.
 #: KEYS: lease, token counter, tombstone. ARGV: owner, ttl ms. Returns {token, ''}, or
@@ -118,21 +118,25 @@ class RedisClaims:
     """Leases and tombstones in the queue's Redis, each step one atomic script or command."""
 
     def __init__(self, client: Any, queue: str, ttl: float) -> None:
-        self._client = client
-        self._prefix = f"bdp.{redis_name(queue)}"
+        self.client = client
+        self.prefix = redis_bdp_prefix(queue)
         self._ttl_ms = max(1, int(ttl * 1000))
         self._take = client.register_script(_TAKE)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
 
     def _key(self, kind: str, repo: str, issue_id: str) -> str:
-        return f"{self._prefix}.{kind}:{repo}:{issue_id}"
+        return f"{self.prefix}.{kind}:{repo}:{issue_id}"
+
+    def lease_key(self, lease: Lease) -> str:
+        """The key holding ``lease`` while it lives (what a shared lock is backed by)."""
+        return self._key("lease", lease.repo, lease.issue_id)
 
     def take(self, repo: str, issue_id: str, owner: str) -> Lease | Refused:
         """The lease, or why not: one round trip that also reads the tombstone."""
         keys = [
             self._key("lease", repo, issue_id),
-            f"{self._prefix}.lease-token",
+            f"{self.prefix}.lease-token",
             self._key("tomb", repo, issue_id),
         ]
         token, found = self._take(keys=keys, args=[owner, self._ttl_ms])
@@ -149,7 +153,7 @@ class RedisClaims:
         return bool(self._renew(keys=[key], args=[lease.value, self._ttl_ms]))
 
     def holds(self, lease: Lease) -> bool:
-        held = self._client.get(self._key("lease", lease.repo, lease.issue_id))
+        held = self.client.get(self._key("lease", lease.repo, lease.issue_id))
         return held is not None and held.decode() == lease.value
 
     def release(self, lease: Lease) -> None:
@@ -158,13 +162,13 @@ class RedisClaims:
     def bury(self, lease: Lease, commit: str, host: str) -> None:
         """Record that the issue landed (kept for good: a later enqueue anywhere skips it)."""
         tomb = {"commit": commit, "host": host, "at": time.time(), "token": lease.token}
-        self._client.set(self._key("tomb", lease.repo, lease.issue_id), json.dumps(tomb))
+        self.client.set(self._key("tomb", lease.repo, lease.issue_id), json.dumps(tomb))
 
     def landed(self, repo: str, issue_ids: list[str]) -> dict[str, Tombstone]:
         """The tombstones of those of ``issue_ids`` that landed (one round trip)."""
         if not issue_ids:
             return {}
-        raw = self._client.mget([self._key("tomb", repo, i) for i in issue_ids])
+        raw = self.client.mget([self._key("tomb", repo, i) for i in issue_ids])
         return {i: _tombstone(value) for i, value in zip(issue_ids, raw, strict=True) if value}
 
 

@@ -62,6 +62,11 @@ def redis_name(name: str) -> str:
     return re.sub("[^A-Za-z0-9_]", "", name)
 
 
+def redis_bdp_prefix(queue: str) -> str:
+    """The start of the names of bdp's own Redis keys (leases, tombstones, shared locks)."""
+    return f"bdp.{redis_name(queue)}"
+
+
 def redis_queue_key(queue: str) -> str:
     """Huey's Redis list of pending tasks."""
     return f"huey.redis.{redis_name(queue)}"

@@ -26,6 +26,7 @@ from bdp.broker.keys import (
     SPENT_COUNTER,
     namespace_name,
     outcome_key,
+    redis_bdp_prefix,
     redis_counter_key,
     redis_namespace_key,
     redis_schedule_key,
@@ -40,6 +41,7 @@ from bdp.ops import queued
 from bdp.repo import known_repos
 from bdp.repo.epics import EpicProgress, progress_of
 from bdp.repo.locks import Lock, LockTable
+from bdp.repo.shared_locks import SharedLockTable
 
 if TYPE_CHECKING:
     import sqlite3
@@ -190,7 +192,7 @@ class StatusReport:
 def collect_status(settings: Settings, recent: int = RECENT_OUTCOMES) -> StatusReport:
     """Queue depth, scheduled retries, running runs and the newest outcomes."""
     report = _from_redis(settings, recent) if settings.redis_url else _from_sqlite(settings, recent)
-    report.locks = [lock for table in LockTable.all_in(settings.home) for lock in table.locks()]
+    report.locks += [lock for table in LockTable.all_in(settings.home) for lock in table.locks()]
     report.budget_usd = settings.budget_usd
     report.sandbox = settings.sandbox
     report.exposed_home = _exposed(settings.home)
@@ -263,7 +265,14 @@ def _read_redis(client: Any, settings: Settings, recent: int) -> StatusReport:
     report.hold = _hold(pause, budget, report.now)
     report.spent_usd = int(spent or 0) / 1_000_000
     report.persistence = redis_persistence(client)
+    report.locks = _shared_locks(client, queue)
     return report
+
+
+def _shared_locks(client: Any, queue: str) -> list[Lock]:
+    """The locks machines sharing this Redis hold (`bdp.repo.shared_locks`)."""
+    tables = SharedLockTable.all_in(client, redis_bdp_prefix(queue))
+    return [lock for table in tables for lock in table.locks()]
 
 
 def _hold(pause: Any, budget: Any, now: float) -> Hold | None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from huey import Huey
 
-from bdp.broker.claims import claims_for
+from bdp.broker.claims import RedisClaims, claims_for
 from bdp.broker.keys import JANITOR_ACTIONS, LAST_SWEEP_KEY
 from bdp.broker.state import Marker, State
 from bdp.config import Settings
@@ -32,10 +32,12 @@ from bdp.queue.sweep_report import SweepReport as SweepReport  # where tests and
 from bdp.repo import known_repos
 from bdp.repo.beads import BdCli, Beads
 from bdp.repo.epics import close_open_epics
+from bdp.repo.lock_table import Locks
 from bdp.repo.locks import LockTable
 from bdp.repo.pending import PendingClose, pending_closes
 from bdp.repo.procs import end_run_processes, pid_alive
 from bdp.repo.repo_config import load_repo_config
+from bdp.repo.shared_locks import SharedLockTable
 from bdp.repo.worktree import disk_used
 from bdp.run.deps import Requeue
 from bdp.run.epic_task import epics_to_review, queue_review
@@ -74,7 +76,7 @@ class Janitor:
         report = SweepReport()
         self._recover(force, report)
         live = {run.run_id: run for run in self.state.runs()}
-        for table in LockTable.all_in(self.settings.home):
+        for table in self._lock_tables():
             self._guarded(self._free_locks, table, live, force, report)
         notes = pending_closes(self.settings.home)  # their repos are paths here
         closing = {(self.settings.repo_key(Path(p.repo)), p.issue_id) for p in notes}
@@ -170,9 +172,8 @@ class Janitor:
             report.killed += end_run_processes(run.run_id)
         if self.state.unregister(run.run_id) is None:
             return  # another sweep got there first
-        if run.host == self.host:
-            table = LockTable(self.settings.home, clone)
-            report.freed_locks += [f"{table.root.name}:{p}" for p in table.release_all(run.run_id)]
+        for table in self._tables_of(run, clone):
+            report.freed_locks += [f"{table.name}:{p}" for p in table.release_all(run.run_id)]
         actor = f"{_BDP_ACTOR}{run.host}/{run.worker}"
         note = (
             f"bdp janitor: run {run.run_id} ({run.host}/{run.worker}) stopped responding "
@@ -234,8 +235,25 @@ class Janitor:
         return True
 
     # -- locks ----------------------------------------------------------------------------
+    def _lock_tables(self) -> list[Locks]:
+        """This machine's file lock tables, and the queue's shared ones when on Redis."""
+        tables: list[Locks] = [*LockTable.all_in(self.settings.home)]
+        if isinstance(self.claims, RedisClaims):
+            tables += SharedLockTable.all_in(self.claims.client, self.claims.prefix)
+        return tables
+
+    def _tables_of(self, run: Run, clone: Path) -> list[Locks]:
+        """Where a dead run's locks are: the shared table (any machine may free them), and
+        its machine's file table if that is this one."""
+        tables: list[Locks] = []
+        if isinstance(self.claims, RedisClaims):
+            tables.append(SharedLockTable(self.claims.client, self.claims.prefix, run.repo))
+        if run.host == self.host:
+            tables.append(LockTable(self.settings.home, clone))
+        return tables
+
     def _free_locks(
-        self, table: LockTable, live: dict[str, Run], force: bool, report: SweepReport
+        self, table: Locks, live: dict[str, Run], force: bool, report: SweepReport
     ) -> None:
         """Free dead runs' locks and the lock directories a crash left without an owner."""
         stale = 0 if force else self.settings.stale_after

@@ -112,8 +112,12 @@ def placeholder(path: str) -> Lock:
 
 
 def owner_record(path: str, holder: Holder) -> bytes:
-    record = {
-        "path": path,
+    return json.dumps({"path": path, **holder_record(holder)}).encode()
+
+
+def holder_record(holder: Holder) -> dict[str, object]:
+    """What a lock's record says of its holder, and since when."""
+    return {
         "acquired": time.time(),
         "run_id": holder.run_id,
         "issue_id": holder.issue_id,
@@ -121,7 +125,6 @@ def owner_record(path: str, holder: Holder) -> bytes:
         "pid": holder.pid,
         "started": holder.started,
     }
-    return json.dumps(record).encode()
 
 
 def write_new(target: str, data: bytes, replace: bool = False) -> None:
@@ -166,11 +169,20 @@ def _read_small(path: str) -> bytes:
 def read_lock(directory: str | Path) -> Lock | None:
     """The lock of ``directory``; None while it has no whole owner record."""
     try:
-        data = json.loads(_read_small(f"{directory}/{OWNER_FILE}"))
+        raw = _read_small(f"{directory}/{OWNER_FILE}")
+    except OSError:
+        return None
+    return parse_lock(raw, unquote(os.path.basename(directory)))
+
+
+def parse_lock(raw: bytes | str, path: str) -> Lock | None:
+    """The lock an owner record describes (``path`` when it names none); None if half made."""
+    try:
+        data = json.loads(raw)
         holder = Holder(
             data["run_id"], data["issue_id"], data["host"], int(data["pid"]), float(data["started"])
         )
         acquired = float(data["acquired"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return None
-    return Lock(data.get("path") or unquote(os.path.basename(directory)), holder, acquired)
+    return Lock(data.get("path") or path, holder, acquired)

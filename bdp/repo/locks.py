@@ -17,20 +17,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import threading
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bdp.errors import DeadlockError, LockError
 from bdp.repo.lock_records import OWNER_FILE as OWNER_FILE
 from bdp.repo.lock_records import Holder as Holder
 from bdp.repo.lock_records import Lock as Lock
 from bdp.repo.lock_records import (
     bury,
-    inside,
     owner_record,
     placeholder,
     read_lock,
@@ -39,45 +35,18 @@ from bdp.repo.lock_records import (
 )
 from bdp.repo.lock_records import lock_name as lock_name
 from bdp.repo.lock_records import repo_lock_dir as repo_lock_dir
+from bdp.repo.lock_table import LOCK_WAIT as LOCK_WAIT
+from bdp.repo.lock_table import Locks, LockWaits, Wait
+from bdp.repo.lock_table import LockScan as LockScan
 
-#: Seconds to wait for a lock before giving up.
-LOCK_WAIT = 60.0
 _WAITS = ".waits"
-
-
-@dataclass(frozen=True)
-class _Wait:
-    """One edge of the wait-for graph: ``waiter`` waits for a lock held by ``holder_run``."""
-
-    waiter: Holder
-    holder_run: str
-    path: str
-
 
 #: Where the table notes the paths it gave back (names starting "." are the table's own).
 RELEASED_DIR = ".released"
 
 
-@dataclass
-class LockWaits:
-    """How often, and how long, acquiring had to wait for another run (for metrics)."""
-
-    waits: int = 0
-    seconds: float = 0.0
-    timeouts: int = 0
-
-    def __post_init__(self) -> None:
-        self._guard = threading.Lock()  # hooks acquire from several threads
-
-    def add(self, seconds: float, timed_out: bool) -> None:
-        with self._guard:
-            self.waits += 1
-            self.seconds += seconds
-            self.timeouts += int(timed_out)
-
-
-class LockTable:
-    """The locks of one repository on this machine."""
+class LockTable(Locks):
+    """The locks of one repository on this machine, as directories."""
 
     def __init__(self, home: Path, repo: Path, tree: Path | None = None) -> None:
         """The table of ``repo``; paths are resolved in ``tree`` (a run's worktree) or the repo.
@@ -87,7 +56,8 @@ class LockTable:
         self.repo = Path(os.path.realpath(tree or repo))
         self.root = repo_lock_dir(home, Path(os.path.realpath(repo)))
         self.waited = LockWaits()
-        self._real, self._root = str(self.repo), str(self.root)
+        self.name = self.root.name
+        self._root = str(self.root)
 
     @classmethod
     def all_in(cls, home: Path) -> list[LockTable]:
@@ -99,52 +69,11 @@ class LockTable:
         for root in sorted(p for p in folder.iterdir() if p.is_dir()):
             table = cls.__new__(cls)
             table.repo, table.root, table.waited = root, root, LockWaits()
-            table._real = table._root = str(root)
+            table.name, table._root = root.name, str(root)
             tables.append(table)
         return tables
 
-    def normalise(self, path: str) -> str:
-        """The repo-relative form of ``path``; LockError when it leaves the repository."""
-        relative = inside(self._real, path)
-        if relative is None:
-            raise LockError(
-                f"cannot lock {path!r}: it is outside the repository {self.repo}",
-                "lock files inside the repository, by relative path",
-            )
-        return relative
-
     # -- taking and giving back -----------------------------------------------------
-    def acquire(self, paths: Iterable[str], holder: Holder, wait: float = LOCK_WAIT) -> list[str]:
-        """Take every path or none, in sorted order, waiting up to ``wait`` seconds.
-
-        Raises:
-            LockError: a path is held by another run when the wait runs out (names the holder).
-            DeadlockError: this run is the youngest waiter in a cycle of waiting runs.
-        """
-        wanted = sorted({self.normalise(p) for p in paths})
-        blocker = self._take_all(wanted, holder)
-        if blocker is not None:  # only a wait has anything to note
-            self._wait_then_take(wanted, holder, wait, blocker)
-        return wanted
-
-    def _wait_then_take(self, wanted: list[str], holder: Holder, wait: float, first: Lock) -> None:
-        """Wait (noting what for, so deadlocks are seen) until every path is ours or time is up."""
-        start = time.monotonic()
-        delay, timed_out = 0.005, False
-        blocker: Lock | None = first
-        try:
-            while blocker is not None:
-                self._wait_for(holder, blocker)
-                if time.monotonic() - start >= wait:
-                    timed_out = True
-                    raise LockError(blocker.describe(), "work on other files, or end with BLOCKED")
-                time.sleep(delay)
-                delay = min(delay * 1.5, 0.25)
-                blocker = self._take_all(wanted, holder)
-        finally:
-            self._stop_waiting(holder.run_id)
-            self.waited.add(time.monotonic() - start, timed_out)
-
     def release(self, paths: Iterable[str], run_id: str) -> list[str]:
         """Give back those of ``paths`` that ``run_id`` holds; the ones released."""
         return self._release(sorted({self.normalise(p) for p in paths}), run_id)
@@ -236,6 +165,14 @@ class LockTable:
         """Remove the lock of ``path`` whoever holds it (the janitor, `bdp clean --force`)."""
         self.force_remove(self.root / lock_name(path))
 
+    def free_orphans(self, scan: LockScan, older_than: float) -> list[str]:
+        """Remove the lock directories a crash left without an owner record (made more than
+        ``older_than`` s ago); their names."""
+        gone = scan.unowned(older_than)
+        for directory in gone:
+            self.force_remove(directory)
+        return [f"{directory.name} (no owner)" for directory in gone]
+
     def force_remove(self, directory: Path) -> None:
         """Remove a lock directory whatever its owner (the janitor, `bdp clean --force`)."""
         tomb = f"{self._root}/.gone-{uuid.uuid4().hex}"
@@ -273,46 +210,11 @@ class LockTable:
         locks.sort(key=lambda lock: lock.path)
         return LockScan(locks, sorted(ownerless))
 
-    # -- waiting and deadlocks -------------------------------------------------------------
-    def _wait_for(self, holder: Holder, blocker: Lock) -> None:
-        record: dict[str, object] = {
-            "waiter": asdict(holder),
-            "holder": blocker.holder.run_id,
-            "path": blocker.path,
-        }
-        _write_json(self.root / _WAITS / f"{holder.run_id}.json", record)
-        cycle = self.cycle_from(holder.run_id)
-        youngest = max(cycle, key=lambda w: (w.waiter.started, w.waiter.run_id), default=None)
-        if youngest is not None and youngest.waiter.run_id == holder.run_id:
-            issues = " -> ".join(w.waiter.issue_id for w in [*cycle, cycle[0]])
-            paths = ", ".join(w.path for w in cycle)
-            raise DeadlockError(
-                f"deadlock: {issues} wait on each other's locks ({paths}); "
-                f"{holder.issue_id} is the youngest waiter and gives up",
-                "end with BLOCKED so the other runs can finish",
-                waits_for=blocker.holder.issue_id,
-            )
+    # -- waiting -------------------------------------------------------------------------
+    def _note_wait(self, wait: Wait) -> None:
+        _write_json(self.root / _WAITS / f"{wait.waiter.run_id}.json", wait.to_json())
 
-    def cycle_from(self, run_id: str) -> list[_Wait]:
-        """The waits of a cycle of runs through ``run_id``, or [] when there is none.
-
-        A wait counts only while its path is still held by the run it names: a waiter that
-        has not retried yet (or died) leaves a record that no longer stands for a wait.
-        """
-        waits = self.waits()
-        chain: list[_Wait] = []
-        current = run_id
-        while current in waits and len(chain) <= len(waits):
-            lock = self.holder_of(waits[current].path)
-            if lock is None or lock.holder.run_id != waits[current].holder_run:
-                return []
-            chain.append(waits[current])
-            current = waits[current].holder_run
-            if current == run_id:
-                return chain
-        return []
-
-    def waits(self) -> dict[str, _Wait]:
+    def waits(self) -> dict[str, Wait]:
         folder = self.root / _WAITS
         if not folder.is_dir():
             return {}
@@ -320,32 +222,11 @@ class LockTable:
         for file in folder.glob("*.json"):
             with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
                 data = json.loads(file.read_text())
-                waits[file.stem] = _Wait(Holder(**data["waiter"]), data["holder"], data["path"])
+                waits[file.stem] = Wait.from_json(data)
         return waits
-
-    def clear_waits(self, live_runs: set[str]) -> list[str]:
-        """Drop wait records of runs that are gone; the run ids dropped."""
-        gone = [run_id for run_id in self.waits() if run_id not in live_runs]
-        for run_id in gone:
-            self._stop_waiting(run_id)
-        return gone
 
     def _stop_waiting(self, run_id: str) -> None:
         (self.root / _WAITS / f"{run_id}.json").unlink(missing_ok=True)
-
-
-@dataclass(frozen=True)
-class LockScan:
-    """One read of a lock table: its locks, and its directories with no (whole) owner record."""
-
-    locks: list[Lock]
-    ownerless: list[Path]
-
-    def unowned(self, older_than: float) -> list[Path]:
-        """The ownerless directories made more than ``older_than`` s ago (a crash mid-acquire;
-        a younger one may be a run writing its record right now)."""
-        cutoff = time.time() - older_than
-        return [d for d in self.ownerless if _mtime(d) < cutoff]
 
 
 def _write_json(target: Path, data: dict[str, object]) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bdp.agent.session import AgentRunner
-from bdp.broker.claims import Claims, LocalClaims
+from bdp.broker.claims import Claims, Fence, LocalClaims, RedisClaims
 from bdp.broker.state import State
 from bdp.config import Settings
 from bdp.errors import RepoError
@@ -18,6 +18,9 @@ from bdp.host import host_name
 from bdp.models import TaskArgs
 from bdp.ops.notify import Notifier
 from bdp.repo.beads import BdCli, Beads
+from bdp.repo.lock_table import Locks
+from bdp.repo.locks import LockTable
+from bdp.repo.shared_locks import SharedLockTable
 
 
 class Requeue(Protocol):
@@ -47,6 +50,17 @@ class RunDeps:
                 f"map it in BDP_REPOS ({repo}=/path/to/its/clone)",
             )
         return path
+
+    def lock_table(self, repo: str, tree: Path | None, fence: Fence | None) -> Locks:
+        """The locks of ``repo``, paths resolved in ``tree`` (or the clone): in Redis when the
+        queue is there, so machines sharing it share them (each backed by the run's lease),
+        else in this machine's state directory."""
+        clone = self.clone(repo)
+        claims = self.claims
+        if not isinstance(claims, RedisClaims):
+            return LockTable(self.settings.home, clone, tree)
+        lease = ("", "") if fence is None else (claims.lease_key(fence.lease), fence.lease.value)
+        return SharedLockTable(claims.client, claims.prefix, repo, tree or clone, lease)
 
     def beads_for(self, repo: Path) -> Beads:
         if self.beads is None:

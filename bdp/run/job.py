@@ -21,7 +21,7 @@ from bdp.redact import Redactor
 from bdp.repo import known_repos
 from bdp.repo.beads import Beads
 from bdp.repo.epic_work import EpicBrief
-from bdp.repo.locks import LockTable
+from bdp.repo.lock_table import Locks
 from bdp.repo.repo_config import RepoConfig
 from bdp.repo.tree_state import TreeState
 from bdp.repo.worktree import WorkTree
@@ -60,7 +60,7 @@ class Job:
     run: Run
     issue: Issue
     transcript: Transcript
-    locks: LockTable
+    locks: Locks
     stop: StopSignal = field(default_factory=StopSignal)
     progress: LiveProgress = field(default_factory=LiveProgress)
     steering: Steering = field(default_factory=Steering)  # `bdp say` messages for the session
@@ -92,7 +92,7 @@ class Claimed:
     asked_at: float = field(default_factory=time.monotonic)  # when the claim was asked for
 
 
-def start_job(claimed: Claimed, deps: RunDeps, beads: Beads) -> Job:
+def start_job(claimed: Claimed, deps: RunDeps, beads: Beads, fence: Fence | None = None) -> Job:
     """Open the run's transcript and register it, its repo and its running marker.
 
     A claim is the run's own until the run finishes, unless the janitor takes it: from a
@@ -114,8 +114,9 @@ def start_job(claimed: Claimed, deps: RunDeps, beads: Beads) -> Job:
     marker = deps.state.marker(args.repo, args.issue_id)  # keyed as the task names the issue
     if marker is None or marker.task_id == claimed.task_id:  # never take over another's marker
         deps.state.mark_running(args.repo, args.issue_id, claimed.task_id)
-    locks = LockTable(deps.settings.home, deps.clone(args.repo))
+    locks = deps.lock_table(args.repo, None, fence)
     job = Job(args, claimed.task_id, deps, beads, claimed.actor, run, issue, transcript, locks)
+    job.fence = fence
     job.epic, job.claim_in_doubt = claimed.epic, in_doubt
     return job
 

@@ -27,7 +27,7 @@ from bdp.ops.notify import notify_outcome
 from bdp.repo.beads import Beads, Claim, FollowUp
 from bdp.repo.epics import is_epic
 from bdp.repo.gate_sandbox import GateSandbox
-from bdp.repo.locks import Holder, LockTable
+from bdp.repo.lock_records import Holder
 from bdp.repo.quality_gate import run_gate
 from bdp.repo.worktree import refresh
 from bdp.run.bookkeeping import despite_broker, unmark_if_ours
@@ -123,8 +123,7 @@ def _transient(error: BdpError) -> bool:
 
 
 def _run_claimed(claimed: Claimed, deps: RunDeps, beads: Beads, fence: Fence | None) -> RunRecord:
-    job = start_job(claimed, deps, beads)
-    job.fence = fence
+    job = start_job(claimed, deps, beads, fence)
     pace = Pace.from_settings(deps.settings)
     inbox = InboxReader(deps.state, job.run.run_id, job.stop, job.steering, job.transcript)
     watchdog = Watchdog(deps.state, beads, job.run, job.actor, job.stop, pace, job.progress, inbox)
@@ -149,7 +148,7 @@ def _run_agent(job: Job) -> SessionResult:
         return SessionResult(Outcome.FAILED, str(error), details=error.output)
     except BdpError as error:  # the repo's configuration, or git refusing the worktree
         return SessionResult(Outcome.FAILED, str(error))
-    job.locks = LockTable(job.deps.settings.home, job.repo, job.tree.path)
+    job.locks = job.deps.lock_table(job.args.repo, job.tree.path, job.fence)
     if job.tree.worktree is None:
         snapshot(job)
     request = _session_request(job, job.tree, budget_left)

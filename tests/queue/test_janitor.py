@@ -25,7 +25,7 @@ from click.testing import CliRunner
 
 from bdp.agent.session import StubAgentRunner
 from bdp.broker import state as state_module
-from bdp.broker.claims import Lease
+from bdp.broker.claims import Lease, RedisClaims
 from bdp.broker.state import State
 from bdp.cli import main
 from bdp.config import Settings
@@ -42,6 +42,7 @@ from bdp.repo.epics import CHANGES_ASKED, EpicProgress
 from bdp.repo.locks import Holder, LockTable, lock_name
 from bdp.repo.memory_beads import MemoryBeads
 from bdp.repo.pending import PendingClose, pending_closes
+from bdp.repo.shared_locks import SharedLockTable
 from bdp.repo.procs import RUN_ENV, end_run_processes
 from bdp.repo.worktree import create as create_worktree
 from bdp.repo.worktree import tip, worktrees_dir
@@ -1442,3 +1443,55 @@ def test_an_orphan_claim_of_an_issue_another_machine_landed_is_reset_not_requeue
     assert (beads.issues[ISSUE].status, report.reset) == ("open", [ISSUE])
     assert report.requeued == []
     assert app.huey.pending() == []
+
+
+# -- shared locks (machines on one Redis) -------------------------------------------------
+
+
+def shared_table(app: App, tree: Path, lease: tuple[str, str] = ("", "")) -> SharedLockTable:
+    """The shared lock table of the repo at ``tree`` (named by its path, as tasks name it)."""
+    claims = app.claims
+    assert isinstance(claims, RedisClaims)
+    return SharedLockTable(claims.client, claims.prefix, str(tree), tree, lease)
+
+
+def test_a_dead_run_of_another_machine_has_its_shared_locks_freed_here(
+    settings: Settings, beads: CountingBeads, tree: Path, redis_url: str
+) -> None:
+    # Given another machine's run of t-1 that died holding a shared lock, its lease still live
+    app = make_app(replace(settings, redis_url=redis_url))
+    app.state.remember_repo(str(tree))
+    beads.issues[ISSUE] = claimed(assignee=f"bdp/beta/{WORKER}")
+    app.state.register(dead_run(tree, host="beta"))
+    lease = app.claims.take(str(tree), ISSUE, "beta:7/task-b")
+    assert isinstance(lease, Lease)
+    assert isinstance(app.claims, RedisClaims)
+    backing = (app.claims.lease_key(lease), lease.value)
+    shared_table(app, tree, backing).acquire(["src/a.py"], holder("run-1"), wait=0)
+
+    # When this machine's janitor sweeps
+    report = janitor_of(app, beads).sweep()
+
+    # Then the dead run's shared lock is gone, from every machine's view
+    assert shared_table(app, tree).locks() == []
+    assert report.freed_locks == [f"{tree}:src/a.py"]
+
+
+def test_a_shared_lock_whose_lease_lapsed_is_freed_though_its_run_looks_alive(
+    settings: Settings, tree: Path, redis_url: str
+) -> None:
+    # Given a live-looking run whose lease was taken by another machine's run
+    app = make_app(replace(settings, redis_url=redis_url))
+    app.state.register(a_run(tree, host="beta"))
+    assert isinstance(app.claims, RedisClaims)
+    lease = app.claims.take(str(tree), ISSUE, "beta:7/task-b")
+    assert isinstance(lease, Lease)
+    table = shared_table(app, tree, (app.claims.lease_key(lease), lease.value))
+    table.acquire(["src/a.py"], holder("run-1"), wait=0)
+    app.claims.release(lease)
+    assert isinstance(app.claims.take(str(tree), ISSUE, "gamma:3/task-c"), Lease)
+
+    report = janitor_of(app, CountingBeads()).sweep()
+
+    assert table.locks() == []
+    assert report.freed_locks == [f"{tree}:src/a.py (lease lapsed)"]

@@ -813,3 +813,41 @@ def test_a_done_run_on_redis_leaves_a_tombstone_and_frees_its_lease(
     [tomb] = claims.landed(str(repo), [issue_id]).values()
     assert tomb.commit == head(repo)
     assert client.keys("bdp.bdp.lease:*") == []
+
+
+class SeesItsLocks(StubAgentRunner):
+    """The stub agent, noting the lock records in Redis while its session holds them."""
+
+    def __init__(self, client: redis.Redis, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.client = client
+        self.seen: dict[Any, Any] = {}
+
+    def run(self, request: SessionRequest) -> SessionResult:
+        result = super().run(request)
+        [key] = self.client.keys("bdp.bdp.locks:*")
+        self.seen = dict(self.client.hgetall(key))
+        return result
+
+
+def test_on_redis_a_runs_locks_are_shared_and_backed_by_its_lease(
+    worker: Worker, repo: Path, issue_id: str, redis_url: str
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    claims = RedisClaims(client, "bdp", ttl=30)
+    agent = SeesItsLocks(client, files={"hello.py": "print('hi')\n"})
+    assert worker.state.mark_queued(str(repo), issue_id, TASK_ID)
+
+    deps = RunDeps(worker.settings, worker.state, agent, claims=claims)
+    record = work_on(TaskArgs(str(repo), issue_id), TASK_ID, deps)
+
+    # While the session ran, its lock was in Redis, naming the lease that backs it
+    assert record.outcome is Outcome.DONE
+    [(path, raw)] = agent.seen.items()
+    held = json.loads(raw)
+    assert (path, held["run_id"], held["issue_id"]) == (b"hello.py", record.run_id, issue_id)
+    assert held["lease"] == f"bdp.bdp.lease:{repo}:{issue_id}"
+    assert held["fence"].endswith("|1")
+    # And nothing is left behind: neither the lock nor a file lock table on this machine
+    assert client.hgetall(f"bdp.bdp.locks:{repo}") == {}
+    assert LockTable.all_in(worker.settings.home) == []
