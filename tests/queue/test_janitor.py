@@ -42,8 +42,8 @@ from bdp.repo.epics import CHANGES_ASKED, EpicProgress
 from bdp.repo.locks import Holder, LockTable, lock_name
 from bdp.repo.memory_beads import MemoryBeads
 from bdp.repo.pending import PendingClose, pending_closes
-from bdp.repo.shared_locks import SharedLockTable
 from bdp.repo.procs import RUN_ENV, end_run_processes
+from bdp.repo.shared_locks import SharedLockTable
 from bdp.repo.worktree import create as create_worktree
 from bdp.repo.worktree import tip, worktrees_dir
 from tests.support.processes import wait_for
