@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bdp.agent.session import StubAgentRunner
+from bdp.broker.claims import RedisClaims
 from bdp.broker.consumers import ConsumerBeat, Consumers
 from bdp.broker.keys import LAST_SWEEP_KEY
 from bdp.config import Settings
@@ -18,6 +19,10 @@ from bdp.ops.queued import LISTED
 from bdp.ops.status import collect_status
 from bdp.queue.app import App
 from bdp.repo import known_repos
+from bdp.repo.lock_records import Holder
+from bdp.repo.lock_table import Locks
+from bdp.repo.locks import LockTable
+from bdp.repo.shared_locks import SharedLockTable
 from tests.support.beads import bd_calls, create_issue, run_bd_ok
 from tests.support.secrets import SECRET
 
@@ -248,3 +253,21 @@ def test_status_counts_every_queued_issue_but_reads_only_the_next_ones(app: App)
     # Then the count is whole and the list holds the next LISTED, in order
     assert report.queued == LISTED + 5
     assert [t.issue_id for t in report.queued_issues] == [f"t-{n}" for n in range(LISTED)]
+
+
+def test_status_lists_the_locks_held_where_the_queue_keeps_them(app: App, tmp_path: Path) -> None:
+    # Given a run holding a lock: on Redis in the table every machine shares, else in files
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    claims = app.claims
+    if isinstance(claims, RedisClaims):
+        table: Locks = SharedLockTable(claims.client, claims.prefix, "app", tree)
+    else:
+        table = LockTable(app.settings.home, tree)
+    table.acquire(["src/a.py"], Holder("run-1", "t-1", "beta", 7, 1.0))
+
+    locks = collect_status(app.settings).locks
+
+    assert [(lock.path, lock.holder.run_id, lock.holder.host) for lock in locks] == [
+        ("src/a.py", "run-1", "beta")
+    ]
