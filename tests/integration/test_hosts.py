@@ -10,6 +10,7 @@ import signal
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.conftest import git
 from tests.integration.helpers import bdp, bdp_json, first_turns, marker, script_write_then_done
@@ -158,3 +159,8 @@ def test_a_host_that_dies_mid_run_has_its_issue_finished_once_by_another(
     recent = bdp_json(beta.env, "status")["recent"]
     outcomes = [(r["outcome"], r["worker"].partition("/")[0]) for r in recent]
     assert outcomes == [("ABANDONED", "alpha"), ("DONE", "beta")]
+    # And the lock alpha's run held on crash.txt was in the Redis both share, where beta
+    # could take it over once alpha's lease lapsed; none is left
+    client = redis.Redis.from_url(redis_url)
+    assert client.smembers("bdp.bdp.lock-repos") == {REPO_NAME.encode()}
+    assert client.hgetall(f"bdp.bdp.locks:{REPO_NAME}") == {}
