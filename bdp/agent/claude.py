@@ -172,6 +172,7 @@ class ClaudeAgentRunner:
             hooks=session_hooks(request, tally, settings.lock_wait),
             cli_path=detached_cli(settings),
             resume=resume or None,
+            session_store=request.session_store,
             max_budget_usd=_session_budget(request, tally),
             output_format=output_format(),
         )

@@ -135,6 +135,7 @@ class SessionRequest:
     freshen: Callable[[list[str]], list[str]] | None = None  # newly locked files brought up
     # to date with the target branch (a worktree): the ones that changed there
     epic: EpicBrief | None = None  # set: the session reviews this finished epic, read-only
+    session_store: Any = None  # the SDK's SessionStore the transcript is mirrored to, if any
 
 
 @dataclass

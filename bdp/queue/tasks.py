@@ -23,6 +23,7 @@ from huey.exceptions import RetryTask
 from bdp.agent.session import AgentFactory, AgentRunner
 from bdp.broker.claims import claims_for
 from bdp.broker.consumers import Consumers, live_consumers
+from bdp.broker.session_store import session_store_for
 from bdp.broker.state import State
 from bdp.config import Settings
 from bdp.errors import TaskError
@@ -30,7 +31,7 @@ from bdp.host import host_name
 from bdp.models import RunRecord, TaskArgs
 from bdp.ops.notify import Notifier
 from bdp.queue.hold_check import HoldCheck
-from bdp.redact import scrub
+from bdp.redact import scrub, scrub_tree
 from bdp.run.deps import RunDeps
 from bdp.run.work import work_on
 
@@ -68,6 +69,7 @@ class TaskContext:
                 requeue=self.requeue,
                 notifier=Notifier.from_settings(self.settings),
                 claims=claims_for(self.huey.storage, self.huey.name, self.settings.stale_after),
+                sessions=session_store_for(self.huey.storage, self.huey.name, scrub_tree),
             )
         return self._deps[pid]
 

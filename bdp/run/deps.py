@@ -11,6 +11,7 @@ from typing import Protocol
 
 from bdp.agent.session import AgentRunner
 from bdp.broker.claims import Claims, Fence, LocalClaims, RedisClaims
+from bdp.broker.session_store import RedisSessionStore
 from bdp.broker.state import State
 from bdp.config import Settings
 from bdp.errors import RepoError
@@ -40,6 +41,7 @@ class RunDeps:
     requeue: Requeue | None = None  # queues a continuation task
     notifier: Notifier | None = None  # BDP_NOTIFY: told of every outcome
     claims: Claims = field(default_factory=LocalClaims)  # who works an issue, across machines
+    sessions: RedisSessionStore | None = None  # transcripts every machine can resume from
 
     def clone(self, repo: str) -> Path:
         """This machine's clone of the repo a task names (`Settings.clone_of`)."""

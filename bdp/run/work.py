@@ -204,6 +204,7 @@ def _session_request(job: Job, tree: RunTree, budget_left: float | None) -> Sess
         file_issue=partial(_file_follow_up, job),
         freshen=partial(_freshen, job) if tree.worktree else None,
         epic=job.epic,
+        session_store=job.deps.sessions,
     )
 
 
