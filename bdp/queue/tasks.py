@@ -196,15 +196,20 @@ def _leave_unless_here(settings: Settings, args: TaskArgs) -> None:
 
 def _on_this_host(context: TaskContext, args: TaskArgs) -> TaskArgs:
     """A continuation prefers the machine that has its session and branch: while that one's
-    consumers beat, it goes back to the schedule for them; once they stopped, it starts
-    afresh here, told what the earlier sessions did (their work on that machine is lost)."""
+    consumers beat, it goes back to the schedule for them. Once they stopped, it goes on
+    here: resuming the session from the broker's copy, on the branch fetched from the shared
+    remote (`bdp.run.tree`); what is not to be had (files a shared tree left uncommitted, a
+    session never mirrored) is started afresh, told what the earlier sessions did."""
     if not args.host or args.host == host_name():
         return args
     now, expiry = time.time(), context.settings.stale_after
     if any(c.host == args.host for c in live_consumers(Consumers(context.huey).all(), now, expiry)):
         raise RetryTask(delay=ELSEWHERE_DELAY)
-    log.info("%s left %s; continuing %s here afresh", args.host, args.issue_id, args.issue_id)
-    return replace(args, host="", resume="", resume_cost=0.0, branch="", files=())
+    sessions = context.deps().sessions
+    if args.resume and (args.files or sessions is None or not sessions.has(args.resume)):
+        args = replace(args, resume="", resume_cost=0.0)
+    log.info("%s left %s; continuing it here", args.host, args.issue_id)
+    return replace(args, host="", files=())
 
 
 def _every_check(_when: object) -> bool:

@@ -17,6 +17,7 @@ from bdp.repo.gate_sandbox import GateSandbox
 from bdp.repo.git import CommitMessage, GitError, git
 from bdp.repo.landing import LEASE_LOST, Lander, Landing
 from bdp.repo.quality_gate import GateResult, run_gate
+from bdp.repo.shared_branches import share, unshare
 from bdp.repo.worktree import Squashed, WorkTree, commit_all, delete_branch, marked, remove
 from bdp.run.closing import close_landed, note_landing
 from bdp.run.job import Job, RunTree
@@ -146,6 +147,23 @@ def put_away(job: Job) -> None:
     except GitError as error:  # the janitor prunes what is left
         log.warning("could not remove the worktree %s: %s", worktree.path, error)
     job.kept_branch = worktree.branch if keep else ""
+    _share_or_unshare(job, tree)
+
+
+def _share_or_unshare(job: Job, tree: RunTree) -> None:
+    """Landing through a remote: push a kept branch there (a continuation may go on on any
+    machine); once the work landed, drop the copy an earlier session pushed."""
+    remote, lock_dir = tree.remote, job.deps.settings.home / "locks"
+    if remote is None:
+        return
+    if job.kept_branch:
+        try:
+            share(job.repo, remote, job.kept_branch, lock_dir)
+        except GitError as error:  # the continuation goes on here, or afresh elsewhere
+            log.warning("could not push %s to %s: %s", job.kept_branch, remote, error)
+        return
+    if job.landed and job.args.branch:
+        unshare(job.repo, remote, job.args.branch, lock_dir)
 
 
 def _has_work(job: Job, worktree: WorkTree) -> bool:

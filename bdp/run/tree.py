@@ -8,12 +8,16 @@ committed, never from a file an agent can edit.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 from bdp.config import DEFAULT_ISOLATION
 from bdp.errors import BdpError, ConfigError
 from bdp.repo.git import GitError, git, head_of
 from bdp.repo.landing import fetch_tip
 from bdp.repo.quality_gate import GateResult, run_gate
 from bdp.repo.repo_config import RepoConfig, committed_config, load_repo_config
+from bdp.repo.shared_branches import bring
 from bdp.repo.worktree import (
     WorkTree,
     attach,
@@ -53,6 +57,8 @@ def prepare(job: Job) -> RunTree:
     target, target_tip, remote = _target(job, config)
     if target_tip != head:
         config = load_repo_config(job.repo, target_tip)
+    if job.args.branch and not bring(job.repo, remote, job.args.branch, _lock_dir(job)):
+        _start_afresh(job)
     worktree = _worktree_for(job, target_tip)
     job.transcript.line(f"bdp: working in {worktree.path} on {worktree.branch} (lands on {target})")
     try:
@@ -60,9 +66,24 @@ def prepare(job: Job) -> RunTree:
         conflicts = replay(worktree, job.args.branch) if job.args.land_round else ()
     except BaseException:
         keep = worktree.branch == job.args.branch
-        remove(worktree, keep_branch=keep, lock_dir=job.deps.settings.home / "locks")
+        remove(worktree, keep_branch=keep, lock_dir=_lock_dir(job))
         raise
     return RunTree(worktree.path, config, worktree, target, made, conflicts, remote)
+
+
+def _start_afresh(job: Job) -> None:
+    """The earlier sessions' branch is on neither this clone nor the remote: their work stays
+    on the machine that kept it. Work from the target's tip, in a new session told what they
+    did (resuming one whose files are missing would mislead it)."""
+    job.transcript.line(
+        f"bdp: the earlier work on {job.args.branch} is not on this machine or the remote; "
+        "starting afresh from the target branch"
+    )
+    job.args = replace(job.args, branch="", resume="", resume_cost=0.0, land_round=0)
+
+
+def _lock_dir(job: Job) -> Path:
+    return job.deps.settings.home / "locks"
 
 
 def _set_up(worktree: WorkTree, config: RepoConfig, run_id: str) -> tuple[str, ...]:
@@ -97,7 +118,7 @@ def _target(job: Job, config: RepoConfig) -> tuple[str, str, str | None]:
 def _target_tip(job: Job, remote: str | None, target: str) -> str:
     repo = job.repo
     try:
-        return fetch_tip(repo, remote, target, job.deps.settings.home / "locks")
+        return fetch_tip(repo, remote, target, _lock_dir(job))
     except GitError as error:
         if remote is not None:
             raise

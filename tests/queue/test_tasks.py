@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import logging
 import time
@@ -10,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from huey import MemoryHuey
 
 from bdp.broker.consumers import ConsumerBeat, Consumers
 from bdp.broker.keys import LAST_SWEEP_KEY
+from bdp.broker.session_store import RedisSessionStore
 from bdp.broker.state import State
 from bdp.config import Settings
 from bdp.errors import TaskError
@@ -24,6 +27,7 @@ from bdp.queue.app import App
 from bdp.queue.enqueue import EnqueueOptions, enqueue_ready
 from bdp.queue.instance import build_huey
 from bdp.queue.tasks import TaskContext, finished_line, register_tasks, run_issue, sweep
+from bdp.redact import scrub_tree
 from tests.queue.memory_apps import head, make_app
 from tests.support.beads import create_issue, run_bd_ok, show_issue
 
@@ -273,7 +277,7 @@ def test_a_continuation_waits_for_its_machine_while_that_machines_consumers_beat
     assert show_issue(repo, issue_id)["status"] == "open"
 
 
-def test_a_continuation_whose_machine_stopped_beating_starts_afresh_here(
+def test_a_continuation_whose_machine_stopped_beating_goes_on_here_without_its_session(
     settings: Settings, repo: Path
 ) -> None:
     # Given alpha's consumer stopped beating longer ago than BDP_STALE_AFTER
@@ -287,9 +291,31 @@ def test_a_continuation_whose_machine_stopped_beating_starts_afresh_here(
     context = app.tasks.context
     fresh = tasks_module._on_this_host(context, args)
 
-    # Then it starts a new session here, told what the earlier ones did
-    assert fresh == replace(args, host="", resume="", resume_cost=0.0, branch="", files=())
+    # Then it starts a new session here (no store holds alpha's), told what the earlier ones
+    # did, on their branch if this machine can fetch it (`bdp.run.tree`)
+    assert fresh == replace(args, host="", resume="", resume_cost=0.0, files=())
     assert fresh.prior == "wrote half of it"
+
+
+def test_a_continuation_whose_machine_stopped_resumes_here_from_the_mirrored_session(
+    settings: Settings, repo: Path, redis_url: str
+) -> None:
+    # Given alpha stopped, and its session's transcript mirrored to the queue's Redis
+    app = make_app(settings, immediate=False)
+    gone = time.time() - settings.stale_after - 5
+    Consumers(app.huey).beat(ConsumerBeat("alpha", 11, 2, "thread", gone - 60, gone))
+    sessions = RedisSessionStore(redis.Redis.from_url(redis_url), "bdp.q", scrub_tree)
+    asyncio.run(sessions.append({"project_key": "-srv", "session_id": "sess-1"}, [{"uuid": "u"}]))
+    context = app.tasks.context
+    context.deps().sessions = sessions
+    args = continuation_for(repo, "t-1", "alpha")
+
+    # Then this machine resumes it, on its branch; only a shared tree's files stay behind
+    assert tasks_module._on_this_host(context, args) == replace(args, host="")
+    with_files = replace(args, files=("src/half.py",))
+    assert tasks_module._on_this_host(context, with_files) == replace(
+        args, host="", resume="", resume_cost=0.0
+    )
 
 
 def test_a_continuation_on_its_own_machine_resumes_as_it_is(settings: Settings, repo: Path) -> None:

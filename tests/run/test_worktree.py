@@ -8,6 +8,7 @@ given); bd is the stand-in, git is real.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import threading
 from dataclasses import replace
@@ -685,3 +686,94 @@ def test_a_run_registered_too_late_after_its_claim_asks_bd_before_it_finishes(
     assert record.outcome is Outcome.SUPERSEDED
     assert git(repo, "rev-parse", "main") == main
     assert show_issue(repo, args.issue_id)["assignee"] == "bdp/elsewhere/1-w"
+
+
+# --- a continuation on another machine, through the shared remote -------------------------
+
+
+def two_clones_of_one_remote(repo: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """``repo`` pushed to a bare remote, and a second clone of it (another machine's)."""
+    bare = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
+    git(repo, "remote", "add", "origin", str(bare))
+    git(repo, "push", "-q", "origin", "main")
+    beta = tmp_path / "beta"
+    git(tmp_path, "clone", "-q", str(bare), str(beta))
+    return bare, beta
+
+
+def unfinished_half_way(repo: Path, settings: Settings, state: State) -> TaskArgs:
+    """Run an issue whose session writes half.py and runs out of turns; its continuation."""
+    queued: list[TaskArgs] = []
+
+    def half(request: SessionRequest) -> None:
+        (request.repo / "half.py").write_text("half\n")
+
+    agent = StubAgentRunner(Outcome.UNFINISHED, "ran out of turns", on_run=half)
+    deps = RunDeps(settings, state, agent, requeue=requeue_into(queued))
+    assert work_on(issue(repo), "task-1", deps).outcome is Outcome.UNFINISHED
+    [again] = queued
+    return again
+
+
+def test_a_continuation_on_another_machine_fetches_the_kept_branch_and_lands_it_once(
+    repo: Path, settings: Settings, state: State, tmp_path: Path
+) -> None:
+    # Given an unfinished run on alpha, landing through a shared remote
+    bare, beta = two_clones_of_one_remote(repo, tmp_path)
+    alpha_settings = replace(settings, remote="origin")
+    again = unfinished_half_way(repo, alpha_settings, state)
+
+    # Then its kept branch is on the remote, out of the remote's branch list
+    assert git(bare, "for-each-ref", "--format=%(refname)", "refs/bdp").split() == [
+        f"refs/bdp/kept/{again.branch}"
+    ]
+    assert git(bare, "branch", "--format=%(refname:short)").split() == ["main"]
+
+    # When beta, whose clone never had that branch, runs the continuation
+    shutil.copytree(repo / ".beads", beta / ".beads")
+    seen: list[bool] = []
+
+    def finish(request: SessionRequest) -> None:
+        seen.append((request.repo / "half.py").exists())
+        (request.repo / "whole.py").write_text("whole\n")
+
+    beta_settings = replace(alpha_settings, home=tmp_path / "beta-home")
+    record = run(
+        beta, beta_settings, state, StubAgentRunner(on_run=finish), replace(again, repo=str(beta))
+    )
+
+    # Then beta worked on alpha's half, landed both files in one commit, and dropped the copy
+    assert seen == [True]
+    assert record.landed
+    assert sorted(git(bare, "show", "--name-only", "--format=", "main").split()) == [
+        "half.py",
+        "whole.py",
+    ]
+    assert git(bare, "for-each-ref", "refs/bdp").strip() == ""
+
+
+def test_a_continuation_whose_branch_no_machine_shared_starts_afresh_from_the_target(
+    repo: Path, settings: Settings, state: State, tmp_path: Path
+) -> None:
+    # Given alpha's continuation, whose branch the remote does not have (alpha had no remote)
+    _bare, beta = two_clones_of_one_remote(repo, tmp_path)
+    again = unfinished_half_way(repo, settings, state)
+    shutil.copytree(repo / ".beads", beta / ".beads")
+    seen: list[tuple[bool, str]] = []
+
+    def finish(request: SessionRequest) -> None:
+        seen.append(((request.repo / "half.py").exists(), request.resume))
+        (request.repo / "whole.py").write_text("whole\n")
+
+    # When beta runs it
+    beta_settings = replace(settings, remote="origin", home=tmp_path / "beta-home")
+    resuming = replace(again, repo=str(beta), resume="sess-1")
+    record = run(beta, beta_settings, state, StubAgentRunner(on_run=finish), resuming)
+
+    # Then it started a new session at the target's tip and landed its own work
+    assert seen == [(False, "")]
+    assert record.landed
+    assert git(beta, "show", "--name-only", "--format=", "origin/main").split() == ["whole.py"]
+    log_text = Path(record.log_path).read_text()
+    assert f"the earlier work on {again.branch} is not on this machine or the remote" in log_text
