@@ -16,7 +16,7 @@ from tests.conftest import git
 from tests.integration.helpers import bdp, bdp_json, first_turns, marker, script_write_then_done
 from tests.integration.test_recovery import FAST_RECOVERY, hang_then_finish
 from tests.support.beads import show_issue
-from tests.support.fake_api import FakeApi
+from tests.support.fake_api import FakeApi, Report, ToolUse
 from tests.support.hosts import (
     REPO_NAME,
     Host,
@@ -164,3 +164,44 @@ def test_a_host_that_dies_mid_run_has_its_issue_finished_once_by_another(
     client = redis.Redis.from_url(redis_url)
     assert client.smembers("bdp.bdp.lock-repos") == {REPO_NAME.encode()}
     assert client.hgetall(f"bdp.bdp.locks:{REPO_NAME}") == {}
+
+
+def test_a_continuation_whose_host_died_resumes_its_session_on_another_host(
+    env: dict[str, str], fake_api: FakeApi, tmp_path: Path, redis_url: str
+) -> None:
+    # Given two hosts; sessions allowed two turns, for issue A's work that takes three model
+    # requests; issue B's first attempt hangs after a write, so alpha is busy with it
+    bare = shared_remote(tmp_path)
+    beads, [a, b] = seeded_backlog(tmp_path, 2)
+    fast = {**env, "BDP_REDIS_URL": redis_url, "BDP_MAX_TURNS": "2", **FAST_RECOVERY}
+    alpha, beta = (make_host(tmp_path, name, bare, beads, fast) for name in ("alpha", "beta"))
+    writes = [
+        ToolUse("Write", {"file_path": f"{n}.txt", "content": f"{n}\n"}) for n in ("p1", "p2")
+    ]
+    fake_api.script([*writes, Report("DONE", "both parts")], match=marker(a))
+    hang_then_finish(fake_api, b, "b.txt", "b done")
+    queued = bdp(alpha.env, "enqueue", str(alpha.clone), "--ids", f"{a},{b}", "--order", "input")
+    assert queued.returncode == 0, queued.stderr
+
+    # When alpha leaves A unfinished (its continuation queued behind B), then dies working B
+    doomed = HueyConsumer(alpha.env, tmp_path / "alpha.log", workers=1).start()
+    wait_for(lambda: len(fake_api.messages_requests(match=marker(b))) >= 2, 60)
+    outcomes = [(r["issue_id"], r["outcome"]) for r in bdp_json(alpha.env, "status")["recent"]]
+    assert outcomes == [(a, "UNFINISHED")]
+    doomed.stop(signal.SIGKILL)
+    for pid in agent_processes(fake_api.url):
+        os.kill(pid, signal.SIGKILL)
+    survivor = HueyConsumer(beta.env, tmp_path / "beta.log", workers=2).start()
+    wait_for(lambda: {a, b} <= set(landed_on(bare)), 90)
+    survivor.stop()
+
+    # Then beta resumed A's one session (alpha's turns and files were there) and landed it once
+    assert first_turns(fake_api, a) == 1
+    [commit] = landed_on(bare)[a]
+    assert files_of(bare, commit) == {"p1.txt", "p2.txt"}
+    runs = [r for r in bdp_json(beta.env, "status")["recent"] if r["issue_id"] == a]
+    assert [(r["outcome"], r["worker"].partition("/")[0]) for r in runs] == [
+        ("UNFINISHED", "alpha"),
+        ("DONE", "beta"),
+    ]
+    assert git(bare, "for-each-ref", "refs/bdp") == ""
