@@ -35,6 +35,14 @@ local token = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], ARGV[1] .. '|' .. token, 'PX', ARGV[2])
 return {token, ''}
 """
+#: Lua: take a lease nobody holds, with a new token. KEYS: lease, token counter. ARGV: owner,
+#: ttl ms. Returns the token, or 0 while another holds it.
+_TAKE_FREE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local token = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. token, 'PX', ARGV[2])
+return token
+"""
 #: Lua: renew the lease while it is ours; take it back if it lapsed and nobody took it (no
 #: newer token exists then). KEYS: lease. ARGV: value, ttl ms. 1: ours, 0: another's.
 _RENEW = """
@@ -55,9 +63,10 @@ class Lease:
     """A run's hold on one issue: its owner and the fencing token it presents."""
 
     repo: str
-    issue_id: str
+    issue_id: str  # or, for a lander's turn, the branch it lands on
     owner: str
     token: int
+    kind: str = "lease"  # "lease": an issue's; "land": the turn to land on a branch
 
     @property
     def value(self) -> str:
@@ -120,8 +129,10 @@ class RedisClaims:
     def __init__(self, client: Any, queue: str, ttl: float) -> None:
         self.client = client
         self.prefix = redis_bdp_prefix(queue)
+        self.ttl = ttl
         self._ttl_ms = max(1, int(ttl * 1000))
         self._take = client.register_script(_TAKE)
+        self._take_free = client.register_script(_TAKE_FREE)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
 
@@ -130,7 +141,14 @@ class RedisClaims:
 
     def lease_key(self, lease: Lease) -> str:
         """The key holding ``lease`` while it lives (what a shared lock is backed by)."""
-        return self._key("lease", lease.repo, lease.issue_id)
+        return self._key(lease.kind, lease.repo, lease.issue_id)
+
+    def take_turn(self, repo: str, branch: str, owner: str) -> Lease | None:
+        """The turn to land on ``branch`` of ``repo`` (one lander at a time across machines),
+        or None while another lander has it."""
+        keys = [self._key("land", repo, branch), f"{self.prefix}.lease-token"]
+        token = int(self._take_free(keys=keys, args=[owner, self._ttl_ms]))
+        return Lease(repo, branch, owner, token, kind="land") if token else None
 
     def take(self, repo: str, issue_id: str, owner: str) -> Lease | Refused:
         """The lease, or why not: one round trip that also reads the tombstone."""
@@ -149,15 +167,15 @@ class RedisClaims:
         return Lease(repo, issue_id, owner, int(token))
 
     def renew(self, lease: Lease) -> bool:
-        key = self._key("lease", lease.repo, lease.issue_id)
+        key = self.lease_key(lease)
         return bool(self._renew(keys=[key], args=[lease.value, self._ttl_ms]))
 
     def holds(self, lease: Lease) -> bool:
-        held = self.client.get(self._key("lease", lease.repo, lease.issue_id))
+        held = self.client.get(self.lease_key(lease))
         return held is not None and held.decode() == lease.value
 
     def release(self, lease: Lease) -> None:
-        self._release(keys=[self._key("lease", lease.repo, lease.issue_id)], args=[lease.value])
+        self._release(keys=[self.lease_key(lease)], args=[lease.value])
 
     def bury(self, lease: Lease, commit: str, host: str) -> None:
         """Record that the issue landed (kept for good: a later enqueue anywhere skips it)."""

@@ -1,4 +1,5 @@
-"""Landing: a run's commit onto the target branch, one lander per repo and branch at a time.
+"""Landing: a run's commit onto the target branch, one lander per repo and branch at a time
+(on this machine through an OS lock; across machines sharing a Redis, through a ``turn``).
 
 The lander rebases the run's commit onto the branch's current tip, runs the gate again when
 the tip moved since the run's own gate passed, then moves the branch: where the main work
@@ -12,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -71,6 +72,7 @@ class Lander:
     attempts: int = field(default=MOVE_ATTEMPTS)
     remote: str | None = None  # land by pushing there (the push is the compare-and-swap)
     still_ours: Callable[[], bool] | None = None  # the run may still land (its fencing token)
+    turn: Callable[[], AbstractContextManager[None]] | None = None  # one lander across machines
 
     def land(self, tree: WorkTree, passed_on: str, squashed: Squashed | None = None) -> Landing:
         """Put ``tree``'s commit on the branch; ``passed_on`` is the tip its gate ran against.
@@ -78,7 +80,7 @@ class Lander:
         ``squashed``: the commit the tree's branch has just been given, right on its base (so
         the lander need not ask git where the branch is, nor rebase it onto its own base).
         """
-        with self._lock():
+        with self._lock(), self.turn() if self.turn else nullcontext():
             if self._journal.exists() and self._checked_out():
                 recover(self.repo, self._journal)
             known = _Known(squashed.commit, tree.base) if squashed else None

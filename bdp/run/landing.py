@@ -7,11 +7,15 @@ worktree away, keeping the branch of work that did not land.
 from __future__ import annotations
 
 import logging
+import os
 import time
+from functools import partial
 from pathlib import Path
 
 from bdp.agent.session import SessionResult
+from bdp.broker.claims import RedisClaims
 from bdp.errors import BdpError
+from bdp.host import host_name
 from bdp.models import Activity, Outcome
 from bdp.repo.gate_sandbox import GateSandbox
 from bdp.repo.git import CommitMessage, GitError, git
@@ -21,6 +25,7 @@ from bdp.repo.shared_branches import share, unshare
 from bdp.repo.worktree import Squashed, WorkTree, commit_all, delete_branch, marked, remove
 from bdp.run.closing import close_landed, note_landing
 from bdp.run.job import Job, RunTree
+from bdp.run.land_turn import landing_turn
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +108,14 @@ def _lander(job: Job, tree: RunTree) -> Lander:
     lock_dir = job.deps.settings.home / "locks"
     gate_or_none = gate if gate_commands else None
     still_ours = job.fence.holds if job.fence is not None else None
-    return Lander(
+    lander = Lander(
         job.repo, tree.target, lock_dir, gate_or_none, remote=tree.remote, still_ours=still_ours
     )
+    claims = job.deps.claims
+    if tree.remote and isinstance(claims, RedisClaims):  # landers on other machines push too
+        owner = f"{host_name()}:{os.getpid()}/{job.run.run_id}"
+        lander.turn = partial(landing_turn, claims, job.args.repo, tree.target, owner)
+    return lander
 
 
 def _conflicts_left(job: Job, result: SessionResult, worktree: WorkTree) -> bool:

@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from huey import MemoryHuey
 
 from bdp.agent.session import SessionRequest, SessionResult, StubAgentRunner
+from bdp.broker.claims import RedisClaims
 from bdp.broker.state import State
 from bdp.config import Settings
 from bdp.models import Outcome, RunRecord, TaskArgs
@@ -777,3 +779,36 @@ def test_a_continuation_whose_branch_no_machine_shared_starts_afresh_from_the_ta
     assert git(beta, "show", "--name-only", "--format=", "origin/main").split() == ["whole.py"]
     log_text = Path(record.log_path).read_text()
     assert f"the earlier work on {again.branch} is not on this machine or the remote" in log_text
+
+
+def test_landing_through_a_remote_on_redis_waits_for_the_turn_and_gives_it_back(
+    repo: Path, settings: Settings, state: State, tmp_path: Path, redis_url: str
+) -> None:
+    # Given a turn another machine's lander holds for half a second after the session ends
+    bare, _beta = two_clones_of_one_remote(repo, tmp_path)
+    client = redis.Redis.from_url(redis_url)
+    claims = RedisClaims(client, "bdp", ttl=30)
+    other = claims.take_turn(str(repo), "main", "beta:2/run-b")
+    assert other is not None
+    before = git(bare, "rev-parse", "main").strip()
+    at_release: list[str] = []
+
+    def beta_done() -> None:
+        at_release.append(git(bare, "rev-parse", "main").strip())
+        claims.release(other)
+
+    def write_then_let_beta_finish(request: SessionRequest) -> None:
+        (request.repo / "hello.py").write_text("hi = 1\n")
+        threading.Timer(0.5, beta_done).start()
+
+    # When the run finishes and lands through the remote
+    agent = StubAgentRunner(on_run=write_then_let_beta_finish)
+    deps = RunDeps(replace(settings, remote="origin"), state, agent, claims=claims)
+    record = work_on(issue(repo), "task-1", deps)
+
+    # Then nothing landed while beta held the turn; then the run landed, and gave its turn back
+    assert at_release == [before]
+    assert record.landed
+    assert git(bare, "rev-parse", "main").strip() == record.commit
+    assert int(client.get("bdp.bdp.lease-token") or 0) == 3  # beta's turn, the lease, its turn
+    assert client.keys("bdp.bdp.land:*") == []
