@@ -39,7 +39,7 @@ def finish(job: Job, result: SessionResult) -> RunRecord:
             result.outcome = Outcome.SUPERSEDED
             result.summary = "the janitor gave this issue to another run; nothing was changed"
             job.transcript.line(f"bdp: {result.summary}")
-            put_away(job)
+            put_away(job, share=False)  # the run that has the issue now goes on from its own
             return _record(job, result, "")
         despite_broker("file follow-ups", lambda: file_follow_ups(job, result))
         commit = _land_safely(job, result)

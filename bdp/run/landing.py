@@ -142,8 +142,9 @@ def _not_landed(job: Job, result: SessionResult, landing: Landing) -> None:
     job.transcript.line(f"bdp: {result.summary}")
 
 
-def put_away(job: Job) -> None:
-    """Remove the run's worktree; keep its branch when it holds work that did not land."""
+def put_away(job: Job, share: bool = True) -> None:
+    """Remove the run's worktree; keep its branch when it holds work that did not land (and,
+    with ``share``, push it to the shared remote for whichever machine goes on with it)."""
     tree = job.tree
     if tree is None or tree.worktree is None:
         return
@@ -157,7 +158,8 @@ def put_away(job: Job) -> None:
     except GitError as error:  # the janitor prunes what is left
         log.warning("could not remove the worktree %s: %s", worktree.path, error)
     job.kept_branch = worktree.branch if keep else ""
-    _share_or_unshare(job, tree)
+    if share:
+        _share_or_unshare(job, tree)
 
 
 def _share_or_unshare(job: Job, tree: RunTree) -> None:
@@ -182,7 +184,7 @@ def _has_work(job: Job, worktree: WorkTree) -> bool:
     try:
         _commit_left_over(worktree, message, _tree(job).setup_made)
         ahead = git(worktree.path, "rev-list", "--count", f"{worktree.base}..HEAD").strip()
-    except GitError as error:
+    except (GitError, OSError) as error:  # OSError: the janitor retired the tree meanwhile
         log.warning("could not save the work of %s: %s", worktree.branch, error)
         return True  # keep the branch rather than lose what may be on it
     return int(ahead or 0) > 0

@@ -27,6 +27,7 @@ from bdp.models import Outcome, RunRecord, TaskArgs
 from bdp.queue.janitor import Janitor
 from bdp.repo.locks import LockTable
 from bdp.repo.pending import pending_closes
+from bdp.repo.worktree import retire
 from bdp.run.deps import RunDeps
 from bdp.run.work import work_on
 from tests.support.beads import BIN_DIR, create_issue, run_bd_ok, show_issue
@@ -812,3 +813,29 @@ def test_landing_through_a_remote_on_redis_waits_for_the_turn_and_gives_it_back(
     assert git(bare, "rev-parse", "main").strip() == record.commit
     assert int(client.get("bdp.bdp.lease-token") or 0) == 3  # beta's turn, the lease, its turn
     assert client.keys("bdp.bdp.land:*") == []
+
+
+def test_a_run_taken_away_whose_worktree_the_janitor_retired_ends_superseded_cleanly(
+    repo: Path, settings: Settings, state: State
+) -> None:
+    # Given a run the janitor took for dead (its machine was cut off), whose worktree this
+    # machine's janitor then retired as nobody's while the session still ran
+    args = issue(repo)
+
+    def taken_away_and_retired(request: SessionRequest) -> None:
+        state.unregister(request.run_id)
+        run_bd_ok(repo, "update", args.issue_id, "--status", "open", "--assignee", "")
+        run_bd_ok(repo, "update", args.issue_id, "--claim", "--actor", "bdp/elsewhere/1-w")
+        (request.repo / "mine.py").write_text("mine\n")
+        retire(repo, request.repo, settings.home / "locks")
+
+    agent = StubAgentRunner(on_run=taken_away_and_retired)
+    main = git(repo, "rev-parse", "main")
+
+    record = run(repo, settings, state, agent, args)
+
+    # Then it still ends SUPERSEDED with nothing landed, its branch kept with the work
+    assert record.outcome is Outcome.SUPERSEDED
+    assert git(repo, "rev-parse", "main") == main
+    [branch] = bdp_branches(repo)
+    assert git(repo, "show", f"{branch}:mine.py") == "mine\n"
