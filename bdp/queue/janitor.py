@@ -324,7 +324,11 @@ class Janitor:
             return  # another machine's clone
         busy = {run.issue_id for run in live.values() if run.repo == repo}
         age = 0.0 if force else self.settings.stale_after
-        self._guarded(remove_worktrees, self.settings.home, clone, busy, age, report)
+
+        def busy_now() -> set[str]:  # runs that registered since the sweep began count too
+            return busy | {run.issue_id for run in self.state.runs() if run.repo == repo}
+
+        self._guarded(remove_worktrees, self.settings.home, clone, busy_now, age, report)
         keep = self.settings.keep_branches
         self._guarded(delete_expired_branches, self.settings.home, clone, busy, keep, report)
 

@@ -3,6 +3,7 @@ what they hold on their branches), and delete bdp's branches of work nobody came
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from bdp.queue.sweep_report import SweepReport
@@ -10,10 +11,10 @@ from bdp.repo.worktree import delete_branch, expired_branches, orphans, retire, 
 
 
 def remove_worktrees(
-    home: Path, clone: Path, busy: set[str], older_than: float, report: SweepReport
+    home: Path, clone: Path, busy: Callable[[], set[str]], older_than: float, report: SweepReport
 ) -> None:
     """Retire the worktrees of ``clone`` older than ``older_than`` s whose issue is not
-    ``busy`` (a live run's)."""
+    ``busy()`` (a live run's, asked once the worktrees are listed)."""
     for path in orphans(home, clone, busy, older_than=older_than):
         branch = retire(clone, path, home / "locks")
         if branch is not None:

@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -205,23 +205,25 @@ def delete_branch(repo: Path, branch: str, lock_dir: Path) -> None:
         git(repo, "branch", "--quiet", "-D", branch)
 
 
-def orphans(home: Path, repo: Path, busy: set[str], older_than: float) -> list[Path]:
-    """Worktrees of ``repo`` whose issue no live run works on (``busy`` holds the issue ids
+def orphans(home: Path, repo: Path, busy: Callable[[], set[str]], older_than: float) -> list[Path]:
+    """Worktrees of ``repo`` whose issue no live run works on (``busy()`` says the issue ids
     of those that do), untouched for ``older_than`` s.
 
     By issue, not by run: a continuation works in the directory of the run it continues.
+    The live runs are asked for after the worktrees are listed: a run registers before it
+    makes its worktree, so every listed worktree of a live run is known to be busy.
     """
     folder = worktrees_dir(home, repo)
     if not folder.is_dir():
         return []
     cutoff = time.time() - older_than
-    in_use = {_issue_part(issue) for issue in busy}
     branches = _branches_by_path(repo)
+    listed = [path for path in sorted(folder.iterdir()) if path.is_dir()]
+    in_use = {_issue_part(issue) for issue in busy()}
     return [
         path
-        for path in sorted(folder.iterdir())
-        if path.is_dir()
-        and _issue_of(branches.get(os.path.realpath(path), "")) not in in_use
+        for path in listed
+        if _issue_of(branches.get(os.path.realpath(path), "")) not in in_use
         and path.stat().st_mtime < cutoff
     ]
 

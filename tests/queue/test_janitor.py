@@ -1495,3 +1495,40 @@ def test_a_shared_lock_whose_lease_lapsed_is_freed_though_its_run_looks_alive(
 
     assert table.locks() == []
     assert report.freed_locks == [f"{tree}:src/a.py (lease lapsed)"]
+
+
+class RegistersOnList(MemoryBeads):
+    """bd, asked for claims mid-sweep while a new run registers and makes its worktree."""
+
+    def __init__(self, register: Callable[[], None]) -> None:
+        super().__init__()
+        self._register: Callable[[], None] | None = register
+
+    def in_progress(self) -> list[Issue]:
+        register, self._register = self._register, None
+        if register is not None:
+            register()
+        return super().in_progress()
+
+
+def test_the_worktree_of_a_run_that_registered_during_the_sweep_is_left_alone(
+    settings: Settings, repo: Path
+) -> None:
+    # Given a run that registers, and makes its worktree, after the sweep read the live runs
+    app = make_app(settings)
+    app.state.remember_repo(str(repo))
+    made: list[Path] = []
+
+    def newcomer() -> None:
+        app.state.register(a_run(repo, run_id="newrun1"))
+        worktree = create_worktree(repo, settings.home, f"bdp/{ISSUE}/newrun1", tip(repo, "main"))
+        old = time.time() - 2 * STALE  # as old as a slow setup can make it look
+        os.utime(worktree.path, (old, old))
+        made.append(worktree.path)
+
+    # When the sweep goes on to tidy the worktrees
+    report = janitor_of(app, RegistersOnList(newcomer)).sweep()
+
+    # Then the newcomer's worktree is its own still
+    assert report.removed_worktrees == []
+    assert [path.exists() for path in made] == [True]
