@@ -239,7 +239,8 @@ def _issue_of(branch: str) -> str | None:
 
 
 def _branches_by_path(repo: Path) -> dict[str, str]:
-    """Each worktree's real path and the branch it has checked out."""
+    """Each worktree's real path and the branch it works on: the one checked out, or the one
+    a rebase in it is moving (a lander rebasing a run's commit leaves HEAD detached)."""
     listing = git(repo, "worktree", "list", "--porcelain")
     found, path = {}, ""
     for line in listing.splitlines():
@@ -247,7 +248,22 @@ def _branches_by_path(repo: Path) -> dict[str, str]:
             path = os.path.realpath(line.removeprefix("worktree "))
         elif line.startswith("branch refs/heads/"):
             found[path] = line.removeprefix("branch refs/heads/")
+        elif line == "detached":
+            found[path] = _rebasing(Path(path))
     return found
+
+
+def _rebasing(tree: Path) -> str:
+    """The branch a rebase in the worktree ``tree`` is moving; "" when none is."""
+    try:
+        gitdir = tree / (tree / ".git").read_text().removeprefix("gitdir:").strip()
+        for state in ("rebase-merge", "rebase-apply"):
+            head = gitdir / state / "head-name"
+            if head.is_file():
+                return head.read_text().strip().removeprefix("refs/heads/")
+    except OSError:
+        pass
+    return ""
 
 
 def expired_branches(repo: Path, busy: set[str], older_than: float) -> list[str]:

@@ -7,15 +7,23 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 import redis
 
 from tests.conftest import git
-from tests.integration.helpers import bdp, bdp_json, first_turns, marker, script_write_then_done
+from tests.integration.helpers import (
+    BDP,
+    bdp,
+    bdp_json,
+    first_turns,
+    marker,
+    script_write_then_done,
+)
 from tests.integration.test_recovery import FAST_RECOVERY, hang_then_finish
-from tests.support.beads import show_issue
+from tests.support.beads import bd_calls, show_issue
 from tests.support.fake_api import FakeApi, Report, ToolUse
 from tests.support.hosts import (
     REPO_NAME,
@@ -128,6 +136,23 @@ def test_hosts_with_their_own_bd_each_queue_everything_and_each_issue_lands_once
     states = {item["id"]: item["state"] for item in json.loads(done.stdout)}
     assert {i: states[i] for i in still_open} == dict.fromkeys(still_open, "landed already")
     assert bdp_json(stale.env, "status")["queued"] == 0
+
+    # And `bdp enqueue --watch` there, polling its unsynced bd again and again, queues nothing
+    calls = tmp_path / "stale-bd.log"
+    watching = {**stale.env, "FAKE_BD_LOG": str(calls)}
+    watcher = subprocess.Popen(
+        [BDP, "enqueue", str(stale.clone), "--watch", "--interval", "0.2s"],
+        env=watching,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    wait_for(lambda: sum(argv[:1] == ["ready"] for argv in bd_calls(calls)) >= 3, 30)
+    watcher.send_signal(signal.SIGINT)
+    printed, _ = watcher.communicate(timeout=30)
+    assert bdp_json(stale.env, "status")["queued"] == 0
+    assert not any(i in printed for i in still_open), printed
 
 
 def test_a_host_that_dies_mid_run_has_its_issue_finished_once_by_another(

@@ -1532,3 +1532,25 @@ def test_the_worktree_of_a_run_that_registered_during_the_sweep_is_left_alone(
     # Then the newcomer's worktree is its own still
     assert report.removed_worktrees == []
     assert [path.exists() for path in made] == [True]
+
+
+def test_a_live_runs_worktree_mid_rebase_is_left_alone(settings: Settings, repo: Path) -> None:
+    # Given a live run whose worktree is in the middle of a rebase (a lander rebasing its
+    # commit onto a newer tip: HEAD is detached meanwhile), stopped at a conflict
+    app = make_app(settings)
+    app.state.remember_repo(str(repo))
+    app.state.register(a_run(repo, run_id="run-1"))
+    worktree = create_worktree(repo, settings.home, f"bdp/{ISSUE}/run-1", tip(repo, "main"))
+    for where, text in ((worktree.path, "mine\n"), (repo, "theirs\n")):
+        (where / "clash.txt").write_text(text)
+        for argv in (["add", "clash.txt"], ["commit", "-q", "-m", text.strip()]):
+            subprocess.run(["git", *argv], cwd=where, check=True, capture_output=True)
+    rebase = subprocess.run(["git", "rebase", "main"], cwd=worktree.path, capture_output=True)
+    assert rebase.returncode != 0  # stopped at the conflict, HEAD detached
+    old = time.time() - 2 * STALE
+    os.utime(worktree.path, (old, old))
+
+    report = janitor_of(app, MemoryBeads([claimed()])).sweep()
+
+    assert report.removed_worktrees == []
+    assert worktree.path.exists()
