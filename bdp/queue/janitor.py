@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from huey import Huey
 
-from bdp.broker.claims import RedisClaims, claims_for
+from bdp.broker.claims import claims_for
 from bdp.broker.keys import JANITOR_ACTIONS, LAST_SWEEP_KEY
 from bdp.broker.state import Marker, State
 from bdp.config import Settings
@@ -26,18 +27,16 @@ from bdp.errors import RepoError, UnknownIssue
 from bdp.host import host_name
 from bdp.models import Issue, Outcome, Run, RunRecord, TaskArgs
 from bdp.ops.notify import Notifier, notify_outcome
-from bdp.queue.janitor_locks import free_dead_locks
+from bdp.queue.janitor_locks import free_dead_locks, lock_tables, tables_of
 from bdp.queue.janitor_trees import delete_expired_branches, remove_worktrees
 from bdp.queue.sweep_report import SweepReport as SweepReport  # where tests and bdp clean look
 from bdp.repo import known_repos
 from bdp.repo.beads import BdCli, Beads
 from bdp.repo.epics import close_open_epics
 from bdp.repo.lock_table import Locks
-from bdp.repo.locks import LockTable
 from bdp.repo.pending import PendingClose, pending_closes
 from bdp.repo.procs import end_run_processes, pid_alive
 from bdp.repo.repo_config import load_repo_config
-from bdp.repo.shared_locks import SharedLockTable
 from bdp.repo.worktree import disk_used
 from bdp.run.deps import Requeue
 from bdp.run.epic_task import epics_to_review, queue_review
@@ -76,7 +75,7 @@ class Janitor:
         report = SweepReport()
         self._recover(force, report)
         live = {run.run_id: run for run in self.state.runs()}
-        for table in self._lock_tables():
+        for table in lock_tables(self.settings.home, self.claims):
             self._guarded(self._free_locks, table, live, force, report)
         notes = pending_closes(self.settings.home)  # their repos are paths here
         closing = {(self.settings.repo_key(Path(p.repo)), p.issue_id) for p in notes}
@@ -85,7 +84,7 @@ class Janitor:
             self._guarded(self._close_finished_epics, repo, report)
         self._guarded(self._clear_markers, report)
         for repo in self.state.repos():
-            self._guarded(self._tidy_trees, repo, live, force, report)
+            self._guarded(self._tidy_trees, repo, force, report)
         report.worktrees, report.worktree_bytes = disk_used(self.settings.home)
         for run_id in self.state.orphan_beats():
             self.state.drop_beat(run_id)
@@ -172,7 +171,7 @@ class Janitor:
             report.killed += end_run_processes(run.run_id)
         if self.state.unregister(run.run_id) is None:
             return  # another sweep got there first
-        for table in self._tables_of(run, clone):
+        for table in tables_of(run, clone, self.host, self.settings.home, self.claims):
             report.freed_locks += [f"{table.name}:{p}" for p in table.release_all(run.run_id)]
         actor = f"{_BDP_ACTOR}{run.host}/{run.worker}"
         note = (
@@ -235,23 +234,6 @@ class Janitor:
         return True
 
     # -- locks ----------------------------------------------------------------------------
-    def _lock_tables(self) -> list[Locks]:
-        """This machine's file lock tables, and the queue's shared ones when on Redis."""
-        tables: list[Locks] = [*LockTable.all_in(self.settings.home)]
-        if isinstance(self.claims, RedisClaims):
-            tables += SharedLockTable.all_in(self.claims.client, self.claims.prefix)
-        return tables
-
-    def _tables_of(self, run: Run, clone: Path) -> list[Locks]:
-        """Where a dead run's locks are: the shared table (any machine may free them), and
-        its machine's file table if that is this one."""
-        tables: list[Locks] = []
-        if isinstance(self.claims, RedisClaims):
-            tables.append(SharedLockTable(self.claims.client, self.claims.prefix, run.repo))
-        if run.host == self.host:
-            tables.append(LockTable(self.settings.home, clone))
-        return tables
-
     def _free_locks(
         self, table: Locks, live: dict[str, Run], force: bool, report: SweepReport
     ) -> None:
@@ -315,22 +297,19 @@ class Janitor:
                 report.reviewed_epics.append(epic.issue.id)
 
     # -- worktrees ------------------------------------------------------------------------
-    def _tidy_trees(
-        self, repo: str, live: dict[str, Run], force: bool, report: SweepReport
-    ) -> None:
+    def _tidy_trees(self, repo: str, force: bool, report: SweepReport) -> None:
         """Retire idle worktrees and expired branches of this machine's clone of ``repo``."""
         clone = self._clone_here(repo)
         if clone is None:
             return  # another machine's clone
-        busy = {run.issue_id for run in live.values() if run.repo == repo}
+        busy = partial(self._issues_running, repo)  # asked once the worktrees are listed
         age = 0.0 if force else self.settings.stale_after
-
-        def busy_now() -> set[str]:  # runs that registered since the sweep began count too
-            return busy | {run.issue_id for run in self.state.runs() if run.repo == repo}
-
-        self._guarded(remove_worktrees, self.settings.home, clone, busy_now, age, report)
+        self._guarded(remove_worktrees, self.settings.home, clone, busy, age, report)
         keep = self.settings.keep_branches
-        self._guarded(delete_expired_branches, self.settings.home, clone, busy, keep, report)
+        self._guarded(delete_expired_branches, self.settings.home, clone, busy(), keep, report)
+
+    def _issues_running(self, repo: str) -> set[str]:
+        return {run.issue_id for run in self.state.runs() if run.repo == repo}
 
     # -- markers --------------------------------------------------------------------------
     def _clear_markers(self, report: SweepReport) -> None:

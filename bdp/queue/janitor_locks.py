@@ -5,10 +5,34 @@ record, shared locks whose run's lease lapsed."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
+from bdp.broker.claims import Claims, RedisClaims
+from bdp.models import Run
 from bdp.queue.sweep_report import SweepReport
 from bdp.repo.lock_table import Locks
+from bdp.repo.locks import LockTable
 from bdp.repo.procs import end_run_processes
+from bdp.repo.shared_locks import SharedLockTable
+
+
+def lock_tables(home: Path, claims: Claims) -> list[Locks]:
+    """This machine's file lock tables, and the queue's shared ones when on Redis."""
+    tables: list[Locks] = [*LockTable.all_in(home)]
+    if isinstance(claims, RedisClaims):
+        tables += SharedLockTable.all_in(claims.client, claims.prefix)
+    return tables
+
+
+def tables_of(run: Run, clone: Path, host: str, home: Path, claims: Claims) -> list[Locks]:
+    """Where a dead run's locks are: the shared table (any machine may free them), and its
+    machine's file table if that is ``host``, this one."""
+    tables: list[Locks] = []
+    if isinstance(claims, RedisClaims):
+        tables.append(SharedLockTable(claims.client, claims.prefix, run.repo))
+    if run.host == host:
+        tables.append(LockTable(home, clone))
+    return tables
 
 
 def free_dead_locks(
