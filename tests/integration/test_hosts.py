@@ -44,7 +44,7 @@ def test_a_task_names_its_repo_and_runs_on_a_host_with_a_clone_at_any_path(
 ) -> None:
     # Given a shared remote, and two hosts with clones at different paths and the same backlog
     bare = shared_remote(tmp_path)
-    beads, ids = seeded_backlog(tmp_path, 3)
+    beads, ids = seeded_backlog(tmp_path, 2)
     shared = {**env, "BDP_REDIS_URL": redis_url}
     alpha = make_host(tmp_path, "alpha", bare, beads, shared)
     beta = make_host(tmp_path, "beta", bare, beads, shared)

@@ -57,7 +57,17 @@ def no_claude_left(api: FakeApi) -> bool:
     return not agent_processes(api.url)
 
 
-@pytest.mark.parametrize("kind", ["thread", "process"])
+@pytest.mark.parametrize(
+    ("broker_env", "kind"),
+    [
+        ("sqlite", "thread"),
+        ("redis", "process"),
+        # each broker and each worker kind runs by default; the other pairs in the soak run
+        pytest.param("sqlite", "process", marks=pytest.mark.soak),
+        pytest.param("redis", "thread", marks=pytest.mark.soak),
+    ],
+    indirect=["broker_env"],
+)
 def test_ready_issues_are_closed_with_commits_of_exactly_their_files(
     broker_env: dict[str, str], repo: Path, fake_api: FakeApi, tmp_path: Path, kind: str
 ) -> None:
