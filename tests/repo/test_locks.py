@@ -14,14 +14,13 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from bdp.errors import DeadlockError, LockError
 from bdp.repo.locks import Holder, LockTable, lock_name, repo_lock_dir
-from tests.support.processes import wait_for
+from tests.support.processes import in_thread, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,21 +53,6 @@ def run(name: str, started: float = 1.0) -> Holder:
 def holder_run(table: LockTable, path: str) -> str | None:
     lock = table.holder_of(path)
     return None if lock is None else lock.holder.run_id
-
-
-def in_thread(target: Callable[[], None]) -> tuple[threading.Thread, list[BaseException]]:
-    """Start ``target`` in a daemon thread; the list collects what it raised."""
-    errors: list[BaseException] = []
-
-    def body() -> None:
-        try:
-            target()
-        except BaseException as exc:  # handed to the test thread to assert on
-            errors.append(exc)
-
-    thread = threading.Thread(target=body, daemon=True)
-    thread.start()
-    return thread, errors
 
 
 # -- where locks live, and what they record ------------------------------------------------

@@ -3,9 +3,7 @@ two tables at different clone paths standing for two machines."""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ import redis
 from bdp.errors import DeadlockError, LockError
 from bdp.repo.lock_records import Holder
 from bdp.repo.shared_locks import SharedLockTable
-from tests.support.processes import wait_for
+from tests.support.processes import in_thread, wait_for
 
 PREFIX, REPO = "bdp.bdp", "app"
 
@@ -31,20 +29,6 @@ def table(url: str, tree: Path | None = None, lease: tuple[str, str] = ("", ""))
 
 def run(name: str, started: float = 1.0, host: str = "alpha") -> Holder:
     return Holder(f"run-{name}", f"bd-{name}", host, 1, started)
-
-
-def in_thread(target: Callable[[], object]) -> tuple[threading.Thread, list[BaseException]]:
-    errors: list[BaseException] = []
-
-    def body() -> None:
-        try:
-            target()
-        except BaseException as exc:  # handed to the test thread to assert on
-            errors.append(exc)
-
-    thread = threading.Thread(target=body, daemon=True)
-    thread.start()
-    return thread, errors
 
 
 @pytest.fixture

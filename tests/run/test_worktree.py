@@ -642,6 +642,14 @@ def test_a_file_locked_after_another_run_landed_a_change_to_it_is_edited_fresh(
     assert (repo / "notes.txt").read_text() == "one\ntwo\nthree\n"
 
 
+def take_away(repo: Path, state: State, request: SessionRequest, issue_id: str) -> None:
+    """What the janitor and another worker do to a run they took for dead: unregister it,
+    reset its issue, and claim the issue for another run."""
+    state.unregister(request.run_id)
+    run_bd_ok(repo, "update", issue_id, "--status", "open", "--assignee", "")
+    run_bd_ok(repo, "update", issue_id, "--claim", "--actor", "bdp/elsewhere/1-w")
+
+
 def test_a_run_the_janitor_took_away_lands_nothing_and_frees_what_it_holds(
     repo: Path, settings: Settings, state: State
 ) -> None:
@@ -650,9 +658,7 @@ def test_a_run_the_janitor_took_away_lands_nothing_and_frees_what_it_holds(
     args = issue(repo)
 
     def taken_away(request: SessionRequest) -> None:
-        state.unregister(request.run_id)
-        run_bd_ok(repo, "update", args.issue_id, "--status", "open", "--assignee", "")
-        run_bd_ok(repo, "update", args.issue_id, "--claim", "--actor", "bdp/elsewhere/1-w")
+        take_away(repo, state, request, args.issue_id)
 
     agent = StubAgentRunner(files={"mine.py": "mine\n"}, on_run=taken_away)
     assert state.mark_queued(str(repo), args.issue_id, "task-1")
@@ -823,9 +829,7 @@ def test_a_run_taken_away_whose_worktree_the_janitor_retired_ends_superseded_cle
     args = issue(repo)
 
     def taken_away_and_retired(request: SessionRequest) -> None:
-        state.unregister(request.run_id)
-        run_bd_ok(repo, "update", args.issue_id, "--status", "open", "--assignee", "")
-        run_bd_ok(repo, "update", args.issue_id, "--claim", "--actor", "bdp/elsewhere/1-w")
+        take_away(repo, state, request, args.issue_id)
         (request.repo / "mine.py").write_text("mine\n")
         retire(repo, request.repo, settings.home / "locks")
 

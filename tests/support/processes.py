@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -97,3 +98,19 @@ def agent_processes(api_url: str) -> list[int]:
         return environ.get("ANTHROPIC_BASE_URL") == api_url and RUN_ENV in environ
 
     return [pid for pid in pids_where(is_agent) if pid_alive(pid)]
+
+
+def in_thread(target: Callable[[], object]) -> tuple[threading.Thread, list[BaseException]]:
+    """Start ``target`` in a daemon thread; the list collects what it raised (for the test
+    thread to assert on)."""
+    errors: list[BaseException] = []
+
+    def body() -> None:
+        try:
+            target()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    return thread, errors
